@@ -1,0 +1,172 @@
+"""The persona graph's data model: what a node and an edge are, and how their ids are made.
+
+Ids are content hashes of the normalised text, so every write is an idempotent MERGE: a rerun after a
+crash neither loses nor duplicates nodes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import time
+import unicodedata
+from enum import Enum
+from typing import Any
+
+from pydantic import BaseModel, Field, field_validator
+
+REL_TYPE_RE = re.compile(r"^[A-Z][A-Z0-9_]*$")
+LABEL_RE = re.compile(r"^[A-Z][A-Za-z0-9_]*$")
+PROPERTY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+# Attribute keys that stages count "regions" by; other attribute keys are allowed too.
+REGION_ATTRIBUTES = ("age_group", "occupation", "domain", "visibility", "language")
+
+# Properties owned by the store: attributes may not overwrite them.
+RESERVED_PROPERTIES = frozenset(
+    {"id", "description", "status", "hop", "origin", "run_id", "created_at", "aliases",
+     "merged_ids", "merged_into", "expanded"}
+)
+
+
+class InvalidName(ValueError):
+    """A relationship type, label or property name that may not be placed into a query."""
+
+
+class PersonaStatus(str, Enum):
+    """Life cycle of a persona node."""
+
+    candidate = "candidate"
+    accepted = "accepted"
+    rejected = "rejected"
+    merged = "merged"
+
+
+def normalise_text(text: str) -> str:
+    """Case-fold, NFKC-normalise and collapse whitespace: the form that ids are hashed from."""
+    text = unicodedata.normalize("NFKC", text).casefold()
+    return " ".join(text.split())
+
+
+def content_id(text: str, prefix: str = "p") -> str:
+    """A stable id for a text: `prefix` + 20 hex chars of SHA-256 over its normalised form."""
+    digest = hashlib.sha256(normalise_text(text).encode("utf-8")).hexdigest()
+    return f"{prefix}_{digest[:20]}"
+
+
+def persona_id(description: str) -> str:
+    """Id of the persona with this description (same text up to case/spacing -> same id)."""
+    return content_id(description, "p")
+
+
+def text_hash(text: str) -> str:
+    """Hash of a source text as given (not normalised), used to skip already-processed sources."""
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def check_rel_type(name: str) -> str:
+    """Return `name` if it is a valid relationship type (`^[A-Z][A-Z0-9_]*$`), else raise InvalidName."""
+    if not isinstance(name, str) or not REL_TYPE_RE.match(name) or len(name) > 64:
+        raise InvalidName(
+            f"invalid relationship type {name!r}: use UPPER_SNAKE_CASE letters, digits and "
+            "underscores, starting with a letter, at most 64 characters (e.g. PATIENT_OF)"
+        )
+    return name
+
+
+def check_label(name: str) -> str:
+    """Return `name` if it is a valid node label, else raise InvalidName."""
+    if not isinstance(name, str) or not LABEL_RE.match(name) or len(name) > 64:
+        raise InvalidName(f"invalid node label {name!r}: use letters, digits and underscores")
+    return name
+
+
+def check_property(name: str) -> str:
+    """Return `name` if it is a valid property key, else raise InvalidName."""
+    if not isinstance(name, str) or not PROPERTY_RE.match(name) or len(name) > 64:
+        raise InvalidName(f"invalid property name {name!r}: use letters, digits and underscores")
+    return name
+
+
+Scalar = str | int | float | bool
+
+
+class Persona(BaseModel):
+    """A persona node. `attributes` become flat node properties so regions can be counted in Cypher."""
+
+    description: str = Field(min_length=1)
+    id: str = ""
+    status: PersonaStatus = PersonaStatus.accepted
+    hop: int = Field(default=0, ge=0)
+    origin: str = "import"
+    run_id: str = ""
+    attributes: dict[str, Scalar | list[str]] = Field(default_factory=dict)
+
+    @field_validator("description")
+    @classmethod
+    def _strip(cls, v: str) -> str:
+        v = v.strip()
+        if not v:
+            raise ValueError("description is empty")
+        return v
+
+    @field_validator("attributes")
+    @classmethod
+    def _attr_names(cls, v: dict[str, Any]) -> dict[str, Any]:
+        for key in v:
+            check_property(key)
+            if key in RESERVED_PROPERTIES:
+                raise ValueError(f"attribute {key!r} is reserved by the store")
+        return {k: val for k, val in v.items() if val is not None}
+
+    def model_post_init(self, __context: Any) -> None:
+        if not self.id:
+            self.id = persona_id(self.description)
+
+    def row(self) -> dict[str, Any]:
+        """The parameter row used by the batched upsert query."""
+        return {
+            "id": self.id,
+            "description": self.description,
+            "status": self.status.value,
+            "hop": self.hop,
+            "origin": self.origin,
+            "run_id": self.run_id,
+            "created_at": time.time(),
+            "attrs": dict(self.attributes),
+        }
+
+
+class Source(BaseModel):
+    """A source text that personas were extracted from."""
+
+    text_hash: str
+    uri: str = ""
+    id: str = ""
+    props: dict[str, Scalar] = Field(default_factory=dict)
+
+    def model_post_init(self, __context: Any) -> None:
+        if not self.id:
+            self.id = f"s_{self.text_hash[:20]}"
+
+    def row(self) -> dict[str, Any]:
+        """The parameter row used by the batched upsert query."""
+        return {"id": self.id, "uri": self.uri, "text_hash": self.text_hash, "props": dict(self.props)}
+
+
+class Edge(BaseModel):
+    """A typed relationship between two nodes, addressed by their `id` properties."""
+
+    source: str
+    target: str
+    type: str
+    props: dict[str, Scalar | list[str]] = Field(default_factory=dict)
+
+    @field_validator("type")
+    @classmethod
+    def _type(cls, v: str) -> str:
+        return check_rel_type(v)
+
+    def row(self) -> dict[str, Any]:
+        """The parameter row used by the batched edge query."""
+        return {"src": self.source, "dst": self.target, "props": dict(self.props)}
