@@ -45,6 +45,27 @@ class ImportConfig(BaseModel):
     max_chars: int = 4000
 
 
+class LLMConfig(BaseModel):
+    """The chat model endpoint and how we call it: any OpenAI-compatible server, Ollama, or the embedded SmolLM2."""
+
+    provider: Literal["openai", "ollama"] = Field(default="openai", description="LangChain provider")
+    base_url: str | None = Field(default=None, description="Endpoint URL (http://host:port/v1); None = embedded SmolLM2")
+    model: str = Field(default="smollm2-135m-instruct", description="Model name sent to the endpoint")
+    api_key: SecretStr = Field(default=SecretStr(""), description="API key ('' sends a placeholder, fine for local servers)")
+    temperature: float = Field(default=0.7, ge=0.0, le=2.0)
+    max_tokens: int = Field(default=512, ge=1, description="Completion tokens per call")
+    timeout: float = Field(default=120.0, gt=0, description="Seconds per HTTP call (the client default is none)")
+    max_retries: int = Field(default=5, ge=0, description="Retries on 429 / 5xx / timeouts / connection errors (backoff + jitter)")
+    concurrency: int = Field(default=16, ge=1, description="Calls in flight at once")
+    requests_per_second: float | None = Field(default=None, gt=0, description="Optional ceiling on calls started per second")
+    structured_output: Literal["json_schema", "function_calling", "json_mode"] = Field(
+        default="function_calling", description="How structured answers are requested (llama.cpp's server rejects json_schema)"
+    )
+    validation_retries: int = Field(default=2, ge=0, description="Extra calls when an answer does not fit its schema")
+    cache: bool = Field(default=True, description="Answer repeated calls from the on-disk response cache")
+    local_port: int = Field(default=0, ge=0, description="Port of the embedded model server (0 = pick a free one)")
+
+
 class Settings(BaseSettings):
     """All of personagraph's settings. Stage sections are added beside `store` as the stages land."""
 
@@ -57,6 +78,7 @@ class Settings(BaseSettings):
 
     store: StoreConfig = Field(default_factory=StoreConfig)
     import_: ImportConfig = Field(default_factory=ImportConfig, alias="import")
+    llm: LLMConfig = Field(default_factory=LLMConfig)
 
     @classmethod
     def settings_customise_sources(
@@ -131,4 +153,18 @@ batch_size = 5000
 [import]
 min_chars = 8
 max_chars = 4000
+
+[llm]
+provider = "openai"           # or "ollama"
+# base_url = "http://localhost:8000/v1"   # unset = embedded SmolLM2-135M (tiny, rough output)
+model = "smollm2-135m-instruct"
+temperature = 0.7
+max_tokens = 512
+timeout = 120                 # seconds per call
+max_retries = 5               # on 429 / 5xx / timeouts, exponential backoff with jitter
+concurrency = 16              # calls in flight
+# requests_per_second = 10
+structured_output = "function_calling"   # or "json_schema" (OpenAI, vLLM) or "json_mode"
+validation_retries = 2
+cache = true                  # on-disk response cache in data_dir/llm_cache
 """
