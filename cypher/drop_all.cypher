@@ -1,0 +1,2 @@
+// Delete everything (tests and `personagraph init --reset`).
+MATCH (n) DETACH DELETE n

@@ -1,0 +1,1 @@
+MATCH (n) RETURN DISTINCT labels(n)[0] AS label

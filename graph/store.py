@@ -1,0 +1,569 @@
+"""The persona graph store: one API over the embedded FalkorDB and a Neo4j 5 server.
+
+Every operation is Cypher from `cypher/` run with parameters; the two backends differ only in how a
+query is sent and how results come back (`FalkorStore`, `Neo4jStore`), and in the few files of the
+per-dialect table (`cypher/falkordb/`, `cypher/neo4j/`). Nothing here knows about LLMs.
+
+    >>> store = open_store(StoreOptions(data_dir=Path(".personagraph")))
+    >>> store.upsert_personas([Persona(description="A pediatric nurse in Lyon")])
+    WriteStats(nodes_created=1, ...)
+"""
+
+from __future__ import annotations
+
+import contextlib
+from abc import ABC, abstractmethod
+from collections import defaultdict
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+import cypher
+from graph import server
+from graph.model import (
+    Edge,
+    Persona,
+    PersonaStatus,
+    Source,
+    check_label,
+    check_property,
+    check_rel_type,
+)
+from graph.server import StoreUnavailable
+
+LIVE_STATUSES: tuple[str, ...] = (PersonaStatus.candidate.value, PersonaStatus.accepted.value)
+UNIQUE_KEYS: tuple[tuple[str, str], ...] = (("Persona", "id"), ("Source", "id"), ("Run", "id"), ("Sample", "id"))
+
+__all__ = [
+    "GraphStore",
+    "FalkorStore",
+    "Neo4jStore",
+    "QueryError",
+    "ReadOnlyViolation",
+    "StoreUnavailable",
+    "StoreOptions",
+    "QueryResult",
+    "WriteStats",
+    "LIVE_STATUSES",
+    "open_store",
+]
+
+
+class QueryError(RuntimeError):
+    """The database rejected a query; the message is the database's own."""
+
+
+class ReadOnlyViolation(QueryError):
+    """A query that writes was sent as read-only."""
+
+
+class StoreOptions(BaseModel):
+    """How to reach the store (the `store` config section, minus what only the CLI needs)."""
+
+    uri: str = "embedded"
+    data_dir: Path = Path(".personagraph")
+    graph: str = "personas"
+    user: str = "neo4j"
+    password: str = ""
+    batch_size: int = Field(default=5000, ge=1)
+    save_points: str = "3600 1 300 100 60 10000"
+
+
+class WriteStats(BaseModel):
+    """What a write changed, summed over its batches."""
+
+    nodes_created: int = 0
+    nodes_deleted: int = 0
+    relationships_created: int = 0
+    relationships_deleted: int = 0
+    properties_set: int = 0
+    matched: int = 0
+
+    def __iadd__(self, other: WriteStats) -> WriteStats:
+        for name in type(self).model_fields:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        return self
+
+
+class QueryResult(BaseModel):
+    """Columns and rows of a query; nodes come back as property maps, edges as maps with `_type`."""
+
+    columns: list[str]
+    rows: list[list[Any]]
+    stats: WriteStats = Field(default_factory=WriteStats)
+
+    def records(self) -> list[dict[str, Any]]:
+        """Rows as dicts keyed by column name."""
+        return [dict(zip(self.columns, row)) for row in self.rows]
+
+    def value(self, default: Any = None) -> Any:
+        """The first column of the first row (for single-value queries)."""
+        return self.rows[0][0] if self.rows and self.rows[0] else default
+
+
+def _batches(rows: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(rows), size):
+        yield rows[start : start + size]
+
+
+def _union(*lists: Iterable[Any]) -> list[Any]:
+    """Order-preserving union of lists (aliases, merged ids)."""
+    seen: dict[Any, None] = {}
+    for items in lists:
+        for item in items or ():
+            seen.setdefault(item, None)
+    return list(seen)
+
+
+class GraphStore(ABC):
+    """The operations every stage uses; subclasses only send queries and convert results."""
+
+    dialect: str = ""
+
+    def __init__(self, options: StoreOptions) -> None:
+        self.options = options
+
+    # -- transport (backend-specific) -----------------------------------------------------------
+    @abstractmethod
+    def run(self, query: str, params: dict[str, Any] | None = None, *, write: bool = True) -> QueryResult:
+        """Run one Cypher query with parameters. `write=False` makes the database refuse writes."""
+
+    @abstractmethod
+    def _create_unique(self, label: str, prop: str) -> None:
+        """Create a uniqueness constraint (dialect-specific command)."""
+
+    @abstractmethod
+    def iter_nodes(self, label: str = "Persona", page: int = 10_000) -> Iterator[list[dict[str, Any]]]:
+        """All nodes of a label as property maps, one page (list) at a time."""
+
+    @abstractmethod
+    def describe(self) -> str:
+        """Where this store is, for messages."""
+
+    def close(self) -> None:
+        """Release the connection (the embedded server keeps running)."""
+
+    def persist(self) -> None:
+        """Ask the database to write its data to disk now, if it has such a step."""
+
+    def __enter__(self) -> GraphStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- helpers ----------------------------------------------------------------------------------
+    def q(self, name: str, **fills: str | int) -> str:
+        """Load query `name` for this dialect and fill validated placeholders."""
+        text = cypher.load(name, self.dialect)
+        return cypher.fill(text, **fills) if fills else text
+
+    def run_named(self, name: str, params: dict[str, Any] | None = None, *, write: bool = False, **fills: str | int) -> QueryResult:
+        """Run a query from `cypher/` by name."""
+        return self.run(self.q(name, **fills), params or {}, write=write)
+
+    def _write_batches(self, query: str, rows: Sequence[dict[str, Any]], key: str = "rows") -> WriteStats:
+        total = WriteStats()
+        for chunk in _batches(rows, self.options.batch_size):
+            res = self.run(query, {key: list(chunk)}, write=True)
+            total += res.stats
+            if "matched" in res.columns:
+                total.matched += int(res.value(0) or 0)
+        return total
+
+    # -- schema -----------------------------------------------------------------------------------
+    def ensure_schema(self) -> None:
+        """Create the uniqueness constraints and property indexes (idempotent)."""
+        for stmt in cypher.statements(self.q("schema")):
+            with contextlib.suppress(QueryError):  # already exists (FalkorDB has no IF NOT EXISTS)
+                self.run(stmt, write=True)
+        for label, prop in UNIQUE_KEYS:
+            self._create_unique(label, prop)
+
+    # -- writes -----------------------------------------------------------------------------------
+    def upsert_personas(self, personas: Sequence[Persona]) -> WriteStats:
+        """MERGE personas by id in UNWIND batches; existing ids are left untouched."""
+        return self._write_batches(self.q("upsert_personas"), [p.row() for p in personas])
+
+    def upsert_sources(self, sources: Sequence[Source]) -> WriteStats:
+        """MERGE source nodes by id in batches."""
+        return self._write_batches(self.q("upsert_sources"), [s.row() for s in sources])
+
+    def add_edges(self, edges: Sequence[Edge], source_label: str = "Persona", target_label: str = "Persona") -> WriteStats:
+        """MERGE typed edges in batches (one per type); endpoints merged away are redirected to survivors.
+
+        `matched` in the result counts rows whose two endpoints existed.
+        """
+        check_label(source_label)
+        check_label(target_label)
+        redirect: dict[str, str] = {}
+        persona_ids = [e.source for e in edges if source_label == "Persona"] + [
+            e.target for e in edges if target_label == "Persona"
+        ]
+        if persona_ids:
+            redirect = self.resolve_merged(persona_ids)
+        by_type: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for e in edges:
+            row = e.row()
+            if source_label == "Persona":
+                row["src"] = redirect.get(row["src"], row["src"])
+            if target_label == "Persona":
+                row["dst"] = redirect.get(row["dst"], row["dst"])
+            by_type[check_rel_type(e.type)].append(row)
+        total = WriteStats()
+        for rel_type, rows in by_type.items():
+            query = self.q("upsert_edges", TYPE=rel_type, SRC=source_label, DST=target_label)
+            total += self._write_batches(query, rows)
+        return total
+
+    def set_properties(self, rows: Sequence[dict[str, Any]], label: str = "Persona") -> WriteStats:
+        """`SET n += props` for rows `{"id": ..., "props": {...}}`; property names are validated."""
+        for row in rows:
+            for key in row["props"]:
+                check_property(key)
+        return self._write_batches(self.q("set_properties", LABEL=check_label(label)), list(rows))
+
+    def record_run(self, run_id: str, props: dict[str, Any]) -> None:
+        """Create or update the `Run` node of a pipeline run with its accounting."""
+        for key in props:
+            check_property(key)
+        self.run_named("upsert_run", {"id": run_id, "props": props}, write=True)
+
+    def reset(self) -> None:
+        """Delete every node and edge of this graph."""
+        self.run_named("drop_all", write=True)
+
+    # -- reads ------------------------------------------------------------------------------------
+    def get_personas(self, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """Property maps of the personas with these ids (missing ids are absent)."""
+        out: dict[str, dict[str, Any]] = {}
+        for chunk in _batches(list(ids), self.options.batch_size):
+            for (node,) in self.run_named("get_personas", {"ids": list(chunk)}).rows:
+                out[node["id"]] = node
+        return out
+
+    def iter_personas(self, statuses: Sequence[str] | None = LIVE_STATUSES, page: int = 10_000) -> Iterator[dict[str, Any]]:
+        """Stream persona property maps, optionally only those with the given statuses."""
+        wanted = set(statuses) if statuses is not None else None
+        for chunk in self.iter_nodes("Persona", page):
+            for node in chunk:
+                if wanted is None or node.get("status") in wanted:
+                    yield node
+
+    def iter_edges(self, page: int = 10_000) -> Iterator[dict[str, Any]]:
+        """Stream every edge as {source, source_label, type, target, target_label, props}."""
+        labels = [row[0] for row in self.run_named("labels").rows if row[0]]
+        for label in labels:
+            query = self.q("edges_from", LABEL=check_label(label))
+            for chunk in self.iter_nodes(label, page):
+                ids = [n["id"] for n in chunk if "id" in n]
+                for rec in self.run(query, {"ids": ids}, write=False).records():
+                    yield rec
+
+    def resolve_merged(self, ids: Sequence[str]) -> dict[str, str]:
+        """Map each merged (tombstoned) id among `ids` to the live survivor it was merged into."""
+        out: dict[str, str] = {}
+        unique = list(dict.fromkeys(ids))
+        for chunk in _batches(unique, self.options.batch_size):
+            for rec in self.run_named("resolve_merged", {"ids": list(chunk)}).records():
+                out[rec["id"]] = rec["survivor"]
+        return out
+
+    def neighbours(self, ids: Sequence[str], statuses: Sequence[str] = LIVE_STATUSES) -> dict[str, list[str]]:
+        """Persona neighbours (any type, either direction) of each id, in one query per batch."""
+        out: dict[str, list[str]] = {}
+        for chunk in _batches(list(dict.fromkeys(ids)), self.options.batch_size):
+            res = self.run_named("neighbours", {"ids": list(chunk), "statuses": list(statuses)})
+            for node, nbrs in res.rows:
+                out[node] = sorted(nbrs)
+        return out
+
+    def edges_among(self, ids: Sequence[str]) -> list[dict[str, Any]]:
+        """Relationship edges with both ends in `ids`: {source, target, type, props}."""
+        return self.run_named("edges_among", {"ids": list(ids)}).records()
+
+    def degrees(self, ids: Sequence[str]) -> dict[str, int]:
+        """Relationship degree (persona-persona edges) of each id."""
+        out: dict[str, int] = {}
+        for chunk in _batches(list(ids), self.options.batch_size):
+            for node, degree in self.run_named("degrees", {"ids": list(chunk)}).rows:
+                out[node] = int(degree)
+        return out
+
+    def region_counts(self, attribute: str, statuses: Sequence[str] = LIVE_STATUSES) -> dict[Any, int]:
+        """Live personas per value of `attribute` (None = attribute not set)."""
+        res = self.run_named("region_counts", {"statuses": list(statuses)}, PROP=check_property(attribute))
+        return {value: int(n) for value, n in res.rows}
+
+    def degree_distribution(self, statuses: Sequence[str] = LIVE_STATUSES) -> dict[int, int]:
+        """Number of live personas per relationship degree."""
+        res = self.run_named("degree_distribution", {"statuses": list(statuses)})
+        return {int(d): int(n) for d, n in res.rows}
+
+    def stats(self) -> dict[str, Any]:
+        """Counts by label/status, by edge type and by hop: what `personagraph stats` shows."""
+        nodes = self.run_named("stats_nodes").records()
+        edges = self.run_named("stats_edges").records()
+        hops = self.run_named("stats_hops", {"statuses": list(LIVE_STATUSES)}).records()
+        return {"nodes": nodes, "edges": edges, "hops": hops}
+
+    # -- merge primitive --------------------------------------------------------------------------
+    def merge_nodes(self, survivor: str, duplicates: Sequence[str]) -> WriteStats:
+        """Merge duplicate personas into `survivor`; see `merge_groups`."""
+        return self.merge_groups([(survivor, list(duplicates))])
+
+    def merge_groups(self, groups: Sequence[tuple[str, Sequence[str]]]) -> WriteStats:
+        """Merge each group of duplicate personas into its survivor, moving every edge.
+
+        Every edge of a duplicate is recreated on the survivor with its type, direction and
+        properties; an edge the survivor already has (same type, same other end, same direction)
+        is not duplicated; an edge between two members of one group is dropped unless it was a
+        self-loop already. The survivor records the duplicates' descriptions (`aliases`) and ids
+        (`merged_ids`); the duplicates stay as edgeless tombstones with status `merged` and
+        `merged_into`, so later writes that name them are redirected. Idempotent: rerunning after
+        a crash part-way gives the same graph.
+        """
+        owner: dict[str, str] = {}
+        for survivor, dups in groups:
+            for d in dups:
+                if d != survivor:
+                    owner[d] = survivor
+        if not owner:
+            return WriteStats()
+        for survivor, _ in groups:
+            if survivor in owner:
+                raise ValueError(f"{survivor} is both a survivor and a duplicate in one merge call")
+        dup_ids = list(owner)
+        survivors = list(dict.fromkeys(owner.values()))
+        nodes = self.get_personas(dup_ids + survivors)
+        missing = [i for i in survivors if i not in nodes]
+        if missing:
+            raise KeyError(f"survivor persona(s) not found: {missing[:5]}")
+
+        def target(node_id: str, label: str) -> str:
+            return owner.get(node_id, node_id) if label == "Persona" else node_id
+
+        # (type, src_label, dst_label) -> rows; built from both directions, deduplicated.
+        moved: dict[tuple[str, str, str], dict[tuple[str, str], dict[str, Any]]] = defaultdict(dict)
+        for direction in ("out", "in"):
+            for chunk in _batches(dup_ids, self.options.batch_size):
+                res = self.run_named(f"incident_{direction}", {"ids": list(chunk)})
+                for rec in res.records():
+                    node, other, label = rec["node"], rec["other"], rec["other_label"] or "Persona"
+                    new_node = owner.get(node, node)
+                    new_other = target(other, label)
+                    was_loop = node == other and label == "Persona"
+                    if label == "Persona" and new_node == new_other and not was_loop:
+                        continue  # an edge inside the group would become a new self-loop
+                    if direction == "out":
+                        key, src, dst, sl, dl = rec["type"], new_node, new_other, "Persona", label
+                    else:
+                        key, src, dst, sl, dl = rec["type"], new_other, new_node, label, "Persona"
+                    moved[(check_rel_type(key), check_label(sl), check_label(dl))].setdefault(
+                        (src, dst), {"src": src, "dst": dst, "props": rec["props"] or {}}
+                    )
+        total = WriteStats()
+        for (rel_type, sl, dl), rows in moved.items():
+            query = self.q("upsert_edges", TYPE=rel_type, SRC=sl, DST=dl)
+            total += self._write_batches(query, list(rows.values()))
+
+        survivor_rows = []
+        for survivor in survivors:
+            s = nodes[survivor]
+            members = [d for d in dup_ids if owner[d] == survivor and d in nodes]
+            aliases = _union(s.get("aliases"), *[[nodes[d]["description"]] + list(nodes[d].get("aliases") or []) for d in members])
+            aliases = [a for a in aliases if a != s.get("description")]
+            merged = _union(s.get("merged_ids"), *[[d] + list(nodes[d].get("merged_ids") or []) for d in members])
+            survivor_rows.append({"id": survivor, "aliases": aliases, "merged_ids": merged})
+        total += self._write_batches(self.q("merge_survivors"), survivor_rows)
+        tomb_rows = [{"id": d, "survivor": owner[d]} for d in dup_ids]
+        total += self._write_batches(self.q("merge_tombstones"), tomb_rows)
+        total += self._write_batches(self.q("merge_repoint"), tomb_rows)
+        return total
+
+
+class FalkorStore(GraphStore):
+    """The embedded default: FalkorDB over a unix socket, server started on first use."""
+
+    dialect = "falkordb"
+
+    def __init__(self, options: StoreOptions, socket_path: Path | None = None) -> None:
+        super().__init__(options)
+        import redis
+        from falkordb import FalkorDB
+
+        self._redis_errors = (redis.ConnectionError, redis.TimeoutError, ConnectionError, OSError)
+        self._response_error = redis.ResponseError
+        self.socket_path = socket_path or server.ensure_running(options.data_dir, options.save_points)
+        self._db = FalkorDB(unix_socket_path=str(self.socket_path))
+        self._graph = self._db.select_graph(options.graph)
+
+    def describe(self) -> str:
+        return f"embedded FalkorDB at {self.socket_path} (graph {self.options.graph!r})"
+
+    def _convert(self, value: Any) -> Any:
+        from falkordb.edge import Edge as FEdge
+        from falkordb.node import Node as FNode
+        from falkordb.path import Path as FPath
+
+        if isinstance(value, FNode):
+            return dict(value.properties)
+        if isinstance(value, FEdge):
+            return {"_type": value.relation, **dict(value.properties)}
+        if isinstance(value, FPath):
+            return [self._convert(n) for n in value.nodes()]
+        if isinstance(value, list):
+            return [self._convert(v) for v in value]
+        if isinstance(value, dict):
+            return {k: self._convert(v) for k, v in value.items()}
+        return value
+
+    def run(self, query: str, params: dict[str, Any] | None = None, *, write: bool = True) -> QueryResult:
+        try:
+            if write:
+                res = self._graph.query(query, params or None)
+            else:
+                res = self._graph.ro_query(query, params or None)
+        except self._response_error as exc:
+            msg = str(exc)
+            if "read-only" in msg or "RO_QUERY" in msg:
+                raise ReadOnlyViolation(f"this query writes to the graph; it was sent read-only ({msg})") from None
+            raise QueryError(msg) from None
+        except self._redis_errors as exc:
+            raise StoreUnavailable(
+                f"cannot reach the embedded FalkorDB at {self.socket_path}: {exc}. "
+                "Run `personagraph db status`, then `personagraph db start`."
+            ) from None
+        columns = [h[1] if isinstance(h, (list, tuple)) else str(h) for h in (res.header or [])]
+        rows = [[self._convert(v) for v in row] for row in (res.result_set or [])]
+        stats = WriteStats(
+            nodes_created=res.nodes_created,
+            nodes_deleted=res.nodes_deleted,
+            relationships_created=res.relationships_created,
+            relationships_deleted=res.relationships_deleted,
+            properties_set=res.properties_set,
+        )
+        return QueryResult(columns=columns, rows=rows, stats=stats)
+
+    def _create_unique(self, label: str, prop: str) -> None:
+        with contextlib.suppress(self._response_error):  # exists already
+            self._graph.create_node_unique_constraint(label, prop)
+
+    def iter_nodes(self, label: str = "Persona", page: int = 10_000) -> Iterator[list[dict[str, Any]]]:
+        max_id = self.run_named("max_node_id").value()
+        if max_id is None:
+            return
+        query = self.q("node_page", LABEL=check_label(label))
+        after = 0
+        while after <= int(max_id):
+            rows = self.run(query, {"after": after, "limit": page}, write=False).rows
+            if rows:
+                yield [node for _, node in rows]
+            after += page
+
+    def persist(self) -> None:
+        with contextlib.suppress(Exception):  # a snapshot already in progress is fine
+            self._db.connection.bgsave()
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self._db.connection.close()
+
+
+class Neo4jStore(GraphStore):
+    """A Neo4j 5 server over Bolt through the official driver (thin: transport and conversion only)."""
+
+    dialect = "neo4j"
+
+    def __init__(self, options: StoreOptions) -> None:
+        super().__init__(options)
+        import neo4j
+        from neo4j.exceptions import AuthError, ServiceUnavailable
+
+        self._neo4j = neo4j
+        try:
+            self._driver = neo4j.GraphDatabase.driver(options.uri, auth=(options.user, options.password))
+            self._driver.verify_connectivity()
+        except (ServiceUnavailable, AuthError, ValueError, OSError) as exc:
+            raise StoreUnavailable(
+                f"cannot reach Neo4j at {options.uri}: {exc}. Check that the server runs and that "
+                "NEO4J_USER / NEO4J_PASSWORD (or [store] user/password) are right."
+            ) from None
+        self._database = options.graph if options.graph and options.graph != "personas" else None
+
+    def describe(self) -> str:
+        return f"Neo4j at {self.options.uri}" + (f" (database {self._database})" if self._database else "")
+
+    def _convert(self, value: Any) -> Any:
+        graph = self._neo4j.graph
+        if isinstance(value, graph.Node):
+            return dict(value)
+        if isinstance(value, graph.Relationship):
+            return {"_type": value.type, **dict(value)}
+        if isinstance(value, graph.Path):
+            return [dict(n) for n in value.nodes]
+        if isinstance(value, list):
+            return [self._convert(v) for v in value]
+        if isinstance(value, dict):
+            return {k: self._convert(v) for k, v in value.items()}
+        return value
+
+    def run(self, query: str, params: dict[str, Any] | None = None, *, write: bool = True) -> QueryResult:
+        from neo4j.exceptions import ClientError, ServiceUnavailable, SessionExpired
+
+        mode = self._neo4j.WRITE_ACCESS if write else self._neo4j.READ_ACCESS
+        try:
+            with self._driver.session(database=self._database, default_access_mode=mode) as session:
+                result = session.run(query, params or {})
+                columns = list(result.keys())
+                records = list(result)
+                summary = result.consume()
+        except ClientError as exc:
+            if not write and "write" in (exc.message or "").lower():
+                raise ReadOnlyViolation(f"this query writes to the graph; it was sent read-only ({exc.message})") from None
+            raise QueryError(exc.message or str(exc)) from None
+        except (ServiceUnavailable, SessionExpired, OSError) as exc:
+            raise StoreUnavailable(f"cannot reach Neo4j at {self.options.uri}: {exc}") from None
+        c = summary.counters
+        stats = WriteStats(
+            nodes_created=c.nodes_created,
+            nodes_deleted=c.nodes_deleted,
+            relationships_created=c.relationships_created,
+            relationships_deleted=c.relationships_deleted,
+            properties_set=c.properties_set,
+        )
+        return QueryResult(columns=columns, rows=[[self._convert(v) for v in r.values()] for r in records], stats=stats)
+
+    def _create_unique(self, label: str, prop: str) -> None:
+        """Constraints come with schema.cypher in Neo4j's dialect."""
+
+    def iter_nodes(self, label: str = "Persona", page: int = 10_000) -> Iterator[list[dict[str, Any]]]:
+        query = self.q("node_page", LABEL=check_label(label))
+        after = ""
+        while True:
+            rows = self.run(query, {"after": after, "limit": page}, write=False).rows
+            if not rows:
+                return
+            yield [node for _, node in rows]
+            after = rows[-1][0]
+            if len(rows) < page:
+                return
+
+    def close(self) -> None:
+        self._driver.close()
+
+
+def open_store(options: StoreOptions, *, ensure_schema: bool = True) -> GraphStore:
+    """Open the store the options name: the embedded FalkorDB, or Neo4j for neo4j:// / bolt:// URIs."""
+    uri = options.uri.strip()
+    if uri in ("", "embedded", "falkordb"):
+        store: GraphStore = FalkorStore(options)
+    elif uri.split("://", 1)[0] in ("neo4j", "neo4j+s", "neo4j+ssc", "bolt", "bolt+s", "bolt+ssc"):
+        store = Neo4jStore(options)
+    else:
+        raise StoreUnavailable(f"unknown store URI {uri!r}: use 'embedded', neo4j://host:7687 or bolt://host:7687")
+    if ensure_schema:
+        store.ensure_schema()
+    return store

@@ -1,0 +1,46 @@
+"""Shared fixtures: a real embedded FalkorDB for the whole session, a fresh graph per test."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from graph import server
+from graph.store import FalkorStore, GraphStore, StoreOptions
+
+_counter = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def falkordb_dir() -> Iterator[Path]:
+    """A data folder with a running embedded FalkorDB, stopped at the end of the session."""
+    # Short path: unix socket paths are limited to ~100 characters.
+    folder = Path(tempfile.mkdtemp(prefix="pg-", dir="/tmp"))
+    server.ensure_running(folder)
+    yield folder
+    server.stop(folder)
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture
+def store_options(falkordb_dir: Path) -> StoreOptions:
+    """Options naming a graph of its own for this test on the session's server."""
+    return StoreOptions(data_dir=falkordb_dir, graph=f"t{os.getpid()}_{next(_counter)}", batch_size=500)
+
+
+@pytest.fixture
+def store(store_options: StoreOptions) -> Iterator[GraphStore]:
+    """A fresh, schema-ready graph on the real embedded FalkorDB; deleted after the test."""
+    st = FalkorStore(store_options)
+    st.ensure_schema()
+    yield st
+    try:
+        st._graph.delete()
+    finally:
+        st.close()
