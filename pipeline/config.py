@@ -66,6 +66,35 @@ class LLMConfig(BaseModel):
     local_port: int = Field(default=0, ge=0, description="Port of the embedded model server (0 = pick a free one)")
 
 
+class DedupConfig(BaseModel):
+    """Near-duplicate detection: MinHash LSH over word shingles and embedding cosine (see docs/dedup.md)."""
+
+    method: Literal["minhash", "embedding", "both"] = Field(default="both", description="Which detectors propose pairs")
+    shingle_size: int = Field(default=2, ge=1, description="Words per MinHash shingle")
+    num_perm: int = Field(default=128, ge=16, description="MinHash permutations")
+    minhash_threshold: float = Field(default=0.5, gt=0, le=1, description="Estimated Jaccard for LSH and verification")
+    embedding_threshold: float = Field(default=0.9, gt=0, le=1, description="Cosine similarity of duplicates")
+    embedding_neighbours: int = Field(default=16, ge=1, description="Nearest neighbours checked per persona")
+    embed_batch_size: int = Field(default=64, ge=1)
+    seed: int = Field(default=1, description="MinHash permutation seed (indexes are rebuilt if it changes)")
+
+
+class FilterConfig(BaseModel):
+    """Persona quality filter: cheap checks, then an LLM judge (see docs/dedup.md)."""
+
+    min_chars: int = Field(default=25, ge=1)
+    max_chars: int = Field(default=600, ge=1)
+    min_words: int = Field(default=5, ge=1)
+    max_char_run: int = Field(default=4, ge=2, description="Longest run of one repeated character allowed")
+    languages: list[str] = Field(default_factory=lambda: ["en", "zh"], description="Accepted scripts: en (Latin), zh (CJK)")
+    min_relevance: float = Field(default=0.2, ge=-1, le=1, description="Cosine to the seed persona, when there is one")
+    use_llm: bool = Field(default=True, description="Ask the LLM judge about what passes the cheap checks")
+    min_scores: dict[str, int] = Field(
+        default_factory=lambda: {"relevance": 3, "plausibility": 3, "specificity": 3, "readability": 3},
+        description="Lowest accepted judge score (1-5) per criterion",
+    )
+
+
 class Settings(BaseSettings):
     """All of personagraph's settings. Stage sections are added beside `store` as the stages land."""
 
@@ -79,6 +108,8 @@ class Settings(BaseSettings):
     store: StoreConfig = Field(default_factory=StoreConfig)
     import_: ImportConfig = Field(default_factory=ImportConfig, alias="import")
     llm: LLMConfig = Field(default_factory=LLMConfig)
+    dedup: DedupConfig = Field(default_factory=DedupConfig)
+    filter: FilterConfig = Field(default_factory=FilterConfig)
 
     @classmethod
     def settings_customise_sources(
@@ -167,4 +198,20 @@ concurrency = 16              # calls in flight
 structured_output = "function_calling"   # or "json_schema" (OpenAI, vLLM) or "json_mode"
 validation_retries = 2
 cache = true                  # on-disk response cache in data_dir/llm_cache
+
+[dedup]
+method = "both"               # "minhash", "embedding" or "both"
+shingle_size = 2              # words per shingle
+num_perm = 128
+minhash_threshold = 0.5       # estimated Jaccard
+embedding_threshold = 0.9     # cosine (all-MiniLM-L6-v2)
+
+[filter]
+min_chars = 25
+max_chars = 600
+min_words = 5
+languages = ["en", "zh"]
+min_relevance = 0.2           # cosine to the seed persona
+use_llm = true
+min_scores = { relevance = 3, plausibility = 3, specificity = 3, readability = 3 }
 """
