@@ -1,0 +1,359 @@
+"""The `personagraph` command line: thin commands that read the config once, open the store and call a stage."""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+import cypher
+from graph import server
+from graph.store import GraphStore, QueryError, ReadOnlyViolation, StoreOptions, StoreUnavailable, open_store
+from pipeline.config import CONFIG_FILE_NAME, Settings, load_settings, write_default_config
+from pipeline.readers import InputError
+
+console = Console()
+err_console = Console(stderr=True)
+
+app = typer.Typer(
+    name="personagraph",
+    help=(
+        "Build a persona social graph from web text and use it to synthesise data (Persona Hub's method, "
+        "graph-first). Personas are nodes, relationships are typed edges, every stage is a query or a "
+        "write on the graph: an embedded FalkorDB by default, Neo4j via --store neo4j://host:7687."
+    ),
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+)
+db_app = typer.Typer(help="Start, stop and inspect the embedded FalkorDB server of the data folder.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+
+@dataclass
+class AppState:
+    """What every command needs: the settings (read once) and a lazily opened store."""
+
+    config_path: Optional[Path] = None
+    overrides: dict[str, Any] = field(default_factory=dict)
+    _settings: Optional[Settings] = None
+    _store: Optional[GraphStore] = None
+
+    @property
+    def settings(self) -> Settings:
+        if self._settings is None:
+            self._settings = load_settings(self.config_path)
+            for key, value in self.overrides.items():
+                setattr(self._settings.store, key, value)
+        return self._settings
+
+    def store_options(self) -> StoreOptions:
+        s = self.settings.store
+        return StoreOptions(
+            uri=s.uri,
+            data_dir=s.data_dir,
+            graph=s.graph,
+            user=s.user,
+            password=s.password.get_secret_value(),
+            batch_size=s.batch_size,
+            save_points=s.save_points,
+        )
+
+    def store(self) -> GraphStore:
+        if self._store is None:
+            self._store = open_store(self.store_options())
+        return self._store
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.persist()
+            self._store.close()
+            self._store = None
+
+
+STATE = AppState()
+
+
+def fail(message: str, code: int = 1) -> None:
+    """Print one clear error line (no traceback) and exit."""
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False)
+    raise typer.Exit(code)
+
+
+@contextmanager
+def user_errors() -> Iterator[None]:
+    """Turn the errors a user can act on into one-line messages."""
+    try:
+        yield
+    except StoreUnavailable as exc:
+        fail(str(exc), 3)
+    except ReadOnlyViolation:
+        fail("this query writes to the graph and was refused; rerun with --write if you mean it", 2)
+    except QueryError as exc:
+        fail(f"the database rejected the query: {exc}", 2)
+    except (InputError, FileNotFoundError, ValueError) as exc:
+        fail(str(exc), 2)
+    except KeyboardInterrupt:
+        err_console.print("[yellow]interrupted[/]: what was written so far is kept; rerun to continue")
+        raise typer.Exit(130) from None
+    finally:
+        STATE.close()
+
+
+def progress() -> Progress:
+    """The progress bar every long command uses: count, rate-bearing bar, elapsed and ETA."""
+    return Progress(
+        SpinnerColumn(),
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=err_console,
+        transient=False,
+    )
+
+
+def new_run_id(stage: str) -> str:
+    """A run id that sorts by time: `<stage>-<yyyymmddHHMMSS>-<random>`."""
+    return f"{stage}-{time.strftime('%Y%m%d%H%M%S')}-{uuid.uuid4().hex[:6]}"
+
+
+@app.callback()
+def main_options(
+    config: Annotated[Optional[Path], typer.Option("--config", "-c", help=f"TOML config file (default: ./{CONFIG_FILE_NAME} if present)")] = None,
+    store: Annotated[Optional[str], typer.Option("--store", help="'embedded' or a Neo4j URI (neo4j://host:7687, bolt://...)")] = None,
+    data_dir: Annotated[Optional[Path], typer.Option("--data-dir", help="Folder of the embedded store, caches and indexes")] = None,
+    graph: Annotated[Optional[str], typer.Option("--graph", help="Graph name (FalkorDB) or database (Neo4j)")] = None,
+) -> None:
+    """Options that apply to every command."""
+    STATE.config_path = config
+    STATE._settings = None
+    STATE._store = None
+    STATE.overrides = {k: v for k, v in {"uri": store, "data_dir": data_dir, "graph": graph}.items() if v is not None}
+
+
+@app.command()
+def init(
+    reset: Annotated[bool, typer.Option("--reset", help="Delete every node and edge of the graph first")] = False,
+) -> None:
+    """Create the config file (if missing), start the store and create its indexes and constraints."""
+    with user_errors():
+        cfg = Path(CONFIG_FILE_NAME)
+        if STATE.config_path is None and not cfg.exists():
+            write_default_config(cfg)
+            console.print(f"wrote [bold]{cfg}[/] (edit it, or override with PERSONAGRAPH_* variables)")
+        st = STATE.store()
+        if reset:
+            st.reset()
+            console.print("graph reset: every node and edge deleted")
+        console.print(f"store ready: {st.describe()}")
+
+
+@app.command("import")
+def import_cmd(
+    file: Annotated[Path, typer.Argument(help="Personas as JSONL, Parquet or CSV (e.g. Persona Hub's {\"persona\": ...} lines)")],
+    field_name: Annotated[Optional[str], typer.Option("--field", help="Field holding the description (found automatically when obvious)")] = None,
+) -> None:
+    """Import ready-made personas as nodes. Re-importing the same file changes nothing."""
+    from pipeline.importer import import_personas
+
+    with user_errors():
+        st = STATE.store()
+        run_id = new_run_id("import")
+        size = file.stat().st_size if file.is_file() else 0
+        with progress() as bar:
+            task = bar.add_task(f"importing {file.name}", total=None, rate="")
+            started = time.monotonic()
+
+            def tick(read: int) -> None:
+                rate = read / max(time.monotonic() - started, 1e-6)
+                bar.update(task, completed=read, rate=f"{rate:,.0f} rec/s")
+
+            summary = import_personas(
+                st, file, field_name,
+                min_chars=STATE.settings.import_.min_chars, max_chars=STATE.settings.import_.max_chars,
+                run_id=run_id, on_progress=tick,
+            )
+            bar.update(task, total=summary.read)
+        st.record_run(run_id, {"stage": "import", "path": str(file), "bytes": size, "read": summary.read,
+                               "imported": summary.imported, "skipped": summary.skipped_total})
+        for problem in summary.problems:
+            err_console.print(f"[yellow]skipped[/] {problem}", highlight=False)
+        table = Table(title=f"import {file} (field {summary.field!r})", show_header=False)
+        table.add_row("records read", f"{summary.read:,}")
+        table.add_row("personas created", f"{summary.imported:,}")
+        table.add_row("already in the graph", f"{summary.already_present:,}")
+        table.add_row("skipped", f"{summary.skipped_total:,}" + (f"  ({', '.join(f'{k}: {v}' for k, v in summary.skipped.items())})" if summary.skipped else ""))
+        console.print(table)
+
+
+class OutputFormat(str, Enum):
+    table = "table"
+    json = "json"
+    csv = "csv"
+
+
+def parse_params(pairs: list[str]) -> dict[str, Any]:
+    """`k=v` pairs; values are JSON when they parse as JSON (numbers, lists, true), text otherwise."""
+    params: dict[str, Any] = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise ValueError(f"--param {pair!r}: expected NAME=VALUE")
+        key, raw = pair.split("=", 1)
+        try:
+            params[key.strip()] = json.loads(raw)
+        except json.JSONDecodeError:
+            params[key.strip()] = raw
+    return params
+
+
+def resolve_query(text: str, dialect: str) -> str:
+    """A .cypher file path, the name of a ready-made query in cypher/queries/, or literal Cypher."""
+    path = Path(text)
+    if text.endswith(".cypher") and path.is_file():
+        return path.read_text(encoding="utf-8")
+    if text in cypher.ready_made():
+        return cypher.load(f"queries/{text}", dialect)
+    return text
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, ensure_ascii=False)
+    return "" if value is None else str(value)
+
+
+@app.command()
+def query(
+    cypher_or_file: Annotated[str, typer.Argument(help="Cypher text, a .cypher file, or a ready-made query name (see --list)")] = "",
+    param: Annotated[list[str], typer.Option("--param", "-p", help="Query parameter NAME=VALUE (VALUE parsed as JSON when it can be)")] = [],
+    write: Annotated[bool, typer.Option("--write", help="Allow the query to change the graph (read-only otherwise)")] = False,
+    fmt: Annotated[OutputFormat, typer.Option("--format", "-f", help="table, json (a list of row objects; nodes as property maps) or csv")] = OutputFormat.table,
+    list_queries: Annotated[bool, typer.Option("--list", help="List the ready-made queries and exit")] = False,
+) -> None:
+    """Run Cypher over the persona graph. Read-only unless --write."""
+    if list_queries:
+        for name in cypher.ready_made():
+            first = cypher.CYPHER_DIR.joinpath("queries", f"{name}.cypher").read_text(encoding="utf-8").splitlines()[0]
+            console.print(f"[bold]{name}[/]  {first.lstrip('/ ')}")
+        return
+    if not cypher_or_file:
+        fail("give a Cypher query, a .cypher file or a ready-made query name (personagraph query --list)", 2)
+    with user_errors():
+        st = STATE.store()
+        res = st.run(resolve_query(cypher_or_file, st.dialect), parse_params(param), write=write)
+        if fmt is OutputFormat.json:
+            sys.stdout.write(json.dumps(res.records(), ensure_ascii=False, indent=2, default=str) + "\n")
+        elif fmt is OutputFormat.csv:
+            w = csv.writer(sys.stdout)
+            w.writerow(res.columns)
+            for row in res.rows:
+                w.writerow([_cell(v) for v in row])
+        else:
+            table = Table(*res.columns) if res.columns else Table("result")
+            for row in res.rows:
+                table.add_row(*[_cell(v) for v in row])
+            console.print(table)
+            if write:
+                s = res.stats
+                console.print(f"nodes +{s.nodes_created} -{s.nodes_deleted}, edges +{s.relationships_created} -{s.relationships_deleted}, properties set {s.properties_set}")
+
+
+@app.command()
+def stats(
+    as_json: Annotated[bool, typer.Option("--json", help="Print the numbers as JSON")] = False,
+) -> None:
+    """Counts of personas by status and hop, of sources, runs and edges by type."""
+    with user_errors():
+        st = STATE.store()
+        data = st.stats()
+        if as_json:
+            sys.stdout.write(json.dumps(data, indent=2) + "\n")
+            return
+        nodes = Table("label", "status", "nodes", title="nodes")
+        for r in data["nodes"]:
+            nodes.add_row(str(r["label"]), str(r["status"] or ""), f"{r['nodes']:,}")
+        edges = Table("type", "edges", title="edges")
+        for r in data["edges"]:
+            edges.add_row(r["type"], f"{r['edges']:,}")
+        hops = Table("hop", "live personas", title="hops")
+        for r in data["hops"]:
+            hops.add_row(str(r["hop"]), f"{r['personas']:,}")
+        console.print(nodes, edges, hops)
+
+
+@app.command()
+def export(
+    output: Annotated[Path, typer.Option("--output", "-o", help="Output file (a folder for neo4j-csv)")],
+    fmt: Annotated[str, typer.Option("--format", "-f", help="jsonl | parquet | graphml | neo4j-csv")] = "jsonl",
+    all_statuses: Annotated[bool, typer.Option("--all", help="Include rejected and merged personas")] = False,
+) -> None:
+    """Export personas (JSONL/Parquet, loadable by `datasets`), the graph (GraphML), or neo4j-admin CSVs."""
+    from graph.export import FORMATS, export_graph
+    from graph.store import LIVE_STATUSES
+
+    if fmt not in FORMATS:
+        fail(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}", 2)
+    with user_errors():
+        st = STATE.store()
+        started = time.monotonic()
+        with console.status(f"exporting {fmt} to {output}"):
+            n = export_graph(st, fmt, output, None if all_statuses else LIVE_STATUSES)
+        console.print(f"wrote {n:,} nodes to {output} ({fmt}) in {time.monotonic() - started:.1f}s")
+
+
+@db_app.command("start")
+def db_start() -> None:
+    """Start the embedded server (or find the one already running)."""
+    with user_errors():
+        opts = STATE.store_options()
+        sock = server.ensure_running(opts.data_dir, opts.save_points)
+        st = server.status(opts.data_dir)
+        console.print(f"running: pid {st.pid}, socket {sock}")
+
+
+@db_app.command("stop")
+def db_stop() -> None:
+    """Write a final snapshot and stop the embedded server."""
+    with user_errors():
+        opts = STATE.store_options()
+        stopped = server.stop(opts.data_dir)
+        console.print("stopped (snapshot written)" if stopped else f"no server was running for {opts.data_dir.resolve()}")
+
+
+@db_app.command("status")
+def db_status() -> None:
+    """Whether the embedded server runs, its pid, socket, memory and snapshot size."""
+    with user_errors():
+        opts = STATE.store_options()
+        st = server.status(opts.data_dir)
+        if st.running:
+            mem = f", {st.memory_bytes / 2**20:,.0f} MiB resident" if st.memory_bytes else ""
+            console.print(f"running: pid {st.pid}, socket {st.socket}{mem}, snapshot {st.rdb_bytes:,} bytes")
+        else:
+            console.print(f"not running (data folder {st.data_dir}, snapshot {st.rdb_bytes:,} bytes)")
+            raise typer.Exit(1)
+
+
+def main() -> None:
+    """Console entry point."""
+    app()
+
+
+if __name__ == "__main__":
+    main()
