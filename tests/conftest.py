@@ -13,6 +13,7 @@ import pytest
 
 from graph import server
 from graph.store import FalkorStore, GraphStore, StoreOptions
+from tests.fake_llm_server import FakeLLM, Faults, fake_llm_server
 
 _counter = itertools.count()
 
@@ -44,3 +45,18 @@ def store(store_options: StoreOptions) -> Iterator[GraphStore]:
         st._graph.delete()
     finally:
         st.close()
+
+
+@pytest.fixture(scope="session")
+def fake_llm_session() -> Iterator[FakeLLM]:
+    """The project's OpenAI-compatible test endpoint on loopback, one per session."""
+    with fake_llm_server() as fake:
+        yield fake
+
+
+@pytest.fixture
+def fake_llm(fake_llm_session: FakeLLM) -> FakeLLM:
+    """The test endpoint with no faults and fresh counts; set `fake_llm.faults` to inject some."""
+    fake_llm_session.faults = Faults()
+    fake_llm_session.reset()
+    return fake_llm_session

@@ -1,0 +1,76 @@
+"""The on-disk response cache: a finished call is never paid for twice, even across crashes.
+
+SQLite in WAL mode: every stored answer is its own committed transaction, so a process killed with
+SIGKILL mid-run keeps every answer it had stored and never leaves a half-written row.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+
+class CachedAnswer(BaseModel):
+    """A stored successful answer: the raw text and the token counts it cost."""
+
+    raw_text: str
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+def cache_key(model: str, messages: list[dict[str, str]], params: dict[str, Any], schema: dict[str, Any] | None) -> str:
+    """SHA-256 over (model, messages, params, schema): what decides the answer, nothing else."""
+    blob = json.dumps(
+        {"model": model, "messages": messages, "params": params, "schema": schema},
+        sort_keys=True,
+        ensure_ascii=False,
+        separators=(",", ":"),
+    )
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
+class ResponseCache:
+    """Answers by cache key, in `folder/responses.sqlite`; used from one thread (the event loop)."""
+
+    def __init__(self, folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        self.path = folder / "responses.sqlite"
+        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        # NORMAL keeps committed rows through a process crash; only a power cut can lose the last ones.
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute("PRAGMA busy_timeout=10000")
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS responses ("
+            " key TEXT PRIMARY KEY, raw_text TEXT NOT NULL,"
+            " prompt_tokens INTEGER NOT NULL, completion_tokens INTEGER NOT NULL, created_at REAL NOT NULL)"
+        )
+
+    def get(self, key: str) -> CachedAnswer | None:
+        """The stored answer for `key`, or None."""
+        row = self._db.execute(
+            "SELECT raw_text, prompt_tokens, completion_tokens FROM responses WHERE key = ?", (key,)
+        ).fetchone()
+        if row is None:
+            return None
+        return CachedAnswer(raw_text=row[0], prompt_tokens=row[1], completion_tokens=row[2])
+
+    def put(self, key: str, answer: CachedAnswer) -> None:
+        """Store an answer (one committed transaction)."""
+        self._db.execute(
+            "INSERT OR REPLACE INTO responses VALUES (?, ?, ?, ?, ?)",
+            (key, answer.raw_text, answer.prompt_tokens, answer.completion_tokens, time.time()),
+        )
+
+    def __len__(self) -> int:
+        return int(self._db.execute("SELECT count(*) FROM responses").fetchone()[0])
+
+    def close(self) -> None:
+        """Close the database file."""
+        self._db.close()

@@ -1,0 +1,406 @@
+"""The client every LLM stage calls: requests in, results out, through a bounded streaming worker pool.
+
+See the package docstring (`pipeline.llm`) and docs/llm.md for the contract.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from collections.abc import AsyncIterable, AsyncIterator, Iterable
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+import openai
+from langchain.chat_models import init_chat_model
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage
+from langchain_core.runnables import Runnable
+from langchain_core.utils.function_calling import convert_to_openai_tool
+from pydantic import BaseModel, ValidationError
+
+import prompts
+from pipeline.config import LLMConfig, Settings
+from pipeline.llm.cache import CachedAnswer, ResponseCache, cache_key
+
+_FENCE = re.compile(r"^\s*```(?:json)?\s*(.*?)\s*```\s*$", re.DOTALL)
+
+
+@dataclass(frozen=True, slots=True)
+class LLMRequest:
+    """One call: `key` is the caller's item id, `schema` the pydantic model the answer must fit (None = text).
+
+    `params` overrides call parameters (temperature, max_tokens); `meta` rides along untouched to the result.
+    """
+
+    key: str
+    messages: list[dict[str, str]]
+    schema: type[BaseModel] | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+    meta: Any = None
+
+
+@dataclass(slots=True)
+class LLMResult:
+    """The outcome of one request: `value` (a `schema` instance or text) when ok, else `error`; `raw_text` always kept."""
+
+    request: LLMRequest
+    ok: bool
+    value: BaseModel | str | None
+    raw_text: str = ""
+    error: str = ""
+    cached: bool = False
+    attempts: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    @property
+    def key(self) -> str:
+        """The request's item id."""
+        return self.request.key
+
+
+class Usage(BaseModel):
+    """Request and token accounting for a run (stored on the `Run` node via `as_dict`)."""
+
+    requests: int = 0
+    cached: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    calls: int = 0
+    validation_retries: int = 0
+    http_errors: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    def add(self, result: LLMResult) -> None:
+        """Count one finished request."""
+        self.requests += 1
+        self.cached += result.cached
+        self.succeeded += result.ok
+        self.failed += not result.ok
+        self.calls += result.attempts
+        self.validation_retries += max(0, result.attempts - 1)
+        self.prompt_tokens += result.prompt_tokens
+        self.completion_tokens += result.completion_tokens
+
+    def as_dict(self) -> dict[str, int]:
+        """Flat numbers, prefixed for a node's properties."""
+        return {f"llm_{k}": v for k, v in self.model_dump().items()}
+
+
+class Estimate(BaseModel):
+    """What a run would spend (`--dry-run`): calls not answered by the cache, and rough token counts."""
+
+    requests: int = 0
+    cached: int = 0
+    calls: int = 0
+    prompt_tokens: int = 0
+    max_completion_tokens: int = 0
+
+
+def approx_tokens(text: str) -> int:
+    """Rough token count: ~4 ASCII characters per token, ~1 token per other character (CJK)."""
+    ascii_chars = sum(1 for c in text if c < "\x80")
+    return ascii_chars // 4 + (len(text) - ascii_chars) + 1
+
+
+class RateLimiter:
+    """Spaces call starts exactly 1/rps apart; unlike a polling limiter its ceiling is the rate asked for."""
+
+    def __init__(self, requests_per_second: float) -> None:
+        self.interval = 1.0 / requests_per_second
+        self._next = 0.0
+
+    async def wait(self) -> None:
+        """Return when the next call may start."""
+        now = asyncio.get_running_loop().time()
+        slot = max(now, self._next)
+        self._next = slot + self.interval
+        if slot > now:
+            await asyncio.sleep(slot - now)
+
+
+@dataclass(slots=True)
+class _Schema:
+    """A schema prepared once per stream: its JSON schema (for cache keys) and the bound model that asks for it."""
+
+    model: type[BaseModel]
+    json_schema: dict[str, Any]
+    runnable: Runnable
+    instructions: list[dict[str, str]]
+
+
+class LLMClient:
+    """Calls a chat model on many requests at once, with cache, retries, validation and accounting."""
+
+    def __init__(self, config: LLMConfig, base_url: str | None, cache: ResponseCache | None = None) -> None:
+        self.config = config
+        self.base_url = base_url
+        self.cache = cache
+        self.usage = Usage()
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> LLMClient:
+        """Build from the settings; with no `llm.base_url`, start (or reuse) the embedded SmolLM2 server."""
+        cfg = settings.llm
+        base_url = cfg.base_url
+        if base_url is None:
+            from pipeline.llm.local_server import LOCAL_MODEL_NAME, ensure_local_server
+
+            base_url = ensure_local_server(settings).base_url
+            cfg = cfg.model_copy(update={"model": LOCAL_MODEL_NAME, "provider": "openai"})
+        cache = ResponseCache(settings.store.data_dir / "llm_cache") if cfg.cache else None
+        return cls(cfg, base_url, cache)
+
+    def close(self) -> None:
+        """Close the cache file (the embedded model server keeps running for the next command)."""
+        if self.cache is not None:
+            self.cache.close()
+
+    def __enter__(self) -> LLMClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @cached_property
+    def _repair_prompt(self) -> prompts.Prompt:
+        return prompts.load("llm/repair")
+
+    def _params(self, request: LLMRequest) -> dict[str, Any]:
+        """The call parameters that decide the answer (and so the cache key)."""
+        return {
+            "temperature": self.config.temperature,
+            "max_tokens": self.config.max_tokens,
+            **request.params,
+            "method": self.config.structured_output if request.schema else "text",
+        }
+
+    def key_of(self, request: LLMRequest, json_schema: dict[str, Any] | None = None) -> str:
+        """Cache key of a request: (model, messages, params, schema)."""
+        if request.schema is not None and json_schema is None:
+            json_schema = request.schema.model_json_schema()
+        return cache_key(self.config.model, request.messages, self._params(request), json_schema)
+
+    def _open_model(self) -> tuple[BaseChatModel, Any]:
+        """A chat model on the openai client's aiohttp transport (bound to the running event loop)."""
+        cfg = self.config
+        if cfg.provider == "ollama":
+            model = init_chat_model(
+                cfg.model,
+                model_provider="ollama",
+                base_url=(self.base_url or "").removesuffix("/v1") or None,
+                temperature=cfg.temperature,
+                num_predict=cfg.max_tokens,
+                client_kwargs={"timeout": cfg.timeout},
+            )
+            return model, None
+        http_client = openai.DefaultAioHttpClient(timeout=cfg.timeout, event_hooks={"response": [self._count_response]})
+        model = init_chat_model(
+            cfg.model,
+            model_provider="openai",
+            base_url=self.base_url,
+            api_key=cfg.api_key.get_secret_value() or "not-needed",
+            temperature=cfg.temperature,
+            max_tokens=cfg.max_tokens,
+            timeout=cfg.timeout,
+            max_retries=cfg.max_retries,
+            http_async_client=http_client,
+        )
+        return model, http_client
+
+    async def _count_response(self, response: Any) -> None:
+        """Count HTTP error answers (429, 5xx, ...): the openai client retries them out of our sight."""
+        if response.status_code >= 400:
+            self.usage.http_errors += 1
+
+    def _prepare(self, model: BaseChatModel, schema: type[BaseModel]) -> _Schema:
+        """Bind the structured-output request for `schema` in the configured method."""
+        json_schema = schema.model_json_schema()
+        method = self.config.structured_output
+        if method == "function_calling":
+            tool = convert_to_openai_tool(schema)
+            runnable = model.bind_tools([tool], tool_choice=tool["function"]["name"])
+        elif self.config.provider == "ollama":
+            runnable = model.bind(format=json_schema if method == "json_schema" else "json")
+        elif method == "json_schema":
+            runnable = model.bind(
+                response_format={"type": "json_schema", "json_schema": {"name": schema.__name__, "schema": json_schema}}
+            )
+        else:
+            runnable = model.bind(response_format={"type": "json_object"})
+        # json mode constrains the syntax only, so the fields have to be spelled out in the prompt.
+        instructions = prompts.load("llm/json_mode").render(schema=json.dumps(json_schema)) if method == "json_mode" else []
+        return _Schema(schema, json_schema, runnable, instructions)
+
+    async def stream(self, requests: Iterable[LLMRequest] | AsyncIterable[LLMRequest]) -> AsyncIterator[LLMResult]:
+        """Answer `requests` with at most `concurrency` calls in flight, yielding results as they complete.
+
+        The cache is consulted first; a cached answer makes no call. Requests are pulled lazily, so an
+        unbounded generator is fine. Every request yields exactly one result, ok or failed.
+        """
+        cfg = self.config
+        model, http_client = self._open_model()
+        limiter = RateLimiter(cfg.requests_per_second) if cfg.requests_per_second else None
+        schemas: dict[type[BaseModel], _Schema] = {}
+        workers = cfg.concurrency
+        inbox: asyncio.Queue[tuple[LLMRequest, str, _Schema | None] | None] = asyncio.Queue(maxsize=workers)
+        outbox: asyncio.Queue[LLMResult | None] = asyncio.Queue(maxsize=2 * workers)
+
+        async def produce() -> None:
+            try:
+                async for request in _aiter(requests):
+                    prepared = None
+                    if request.schema is not None:
+                        prepared = schemas.get(request.schema) or schemas.setdefault(
+                            request.schema, self._prepare(model, request.schema)
+                        )
+                    key = self.key_of(request, prepared.json_schema if prepared else None)
+                    hit = self.cache.get(key) if self.cache is not None else None
+                    if hit is not None:
+                        await outbox.put(self._from_cache(request, hit))
+                    else:
+                        await inbox.put((request, key, prepared))
+            finally:
+                for _ in range(workers):
+                    await inbox.put(None)
+
+        async def work() -> None:
+            try:
+                while (item := await inbox.get()) is not None:
+                    request, key, prepared = item
+                    try:
+                        result = await self._answer(model, request, key, prepared, limiter)
+                    except Exception as exc:  # a bug in one item must not stop the run
+                        result = LLMResult(request, False, None, error=f"{type(exc).__name__}: {exc}")
+                    await outbox.put(result)
+            finally:
+                await outbox.put(None)
+
+        tasks = [asyncio.create_task(produce())] + [asyncio.create_task(work()) for _ in range(workers)]
+        try:
+            finished = 0
+            while finished < workers:
+                result = await outbox.get()
+                if result is None:
+                    finished += 1
+                    continue
+                self.usage.add(result)
+                yield result
+            await tasks[0]  # re-raise an error of the request iterator
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            if http_client is not None:
+                await http_client.aclose()
+
+    def _from_cache(self, request: LLMRequest, hit: CachedAnswer) -> LLMResult:
+        value, error = _parse(hit.raw_text, request.schema)
+        return LLMResult(request, not error, value, raw_text=hit.raw_text, error=error, cached=True)
+
+    async def _answer(
+        self, model: BaseChatModel, request: LLMRequest, key: str, prepared: _Schema | None, limiter: RateLimiter | None
+    ) -> LLMResult:
+        """Call until the answer validates (at most 1 + validation_retries calls); transport retries are the openai client's."""
+        runnable: Runnable = prepared.runnable if prepared else model
+        tries = 1 + (self.config.validation_retries if request.schema else 0)
+        result = LLMResult(request, False, None)
+        first: list[dict[str, str]] = [*request.messages, *prepared.instructions] if prepared else request.messages
+        messages = first
+        for _ in range(tries):
+            if limiter is not None:
+                await limiter.wait()
+            try:
+                message = await runnable.ainvoke(messages, **request.params)
+            except (asyncio.CancelledError, KeyboardInterrupt):
+                raise
+            except Exception as exc:
+                # The openai client already retried 429/5xx/timeouts with backoff; this item has failed.
+                result.error = f"{type(exc).__name__}: {exc}"
+                return result
+            result.attempts += 1
+            tokens = message.usage_metadata or {}
+            result.prompt_tokens += tokens.get("input_tokens", 0)
+            result.completion_tokens += tokens.get("output_tokens", 0)
+            result.raw_text, result.error = _raw_text(message)
+            if not result.error:
+                result.value, result.error = _parse(result.raw_text, request.schema)
+            if not result.error:
+                result.ok = True
+                if self.cache is not None:
+                    self.cache.put(key, CachedAnswer(
+                        raw_text=result.raw_text,
+                        prompt_tokens=result.prompt_tokens,
+                        completion_tokens=result.completion_tokens,
+                    ))
+                return result
+            messages = [
+                *first,
+                {"role": "assistant", "content": result.raw_text},
+                *self._repair_prompt.render(error=result.error[:500]),
+            ]
+        return result
+
+    def run_sync(self, requests: Iterable[LLMRequest]) -> list[LLMResult]:
+        """Answer `requests` from synchronous code (a CLI command); results in completion order."""
+
+        async def collect() -> list[LLMResult]:
+            return [result async for result in self.stream(requests)]
+
+        return asyncio.run(collect())
+
+    def estimate(self, requests: Iterable[LLMRequest]) -> Estimate:
+        """Count the calls and rough tokens that answering `requests` would spend, without calling."""
+        out = Estimate()
+        schema_text: dict[type[BaseModel], tuple[dict[str, Any], int]] = {}
+        for request in requests:
+            out.requests += 1
+            json_schema, extra = None, 0
+            if request.schema is not None:
+                if request.schema not in schema_text:
+                    js = request.schema.model_json_schema()
+                    schema_text[request.schema] = (js, approx_tokens(json.dumps(js)))
+                json_schema, extra = schema_text[request.schema]
+            if self.cache is not None and self.cache.get(self.key_of(request, json_schema)) is not None:
+                out.cached += 1
+                continue
+            out.calls += 1
+            out.prompt_tokens += extra + sum(approx_tokens(m["content"]) + 4 for m in request.messages)
+            out.max_completion_tokens += int(request.params.get("max_tokens", self.config.max_tokens))
+        return out
+
+
+async def _aiter(items: Iterable[LLMRequest] | AsyncIterable[LLMRequest]) -> AsyncIterator[LLMRequest]:
+    """Iterate sync or async iterables alike."""
+    if isinstance(items, AsyncIterable):
+        async for item in items:
+            yield item
+    else:
+        for item in items:
+            yield item
+
+
+def _raw_text(message: AIMessage) -> tuple[str, str]:
+    """The answer's text: tool-call arguments if the model called the tool, else the content; plus an error."""
+    if message.tool_calls:
+        return json.dumps(message.tool_calls[0]["args"], ensure_ascii=False), ""
+    if message.invalid_tool_calls:
+        return str(message.invalid_tool_calls[0].get("args") or ""), "tool call arguments are not valid JSON"
+    text = message.text
+    return text, "" if text.strip() else "empty answer"
+
+
+def _parse(raw: str, schema: type[BaseModel] | None) -> tuple[BaseModel | str | None, str]:
+    """Validate `raw` against `schema` (text passes as is); returns (value, error)."""
+    if schema is None:
+        return raw, ""
+    fenced = _FENCE.match(raw)
+    try:
+        return schema.model_validate_json(fenced.group(1) if fenced else raw), ""
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'answer'}: {e['msg']}" for e in exc.errors()[:5])
+        return None, f"answer does not fit {schema.__name__}: {problems}"

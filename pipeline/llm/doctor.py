@@ -1,0 +1,46 @@
+"""`personagraph doctor` for the LLM endpoint: is it there, does it serve the model, does a call work."""
+
+from __future__ import annotations
+
+import openai
+
+import prompts
+
+from pipeline.config import Settings
+from pipeline.llm.client import LLMClient, LLMRequest
+from pipeline.llm.local_server import LocalModelUnavailable, ensure_local_server
+
+
+def check_endpoint(settings: Settings) -> list[str]:
+    """Problems with the configured LLM endpoint, each saying what to do; empty when one tiny call works."""
+    cfg = settings.llm
+    base_url = cfg.base_url
+    if base_url is None:
+        try:
+            base_url = ensure_local_server(settings).base_url
+        except LocalModelUnavailable as exc:
+            return [str(exc)]
+    problems: list[str] = []
+    if cfg.provider == "openai":
+        try:
+            with openai.OpenAI(
+                base_url=base_url, api_key=cfg.api_key.get_secret_value() or "not-needed", timeout=10.0, max_retries=0
+            ) as raw:
+                served = [m.id for m in raw.models.list()]
+        except openai.APIError as exc:
+            return [f"cannot list models at {base_url}: {exc}; check OPENAI_BASE_URL / llm.base_url and OPENAI_API_KEY"]
+        model = cfg.model if cfg.base_url else None
+        if model and served and model not in served:
+            problems.append(f"model {model!r} is not served at {base_url} (it serves {', '.join(served[:10])}); set OPENAI_MODEL / llm.model")
+    probe = cfg.model_copy(update={"cache": False, "max_retries": 0, "concurrency": 1, "validation_retries": 0})
+    if cfg.base_url is None:
+        from pipeline.llm.local_server import LOCAL_MODEL_NAME
+
+        probe.model = LOCAL_MODEL_NAME
+    client = LLMClient(probe, base_url)
+    (result,) = client.run_sync([
+        LLMRequest(key="doctor", messages=prompts.load("llm/ping").render(), params={"max_tokens": 5})
+    ])
+    if not result.ok:
+        problems.append(f"a test call to {probe.model!r} at {base_url} failed: {result.error}")
+    return problems
