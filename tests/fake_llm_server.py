@@ -52,6 +52,8 @@ class Stats(BaseModel):
     """What the server has seen: calls in total and by outcome."""
 
     requests: int = 0
+    in_flight: int = 0
+    max_in_flight: int = 0
     outcomes: Counter[str] = Field(default_factory=Counter)
 
 
@@ -138,7 +140,8 @@ class FakeLLM:
 
     async def serve(self) -> None:
         """Start listening on the running loop; sets `port` when it was 0."""
-        self._runner = web.AppRunner(self.app(), access_log=None)
+        # Cancel a hung answer when the client gives up, and do not wait for hung ones on shutdown.
+        self._runner = web.AppRunner(self.app(), access_log=None, handler_cancellation=True, shutdown_timeout=0.5)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port, backlog=1024)
         await site.start()
@@ -202,8 +205,20 @@ class FakeLLM:
         prompt = json.dumps(messages, sort_keys=True, ensure_ascii=False)
         prompt_key = hashlib.sha1(prompt.encode()).hexdigest()
         outcome = self._outcome(prompt_key)
-        self.stats.requests += 1
-        self.stats.outcomes[outcome] += 1
+        stats = self.stats
+        stats.requests += 1
+        stats.outcomes[outcome] += 1
+        stats.in_flight += 1
+        stats.max_in_flight = max(stats.max_in_flight, stats.in_flight)
+        try:
+            return await self._respond(body, messages, prompt_key, outcome, faults)
+        finally:
+            stats.in_flight -= 1
+
+    async def _respond(
+        self, body: dict[str, Any], messages: list[dict[str, Any]], prompt_key: str, outcome: str, faults: Faults
+    ) -> web.Response:
+        """The HTTP answer for one call, after the injected latency."""
         if faults.latency:
             await asyncio.sleep(faults.latency)
         if outcome == "500":

@@ -1,0 +1,172 @@
+"""The LLM layer through the real LangChain/openai/aiohttp stack against the project's fake endpoint."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from pydantic import BaseModel, Field
+
+from pipeline.config import Settings
+from pipeline.llm import LLMClient, LLMRequest, check_endpoint
+from tests.fake_llm_server import FakeLLM, Faults
+
+
+class Persona(BaseModel):
+    """A small structured answer, as the extract stage asks for."""
+
+    description: str = Field(min_length=5)
+    age_group: str
+    years: int
+
+
+def settings_for(fake: FakeLLM, tmp_path: Path, **llm: object) -> Settings:
+    """Settings pointing at the fake endpoint, with a cache in `tmp_path`."""
+    base = {"base_url": fake.base_url, "model": "fake-model", "timeout": 5.0, "max_retries": 3, "concurrency": 8}
+    return Settings(llm={**base, **llm}, store={"data_dir": tmp_path})
+
+
+def requests(n: int, schema: type[BaseModel] | None = Persona, prefix: str = "text") -> list[LLMRequest]:
+    """`n` distinct requests."""
+    return [LLMRequest(key=f"k{i}", messages=[{"role": "user", "content": f"{prefix} number {i}"}], schema=schema)
+            for i in range(n)]
+
+
+@pytest.mark.parametrize("method", ["function_calling", "json_schema", "json_mode"])
+def test_structured_answers_validate_into_the_schema(fake_llm: FakeLLM, tmp_path: Path, method: str) -> None:
+    with LLMClient.from_settings(settings_for(fake_llm, tmp_path, structured_output=method)) as client:
+        results = client.run_sync(requests(20))
+    assert sorted(r.key for r in results) == sorted(f"k{i}" for i in range(20))
+    assert all(r.ok and isinstance(r.value, Persona) for r in results)
+    assert len({r.value.description for r in results}) == 20  # type: ignore[union-attr]
+    assert client.usage.succeeded == 20 and client.usage.calls == 20
+    assert client.usage.prompt_tokens > 0 and client.usage.completion_tokens > 0
+
+
+def test_text_answers_when_no_schema(fake_llm: FakeLLM, tmp_path: Path) -> None:
+    with LLMClient.from_settings(settings_for(fake_llm, tmp_path)) as client:
+        (result,) = client.run_sync(requests(1, schema=None))
+    assert result.ok and isinstance(result.value, str) and "number 0" in result.value
+
+
+def test_rerun_is_answered_from_the_cache_without_calls(fake_llm: FakeLLM, tmp_path: Path) -> None:
+    settings = settings_for(fake_llm, tmp_path)
+    with LLMClient.from_settings(settings) as client:
+        first = {r.key: r.value for r in client.run_sync(requests(30))}
+    calls = fake_llm.stats.requests
+    with LLMClient.from_settings(settings) as client:
+        assert client.estimate(requests(30)).calls == 0
+        again = client.run_sync(requests(30))
+        assert fake_llm.stats.requests == calls
+        assert all(r.cached for r in again) and {r.key: r.value for r in again} == first
+        assert client.usage.cached == 30 and client.usage.prompt_tokens == 0
+        # a different prompt is a different key
+        client.run_sync(requests(1, prefix="other"))
+    assert fake_llm.stats.requests == calls + 1
+
+
+def test_server_errors_and_rate_limits_are_retried_by_the_client(fake_llm: FakeLLM, tmp_path: Path) -> None:
+    fake_llm.faults = Faults(error_500=0.1, error_429=0.15, retry_after=0.01, seed=1)
+    with LLMClient.from_settings(settings_for(fake_llm, tmp_path, max_retries=6)) as client:
+        results = client.run_sync(requests(40))
+    assert all(r.ok for r in results)
+    errors = fake_llm.stats.outcomes["500"] + fake_llm.stats.outcomes["429"]
+    assert errors > 0 and client.usage.http_errors == errors
+
+
+def test_timeouts_are_retried_then_recorded_as_failures(fake_llm: FakeLLM, tmp_path: Path) -> None:
+    fake_llm.faults = Faults(timeout=1.0, hang=5.0)
+    with LLMClient.from_settings(settings_for(fake_llm, tmp_path, timeout=0.2, max_retries=1)) as client:
+        started = time.monotonic()
+        results = client.run_sync(requests(4))
+    assert time.monotonic() - started < 4.0
+    assert [r.ok for r in results] == [False] * 4
+    assert all("Timeout" in r.error for r in results)
+    assert fake_llm.stats.requests == 8  # one call and one transport retry each
+    assert client.usage.failed == 4
+
+
+def test_malformed_answers_are_asked_again_and_kept_when_hopeless(fake_llm: FakeLLM, tmp_path: Path) -> None:
+    fake_llm.faults = Faults(malformed=1.0)
+    with LLMClient.from_settings(settings_for(fake_llm, tmp_path, validation_retries=2)) as client:
+        results = client.run_sync(requests(5))
+    assert not any(r.ok for r in results)
+    assert all(r.attempts == 3 and r.raw_text and r.value is None for r in results)
+    assert fake_llm.stats.requests == 15 and client.usage.validation_retries == 10
+    with LLMClient.from_settings(settings_for(fake_llm, tmp_path)) as client:
+        assert client.estimate(requests(5)).calls == 5  # failures are not cached
+
+
+@pytest.mark.parametrize("method", ["function_calling", "json_mode"])
+def test_schema_violations_are_repaired_by_a_second_call(fake_llm: FakeLLM, tmp_path: Path, method: str) -> None:
+    fake_llm.faults = Faults(schema_violation=0.3, malformed=0.1, seed=3)
+    cfg = settings_for(fake_llm, tmp_path, validation_retries=4, structured_output=method)
+    with LLMClient.from_settings(cfg) as client:
+        results = client.run_sync(requests(40))
+    assert sum(r.ok for r in results) >= 38
+    assert client.usage.validation_retries > 0
+    failed = [r for r in results if not r.ok]
+    assert all("Persona" in r.error or "JSON" in r.error for r in failed)
+
+
+def test_concurrency_is_bounded_and_results_stream_before_input_ends(fake_llm: FakeLLM, tmp_path: Path) -> None:
+    fake_llm.faults = Faults(latency=0.05)
+    pulled = 0
+
+    def lazily() -> Iterator[LLMRequest]:
+        nonlocal pulled
+        for request in requests(40):
+            pulled += 1
+            yield request
+
+    async def first_result_after() -> int:
+        with LLMClient.from_settings(settings_for(fake_llm, tmp_path, concurrency=4)) as client:
+            stream = client.stream(lazily())
+            await anext(stream)
+            seen = pulled
+            rest = [r async for r in stream]
+            assert len(rest) == 39
+            return seen
+
+    assert asyncio.run(first_result_after()) < 20
+    assert fake_llm.stats.max_in_flight == 4
+
+
+def test_requests_per_second_is_the_real_ceiling(fake_llm: FakeLLM, tmp_path: Path) -> None:
+    with LLMClient.from_settings(settings_for(fake_llm, tmp_path, requests_per_second=40, concurrency=16)) as client:
+        started = time.monotonic()
+        client.run_sync(requests(20))
+        elapsed = time.monotonic() - started
+    assert 0.45 <= elapsed < 1.5  # 20 starts spaced 25 ms apart
+
+
+def test_estimate_counts_calls_and_tokens(fake_llm: FakeLLM, tmp_path: Path) -> None:
+    with LLMClient.from_settings(settings_for(fake_llm, tmp_path, max_tokens=100)) as client:
+        client.run_sync(requests(3))
+        estimate = client.estimate(requests(10))
+    assert (estimate.requests, estimate.cached, estimate.calls) == (10, 3, 7)
+    assert estimate.max_completion_tokens == 700 and estimate.prompt_tokens > 7 * 3
+    assert fake_llm.stats.requests == 3
+
+
+def test_usage_is_exported_for_the_run_node(fake_llm: FakeLLM, tmp_path: Path) -> None:
+    with LLMClient.from_settings(settings_for(fake_llm, tmp_path)) as client:
+        client.run_sync(requests(2))
+    props = client.usage.as_dict()
+    assert props["llm_requests"] == 2 and props["llm_succeeded"] == 2 and props["llm_failed"] == 0
+    assert all(isinstance(v, int) for v in props.values())
+
+
+def test_doctor_reports_a_healthy_endpoint_and_a_wrong_model(fake_llm: FakeLLM, tmp_path: Path) -> None:
+    assert check_endpoint(settings_for(fake_llm, tmp_path)) == []
+    problems = check_endpoint(settings_for(fake_llm, tmp_path, model="no-such-model"))
+    assert len(problems) == 1 and "no-such-model" in problems[0]
+
+
+def test_doctor_reports_an_unreachable_endpoint(tmp_path: Path) -> None:
+    settings = Settings(llm={"base_url": "http://127.0.0.1:9/v1"}, store={"data_dir": tmp_path})
+    (problem,) = check_endpoint(settings)
+    assert "cannot list models" in problem and "OPENAI_BASE_URL" in problem
