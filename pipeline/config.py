@@ -70,10 +70,13 @@ class DedupConfig(BaseModel):
     """Near-duplicate detection: MinHash LSH over word shingles and embedding cosine (see docs/dedup.md)."""
 
     method: Literal["minhash", "embedding", "both"] = Field(default="both", description="Which detectors propose pairs")
-    shingle_size: int = Field(default=2, ge=1, description="Words per MinHash shingle")
+    shingle_size: int = Field(default=1, ge=1, description="Words per MinHash shingle")
     num_perm: int = Field(default=128, ge=16, description="MinHash permutations")
-    minhash_threshold: float = Field(default=0.5, gt=0, le=1, description="Estimated Jaccard for LSH and verification")
-    embedding_threshold: float = Field(default=0.9, gt=0, le=1, description="Cosine similarity of duplicates")
+    minhash_threshold: float = Field(default=0.6, gt=0, le=1, description="Estimated Jaccard for LSH and verification")
+    embedding_threshold: float = Field(default=0.85, gt=0, le=1, description="Cosine similarity of duplicates")
+    verify_cosine: float = Field(
+        default=0.75, ge=-1, le=1, description="With method 'both', the cosine a MinHash pair must also reach"
+    )
     embedding_neighbours: int = Field(default=16, ge=1, description="Nearest neighbours checked per persona")
     embed_batch_size: int = Field(default=64, ge=1)
     seed: int = Field(default=1, description="MinHash permutation seed (indexes are rebuilt if it changes)")
@@ -201,10 +204,11 @@ cache = true                  # on-disk response cache in data_dir/llm_cache
 
 [dedup]
 method = "both"               # "minhash", "embedding" or "both"
-shingle_size = 2              # words per shingle
+shingle_size = 1              # words per shingle (measured: docs/dedup.md)
 num_perm = 128
-minhash_threshold = 0.5       # estimated Jaccard
-embedding_threshold = 0.9     # cosine (all-MiniLM-L6-v2)
+minhash_threshold = 0.6       # estimated Jaccard
+embedding_threshold = 0.85    # cosine (all-MiniLM-L6-v2)
+verify_cosine = 0.75          # "both": a MinHash pair must also reach this cosine
 
 [filter]
 min_chars = 25
