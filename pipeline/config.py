@@ -98,6 +98,24 @@ class FilterConfig(BaseModel):
     )
 
 
+class SynthesisConfig(BaseModel):
+    """Sampling defaults and persona-driven synthesis (see docs/synthesis.md)."""
+
+    strategy: Literal["uniform", "stratified", "ego", "walk", "community", "cluster"] = Field(
+        default="uniform", description="How personas are picked from the graph"
+    )
+    sample_size: int = Field(default=20, ge=1, description="Members per sample (ego, walk, community, cluster, stratified)")
+    hops: int = Field(default=2, ge=1, le=6, description="Radius of ego networks (and of the subgraph communities are found in)")
+    stratify_by: str = Field(default="age_group", description="Persona attribute whose values get equal shares")
+    statuses: list[str] = Field(default_factory=lambda: ["accepted"], description="Persona statuses that may be sampled")
+    seed: int = Field(default=0, description="Random seed: the same seed on the same graph gives the same samples and rows")
+    lang: str = Field(default="en", description="Prompt language: en or zh")
+    mode: Literal["zero_shot", "few_shot", "persona_few_shot", "neighbourhood_few_shot"] = "zero_shot"
+    shots: int = Field(default=3, ge=1, description="Demonstrations per prompt in the few-shot modes")
+    task_dirs: list[Path] = Field(default_factory=list, description="Folders of your own task prompts (<task>.<lang>.md), searched first")
+    write_back: bool = Field(default=False, description="Also store each row as a (:Sample)-[:GENERATED_BY]->(:Persona) node")
+
+
 class Settings(BaseSettings):
     """All of personagraph's settings. Stage sections are added beside `store` as the stages land."""
 
@@ -113,6 +131,7 @@ class Settings(BaseSettings):
     llm: LLMConfig = Field(default_factory=LLMConfig)
     dedup: DedupConfig = Field(default_factory=DedupConfig)
     filter: FilterConfig = Field(default_factory=FilterConfig)
+    synthesis: SynthesisConfig = Field(default_factory=SynthesisConfig)
 
     @classmethod
     def settings_customise_sources(
@@ -218,4 +237,17 @@ languages = ["en", "zh"]
 min_relevance = 0.2           # cosine to the seed persona
 use_llm = true
 min_scores = { relevance = 3, plausibility = 3, specificity = 3, readability = 3 }
+
+[synthesis]
+strategy = "uniform"          # uniform | stratified | ego | walk | community | cluster
+sample_size = 20              # members per sample
+hops = 2                      # ego-network radius
+stratify_by = "age_group"     # equal shares per value of this attribute
+statuses = ["accepted"]
+seed = 0                      # same seed + same graph = same samples and rows
+lang = "en"                   # or "zh"
+mode = "zero_shot"            # few_shot | persona_few_shot | neighbourhood_few_shot
+shots = 3
+task_dirs = []                # folders with your own <task>.<lang>.md prompts
+write_back = false            # store rows as (:Sample)-[:GENERATED_BY]->(:Persona)
 """
