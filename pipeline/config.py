@@ -20,6 +20,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from pipeline.relations import RelationSpec
+
 CONFIG_FILE_NAME = "personagraph.toml"
 
 
@@ -116,6 +118,19 @@ class SynthesisConfig(BaseModel):
     write_back: bool = Field(default=False, description="Also store each row as a (:Sample)-[:GENERATED_BY]->(:Persona) node")
 
 
+class ExpandConfig(BaseModel):
+    """Persona-to-Persona expansion (`personagraph expand`, see pipeline/expand.py and pipeline/relations.py)."""
+
+    hops: int = Field(default=6, ge=1, le=6, description="Deepest hop a proposed persona may get (six degrees)")
+    fanout: int = Field(default=3, ge=1, le=20, description="Personas asked for per seed and relation")
+    relations_per_seed: int = Field(default=3, ge=1, description="Relations asked about per seed (chosen per seed)")
+    relations: list[str] = Field(default_factory=list, description="Relation names to use ([] = the whole vocabulary)")
+    extra_relations: list[RelationSpec] = Field(default_factory=list, description="User relations added to the vocabulary")
+    free_relations: bool = Field(default=True, description="Let the LLM name a more specific relation (validated)")
+    language: str = Field(default="en", description="Prompt language: en or zh")
+    chunk_seeds: int = Field(default=64, ge=1, description="Seeds whose proposals are written together, in seed order")
+
+
 class Settings(BaseSettings):
     """All of personagraph's settings. Stage sections are added beside `store` as the stages land."""
 
@@ -131,6 +146,7 @@ class Settings(BaseSettings):
     llm: LLMConfig = Field(default_factory=LLMConfig)
     dedup: DedupConfig = Field(default_factory=DedupConfig)
     filter: FilterConfig = Field(default_factory=FilterConfig)
+    expand: ExpandConfig = Field(default_factory=ExpandConfig)
     synthesis: SynthesisConfig = Field(default_factory=SynthesisConfig)
 
     @classmethod
@@ -250,4 +266,18 @@ mode = "zero_shot"            # few_shot | persona_few_shot | neighbourhood_few_
 shots = 3
 task_dirs = []                # folders with your own <task>.<lang>.md prompts
 write_back = false            # store rows as (:Sample)-[:GENERATED_BY]->(:Persona)
+
+[expand]
+hops = 6                      # deepest hop (six degrees); --hops
+fanout = 3                    # personas per seed and relation; --fanout
+relations_per_seed = 3        # relations asked about per seed
+relations = []                # [] = all: patient, caregiver, colleague, supplier, client, child, ...
+free_relations = true         # accept a more specific relation the LLM names, if it is a valid name
+language = "en"               # or "zh"
+# [[expand.extra_relations]]  # add your own relation
+# name = "landlord"
+# edge_type = "LANDLORD_OF"     # default: NAME_OF
+# direction = "to_seed"         # (landlord)-[:LANDLORD_OF]->(seed); "from_seed" reverses it
+# description = "someone who rents a home to the persona"
+# leads_to = { age_group = ["older_adult"] }
 """
