@@ -317,6 +317,35 @@ def export(
         console.print(f"wrote {n:,} nodes to {output} ({fmt}) in {time.monotonic() - started:.1f}s")
 
 
+@app.command()
+def sample(
+    output: Annotated[Path, typer.Option("--output", "-o", help="JSONL file: one sample per line")],
+    strategy: Annotated[Optional[str], typer.Option("--strategy", "-s", help="uniform | stratified | ego | walk | community | cluster")] = None,
+    size: Annotated[Optional[int], typer.Option("--size", help="Members per sample")] = None,
+    count: Annotated[int, typer.Option("-n", "--count", help="Number of samples")] = 10,
+    seed: Annotated[Optional[int], typer.Option("--seed", help="Random seed (same seed, same graph: same samples)")] = None,
+    hops: Annotated[Optional[int], typer.Option("--hops", help="Ego-network radius")] = None,
+    stratify_by: Annotated[Optional[str], typer.Option("--by", help="Attribute whose values get equal shares (stratified)")] = None,
+) -> None:
+    """Sample personas by where they sit in the graph; each line has the members and the edges among them."""
+    from pipeline.sample import SampleSpec, sample_personas
+
+    with user_errors():
+        spec = SampleSpec.from_config(STATE.settings.synthesis, strategy=strategy, size=size, count=count, seed=seed,
+                                      hops=hops, stratify_by=stratify_by)
+        st = STATE.store()
+        started = time.monotonic()
+        with console.status(f"sampling {count:,} x {spec.strategy}"):
+            samples = sample_personas(st, spec)
+        with output.open("w", encoding="utf-8") as fh:
+            for s in samples:
+                fh.write(s.model_dump_json() + "\n")
+        members = sum(len(s.members) for s in samples)
+        edges = sum(len(s.edges) for s in samples)
+        console.print(f"wrote {len(samples):,} {spec.strategy} samples ({members:,} members, {edges:,} edges, "
+                      f"seed {spec.seed}) to {output} in {time.monotonic() - started:.1f}s")
+
+
 @db_app.command("start")
 def db_start() -> None:
     """Start the embedded server (or find the one already running)."""

@@ -1,0 +1,205 @@
+"""Sampling personas by where they sit in the graph: the `sample` stage, also what `synthesize` draws from.
+
+Strategies (`SampleSpec.strategy`):
+
+- `uniform`: personas drawn uniformly without replacement, `size` per sample.
+- `stratified`: equal shares per value of one attribute (`stratify_by`, e.g. age_group); members are
+  dealt round-robin over the regions, so any sample, and the whole draw, is balanced within one row.
+- `ego`: the `hops`-hop ego network of a seed, nearest first, at most `size` members.
+- `walk`: the distinct personas a random walk of `size - 1` steps from a seed visits (at most `size`).
+- `community`: the seed's Louvain community (networkx) within its `hops`-hop ego network, at most
+  `size` members, nearest to the seed first. (FalkorDB's `algo.labelPropagation` splits even a
+  3-node path into two "communities", so it is not used.)
+- `cluster`: a connected set of `size` personas grown from a seed: every member reaches every other
+  through relationship edges among the members.
+
+Everything is seeded: the same `seed` on the same graph gives the same samples. One sample is
+`{"sample_id", "strategy", "seed_persona", "members": [{"id", "description", attributes...}],
+"edges": [{"source", "target", "type", props...}]}`; members are fetched and edges found for many
+samples in one batched query each.
+
+    >>> samples = sample_personas(store, SampleSpec(strategy="cluster", size=20, count=1000, seed=7))
+    >>> samples[0].member_ids()[:3]
+    ['p_1f…', 'p_9a…', 'p_03…']
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from typing import Any, Literal
+
+import networkx as nx
+from pydantic import BaseModel, Field
+
+from graph.model import RESERVED_PROPERTIES, check_property
+from graph.store import GraphStore
+from graph.traversal import connected_clusters, ego_networks, random_walks
+from pipeline.config import SynthesisConfig
+
+Strategy = Literal["uniform", "stratified", "ego", "walk", "community", "cluster"]
+STRATEGIES: tuple[str, ...] = ("uniform", "stratified", "ego", "walk", "community", "cluster")
+
+# Store bookkeeping that is not part of who a persona is; `id` and `description` are kept.
+_NOT_ATTRIBUTES = RESERVED_PROPERTIES - {"id", "description"}
+
+
+class SampleSpec(BaseModel):
+    """What to draw: `count` samples of up to `size` personas by `strategy`, reproducibly from `seed`."""
+
+    strategy: Strategy = "uniform"
+    size: int = Field(default=20, ge=1)
+    count: int = Field(default=1, ge=0)
+    seed: int = 0
+    hops: int = Field(default=2, ge=1, le=6)
+    stratify_by: str = "age_group"
+    statuses: list[str] = Field(default_factory=lambda: ["accepted"])
+
+    @classmethod
+    def from_config(cls, config: SynthesisConfig, **overrides: Any) -> SampleSpec:
+        """The spec the `[synthesis]` config section describes, with explicit values (not None) on top."""
+        base = {"strategy": config.strategy, "size": config.sample_size, "seed": config.seed, "hops": config.hops,
+                "stratify_by": config.stratify_by, "statuses": list(config.statuses)}
+        return cls(**{**base, **{k: v for k, v in overrides.items() if v is not None}})
+
+
+class GraphSample(BaseModel):
+    """One sample: its members (property maps without store bookkeeping) and the edges among them."""
+
+    sample_id: str
+    strategy: str
+    seed_persona: str | None
+    members: list[dict[str, Any]]
+    edges: list[dict[str, Any]]
+
+    def member_ids(self) -> list[str]:
+        """Member ids in sample order (the seed first where there is one)."""
+        return [m["id"] for m in self.members]
+
+
+def sampleable_ids(store: GraphStore, statuses: Sequence[str]) -> list[str]:
+    """Ids of the personas with one of `statuses`, sorted (so a seeded draw does not depend on store order)."""
+    return sorted(row[0] for row in store.run_named("sample_live_ids", {"statuses": list(statuses)}).rows)
+
+
+def region_ids(store: GraphStore, attribute: str, statuses: Sequence[str]) -> dict[str, list[str]]:
+    """Sampleable persona ids per value of `attribute` (values as text, ids sorted); personas without it are left out."""
+    res = store.run_named("sample_region_ids", {"statuses": list(statuses)}, PROP=check_property(attribute))
+    regions: dict[str, list[str]] = {}
+    for value, node_id in res.rows:
+        regions.setdefault(str(value), []).append(node_id)
+    return {value: sorted(ids) for value, ids in sorted(regions.items())}
+
+
+def interleave_regions(regions: dict[str, list[str]], rng: random.Random, total: int) -> list[str]:
+    """Up to `total` ids dealt round-robin over the regions, each region's ids shuffled.
+
+    Any run of consecutive ids holds each region within one of the others, so chunks of the result
+    are balanced too. A region that runs out drops out of the rotation (its share then falls short).
+    """
+    queues = [rng.sample(ids, len(ids)) for ids in regions.values()]
+    out: list[str] = []
+    depth = 0
+    while len(out) < total and any(depth < len(q) for q in queues):
+        out.extend(q[depth] for q in queues if depth < len(q))
+        depth += 1
+    return out[:total]
+
+
+def _chunks(ids: list[str], size: int) -> list[list[str]]:
+    return [ids[i : i + size] for i in range(0, len(ids), size)]
+
+
+def _nearest_first(distances: dict[str, int], size: int, rng: random.Random) -> list[str]:
+    """The `size` members closest to the seed; ties at the cut broken by a seeded shuffle."""
+    ids = sorted(distances)
+    rng.shuffle(ids)
+    ids.sort(key=lambda i: distances[i])
+    return ids[:size]
+
+
+def _community_of_seed(
+    seed: str, distances: dict[str, int], edges: list[tuple[str, str]], size: int, rng: random.Random
+) -> list[str]:
+    """The seed's Louvain community inside its ego network, nearest to the seed first, at most `size`."""
+    g = nx.Graph()
+    g.add_nodes_from(distances)
+    g.add_edges_from(edges)
+    communities = nx.community.louvain_communities(g, seed=rng.randrange(2**32))
+    own = next(c for c in communities if seed in c)
+    # Distances inside the community keep the trimmed sample connected around the seed.
+    inner = nx.single_source_shortest_path_length(g.subgraph(own), seed)
+    return _nearest_first(inner, size, rng)
+
+
+def _seeded_groups(store: GraphStore, spec: SampleSpec, rng: random.Random) -> list[tuple[str | None, list[str]]]:
+    """(seed persona, member ids) for each sample, before members and edges are fetched."""
+    if spec.strategy == "uniform":
+        ids = sampleable_ids(store, spec.statuses)
+        drawn = rng.sample(ids, min(len(ids), spec.size * spec.count))
+        return [(None, chunk) for chunk in _chunks(drawn, spec.size)]
+    if spec.strategy == "stratified":
+        regions = region_ids(store, spec.stratify_by, spec.statuses)
+        drawn = interleave_regions(regions, rng, spec.size * spec.count)
+        return [(None, chunk) for chunk in _chunks(drawn, spec.size)]
+    ids = sampleable_ids(store, spec.statuses)
+    seeds = rng.sample(ids, min(len(ids), spec.count))
+    if spec.strategy == "walk":
+        walks = random_walks(store, seeds, spec.size - 1, rng, spec.statuses)
+        return [(s, list(dict.fromkeys(walks[s]))) for s in seeds]
+    if spec.strategy == "cluster":
+        clusters = connected_clusters(store, seeds, spec.size, rng, spec.statuses)
+        return [(s, clusters[s]) for s in seeds]
+    egos = ego_networks(store, seeds, spec.hops, spec.statuses)
+    if spec.strategy == "ego":
+        return [(s, _nearest_first(egos[s], spec.size, rng)) for s in seeds]
+    edges = _edges_of_groups(store, [list(egos[s]) for s in seeds])
+    return [
+        (s, _community_of_seed(s, egos[s], [(e["source"], e["target"]) for e in edges[i]], spec.size, rng))
+        for i, s in enumerate(seeds)
+    ]
+
+
+def _edges_of_groups(store: GraphStore, groups: list[list[str]]) -> list[list[dict[str, Any]]]:
+    """Edges with both ends inside each group, for many groups per query (about `batch_size` ids each)."""
+    out: list[list[dict[str, Any]]] = [[] for _ in groups]
+    start = 0
+    while start < len(groups):
+        end, ids = start, 0
+        while end < len(groups) and (end == start or ids + len(groups[end]) <= store.options.batch_size):
+            ids += len(groups[end])
+            end += 1
+        res = store.run_named("sample_edges_among", {"groups": groups[start:end]})
+        for index, source, target, rel_type, props in res.rows:
+            out[start + index].append({"source": source, "target": target, "type": rel_type, **(props or {})})
+        start = end
+    return out
+
+
+def member_view(props: dict[str, Any]) -> dict[str, Any]:
+    """A persona as a sample shows it: id, description and attributes, without store bookkeeping."""
+    view = {"id": props["id"], "description": props.get("description", "")}
+    view.update({k: v for k, v in sorted(props.items()) if k not in _NOT_ATTRIBUTES and k not in view})
+    return view
+
+
+def sample_personas(store: GraphStore, spec: SampleSpec) -> list[GraphSample]:
+    """Draw `spec.count` samples (fewer if the graph runs out) by `spec.strategy`, reproducibly from `spec.seed`.
+
+    Traversal is batched over all seeds (graph.traversal); members and edges of all samples are
+    fetched in a few batched queries.
+    """
+    rng = random.Random(f"{spec.strategy}:{spec.seed}")
+    groups = [(seed, ids) for seed, ids in _seeded_groups(store, spec, rng) if ids]
+    personas = store.get_personas(list(dict.fromkeys(i for _, ids in groups for i in ids)))
+    edges = _edges_of_groups(store, [ids for _, ids in groups])
+    return [
+        GraphSample(
+            sample_id=f"{spec.strategy}-{spec.seed}-{n:06d}",
+            strategy=spec.strategy,
+            seed_persona=seed,
+            members=[member_view(personas[i]) for i in ids if i in personas],
+            edges=edges[n],
+        )
+        for n, (seed, ids) in enumerate(groups)
+    ]

@@ -1,0 +1,137 @@
+"""Sampling on the real embedded store: each strategy's promise, seeded reproducibility, the CLI's JSONL."""
+
+from __future__ import annotations
+
+import json
+import random
+from collections import Counter
+from pathlib import Path
+
+import networkx as nx
+import pytest
+from typer.testing import CliRunner
+
+from graph.model import Edge, Persona, PersonaStatus
+from graph.store import GraphStore, StoreOptions
+from pipeline.cli import app
+from pipeline.sample import STRATEGIES, SampleSpec, sample_personas
+
+AGE_GROUPS = {"child": 30, "adult": 12, "senior": 9}
+RELATIONS = ("COLLEAGUE_OF", "PATIENT_OF", "SUPPLIER_OF")
+
+
+def build_graph(store: GraphStore, seed: int = 3) -> nx.Graph:
+    """51 accepted personas in three unequal age groups, a ring with random chords, a separate
+    3-persona component, and a rejected and a candidate persona hanging off the ring.
+    Returns the accepted part as an undirected networkx graph (what the samples must agree with)."""
+    rng = random.Random(seed)
+    personas = [
+        Persona(description=f"{group} persona number {i} who likes topic {i % 7}",
+                attributes={"age_group": group, "domain": f"d{i % 4}"})
+        for group, n in AGE_GROUPS.items() for i in range(n)
+    ]
+    ring = personas[:48]
+    island = personas[48:]
+    outsiders = [Persona(description="a rejected persona, too vague", status=PersonaStatus.rejected),
+                 Persona(description="a candidate persona not yet filtered", status=PersonaStatus.candidate)]
+    store.upsert_personas(personas + outsiders)
+    edges = [Edge(source=a.id, target=b.id, type=RELATIONS[i % 3], props={"relation": "r"})
+             for i, (a, b) in enumerate(zip(ring, ring[1:] + ring[:1]))]
+    edges += [Edge(source=rng.choice(ring).id, target=rng.choice(ring).id, type="COLLEAGUE_OF") for _ in range(20)]
+    edges += [Edge(source=island[0].id, target=island[1].id, type="PARENT_OF"),
+              Edge(source=island[2].id, target=island[1].id, type="PARENT_OF")]
+    edges += [Edge(source=ring[0].id, target=o.id, type="COLLEAGUE_OF") for o in outsiders]
+    store.add_edges(edges)
+    g = nx.Graph()
+    g.add_nodes_from(p.id for p in personas)
+    g.add_edges_from((e.source, e.target) for e in edges if e.source in g and e.target in g)
+    return g
+
+
+@pytest.fixture
+def graph(store: GraphStore) -> nx.Graph:
+    return build_graph(store)
+
+
+def sample_graph(sample_edges: list[dict], members: list[str]) -> nx.Graph:
+    """The sample as an undirected graph made only of its own edge list."""
+    g = nx.Graph()
+    g.add_nodes_from(members)
+    g.add_edges_from((e["source"], e["target"]) for e in sample_edges)
+    return g
+
+
+def test_connected_clusters_are_connected_through_their_own_edges(store: GraphStore, graph: nx.Graph) -> None:
+    samples = sample_personas(store, SampleSpec(strategy="cluster", size=8, count=15, seed=1))
+    assert len(samples) == 15
+    for s in samples:
+        ids = s.member_ids()
+        assert s.seed_persona == ids[0] and len(set(ids)) == len(ids)
+        g = sample_graph(s.edges, ids)
+        assert nx.is_connected(g), s.sample_id  # every member reaches every other within the cluster
+        # As big as asked unless the seed's component is smaller (the 3-persona island).
+        assert len(ids) == min(8, len(nx.node_connected_component(graph, ids[0])))
+        assert all(e["source"] in ids and e["target"] in ids and e["type"] for e in s.edges)
+
+
+def test_stratified_gives_equal_shares_within_one_row(store: GraphStore, graph: nx.Graph) -> None:
+    samples = sample_personas(store, SampleSpec(strategy="stratified", size=10, count=2, stratify_by="age_group", seed=5))
+    everyone: Counter[str] = Counter()
+    for s in samples:
+        shares = Counter(m["age_group"] for m in s.members)
+        assert set(shares) == set(AGE_GROUPS) and max(shares.values()) - min(shares.values()) <= 1
+        everyone.update(shares)
+    assert sum(everyone.values()) == 20 and max(everyone.values()) - min(everyone.values()) <= 1
+    ids = [i for s in samples for i in s.member_ids()]
+    assert len(set(ids)) == len(ids)  # drawn without replacement
+
+
+def test_uniform_draws_only_accepted_personas_without_repeats(store: GraphStore, graph: nx.Graph) -> None:
+    samples = sample_personas(store, SampleSpec(strategy="uniform", size=20, count=5, seed=2))
+    ids = [i for s in samples for i in s.member_ids()]
+    assert [len(s.members) for s in samples] == [20, 20, 11]  # 51 accepted personas, then the graph runs out
+    assert set(ids) == set(graph.nodes)
+    assert all(set(m) >= {"id", "description", "age_group", "domain"} and "status" not in m
+               for s in samples for m in s.members)
+
+
+def test_ego_networks_hold_the_nearest_personas_within_k_hops(store: GraphStore, graph: nx.Graph) -> None:
+    for s in sample_personas(store, SampleSpec(strategy="ego", size=200, count=5, hops=2, seed=4)):
+        expected = nx.single_source_shortest_path_length(graph, s.seed_persona, cutoff=2)
+        assert set(s.member_ids()) == set(expected)
+    for s in sample_personas(store, SampleSpec(strategy="ego", size=4, count=5, hops=2, seed=4)):
+        dist = nx.single_source_shortest_path_length(graph, s.seed_persona, cutoff=2)
+        kept = sorted(dist[i] for i in s.member_ids())
+        assert len(kept) == min(4, len(dist)) and kept == sorted(dist.values())[: len(kept)]  # nearest first
+
+
+def test_walks_and_communities_are_connected_around_their_seed(store: GraphStore, graph: nx.Graph) -> None:
+    for strategy in ("walk", "community"):
+        for s in sample_personas(store, SampleSpec(strategy=strategy, size=6, count=6, seed=9)):
+            ids = s.member_ids()
+            assert s.seed_persona in ids and 1 <= len(ids) <= 6
+            assert nx.is_connected(graph.subgraph(ids)), (strategy, s.sample_id)
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_same_seed_same_samples(store: GraphStore, graph: nx.Graph, strategy: str) -> None:
+    spec = SampleSpec(strategy=strategy, size=5, count=4, seed=11)
+    first = [s.model_dump() for s in sample_personas(store, spec)]
+    assert first and first == [s.model_dump() for s in sample_personas(store, spec)]
+    other = [s.model_dump() for s in sample_personas(store, spec.model_copy(update={"seed": 12}))]
+    assert other != first
+
+
+def test_cli_writes_one_json_line_per_sample(store: GraphStore, store_options: StoreOptions, graph: nx.Graph, tmp_path: Path) -> None:
+    out = tmp_path / "clusters.jsonl"
+    args = ["--data-dir", str(store_options.data_dir), "--graph", store_options.graph,
+            "sample", "--strategy", "cluster", "--size", "5", "-n", "7", "--seed", "3", "-o", str(out)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(rows) == 7
+    assert all(set(r) == {"sample_id", "strategy", "seed_persona", "members", "edges"} for r in rows)
+    assert all(r["strategy"] == "cluster" and r["seed_persona"] == r["members"][0]["id"] for r in rows)
+    assert [len(r["members"]) for r in rows] == [min(5, len(nx.node_connected_component(graph, r["seed_persona"]))) for r in rows]
+    assert CliRunner().invoke(app, args).exit_code == 0
+    assert [json.loads(line) for line in out.read_text().splitlines()] == rows
