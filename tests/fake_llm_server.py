@@ -23,9 +23,13 @@ import asyncio
 import contextlib
 import hashlib
 import json
+import socket
+import subprocess
+import sys
 import threading
 from collections import Counter
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -281,6 +285,26 @@ def fake_llm_server(faults: Faults | None = None) -> Iterator[FakeLLM]:
         yield server
     finally:
         server.stop()
+
+
+@contextlib.contextmanager
+def fake_llm_subprocess(faults: Faults | None = None) -> Iterator[str]:
+    """The test endpoint in a child process (its own interpreter, as in bench/); yields its base_url."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    flags = [f"--{k.replace('_', '-')}={v}" for k, v in (faults or Faults()).model_dump().items()]
+    process = subprocess.Popen([sys.executable, "-m", "tests.fake_llm_server", f"--port={port}", *flags],
+                               stdout=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parent.parent)
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        if "fake LLM endpoint" not in line:
+            raise RuntimeError(f"fake LLM endpoint did not start: {line!r}")
+        yield f"http://127.0.0.1:{port}/v1"
+    finally:
+        process.terminate()
+        process.wait(10)
 
 
 def main() -> None:

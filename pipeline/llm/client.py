@@ -221,17 +221,23 @@ class LLMClient:
         """Bind the structured-output request for `schema` in the configured method."""
         json_schema = schema.model_json_schema()
         method = self.config.structured_output
-        if method == "function_calling":
-            tool = convert_to_openai_tool(schema)
-            runnable = model.bind_tools([tool], tool_choice=tool["function"]["name"])
-        elif self.config.provider == "ollama":
-            runnable = model.bind(format=json_schema if method == "json_schema" else "json")
-        elif method == "json_schema":
-            runnable = model.bind(
-                response_format={"type": "json_schema", "json_schema": {"name": schema.__name__, "schema": json_schema}}
-            )
+        if self.config.provider == "ollama":
+            if method == "function_calling":
+                runnable = model.bind_tools([schema], tool_choice=schema.__name__)
+            else:
+                runnable = model.bind(format=json_schema if method == "json_schema" else "json")
         else:
-            runnable = model.bind(response_format={"type": "json_object"})
+            if method == "function_calling":
+                tool = convert_to_openai_tool(schema)
+                body = {"tools": [tool], "tool_choice": {"type": "function", "function": {"name": tool["function"]["name"]}}}
+            elif method == "json_schema":
+                body = {"response_format": {"type": "json_schema", "json_schema": {"name": schema.__name__, "schema": json_schema}}}
+            else:
+                body = {"response_format": {"type": "json_object"}}
+            # Sent as extra_body, the spec skips the openai client's per-call walk of it against its
+            # TypedDicts (~1.8 ms a call, most of a call's CPU; see docs/benchmarks.md). LangChain still
+            # reads tool calls from the answer.
+            runnable = model.bind(extra_body=body)
         # json mode constrains the syntax only, so the fields have to be spelled out in the prompt.
         instructions = prompts.load("llm/json_mode").render(schema=json.dumps(json_schema)) if method == "json_mode" else []
         return _Schema(schema, json_schema, runnable, instructions)
@@ -258,8 +264,10 @@ class LLMClient:
                         prepared = schemas.get(request.schema) or schemas.setdefault(
                             request.schema, self._prepare(model, request.schema)
                         )
-                    key = self.key_of(request, prepared.json_schema if prepared else None)
-                    hit = self.cache.get(key) if self.cache is not None else None
+                    key, hit = "", None
+                    if self.cache is not None:
+                        key = self.key_of(request, prepared.json_schema if prepared else None)
+                        hit = self.cache.get(key)
                     if hit is not None:
                         await outbox.put(self._from_cache(request, hit))
                     else:
