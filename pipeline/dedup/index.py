@@ -1,0 +1,285 @@
+"""The dedup index beside the graph: MinHash signatures and embeddings of every live persona.
+
+It answers "does this persona already exist?" on insert (expansion, extraction) and is the cache of
+signatures and vectors the batch pass works from. It lives in `data_dir/dedup/<graph>/` and carries
+a fingerprint of the graph it mirrors (persona count, live count, newest `created_at`); `sync`
+compares it with the graph and, when they differ (merges, purges, filter verdicts, inserts made
+without the index, a crash between a graph write and `save`), adds what is missing and drops what
+is no longer live. The index is one file replaced atomically: a crash leaves the old or the new one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from datasketch import MinHashLSH
+from pydantic import BaseModel
+
+from graph.model import persona_id
+from graph.store import LIVE_STATUSES, GraphStore
+from pipeline.config import DedupConfig
+from pipeline.dedup.embedding import DIM, embed
+from pipeline.dedup.minhash import estimated_jaccard
+from pipeline.dedup.pairs import minhasher, new_lsh
+
+FORMAT_VERSION = 1
+INDEX_FILE = "index.npz"
+
+
+class Fingerprint(BaseModel):
+    """The graph-side watermark the index was last synced to."""
+
+    total: int = 0
+    live: int = 0
+    newest: float = 0.0
+
+
+class Match(BaseModel):
+    """An existing persona a description duplicates, and how that was decided."""
+
+    id: str
+    similarity: float
+    method: str
+
+
+def fingerprint(store: GraphStore) -> Fingerprint:
+    """The graph's current fingerprint (one aggregate query)."""
+    rec = store.run_named("dedup_fingerprint", {"statuses": list(LIVE_STATUSES)}).records()[0]
+    return Fingerprint(total=int(rec["total"] or 0), live=int(rec["live"] or 0), newest=float(rec["newest"] or 0.0))
+
+
+class DedupIndex:
+    """Signatures (n x num_perm) and unit vectors (n x 384) of live personas, with LSH and faiss over them."""
+
+    def __init__(self, config: DedupConfig, folder: Path | None = None) -> None:
+        self.config = config
+        self.folder = folder
+        self.hasher = minhasher(config)
+        self.use_minhash = config.method in ("minhash", "both")
+        self.use_embedding = config.method in ("embedding", "both")
+        self.ids: list[str] = []
+        self.created: list[float] = []
+        self.signatures = np.empty((0, config.num_perm), dtype=np.uint32)
+        self.vectors = np.empty((0, DIM), dtype=np.float32)
+        self.fingerprint = Fingerprint()
+        self._pos: dict[str, int] = {}
+        self._lsh: MinHashLSH = new_lsh(config)
+        self._faiss = self._new_faiss()
+
+    # -- building ----------------------------------------------------------------------------------
+    @staticmethod
+    def _new_faiss():  # noqa: ANN205 - faiss has no type stubs
+        import faiss
+
+        return faiss.IndexIDMap2(faiss.IndexFlatIP(DIM))
+
+    def __len__(self) -> int:
+        return len(self._pos)
+
+    def __contains__(self, persona: str) -> bool:
+        return persona in self._pos
+
+    def add(self, ids: Sequence[str], descriptions: Sequence[str], created_at: Sequence[float] | None = None) -> None:
+        """Index new personas (ids already indexed are skipped)."""
+        fresh = [i for i, pid in enumerate(ids) if pid not in self._pos]
+        if not fresh:
+            return
+        new_ids = [ids[i] for i in fresh]
+        texts = [descriptions[i] for i in fresh]
+        sigs = self.hasher.signatures(texts) if self.use_minhash else None
+        vecs = embed(texts, self.config.embed_batch_size) if self.use_embedding else None
+        created = [float(created_at[i]) if created_at is not None else 0.0 for i in fresh]
+        self._append(new_ids, created, sigs, vecs)
+
+    def _append(self, ids: list[str], created: list[float], sigs: np.ndarray | None, vecs: np.ndarray | None) -> None:
+        start = len(self.ids)
+        self.ids.extend(ids)
+        self.created.extend(created)
+        for k, pid in enumerate(ids):
+            self._pos[pid] = start + k
+        positions = np.arange(start, start + len(ids), dtype=np.int64)
+        if sigs is not None:
+            self.signatures = np.concatenate([self.signatures, sigs])
+            with self._lsh.insertion_session() as session:
+                for pos, sig in zip(positions.tolist(), sigs):
+                    session.insert(pos, self.hasher.lean(sig), check_duplication=False)
+        if vecs is not None:
+            self.vectors = np.concatenate([self.vectors, vecs])
+            self._faiss.add_with_ids(vecs, positions)
+
+    def remove(self, ids: Sequence[str]) -> None:
+        """Forget personas (merged away, purged, rejected); rows are compacted on the next `save`."""
+        gone = [self._pos.pop(pid) for pid in ids if pid in self._pos]
+        if not gone:
+            return
+        if self.use_minhash:
+            for pos in gone:
+                self._lsh.remove(pos)
+        if self.use_embedding:
+            self._faiss.remove_ids(np.asarray(gone, dtype=np.int64))
+
+    def sync(self, store: GraphStore) -> int:
+        """Bring the index in line with the graph's live personas; returns how many rows changed."""
+        now = fingerprint(store)
+        if now == self.fingerprint:
+            return 0
+        live: dict[str, tuple[str, float]] = {
+            n["id"]: (n["description"], float(n.get("created_at") or 0.0)) for n in store.iter_personas(LIVE_STATUSES)
+        }
+        stale = [pid for pid in self._pos if pid not in live]
+        self.remove(stale)
+        missing = [pid for pid in live if pid not in self._pos]
+        self.add(missing, [live[p][0] for p in missing], [live[p][1] for p in missing])
+        self.fingerprint = now
+        return len(stale) + len(missing)
+
+    def forget(self, store: GraphStore, ids: Sequence[str]) -> None:
+        """Drop personas the caller just merged away or deleted, then confirm against the graph.
+
+        If the graph's live count and newest insert match the index after the removal, only the
+        fingerprint is updated; otherwise (someone else wrote meanwhile) a full `sync` runs.
+        """
+        self.remove(ids)
+        now = fingerprint(store)
+        if now.live == len(self) and now.newest == self.fingerprint.newest:
+            self.fingerprint = now
+        else:
+            self.sync(store)
+
+    def created_at(self, persona: str) -> float:
+        """Creation time of an indexed persona (used by the survivor rule)."""
+        return self.created[self._pos[persona]]
+
+    # -- lookup ------------------------------------------------------------------------------------
+    def lookup(self, description: str) -> Match | None:
+        """The existing persona `description` duplicates, or None."""
+        return self.lookup_many([description])[0]
+
+    def lookup_many(self, descriptions: Sequence[str]) -> list[Match | None]:
+        """For each description, the best existing duplicate (exact id, MinHash or embedding) or None."""
+        out: list[Match | None] = [None] * len(descriptions)
+        pending = []
+        for i, text in enumerate(descriptions):
+            pid = persona_id(text)
+            if pid in self._pos:
+                out[i] = Match(id=pid, similarity=1.0, method="exact")
+            else:
+                pending.append(i)
+        if not pending or not self._pos:
+            return out
+        texts = [descriptions[i] for i in pending]
+        vecs = embed(texts, self.config.embed_batch_size) if self.use_embedding else None
+        if self.use_minhash:
+            for k, (i, sig) in enumerate(zip(pending, self.hasher.signatures(texts))):
+                out[i] = self._best(out[i], self._minhash_match(sig, None if vecs is None else vecs[k]))
+        if vecs is not None:
+            sims, poss = self._faiss.search(vecs, 1)
+            for i, s, pos in zip(pending, sims[:, 0].tolist(), poss[:, 0].tolist()):
+                if pos >= 0 and s >= self.config.embedding_threshold:
+                    out[i] = self._best(out[i], Match(id=self.ids[pos], similarity=s, method="embedding"))
+        return out
+
+    def _minhash_match(self, sig: np.ndarray, vec: np.ndarray | None) -> Match | None:
+        """Best LSH candidate by estimated Jaccard; with a vector, it must also reach `verify_cosine`."""
+        cands = np.asarray(self._lsh.query(self.hasher.lean(sig)), dtype=np.int64)
+        if vec is not None and len(cands):
+            cands = cands[self.vectors[cands] @ vec >= self.config.verify_cosine]
+        if not len(cands):
+            return None
+        sims = estimated_jaccard(self.signatures[cands], sig[None, :])
+        best = int(np.argmax(sims))
+        if sims[best] < self.config.minhash_threshold:
+            return None
+        return Match(id=self.ids[cands[best]], similarity=float(sims[best]), method="minhash")
+
+    @staticmethod
+    def _best(a: Match | None, b: Match | None) -> Match | None:
+        if a is None or (b is not None and b.similarity > a.similarity):
+            return b
+        return a
+
+    def match_or_add(self, ids: Sequence[str], descriptions: Sequence[str], created_at: float = 0.0) -> list[str]:
+        """Canonical id of each new persona: an existing duplicate's id, else its own (then indexed).
+
+        Items are decided in order, so two duplicates inside one batch resolve to the first of them.
+        """
+        out: list[str] = []
+        for pid, text in zip(ids, descriptions):
+            match = self.lookup(text) if pid not in self._pos else Match(id=pid, similarity=1.0, method="exact")
+            if match is None:
+                self.add([pid], [text], [created_at])
+                out.append(pid)
+            else:
+                out.append(match.id)
+        return out
+
+    # -- persistence -------------------------------------------------------------------------------
+    def _meta(self) -> dict[str, object]:
+        c = self.config
+        return {
+            "version": FORMAT_VERSION, "method": c.method, "num_perm": c.num_perm, "shingle_size": c.shingle_size,
+            "seed": c.seed, "minhash_threshold": c.minhash_threshold, "model": "all-MiniLM-L6-v2",
+        }
+
+    def live_rows(self) -> np.ndarray:
+        """Row positions of personas still indexed, in insertion order."""
+        return np.asarray(sorted(self._pos.values()), dtype=np.int64)
+
+    def save(self) -> None:
+        """Write the index (compacted to live rows) as one file, replaced atomically."""
+        if self.folder is None:
+            raise ValueError("this index has no folder to save to")
+        self.folder.mkdir(parents=True, exist_ok=True)
+        rows = self.live_rows()
+        state = {"meta": self._meta(), "fingerprint": self.fingerprint.model_dump()}
+        arrays = {
+            "state": np.array(json.dumps(state)),
+            "ids": np.array([self.ids[r] for r in rows], dtype=str),
+            "created": np.array([self.created[r] for r in rows], dtype=np.float64),
+        }
+        if self.use_minhash:
+            arrays["signatures"] = self.signatures[rows]
+        if self.use_embedding:
+            arrays["vectors"] = self.vectors[rows]
+        tmp = self.folder / "index.tmp.npz"
+        with open(tmp, "wb") as f:
+            np.savez(f, **arrays)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, self.folder / INDEX_FILE)
+
+    @classmethod
+    def load(cls, config: DedupConfig, folder: Path) -> DedupIndex:
+        """The saved index in `folder`; an empty one if there is none or it was built with other settings."""
+        index = cls(config, folder)
+        path = folder / INDEX_FILE
+        if not path.is_file():
+            return index
+        with np.load(path) as data:
+            state = json.loads(str(data["state"]))
+            if state["meta"] != index._meta():
+                return index
+            index._append(
+                data["ids"].tolist(), data["created"].tolist(),
+                data["signatures"] if index.use_minhash else None,
+                data["vectors"] if index.use_embedding else None,
+            )
+        index.fingerprint = Fingerprint(**state["fingerprint"])
+        return index
+
+
+def index_folder(data_dir: Path, graph: str) -> Path:
+    """Where the dedup index of graph `graph` lives: beside the graph, in `data_dir/dedup/<graph>`."""
+    return Path(data_dir) / "dedup" / graph
+
+
+def open_index(store: GraphStore, config: DedupConfig, folder: Path) -> DedupIndex:
+    """Load the index from `folder`, sync it with the graph, and save it if that changed anything."""
+    index = DedupIndex.load(config, folder)
+    if index.sync(store):
+        index.save()
+    return index

