@@ -131,6 +131,20 @@ class ExpandConfig(BaseModel):
     chunk_seeds: int = Field(default=64, ge=1, description="Seeds whose proposals are written together, in seed order")
 
 
+class ExtractConfig(BaseModel):
+    """Text-to-Persona: which questions are asked of each text, in what format, on what pieces."""
+
+    stances: list[Literal["read", "write", "like"]] = Field(
+        default=["read"], min_length=1, description="Who would read / write / like the text: one persona per stance"
+    )
+    format: Literal["plain", "structured"] = Field(default="structured", description="Description only, or with attributes")
+    lang: Literal["auto", "en", "zh"] = Field(default="auto", description="Prompt language; auto = zh for mostly-CJK texts")
+    field: str | None = Field(default=None, description="Input field holding the text (found automatically when obvious)")
+    min_chars: int = Field(default=40, ge=1, description="Shorter texts are skipped as near-empty")
+    chunk_chars: int = Field(default=4000, ge=200, description="Longer texts are split at paragraph breaks into chunks")
+    max_chunks: int = Field(default=4, ge=1, description="Chunks used per text (the rest of a very long text is ignored)")
+
+
 class Settings(BaseSettings):
     """All of personagraph's settings. Stage sections are added beside `store` as the stages land."""
 
@@ -144,6 +158,7 @@ class Settings(BaseSettings):
     store: StoreConfig = Field(default_factory=StoreConfig)
     import_: ImportConfig = Field(default_factory=ImportConfig, alias="import")
     llm: LLMConfig = Field(default_factory=LLMConfig)
+    extract: ExtractConfig = Field(default_factory=ExtractConfig)
     dedup: DedupConfig = Field(default_factory=DedupConfig)
     filter: FilterConfig = Field(default_factory=FilterConfig)
     expand: ExpandConfig = Field(default_factory=ExpandConfig)
@@ -236,6 +251,14 @@ concurrency = 16              # calls in flight
 structured_output = "function_calling"   # or "json_schema" (OpenAI, vLLM) or "json_mode"
 validation_retries = 2
 cache = true                  # on-disk response cache in data_dir/llm_cache
+
+[extract]
+stances = ["read"]            # any of "read", "write", "like": one persona per stance per text
+format = "structured"         # or "plain" (description only)
+lang = "auto"                 # prompt language: "en", "zh", or auto by script
+min_chars = 40                # shorter texts are skipped
+chunk_chars = 4000            # longer texts are split at paragraph breaks
+max_chunks = 4
 
 [dedup]
 method = "both"               # "minhash", "embedding" or "both"
