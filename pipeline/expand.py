@@ -1,0 +1,469 @@
+"""Persona-to-Persona: grow the graph outwards from its personas, hop by hop, one typed edge per proposal.
+
+Each round takes the frontier (accepted, unexpanded personas at hop h, one Cypher query), asks the
+LLM for `fanout` people per seed and relation, and writes what comes back: new personas at hop h+1
+(origin `expand`, status from the inline filter) and a typed edge per proposal. A proposal that
+matches an existing persona becomes an edge to that persona (a cross-link), so expansion grows one
+connected social graph rather than a forest of trees.
+
+    >>> with LLMClient.from_settings(settings) as client:
+    ...     summary = expand_frontier(store, client, ExpandOptions(hops=2, fanout=3), run_id="expand-1")
+    >>> summary.created, summary.linked, summary.rejected
+
+Crash safety: the frontier is walked in a fixed order, in chunks of `chunk_seeds` seeds. Results
+stream out of the LLM layer in completion order, but a chunk is written only when all its answers
+are in and every earlier chunk is written, in seed order, and its seeds are marked expanded only
+after that. So whatever point a run is killed at, the expanded seeds are a prefix of whole chunks,
+and a rerun (answered from the LLM cache without new calls) writes the same chunks in the same
+order: the graph ends up the same as after an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+from pydantic import BaseModel, Field, field_validator
+
+import prompts
+from graph.model import Edge, Persona, PersonaStatus, persona_id
+from graph.store import GraphStore
+from pipeline.config import ExpandConfig, FilterConfig
+from pipeline.llm import LLMClient, LLMRequest, LLMResult
+from pipeline.relations import Relation, RelationError, RelationVocabulary, normalise_relation, relation_key
+
+AGE_GROUPS = ("child", "teenager", "young_adult", "adult", "older_adult")
+VISIBILITIES = ("public-facing", "behind-the-scenes")
+FRONTIER_LIMIT = 10_000_000
+
+
+def _choice(value: Any, allowed: Sequence[str]) -> str | None:
+    """Map an LLM's spelling ('Young adult', 'behind the scenes') onto an allowed value, else None."""
+    if value is None:
+        return None
+    key = "".join(ch for ch in str(value).lower() if ch.isalnum())
+    return next((a for a in allowed if "".join(ch for ch in a if ch.isalnum()) == key), None)
+
+
+class ProposedPersona(BaseModel):
+    """One related person the LLM proposes, with the attributes regions are counted by."""
+
+    description: str = Field(description="One or two sentences describing one specific person")
+    age_group: Literal["child", "teenager", "young_adult", "adult", "older_adult"] | None = None
+    occupation: str | None = None
+    domain: str | None = Field(default=None, description="Field of life or work")
+    visibility: Literal["public-facing", "behind-the-scenes"] | None = None
+    language: str | None = Field(default=None, description="ISO code of the language the person mainly speaks")
+    relation: str | None = Field(default=None, description="A more specific relation name, if one fits better")
+
+    @field_validator("age_group", mode="before")
+    @classmethod
+    def _age(cls, v: Any) -> str | None:
+        return _choice(v, AGE_GROUPS)
+
+    @field_validator("visibility", mode="before")
+    @classmethod
+    def _visibility(cls, v: Any) -> str | None:
+        return _choice(v, VISIBILITIES)
+
+    def attributes(self) -> dict[str, str]:
+        """The region attributes that were given, cleaned."""
+        out = {
+            "age_group": self.age_group,
+            "occupation": (self.occupation or "").strip().lower() or None,
+            "domain": (self.domain or "").strip().lower() or None,
+            "visibility": self.visibility,
+            "language": (self.language or "").strip().lower() or None,
+        }
+        return {k: v for k, v in out.items() if v}
+
+
+class Proposals(BaseModel):
+    """The structured answer to one expansion request: the related people proposed."""
+
+    personas: list[ProposedPersona] = Field(default_factory=list)
+
+
+class ExpandOptions(BaseModel):
+    """What one `expand` run does (config `[expand]` plus the command's budgets)."""
+
+    hops: int = Field(default=6, ge=1, le=6)
+    fanout: int = Field(default=3, ge=1)
+    max_new: int | None = Field(default=None, ge=0, description="Stop after creating this many personas")
+    max_calls: int | None = Field(default=None, ge=0, description="Stop after sending this many LLM requests")
+    focus: dict[str, list[str]] = Field(default_factory=dict, description="Regions to aim at: {attribute: [values]}")
+    relations: list[str] = Field(default_factory=list, description="Relation names to use ([] = all)")
+    relations_per_seed: int = Field(default=3, ge=1)
+    free_relations: bool = True
+    language: str = "en"
+    chunk_seeds: int = Field(default=64, ge=1)
+
+    @classmethod
+    def from_config(cls, config: ExpandConfig, **overrides: Any) -> ExpandOptions:
+        """Options from the `[expand]` section, with command-line values (None = keep config) on top."""
+        base = config.model_dump(include=set(cls.model_fields))
+        base.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**base)
+
+
+class RoundStats(BaseModel):
+    """One round (hop) of expansion: its size and where its time went."""
+
+    hop: int
+    seeds: int = 0
+    requests: int = 0
+    wall_seconds: float = 0.0
+    graph_seconds: float = 0.0
+
+
+class ExpandSummary(BaseModel):
+    """What a run did: the report `personagraph expand` prints and the Run node stores."""
+
+    run_id: str = ""
+    seeds_expanded: int = 0
+    requests: int = 0
+    failed_requests: int = 0
+    proposals: int = 0
+    created: int = 0
+    linked: int = 0
+    rejected: Counter[str] = Field(default_factory=Counter)
+    relation_rejected: Counter[str] = Field(default_factory=Counter)
+    edges_created: int = 0
+    edge_types: Counter[str] = Field(default_factory=Counter)
+    stopped_by: str = "frontier empty"
+    rounds: list[RoundStats] = Field(default_factory=list)
+    usage: dict[str, int] = Field(default_factory=dict)
+    errors: list[str] = Field(default_factory=list)
+
+    def run_props(self) -> dict[str, Any]:
+        """Flat numbers for the Run node."""
+        return {
+            "seeds_expanded": self.seeds_expanded, "requests": self.requests, "failed_requests": self.failed_requests,
+            "proposals": self.proposals, "created": self.created, "linked": self.linked,
+            "rejected": sum(self.rejected.values()), "rejected_reasons": [f"{k}: {v}" for k, v in self.rejected.most_common()],
+            "relations_rejected": sum(self.relation_rejected.values()), "edges_created": self.edges_created,
+            "stopped_by": self.stopped_by, "rounds": len(self.rounds),
+            "graph_seconds": round(sum(r.graph_seconds for r in self.rounds), 3),
+            "wall_seconds": round(sum(r.wall_seconds for r in self.rounds), 3),
+            **self.usage,
+        }
+
+
+class PersonaMatcher(Protocol):
+    """Answers "does this persona exist already?" for proposals, and learns the personas written."""
+
+    def match(self, descriptions: Sequence[str]) -> list[str | None]:
+        """For each description, the id of the existing persona it duplicates, or None."""
+
+    def add(self, ids: Sequence[str], descriptions: Sequence[str]) -> None:
+        """Record personas just written."""
+
+
+class ExactMatcher:
+    """Exact matching by content hash against the graph itself (a merged id resolves to its survivor)."""
+
+    def __init__(self, store: GraphStore) -> None:
+        self.store = store
+
+    def match(self, descriptions: Sequence[str]) -> list[str | None]:
+        ids = [persona_id(d) for d in descriptions]
+        nodes = self.store.get_personas(list(dict.fromkeys(ids)))
+        out: list[str | None] = []
+        for pid in ids:
+            node = nodes.get(pid)
+            out.append(None if node is None else node.get("merged_into") or pid)
+        return out
+
+    def add(self, ids: Sequence[str], descriptions: Sequence[str]) -> None:
+        """Nothing to record: the graph is the index."""
+
+
+def basic_check(config: FilterConfig) -> Callable[[str, str], list[str]]:
+    """Cheap inline checks on a proposed description: reasons to reject it (empty list = keep)."""
+
+    def check(description: str, seed_description: str) -> list[str]:
+        reasons = []
+        if len(description) < config.min_chars:
+            reasons.append("too short")
+        if len(description) > config.max_chars:
+            reasons.append("too long")
+        if description.isascii() and len(description.split()) < config.min_words:
+            reasons.append("too few words")
+        if persona_id(description) == persona_id(seed_description):
+            reasons.append("same as the seed")
+        return reasons
+
+    return check
+
+
+def choose_relations(seed_id: str, candidates: Sequence[Relation], k: int) -> list[Relation]:
+    """The `k` relations asked about for a seed: a stable pseudo-random pick, so every run picks alike."""
+    ranked = sorted(candidates, key=lambda r: hashlib.blake2b(f"{seed_id}/{r.name}".encode(), digest_size=8).digest())
+    return ranked[:k]
+
+
+def describe_region(focus: Mapping[str, Sequence[str]]) -> str:
+    """The region line of the prompt: 'age_group = child; visibility = behind-the-scenes', or 'any'."""
+    if not focus:
+        return "any"
+    return "; ".join(f"{key} = {' or '.join(values)}" for key, values in focus.items())
+
+
+@dataclass
+class _Chunk:
+    """Answers for one chunk of seeds, collected until all of them are in."""
+
+    index: int
+    seeds: list[dict[str, Any]]
+    requested: dict[str, int] = field(default_factory=Counter)
+    results: list[LLMResult] = field(default_factory=list)
+    closed: bool = False
+
+    def complete(self) -> bool:
+        return self.closed and len(self.results) == sum(self.requested.values())
+
+
+@dataclass
+class _Meta:
+    """What an expansion request is about; rides on the LLM request."""
+
+    chunk: int
+    seed_pos: int
+    rel_pos: int
+    seed: dict[str, Any]
+    relation: Relation
+
+
+class Expander:
+    """Runs expansion rounds on a store with an LLM client; see `expand_frontier`."""
+
+    def __init__(
+        self,
+        store: GraphStore,
+        client: LLMClient,
+        options: ExpandOptions,
+        *,
+        run_id: str,
+        vocabulary: RelationVocabulary | None = None,
+        matcher: PersonaMatcher | None = None,
+        check: Callable[[str, str], list[str]] | None = None,
+        on_progress: Callable[[str, int, int], None] | None = None,
+    ) -> None:
+        self.store = store
+        self.client = client
+        self.options = options
+        self.run_id = run_id
+        self.vocabulary = vocabulary or RelationVocabulary.default()
+        self.matcher = matcher or ExactMatcher(store)
+        self.check = check or basic_check(FilterConfig())
+        self.on_progress = on_progress
+        self.prompt = prompts.load("expand/propose", options.language)
+        self.summary = ExpandSummary(run_id=run_id)
+        self.candidates = self._candidate_relations()
+        self._stop = ""
+
+    def _candidate_relations(self) -> list[Relation]:
+        """Relations seeds are asked about: the chosen ones, narrowed to those leading to the focus."""
+        pool = [self.vocabulary[name] for name in self.options.relations] if self.options.relations else list(self.vocabulary)
+        if self.options.focus:
+            pool = RelationVocabulary(pool).leading_to(self.options.focus)
+        return pool
+
+    # -- the loop -----------------------------------------------------------------------------------
+    async def run(self) -> ExpandSummary:
+        """Expand round by round until the hop limit, an empty frontier or a budget stops it."""
+        for hop in range(self.options.hops):
+            if self._stop:
+                break
+            await self._round(hop)
+        if self._stop:
+            self.summary.stopped_by = self._stop
+        self.summary.usage = self.client.usage.as_dict()
+        return self.summary
+
+    def _frontier(self, hop: int) -> list[dict[str, Any]]:
+        focus = [{"key": k, "values": list(v)} for k, v in self.options.focus.items()]
+        res = self.store.run_named("expand_frontier", {"hop": hop, "focus": focus, "limit": FRONTIER_LIMIT})
+        return res.records()
+
+    async def _round(self, hop: int) -> None:
+        started = time.perf_counter()
+        stats = RoundStats(hop=hop)
+        seeds = await asyncio.to_thread(self._frontier, hop)
+        stats.graph_seconds += time.perf_counter() - started
+        stats.seeds = len(seeds)
+        if not seeds:
+            return
+        size = self.options.chunk_seeds
+        chunks = [_Chunk(i, seeds[start : start + size]) for i, start in enumerate(range(0, len(seeds), size))]
+        per_seed = min(self.options.relations_per_seed, len(self.candidates))
+        self._progress(f"hop {hop} -> {hop + 1}", 0, len(seeds) * per_seed)
+        ready: asyncio.Queue[_Chunk | None] = asyncio.Queue()
+        writer = asyncio.create_task(self._writer(hop, ready, stats))
+        next_ready = 0
+        done = 0
+
+        def release() -> None:
+            nonlocal next_ready
+            while next_ready < len(chunks) and chunks[next_ready].complete():
+                ready.put_nowait(chunks[next_ready])
+                next_ready += 1
+
+        try:
+            async with contextlib.aclosing(self.client.stream(self._requests(chunks, stats))) as results:
+                async for result in results:
+                    meta: _Meta = result.request.meta
+                    chunks[meta.chunk].results.append(result)
+                    done += 1
+                    self._progress(f"hop {hop} -> {hop + 1}", done, len(seeds) * per_seed)
+                    release()
+                    if self._stop == "max_new" or writer.done():
+                        break
+            release()
+        finally:
+            ready.put_nowait(None)
+            await writer
+        stats.wall_seconds = time.perf_counter() - started
+        self.summary.rounds.append(stats)
+
+    async def _requests(self, chunks: list[_Chunk], stats: RoundStats) -> AsyncIterator[LLMRequest]:
+        """The round's requests, seed by seed, until a budget stops them."""
+        opts = self.options
+        region = describe_region(opts.focus)
+        for chunk in chunks:
+            for seed_pos, seed in enumerate(chunk.seeds):
+                for rel_pos, relation in enumerate(choose_relations(seed["id"], self.candidates, opts.relations_per_seed)):
+                    if self._stop:
+                        chunk.closed = True
+                        return
+                    if opts.max_calls is not None and self.summary.requests >= opts.max_calls:
+                        self._stop = "max_calls"
+                        chunk.closed = True
+                        return
+                    messages = self.prompt.render(
+                        seed=seed["description"], relation=relation.name.replace("_", " "),
+                        relation_description=relation.description or relation.name.replace("_", " "),
+                        fanout=opts.fanout, region=region,
+                    )
+                    chunk.requested[seed["id"]] += 1
+                    self.summary.requests += 1
+                    stats.requests += 1
+                    yield LLMRequest(key=f"{seed['id']}/{relation.name}", messages=messages, schema=Proposals,
+                                     meta=_Meta(chunk.index, seed_pos, rel_pos, seed, relation))
+            chunk.closed = True
+
+    async def _writer(self, hop: int, ready: asyncio.Queue[_Chunk | None], stats: RoundStats) -> None:
+        """Write complete chunks in order, off the event loop so answers keep streaming meanwhile."""
+        while (chunk := await ready.get()) is not None:
+            if self._stop == "max_new":
+                continue
+            started = time.perf_counter()
+            await asyncio.to_thread(self._write_chunk, hop, chunk)
+            stats.graph_seconds += time.perf_counter() - started
+
+    # -- writing one chunk --------------------------------------------------------------------------
+    def _relation_for(self, asked: Relation, named: str | None) -> Relation:
+        """The relation a proposal's edge gets: the one asked for, or a valid more specific one it named."""
+        if not named or not self.options.free_relations or relation_key(named) == asked.name:
+            return asked
+        try:
+            return normalise_relation(named, self.vocabulary)
+        except RelationError as exc:
+            self.summary.relation_rejected[str(exc)] += 1
+            return asked
+
+    def _write_chunk(self, hop: int, chunk: _Chunk) -> None:
+        """Turn a chunk's answers into personas and edges (in seed order), write them, mark the seeds."""
+        opts, summary = self.options, self.summary
+        results = sorted(chunk.results, key=lambda r: (r.request.meta.seed_pos, r.request.meta.rel_pos))
+        unfinished: set[str] = {s["id"] for s in chunk.seeds if s["id"] not in chunk.requested}
+        proposals: list[tuple[_Meta, ProposedPersona, Relation]] = []
+        for result in results:
+            meta: _Meta = result.request.meta
+            if not result.ok:
+                summary.failed_requests += 1
+                summary.errors.append(f"{result.key}: {result.error}"[:300])
+                unfinished.add(meta.seed["id"])
+                continue
+            for proposed in result.value.personas[: opts.fanout]:  # type: ignore[union-attr]
+                proposed.description = " ".join(proposed.description.split())
+                summary.proposals += 1
+                if not proposed.description:
+                    summary.rejected["empty"] += 1
+                    continue
+                proposals.append((meta, proposed, self._relation_for(meta.relation, proposed.relation)))
+        existing = self.matcher.match([p.description for _, p, _ in proposals]) if proposals else []
+        new: dict[str, Persona] = {}
+        edges: list[Edge] = []
+        for (meta, proposed, relation), match in zip(proposals, existing):
+            seed_id = meta.seed["id"]
+            target = match or persona_id(proposed.description)
+            reasons = self.check(proposed.description, meta.seed["description"])
+            if target == seed_id and "same as the seed" not in reasons:
+                reasons.append("same as the seed")
+            if match is None and target not in new:
+                if opts.max_new is not None and summary.created >= opts.max_new:
+                    self._stop = "max_new"
+                    unfinished.add(seed_id)
+                    continue
+                status = PersonaStatus.rejected if reasons else PersonaStatus.accepted
+                attributes: dict[str, Any] = {**proposed.attributes(), "expanded_from": seed_id,
+                                              "via_relation": relation.name}
+                if reasons:
+                    attributes["filter_reasons"] = reasons
+                new[target] = Persona(description=proposed.description, status=status, hop=hop + 1,
+                                      origin="expand", run_id=self.run_id, attributes=attributes)
+                summary.created += not reasons
+            elif not reasons:
+                summary.linked += 1
+            if reasons:
+                summary.rejected.update(reasons)
+                continue
+            source, dest = relation.endpoints(seed_id, target)
+            edges.append(Edge(source=source, target=dest, type=relation.edge_type, props={
+                "relation": relation.name, "hop": hop + 1, "run_id": self.run_id, "model": self.client.config.model}))
+        if new:
+            self.store.upsert_personas(list(new.values()))
+        if edges:
+            written = self.store.add_edges(edges)
+            summary.edges_created += written.relationships_created
+            summary.edge_types.update(e.type for e in edges)
+        finished = [s["id"] for s in chunk.seeds if s["id"] not in unfinished]
+        if finished:
+            self.store.set_properties([{"id": i, "props": {"expanded": True, "expanded_run": self.run_id}} for i in finished])
+            summary.seeds_expanded += len(finished)
+        if opts.max_new is not None and summary.created >= opts.max_new:
+            self._stop = "max_new"
+        accepted = [p for p in new.values() if p.status is PersonaStatus.accepted]
+        self.matcher.add([p.id for p in accepted], [p.description for p in accepted])
+
+    def _progress(self, label: str, done: int, total: int) -> None:
+        if self.on_progress is not None:
+            self.on_progress(label, done, total)
+
+
+def expand_frontier(
+    store: GraphStore,
+    client: LLMClient,
+    options: ExpandOptions,
+    *,
+    run_id: str,
+    vocabulary: RelationVocabulary | None = None,
+    matcher: PersonaMatcher | None = None,
+    check: Callable[[str, str], list[str]] | None = None,
+    on_progress: Callable[[str, int, int], None] | None = None,
+) -> ExpandSummary:
+    """Expand the graph from its frontier (see the module docstring); records a `Run` node and returns the summary."""
+    expander = Expander(store, client, options, run_id=run_id, vocabulary=vocabulary, matcher=matcher,
+                        check=check, on_progress=on_progress)
+    summary = asyncio.run(expander.run())
+    store.record_run(run_id, {"stage": "expand", "hops": options.hops, "fanout": options.fanout,
+                              "focus": [f"{k}={v}" for k, vs in options.focus.items() for v in vs],
+                              "model": client.config.model, **summary.run_props()})
+    return summary

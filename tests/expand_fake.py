@@ -1,0 +1,178 @@
+"""The test endpoint answering expansion prompts with plausible related personas (for tests and bench/).
+
+`ExpandFakeLLM` is the project's fake OpenAI endpoint (`tests.fake_llm_server.FakeLLM`, same faults
+and latency) whose answers to the `Proposals` schema are made from the prompt instead of random
+strings: it reads the seed, the relation, the number asked for and the region line, and proposes
+that many people, deterministically per prompt. Descriptions come from a finite pool, so different
+seeds sometimes propose the same person (cross-links), and a description always carries the same
+attributes. When the prompt names a region, the proposals are in it, as a cooperative model's would be.
+
+A test can replace the proposer: `fake.propose = lambda ask: [{"description": ..., ...}]`.
+
+From a shell or bench/: `python -m tests.expand_fake --port 8766 --latency 0.2`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import hashlib
+import json
+import re
+import socket
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tests.fake_llm_server import FakeLLM, Faults
+
+SCHEMA_NAME = "Proposals"
+AGES = ("child", "teenager", "young_adult", "adult", "older_adult")
+AGE_WORDS = {"child": "eight-year-old", "teenager": "fifteen-year-old", "young_adult": "twenty-four-year-old",
+             "adult": "forty-year-old", "older_adult": "seventy-five-year-old"}
+JOBS = (("nurse", "health", "public-facing"), ("warehouse picker", "logistics", "behind-the-scenes"),
+        ("teacher", "education", "public-facing"), ("night cleaner", "facilities", "behind-the-scenes"),
+        ("shop owner", "retail", "public-facing"), ("line cook", "food service", "behind-the-scenes"),
+        ("bus driver", "transport", "public-facing"), ("server technician", "it", "behind-the-scenes"),
+        ("pharmacist", "health", "public-facing"), ("seamstress", "garment making", "behind-the-scenes"),
+        ("farmer", "agriculture", "behind-the-scenes"), ("street musician", "arts", "public-facing"))
+PLACES = ("Lyon", "Osaka", "Nairobi", "Lima", "Pune", "Leeds", "Izmir", "Quebec")
+STUDENT_ROLE = {"child": ("pupil", "education"), "teenager": ("student", "education")}
+
+
+@dataclass(frozen=True)
+class ExpansionAsk:
+    """What an expansion prompt asks for, read back from its text."""
+
+    seed: str
+    relation: str
+    fanout: int
+    region: dict[str, list[str]]
+    key: str
+
+
+def read_ask(messages: list[dict[str, Any]]) -> ExpansionAsk:
+    """Parse the user message of `prompts/expand/propose.en.md`."""
+    text = str(messages[-1].get("content") or "")
+    seed = re.search(r"^Persona: (.*)$", text, re.M)
+    relation = re.search(r"^Relation: (.*?) \(", text, re.M)
+    fanout = re.search(r"^Propose (\d+) ", text, re.M)
+    region_line = re.search(r"^Region[^:]*: (.*)$", text, re.M)
+    region: dict[str, list[str]] = {}
+    if region_line and region_line.group(1).strip() != "any":
+        for part in region_line.group(1).split(";"):
+            key, _, values = part.partition("=")
+            region[key.strip()] = [v.strip() for v in values.split(" or ")]
+    return ExpansionAsk(
+        seed=seed.group(1) if seed else "", relation=relation.group(1) if relation else "",
+        fanout=int(fanout.group(1)) if fanout else 2, region=region,
+        key=hashlib.sha1(text.encode()).hexdigest(),
+    )
+
+
+def _pick(options: tuple[Any, ...] | list[Any], *parts: object) -> Any:
+    digest = hashlib.blake2b("/".join(map(str, parts)).encode(), digest_size=8).digest()
+    return options[int.from_bytes(digest, "big") % len(options)]
+
+
+def persona_for(age: str, job: tuple[str, str, str], place: str) -> dict[str, Any]:
+    """A pool persona: its description and the attributes that description implies."""
+    if age in STUDENT_ROLE:
+        (occupation, domain), visibility = STUDENT_ROLE[age], job[2]
+        who = f"{occupation} whose parent works as a {job[0]}"
+    else:
+        occupation, domain, visibility = job
+        who = occupation
+    article = "An" if AGE_WORDS[age][0] in "aeiou" else "A"
+    return {
+        "description": f"{article} {AGE_WORDS[age]} {who} in {place}, known in the neighbourhood for patience and routine",
+        "age_group": age, "occupation": occupation, "domain": domain, "visibility": visibility, "language": "en",
+    }
+
+
+def default_proposals(ask: ExpansionAsk) -> list[dict[str, Any]]:
+    """`fanout` pool personas for the prompt, inside the region it names (if any)."""
+    ages = [a for a in AGES if a in ask.region.get("age_group", AGES)] or list(AGES)
+    jobs = [j for j in JOBS if j[2] in ask.region.get("visibility", (j[2],))] or list(JOBS)
+    out = []
+    for i in range(ask.fanout):
+        age = _pick(ages, ask.key, i, "age")
+        out.append(persona_for(age, _pick(jobs, ask.key, i, "job"), _pick(PLACES, ask.key, i, "place")))
+    return out
+
+
+class ExpandFakeLLM(FakeLLM):
+    """The fake endpoint with expansion-aware answers for the `Proposals` schema; other calls as FakeLLM."""
+
+    def __init__(self, faults: Faults | None = None, host: str = "127.0.0.1", port: int = 0) -> None:
+        super().__init__(faults, host, port)
+        self.propose: Callable[[ExpansionAsk], list[dict[str, Any]]] = default_proposals
+
+    def _completion(self, body: dict[str, Any], messages: list[dict[str, Any]], seed: str, outcome: str) -> dict[str, Any]:
+        completion = super()._completion(body, messages, seed, outcome)
+        if outcome != "ok":
+            return completion
+        message = completion["choices"][0]["message"]
+        calls = message.get("tool_calls") or []
+        if calls and calls[0]["function"]["name"] == SCHEMA_NAME:
+            calls[0]["function"]["arguments"] = json.dumps({"personas": self.propose(read_ask(messages))})
+        elif SCHEMA_NAME in json.dumps(body.get("response_format") or {}):
+            message["content"] = json.dumps({"personas": self.propose(read_ask(messages))})
+        return completion
+
+
+@contextlib.contextmanager
+def expand_fake_server(faults: Faults | None = None) -> Iterator[ExpandFakeLLM]:
+    """A running expansion-aware test endpoint in a thread on a free loopback port."""
+    server = ExpandFakeLLM(faults).start()
+    try:
+        yield server  # type: ignore[misc]
+    finally:
+        server.stop()
+
+
+@contextlib.contextmanager
+def expand_fake_subprocess(faults: Faults | None = None) -> Iterator[str]:
+    """The expansion-aware endpoint in a child process (its own interpreter and core); yields its base_url."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    flags = [f"--{k.replace('_', '-')}={v}" for k, v in (faults or Faults()).model_dump().items()]
+    process = subprocess.Popen([sys.executable, "-m", "tests.expand_fake", f"--port={port}", *flags],
+                               stdout=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parent.parent)
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        if "fake LLM endpoint" not in line:
+            raise RuntimeError(f"expansion fake endpoint did not start: {line!r}")
+        yield f"http://127.0.0.1:{port}/v1"
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+def main() -> None:
+    """Serve in the foreground."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8766)
+    for name, spec in Faults.model_fields.items():
+        parser.add_argument(f"--{name.replace('_', '-')}", type=type(spec.default), default=spec.default)
+    args = parser.parse_args()
+    server = ExpandFakeLLM(Faults(**{n: getattr(args, n) for n in Faults.model_fields}), args.host, args.port)
+
+    async def run() -> None:
+        await server.serve()
+        print(f"fake LLM endpoint at {server.base_url}", flush=True)
+        await asyncio.Event().wait()
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(run())
+
+
+if __name__ == "__main__":
+    main()
