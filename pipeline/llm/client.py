@@ -86,6 +86,10 @@ class Usage(BaseModel):
         self.prompt_tokens += result.prompt_tokens
         self.completion_tokens += result.completion_tokens
 
+    def since(self, before: Usage) -> Usage:
+        """What was spent after the snapshot `before` (a stage's share of a shared client)."""
+        return Usage(**{k: v - getattr(before, k) for k, v in self.model_dump().items()})
+
     def as_dict(self) -> dict[str, int]:
         """Flat numbers, prefixed for a node's properties."""
         return {f"llm_{k}": v for k, v in self.model_dump().items()}
@@ -143,14 +147,17 @@ class LLMClient:
         self.usage = Usage()
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> LLMClient:
-        """Build from the settings; with no `llm.base_url`, start (or reuse) the embedded SmolLM2 server."""
+    def from_settings(cls, settings: Settings, *, connect: bool = True) -> LLMClient:
+        """Build from the settings; with no `llm.base_url`, start (or reuse) the embedded SmolLM2 server.
+
+        `connect=False` starts nothing: enough for `estimate` (a `--dry-run`), not for `stream`.
+        """
         cfg = settings.llm
         base_url = cfg.base_url
         if base_url is None:
             from pipeline.llm.local_server import LOCAL_MODEL_NAME, ensure_local_server
 
-            base_url = ensure_local_server(settings).base_url
+            base_url = ensure_local_server(settings).base_url if connect else None
             cfg = cfg.model_copy(update={"model": LOCAL_MODEL_NAME, "provider": "openai"})
         cache = ResponseCache(settings.store.data_dir / "llm_cache") if cfg.cache else None
         return cls(cfg, base_url, cache)

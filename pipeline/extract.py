@@ -1,0 +1,418 @@
+"""Text-to-Persona: ask, of every passage of a corpus, who would read / write / like it; put the answers in the graph.
+
+    with LLMClient.from_settings(settings) as client:
+        summary = extract_personas(settings, store, client, Path("corpus.jsonl"), field="text")
+
+Records stream from `pipeline.readers`; each text is checked (unreadable, not text, too short, already
+extracted, repeated), split at paragraph breaks into chunks, and becomes one LLM request per chunk and
+stance, pulled lazily by the client's worker pool. Answers are written in batches as they stream back:
+`Persona` nodes (content-hash ids, origin=text, hop=0, status candidate), `Source` nodes and
+`(:Persona)-[:EXTRACTED_FROM {stance, chunk}]->(:Source)` edges. A source is marked
+`extracted = true` only after its personas and edges are written, and a rerun skips exactly the sources
+marked so with no failures: a run killed at any point resumes to the same graph, and the LLM cache
+makes the repeated calls free. Failed answers are kept, with their raw text, in
+`<data_dir>/runs/<run_id>/extract_failures.jsonl`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from pydantic import BaseModel, Field, ValidationError
+
+import prompts
+from graph.model import Edge, Persona, PersonaStatus, Source, text_hash
+from graph.store import GraphStore
+from pipeline.config import ExtractConfig, Settings
+from pipeline.llm import Estimate, LLMClient, LLMRequest, LLMResult
+from pipeline.readers import TEXT_FIELDS, Record, detect_field, iter_records
+
+STANCES = ("read", "write", "like")
+EDGE_TYPE = "EXTRACTED_FROM"
+ATTRIBUTES = ("age_group", "occupation", "domain", "visibility", "language")
+FLUSH_TEXTS = 200
+FLUSH_SECONDS = 2.0
+MAX_REPORTED = 20
+MIN_PERSONA_CHARS = 10
+MAX_PERSONA_CHARS = 1000
+
+_CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
+_PARAGRAPHS = re.compile(r"\n\s*\n")
+_LABEL = re.compile(r"^\s*(?:\**\s*)?(?:persona|人物画像|人物)\s*(?:description)?\s*\**\s*[:：]\s*", re.IGNORECASE)
+
+
+class ExtractedPersona(BaseModel):
+    """A persona inferred from a text: who they are, and the attributes graph regions are counted by."""
+
+    description: str = Field(min_length=MIN_PERSONA_CHARS, description="One or two sentences about one specific person")
+    age_group: str = Field(default="", description="child, teenager, young_adult, adult or older_adult")
+    occupation: str = Field(default="", description="The person's occupation")
+    domain: str = Field(default="", description="The field of life or work the person belongs to")
+    visibility: str = Field(default="", description="public-facing or behind-the-scenes")
+    language: str = Field(default="", description="ISO code of the language the person mainly speaks")
+
+
+class ExtractSummary(BaseModel):
+    """What an extract run did; every text read is extracted, failed (kept for a rerun) or skipped with a reason."""
+
+    path: str
+    field: str
+    run_id: str
+    texts_read: int = 0
+    texts_extracted: int = 0
+    texts_failed: int = 0
+    skipped: Counter[str] = Field(default_factory=Counter)
+    chunks: int = 0
+    requests: int = 0
+    failed_requests: int = 0
+    personas_created: int = 0
+    personas_existing: int = 0
+    problems: list[str] = Field(default_factory=list)
+    failures_file: str = ""
+    llm: dict[str, int] = Field(default_factory=dict)
+    seconds: float = 0.0
+
+    def skip(self, where: str, reason: str, detail: str) -> None:
+        """Count a skipped text under `reason`, keeping the first messages."""
+        self.skipped[reason] += 1
+        self.note(f"{where}: {detail}")
+
+    def note(self, message: str) -> None:
+        """Keep one of the first problems for the end-of-run report."""
+        if len(self.problems) < MAX_REPORTED:
+            self.problems.append(message)
+
+    @property
+    def texts_skipped(self) -> int:
+        """All skipped texts."""
+        return sum(self.skipped.values())
+
+    @property
+    def texts_done(self) -> int:
+        """Texts finished one way or another (what a progress bar counts)."""
+        return self.texts_extracted + self.texts_failed + self.texts_skipped
+
+    def run_props(self) -> dict[str, Any]:
+        """Flat numbers for the `Run` node."""
+        props: dict[str, Any] = {
+            "stage": "extract", "path": self.path, "field": self.field, "texts_read": self.texts_read,
+            "texts_extracted": self.texts_extracted, "texts_failed": self.texts_failed,
+            "texts_skipped": self.texts_skipped, "chunks": self.chunks, "requests": self.requests,
+            "failed_requests": self.failed_requests, "personas_created": self.personas_created,
+            "personas_existing": self.personas_existing, "seconds": round(self.seconds, 3),
+        }
+        props.update({f"skipped_{re.sub(r'[^a-z0-9]+', '_', k)}": v for k, v in self.skipped.items()})
+        props.update(self.llm)
+        return props
+
+
+def text_language(text: str) -> str:
+    """'zh' when more than a fifth of the non-space characters are CJK ideographs, else 'en'."""
+    sample = "".join(text[:2000].split())
+    return "zh" if sample and len(_CJK.findall(sample)) > len(sample) / 5 else "en"
+
+
+def chunk_text(text: str, size: int) -> list[str]:
+    """Split `text` into pieces of at most `size` characters, at paragraph breaks where possible."""
+    chunks: list[str] = []
+    current = ""
+    for paragraph in _PARAGRAPHS.split(text):
+        paragraph = paragraph.strip()
+        while len(paragraph) > size:  # a paragraph too long on its own: cut at the last space that fits
+            cut = paragraph.rfind(" ", size // 2, size)
+            cut = cut if cut > 0 else size
+            if current:
+                chunks.append(current)
+                current = ""
+            chunks.append(paragraph[:cut].strip())
+            paragraph = paragraph[cut:].strip()
+        if not paragraph:
+            continue
+        if current and len(current) + 2 + len(paragraph) > size:
+            chunks.append(current)
+            current = ""
+        current = f"{current}\n\n{paragraph}" if current else paragraph
+    if current:
+        chunks.append(current)
+    return chunks
+
+
+def plain_description(answer: str) -> str:
+    """The persona in a plain-format answer: the first paragraph, without a 'Persona:' label or quotes."""
+    first = next((p for p in _PARAGRAPHS.split(answer.strip()) if p.strip()), "")
+    text = _LABEL.sub("", first).strip().strip('"“”*').strip()
+    if len(text) > MAX_PERSONA_CHARS:
+        text = text[:MAX_PERSONA_CHARS].rsplit(" ", 1)[0]
+    return text
+
+
+@dataclass
+class _Text:
+    """A text in flight: its source node, requests still out, and what its answers gave so far."""
+
+    source: Source
+    where: str
+    pending: int
+    failed: int = 0
+    personas: list[Persona] = field(default_factory=list)
+    edges: list[Edge] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class _Ask:
+    """What a request asks: of which source, which chunk, which stance."""
+
+    source_id: str
+    chunk: int
+    stance: str
+
+
+class TextPlanner:
+    """Turns input records into extract requests, accounting for every text it does not send."""
+
+    def __init__(self, cfg: ExtractConfig, summary: ExtractSummary, extracted: set[str], track: bool = True) -> None:
+        self.cfg = cfg
+        self.track = track  # keep texts in flight for their answers (not for a dry run)
+        self.summary = summary
+        self.extracted = extracted
+        self.in_flight: dict[str, _Text] = {}
+        self._seen: set[str] = set()
+        self._prompts: dict[tuple[str, str], prompts.Prompt] = {}
+        self.schema = ExtractedPersona if cfg.format == "structured" else None
+
+    def prompt(self, stance: str, lang: str) -> prompts.Prompt:
+        """The prompt file for a stance in a language (loaded once)."""
+        if (stance, lang) not in self._prompts:
+            suffix = "_structured" if self.cfg.format == "structured" else ""
+            self._prompts[stance, lang] = prompts.load(f"extract/{stance}{suffix}", lang)
+        return self._prompts[stance, lang]
+
+    def text_of(self, record: Record, field_name: str) -> str | None:
+        """The record's usable text, or None after counting why it is skipped."""
+        s = self.summary
+        if record.error:
+            s.skip(record.where, "unreadable", record.error)
+            return None
+        value = record.data.get(field_name)
+        if value is None:
+            s.skip(record.where, "missing field", f"no {field_name!r} field (fields: {sorted(record.data)[:8]})")
+            return None
+        if not isinstance(value, str):
+            s.skip(record.where, "not text", f"{field_name!r} is a {type(value).__name__}, not text")
+            return None
+        text = value.strip()
+        if len(text) < self.cfg.min_chars:
+            s.skip(record.where, "too short", f"{len(text)} characters (minimum {self.cfg.min_chars})")
+            return None
+        return text
+
+    def requests(self, records: Iterator[Record], field_name: str, run_id: str) -> Iterator[LLMRequest]:
+        """One request per chunk and stance of every text not skipped (lazily)."""
+        cfg, s = self.cfg, self.summary
+        for record in records:
+            s.texts_read += 1
+            text = self.text_of(record, field_name)
+            if text is None:
+                continue
+            digest = text_hash(text)
+            if digest in self.extracted:
+                s.skipped["already extracted"] += 1
+                continue
+            if digest in self._seen:
+                s.skip(record.where, "repeated text", "the same text appeared earlier in the input")
+                continue
+            self._seen.add(digest)
+            chunks = chunk_text(text, cfg.chunk_chars)[: cfg.max_chunks]
+            lang = text_language(text) if cfg.lang == "auto" else cfg.lang
+            uri = record.data.get("uri") or record.data.get("url") or record.where
+            source = Source(text_hash=digest, uri=str(uri), props={
+                "extracted": False, "failed": 0, "chunks": len(chunks), "chars": len(text), "run_id": run_id})
+            if self.track:
+                self.in_flight[source.id] = _Text(source, record.where, pending=len(chunks) * len(cfg.stances))
+            s.chunks += len(chunks)
+            for index, chunk in enumerate(chunks):
+                for stance in cfg.stances:
+                    s.requests += 1
+                    yield LLMRequest(
+                        key=f"{source.id}/{index}/{stance}",
+                        messages=self.prompt(stance, lang).render(text=chunk),
+                        schema=self.schema,
+                        meta=_Ask(source.id, index, stance),
+                    )
+
+
+class GraphWriter:
+    """Writes finished texts in batches: personas, sources, edges, then the source's `extracted` mark."""
+
+    def __init__(self, store: GraphStore, summary: ExtractSummary) -> None:
+        self.store = store
+        self.summary = summary
+        self.ready: list[_Text] = []
+        self._last = time.monotonic()
+
+    def add(self, text: _Text) -> None:
+        """Queue a finished text; write when the batch is full or a couple of seconds old."""
+        self.ready.append(text)
+        if len(self.ready) >= FLUSH_TEXTS or time.monotonic() - self._last > FLUSH_SECONDS:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write the queued texts (the mark last, so a crash mid-batch leaves them to be redone)."""
+        self._last = time.monotonic()
+        if not self.ready:
+            return
+        personas = [p for t in self.ready for p in t.personas]
+        if personas:
+            stats = self.store.upsert_personas(personas)
+            self.summary.personas_created += stats.nodes_created
+            self.summary.personas_existing += len(personas) - stats.nodes_created
+        self.store.upsert_sources([t.source for t in self.ready])
+        edges = [e for t in self.ready for e in t.edges]
+        if edges:
+            self.store.add_edges(edges, target_label="Source")
+        self.store.set_properties(
+            [{"id": t.source.id, "props": {"extracted": True, "failed": t.failed}} for t in self.ready], label="Source"
+        )
+        self.ready = []
+
+
+def persona_from(result: LLMResult, run_id: str) -> Persona:
+    """The Persona node of a successful answer (plain text or ExtractedPersona); ValueError if unusable."""
+    attributes: dict[str, Any] = {}
+    if isinstance(result.value, ExtractedPersona):
+        description = result.value.description.strip()
+        for name in ATTRIBUTES:
+            value = " ".join(str(getattr(result.value, name)).split()).strip().lower()[:100]
+            if value and value not in ("unknown", "n/a", "none"):
+                attributes[name] = value
+    else:
+        description = plain_description(str(result.value))
+    if len(description) < MIN_PERSONA_CHARS:
+        raise ValueError(f"persona description too short: {description!r}")
+    return Persona(description=description[:MAX_PERSONA_CHARS], status=PersonaStatus.candidate, hop=0,
+                   origin="text", run_id=run_id, attributes=attributes)
+
+
+def extracted_sources(store: GraphStore) -> set[str]:
+    """Text hashes of the sources already extracted without failures (skipped on a rerun)."""
+    return {
+        node["text_hash"]
+        for page in store.iter_nodes("Source")
+        for node in page
+        if node.get("extracted") is True and not node.get("failed") and node.get("text_hash")
+    }
+
+
+class _FailureLog:
+    """Failed answers with their raw text, one JSON line each, in the run's folder (opened on first use)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fh: IO[str] | None = None
+
+    def write(self, row: dict[str, Any]) -> None:
+        if self._fh is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._fh = open(self.path, "a", encoding="utf-8")
+        self._fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+    def close(self) -> None:
+        if self._fh is not None:
+            self._fh.close()
+
+
+def _start(settings: Settings, path: Path, field_name: str | None, run_id: str | None) -> tuple[ExtractSummary, str]:
+    """The summary of a new run and the text field to read."""
+    chosen = field_name or settings.extract.field or detect_field(path, TEXT_FIELDS)
+    run = run_id or f"extract-{time.strftime('%Y%m%d%H%M%S')}-{uuid.uuid4().hex[:6]}"
+    return ExtractSummary(path=str(path), field=chosen, run_id=run), chosen
+
+
+async def extract_personas_async(
+    settings: Settings,
+    store: GraphStore,
+    client: LLMClient,
+    path: Path,
+    field_name: str | None = None,
+    *,
+    run_id: str | None = None,
+    on_progress: Callable[[ExtractSummary], None] | None = None,
+) -> ExtractSummary:
+    """Extract personas from the texts in `path` into `store`; see the module docstring."""
+    started, usage_before = time.monotonic(), client.usage.model_copy()
+    summary, field_name = _start(settings, path, field_name, run_id)
+    planner = TextPlanner(settings.extract, summary, extracted_sources(store))
+    writer = GraphWriter(store, summary)
+    failures = _FailureLog(settings.store.data_dir / "runs" / summary.run_id / "extract_failures.jsonl")
+    try:
+        async for result in client.stream(planner.requests(iter_records(path), field_name, summary.run_id)):
+            ask: _Ask = result.request.meta
+            text = planner.in_flight[ask.source_id]
+            text.pending -= 1
+            error = result.error
+            if result.ok:
+                try:
+                    persona = persona_from(result, summary.run_id)
+                    text.personas.append(persona)
+                    text.edges.append(Edge(source=persona.id, target=ask.source_id, type=EDGE_TYPE, props={
+                        "stance": ask.stance, "chunk": ask.chunk, "run_id": summary.run_id, "model": client.config.model}))
+                except (ValueError, ValidationError) as exc:
+                    error = f"unusable persona: {exc}"
+            if error:
+                text.failed += 1
+                summary.failed_requests += 1
+                summary.note(f"{text.where}: {ask.stance}: {error[:300]}")
+                failures.write({"where": text.where, "source": ask.source_id, "chunk": ask.chunk, "stance": ask.stance,
+                                "error": error, "raw_text": result.raw_text})
+            if text.pending == 0:
+                del planner.in_flight[ask.source_id]
+                if text.failed:
+                    summary.texts_failed += 1
+                else:
+                    summary.texts_extracted += 1
+                writer.add(text)
+            if on_progress is not None:
+                on_progress(summary)
+        writer.flush()
+    finally:
+        failures.close()
+    if failures.path.exists():
+        summary.failures_file = str(failures.path)
+    summary.llm = client.usage.since(usage_before).as_dict()
+    summary.seconds = time.monotonic() - started
+    store.record_run(summary.run_id, summary.run_props())
+    return summary
+
+
+def extract_personas(
+    settings: Settings,
+    store: GraphStore,
+    client: LLMClient,
+    path: Path,
+    field_name: str | None = None,
+    *,
+    run_id: str | None = None,
+    on_progress: Callable[[ExtractSummary], None] | None = None,
+) -> ExtractSummary:
+    """Synchronous `extract_personas_async` (for the CLI and scripts)."""
+    return asyncio.run(extract_personas_async(
+        settings, store, client, path, field_name, run_id=run_id, on_progress=on_progress))
+
+
+def estimate_extract(
+    settings: Settings, store: GraphStore, client: LLMClient, path: Path, field_name: str | None = None
+) -> tuple[ExtractSummary, Estimate]:
+    """What `extract_personas` would do (`--dry-run`): texts it would skip, calls and rough tokens; writes nothing."""
+    summary, field_name = _start(settings, path, field_name, "dry-run")
+    planner = TextPlanner(settings.extract, summary, extracted_sources(store), track=False)
+    estimate = client.estimate(planner.requests(iter_records(path), field_name, summary.run_id))
+    return summary, estimate
