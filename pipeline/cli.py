@@ -346,6 +346,68 @@ def sample(
                       f"seed {spec.seed}) to {output} in {time.monotonic() - started:.1f}s")
 
 
+@app.command()
+def synthesize(
+    task: Annotated[str, typer.Option("--task", "-t", help="Task prompt name (see --list)")] = "",
+    count: Annotated[int, typer.Option("-n", "--count", help="Rows to synthesize (one per persona)")] = 10,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Output .jsonl or .parquet (loads with `datasets`)")] = None,
+    mode: Annotated[Optional[str], typer.Option("--mode", "-m", help="zero_shot | few_shot | persona_few_shot | neighbourhood_few_shot")] = None,
+    lang: Annotated[Optional[str], typer.Option("--lang", help="en or zh")] = None,
+    strategy: Annotated[Optional[str], typer.Option("--strategy", "-s", help="How personas are sampled (see `personagraph sample`)")] = None,
+    size: Annotated[Optional[int], typer.Option("--size", help="Members per sample")] = None,
+    seed: Annotated[Optional[int], typer.Option("--seed", help="Random seed (same seed, same graph: same rows)")] = None,
+    examples: Annotated[Optional[Path], typer.Option("--examples", help="Demonstrations (JSONL/Parquet with `text`, `persona`, `persona_id`), e.g. an earlier output")] = None,
+    world: Annotated[Optional[Path], typer.Option("--world", help="Text file describing the game world (game_npc)")] = None,
+    write_back: Annotated[Optional[bool], typer.Option("--write-back/--no-write-back", help="Store rows as (:Sample)-[:GENERATED_BY]->(:Persona)")] = None,
+    list_tasks: Annotated[bool, typer.Option("--list", help="List the tasks and their languages, then exit")] = False,
+) -> None:
+    """Synthesize data with sampled personas: one row per persona, with the persona, task, mode and neighbourhood used."""
+    from pipeline.llm import LLMClient
+    from pipeline.sample import SampleSpec
+    from pipeline.synthesize import SynthesisSpec, available_tasks, synthesize as run_synthesis
+
+    with user_errors():
+        cfg = STATE.settings.synthesis
+        if list_tasks:
+            for name, langs in available_tasks(cfg.task_dirs).items():
+                console.print(f"[bold]{name}[/]  {', '.join(langs)}")
+            return
+        if not task or output is None:
+            fail("give --task NAME and --output FILE (personagraph synthesize --list shows the tasks)", 2)
+        spec = SynthesisSpec(
+            task=task, count=count, mode=mode or cfg.mode, lang=lang or cfg.lang, shots=cfg.shots, examples=examples,
+            world=world.read_text(encoding="utf-8") if world else "", task_dirs=cfg.task_dirs,
+            write_back=cfg.write_back if write_back is None else write_back,
+            sample=SampleSpec.from_config(cfg, strategy=strategy, size=size, seed=seed),
+        )
+        st = STATE.store()
+        run_id = new_run_id("synthesize")
+        started = time.monotonic()
+        with LLMClient.from_settings(STATE.settings) as client, progress() as bar:
+            job = bar.add_task(f"{spec.task} ({spec.mode}, {spec.lang})", total=None, rate="")
+
+            def tick(done: int, total: int) -> None:
+                bar.update(job, completed=done, total=total, rate=f"{done / max(time.monotonic() - started, 1e-6):,.1f} rows/s")
+
+            summary = run_synthesis(st, client, spec, output, run_id, tick)
+            usage = client.usage.as_dict()
+        st.record_run(run_id, {"stage": "synthesize", "task": spec.task, "mode": spec.mode, "lang": spec.lang,
+                               "strategy": spec.sample.strategy, "seed": spec.sample.seed, "output": str(output),
+                               "written": summary.written, "failed": summary.failed, **usage})
+        for failure in summary.failures:
+            err_console.print(f"[yellow]failed[/] {failure}", highlight=False)
+        table = Table(title=f"synthesize {spec.task} -> {output}", show_header=False)
+        table.add_row("personas sampled", f"{summary.personas:,} ({spec.sample.strategy}, seed {spec.sample.seed})")
+        table.add_row("rows written", f"{summary.written:,} ({summary.cached:,} answered from the cache)")
+        table.add_row("failed", f"{summary.failed:,}" + (" (rerun to retry them)" if summary.failed else ""))
+        if spec.mode == "neighbourhood_few_shot":
+            table.add_row("no neighbour samples", f"{summary.without_neighbour_samples:,} (prompted without demonstrations)")
+        if spec.write_back:
+            table.add_row("Sample nodes linked", f"{summary.written_back:,}")
+        table.add_row("tokens", f"{usage['llm_prompt_tokens']:,} prompt, {usage['llm_completion_tokens']:,} completion")
+        console.print(table)
+
+
 @db_app.command("start")
 def db_start() -> None:
     """Start the embedded server (or find the one already running)."""

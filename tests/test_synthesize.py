@@ -1,0 +1,189 @@
+"""Synthesis on the real embedded store through the real LLM layer against the project's fake endpoint."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import networkx as nx
+import pytest
+from datasets import load_dataset
+from typer.testing import CliRunner
+
+from graph.store import GraphStore, StoreOptions
+from pipeline.cli import app
+from pipeline.config import Settings
+from pipeline.llm import LLMClient
+from pipeline.sample import SampleSpec
+from pipeline.synthesize import (
+    SynthesisRow,
+    SynthesisSpec,
+    Synthesizer,
+    available_tasks,
+    synthesize,
+)
+from tests.fake_llm_server import FakeLLM
+from tests.test_sample import build_graph
+
+TASKS = ("math_problem", "logical_reasoning", "absurd_premise", "user_instruction", "knowledge_article",
+         "game_npc", "tool_spec")
+WORLD = "A drowned archipelago where lighthouse keepers trade in stored sunlight."
+
+
+@pytest.fixture
+def graph(store: GraphStore) -> nx.Graph:
+    return build_graph(store)
+
+
+def client_for(fake: FakeLLM, data_dir: Path) -> LLMClient:
+    settings = Settings(llm={"base_url": fake.base_url, "model": "fake-model", "timeout": 5.0, "concurrency": 8},
+                        store={"data_dir": data_dir})
+    return LLMClient.from_settings(settings)
+
+
+def run(store: GraphStore, fake: FakeLLM, tmp_path: Path, out: str, **spec: object) -> list[dict]:
+    """Synthesize with `spec` into tmp_path/out and return the rows as dicts."""
+    spec.setdefault("world", WORLD)
+    with client_for(fake, tmp_path / "data") as client:
+        summary = synthesize(store, client, SynthesisSpec(**spec), tmp_path / out)
+    assert summary.failed == 0, summary.failures
+    return [json.loads(line) for line in (tmp_path / out).read_text(encoding="utf-8").splitlines()]
+
+
+def write_examples(path: Path, n: int = 6) -> list[str]:
+    """An examples file for math_problem in en (plus a zh row that must be skipped); returns the texts."""
+    texts = [f"EXAMPLE{i}: a train leaves at {i} o'clock" for i in range(n)]
+    rows = [{"task": "math_problem", "lang": "en", "text": t, "persona": f"a station master number {i}"}
+            for i, t in enumerate(texts)]
+    rows.append({"task": "math_problem", "lang": "zh", "text": "不该出现的例子", "persona": "某人"})
+    path.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "\n", encoding="utf-8")
+    return texts
+
+
+def test_every_packaged_task_has_both_languages() -> None:
+    tasks = available_tasks()
+    assert set(TASKS) <= set(tasks) and all(tasks[t] == ["en", "zh"] for t in TASKS)
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+@pytest.mark.parametrize("task", TASKS)
+def test_each_task_gives_rows_with_provenance(store: GraphStore, graph: nx.Graph, fake_llm: FakeLLM, tmp_path: Path,
+                                             task: str, lang: str) -> None:
+    rows = run(store, fake_llm, tmp_path, "out.jsonl", task=task, lang=lang, count=3,
+               sample=SampleSpec(strategy="cluster", size=3, seed=1))
+    assert len(rows) == 3 and len({r["persona_id"] for r in rows}) == 3
+    for r in rows:
+        assert set(r) == set(SynthesisRow.model_fields)
+        assert (r["task"], r["lang"], r["mode"], r["model"]) == (task, lang, "zero_shot", "fake-model")
+        assert r["prompt_file"] == f"{task}.{lang}.md" and r["sampling_strategy"] == "cluster"
+        assert r["persona"] and r["text"] and r["persona_id"] in graph
+
+
+def test_prompts_carry_the_persona_and_the_game_world(store: GraphStore, graph: nx.Graph) -> None:
+    synth = Synthesizer(store, SynthesisSpec(task="game_npc", count=1, lang="zh", world=WORLD))
+    user = synth.messages("一位在灯塔工作了三十年的守塔人", [])[-1]["content"]
+    assert "一位在灯塔工作了三十年的守塔人" in user and WORLD in user
+    with pytest.raises(ValueError, match="--world"):
+        Synthesizer(store, SynthesisSpec(task="game_npc", count=1))
+    zh = Synthesizer(store, SynthesisSpec(task="absurd_premise", count=1, lang="zh")).messages("一名厨师", [])
+    assert "弱智吧" in zh[0]["content"] and "一名厨师" in zh[-1]["content"]
+
+
+@pytest.mark.parametrize("mode", ["few_shot", "persona_few_shot"])
+def test_few_shot_modes_show_examples_from_the_file(store: GraphStore, graph: nx.Graph, fake_llm: FakeLLM,
+                                                    tmp_path: Path, mode: str) -> None:
+    texts = write_examples(tmp_path / "examples.jsonl")
+    spec = dict(task="math_problem", mode=mode, count=5, shots=2, examples=tmp_path / "examples.jsonl",
+                sample=SampleSpec(strategy="uniform", size=5, seed=3))
+    rows = run(store, fake_llm, tmp_path, "out.jsonl", **spec)
+    synth = Synthesizer(store, SynthesisSpec(**spec))
+    by_id = {d.id: d for d in synth.pool}
+    assert len(by_id) == 6  # the zh example is not for this language
+    for r in rows:
+        assert r["mode"] == mode and len(r["demonstrations"]) == 2 and r["neighbourhood"] == []
+        demos = synth.demonstrations(r["persona_id"])
+        assert [d.id for d in demos] == r["demonstrations"]  # the choice is reproducible per persona
+        prompt = synth.messages(r["persona"], demos)[-1]["content"]
+        assert all(by_id[i].text in prompt for i in r["demonstrations"])
+        assert sum(t in prompt for t in texts) == 2
+        assert ("Persona: a station master" in prompt) == (mode == "persona_few_shot")
+
+
+def test_neighbourhood_few_shot_uses_only_neighbours_samples(store: GraphStore, graph: nx.Graph, fake_llm: FakeLLM,
+                                                            tmp_path: Path) -> None:
+    # First pass: zero-shot rows for 20 personas, written back as Sample nodes.
+    first = run(store, fake_llm, tmp_path, "first.jsonl", task="math_problem", count=20, write_back=True,
+                sample=SampleSpec(strategy="uniform", size=20, seed=5))
+    author = {r["id"]: r["persona_id"] for r in first}
+    linked = store.run("MATCH (s:Sample)-[:GENERATED_BY]->(p:Persona) RETURN count(s)").value()
+    assert linked == 20  # "which personas produced this data" is one query
+    # Second pass over every persona: demonstrations come from neighbours' samples only.
+    for source in ("graph", "file"):
+        rows = run(store, fake_llm, tmp_path, f"nbr-{source}.jsonl", task="math_problem", count=60,
+                   mode="neighbourhood_few_shot", shots=2,
+                   examples=tmp_path / "first.jsonl" if source == "file" else None,
+                   sample=SampleSpec(strategy="uniform", size=60, seed=6))
+        assert len(rows) == len(graph)
+        with_demos = 0
+        for r in rows:
+            neighbours = set(graph.neighbors(r["persona_id"]))
+            authors = [author[i] for i in r["demonstrations"]]
+            assert set(authors) <= neighbours and r["persona_id"] not in authors
+            assert r["neighbourhood"] == sorted(set(authors))
+            available = [i for i, p in author.items() if p in neighbours]
+            assert len(r["demonstrations"]) == min(2, len(available))
+            with_demos += bool(r["demonstrations"])
+        assert 0 < with_demos < len(rows)
+
+
+def test_rerun_with_the_same_seed_reproduces_rows_from_the_cache(store: GraphStore, graph: nx.Graph,
+                                                                 fake_llm: FakeLLM, tmp_path: Path) -> None:
+    spec = dict(task="logical_reasoning", lang="zh", count=12, sample=SampleSpec(strategy="walk", size=4, seed=8))
+    first = run(store, fake_llm, tmp_path, "a.jsonl", **spec)
+    calls = fake_llm.stats.requests
+    assert run(store, fake_llm, tmp_path, "b.jsonl", **spec) == first
+    assert (tmp_path / "a.jsonl").read_bytes() == (tmp_path / "b.jsonl").read_bytes()
+    assert fake_llm.stats.requests == calls  # every answer came from the cache
+    other = run(store, fake_llm, tmp_path, "c.jsonl", **{**spec, "sample": SampleSpec(strategy="walk", size=4, seed=9)})
+    assert [r["persona_id"] for r in other] != [r["persona_id"] for r in first]
+
+
+def test_output_loads_with_datasets_as_jsonl_and_parquet(store: GraphStore, graph: nx.Graph, fake_llm: FakeLLM,
+                                                         tmp_path: Path) -> None:
+    run(store, fake_llm, tmp_path, "seed.jsonl", task="tool_spec", count=15, write_back=True,
+        sample=SampleSpec(strategy="uniform", size=15, seed=1))
+    for name in ("rows.jsonl", "rows.parquet"):
+        path = tmp_path / name
+        with client_for(fake_llm, tmp_path / "data") as client:
+            summary = synthesize(store, client, SynthesisSpec(task="tool_spec", count=30, mode="neighbourhood_few_shot",
+                                                              sample=SampleSpec(strategy="cluster", size=10, seed=2)), path)
+        ds = load_dataset("parquet" if name.endswith("parquet") else "json", data_files=str(path), split="train",
+                          cache_dir=str(tmp_path / "hf"))
+        assert ds.num_rows == summary.written == 30
+        assert set(ds.column_names) == set(SynthesisRow.model_fields)
+        assert any(ds["neighbourhood"]) and not all(ds["neighbourhood"])  # some rows had neighbours' samples
+
+
+def test_a_task_dropped_into_a_configured_folder_is_used(store: GraphStore, graph: nx.Graph, fake_llm: FakeLLM,
+                                                         tmp_path: Path) -> None:
+    folder = tmp_path / "my_tasks"
+    folder.mkdir()
+    (folder / "haiku.en.md").write_text("<!-- user -->\n${demonstrations}Write a haiku as: ${persona}\n", encoding="utf-8")
+    assert available_tasks([folder])["haiku"] == ["en"]
+    rows = run(store, fake_llm, tmp_path, "haiku.jsonl", task="haiku", count=4, task_dirs=[folder])
+    assert [r["prompt_file"] for r in rows] == ["haiku.en.md"] * 4
+    with pytest.raises(ValueError, match="no synthesis task 'haiku' in language 'zh'"):
+        Synthesizer(store, SynthesisSpec(task="haiku", lang="zh", count=1, task_dirs=[folder]))
+
+
+def test_cli_synthesize(store: GraphStore, store_options: StoreOptions, graph: nx.Graph, fake_llm: FakeLLM,
+                        tmp_path: Path) -> None:
+    out = tmp_path / "cli.jsonl"
+    env = {"OPENAI_BASE_URL": fake_llm.base_url, "OPENAI_MODEL": "fake-model"}
+    args = ["--data-dir", str(store_options.data_dir), "--graph", store_options.graph, "synthesize",
+            "--task", "user_instruction", "-n", "6", "--strategy", "ego", "--size", "3", "--seed", "4", "-o", str(out)]
+    result = CliRunner().invoke(app, args, env=env)
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(rows) == 6 and {r["sampling_strategy"] for r in rows} == {"ego"}
+    assert "rows written" in result.output
