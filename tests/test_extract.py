@@ -1,0 +1,207 @@
+"""Text-to-Persona end to end: real readers, real LLM client stack against the fake endpoint, real FalkorDB."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from graph.store import FalkorStore, GraphStore, StoreOptions
+from pipeline.config import Settings
+from pipeline.extract import chunk_text, estimate_extract, extract_personas, plain_description, text_language
+from pipeline.llm import LLMClient, ResponseCache
+from tests.fake_llm_server import FakeLLM, Faults
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def corpus(path: Path, n: int, extra: list[str] = ()) -> Path:  # type: ignore[assignment]
+    """A JSONL corpus of `n` distinct texts, then the raw `extra` lines."""
+    lines = [json.dumps({"uri": f"doc/{i}", "text": f"Post {i}: notes on repairing vintage radio set number {i}, "
+                         "with the valve list, the hum I chased for a week and the capacitor I finally replaced."})
+             for i in range(n)]
+    path.write_text("\n".join([*lines, *extra]) + "\n", encoding="utf-8")
+    return path
+
+
+def settings_for(fake: FakeLLM, options: StoreOptions, **extract: Any) -> Settings:
+    """Settings for the fake endpoint and the test's graph."""
+    return Settings(
+        llm={"base_url": fake.base_url, "model": "fake-model", "timeout": 5.0, "max_retries": 4, "concurrency": 8},
+        store={"data_dir": options.data_dir, "graph": options.graph},
+        extract=extract,
+    )
+
+
+def client_for(settings: Settings, cache_dir: Path) -> LLMClient:
+    """A client on the settings with the LLM cache in `cache_dir` (the session store's folder is shared)."""
+    return LLMClient(settings.llm, settings.llm.base_url, ResponseCache(cache_dir))
+
+
+def graph_content(store: GraphStore) -> dict[str, Any]:
+    """What a run leaves, without run ids and timestamps: personas, sources, edges."""
+    personas = {p["id"]: {k: v for k, v in p.items() if k not in ("run_id", "created_at")}
+                for p in store.iter_personas(statuses=None)}
+    sources = {s["id"]: (s["text_hash"], s.get("extracted"), s.get("failed"))
+               for page in store.iter_nodes("Source") for s in page}
+    edges = sorted((e["source"], e["type"], e["target"], e["props"].get("stance"), e["props"].get("chunk"))
+                   for e in store.iter_edges())
+    return {"personas": personas, "sources": sources, "edges": edges}
+
+
+def test_extract_writes_personas_sources_and_edges(fake_llm: FakeLLM, store: GraphStore, store_options: StoreOptions,
+                                                   tmp_path: Path) -> None:
+    path = corpus(tmp_path / "texts.jsonl", 5, [
+        '{"text": "too short"}', "{not json", '{"text": 42}', '{"body": "no text field here at all, just a body"}',
+        json.dumps({"text": "Post 0: notes on repairing vintage radio set number 0, with the valve list, the hum "
+                            "I chased for a week and the capacitor I finally replaced."}),
+    ])
+    settings = settings_for(fake_llm, store_options, stances=["read", "write"])
+    with client_for(settings, tmp_path / "cache") as client:
+        summary = extract_personas(settings, store, client, path, "text")
+    assert summary.texts_read == 10 and summary.texts_extracted == 5 and summary.texts_failed == 0
+    assert summary.skipped == {"too short": 1, "unreadable": 1, "not text": 1, "missing field": 1, "repeated text": 1}
+    assert any(":7:" in p or "texts.jsonl:7" in p for p in summary.problems)  # file:line of the bad line
+    assert summary.personas_created == 10 and summary.requests == 10
+    graph = graph_content(store)
+    assert len(graph["personas"]) == 10 and len(graph["sources"]) == 5
+    assert all(p["origin"] == "text" and p["hop"] == 0 and p["status"] == "candidate" and p["occupation"]
+               for p in graph["personas"].values())
+    assert all(extracted is True and failed == 0 for _, extracted, failed in graph["sources"].values())
+    assert sorted(stance for *_, stance, _ in graph["edges"]) == ["read"] * 5 + ["write"] * 5
+    run = store.run("MATCH (r:Run {id: $id}) RETURN r", {"id": summary.run_id}, write=False).value()
+    assert run["texts_extracted"] == 5 and run["llm_succeeded"] == 10 and run["llm_prompt_tokens"] > 0
+
+
+def test_rerun_skips_extracted_texts_and_dry_run_counts_calls(fake_llm: FakeLLM, store: GraphStore,
+                                                             store_options: StoreOptions, tmp_path: Path) -> None:
+    path = corpus(tmp_path / "texts.jsonl", 6)
+    settings = settings_for(fake_llm, store_options, stances=["read", "like"])
+    with client_for(settings, tmp_path / "cache") as client:
+        before, estimate = estimate_extract(settings, store, client, path)
+        assert (estimate.calls, before.texts_read) == (12, 6) and fake_llm.stats.requests == 0
+        extract_personas(settings, store, client, path)
+        calls = fake_llm.stats.requests
+        again = extract_personas(settings, store, client, path)
+        _, estimate = estimate_extract(settings, store, client, path)
+    assert again.skipped == {"already extracted": 6} and again.requests == 0
+    assert fake_llm.stats.requests == calls and estimate.calls == 0
+
+
+def test_faults_complete_and_every_text_is_accounted_for(fake_llm: FakeLLM, store: GraphStore,
+                                                         store_options: StoreOptions, tmp_path: Path) -> None:
+    fake_llm.faults = Faults(error_500=0.05, error_429=0.05, malformed=0.05, retry_after=0.01, seed=7)
+    path = corpus(tmp_path / "texts.jsonl", 80)
+    settings = settings_for(fake_llm, store_options)
+    settings.llm.validation_retries = 0  # so that malformed answers surface as failures
+    with client_for(settings, tmp_path / "cache") as client:
+        summary = extract_personas(settings, store, client, path)
+    assert fake_llm.stats.outcomes["500"] and fake_llm.stats.outcomes["429"] and fake_llm.stats.outcomes["malformed"]
+    assert summary.texts_read == 80 == summary.texts_extracted + summary.texts_failed
+    assert summary.texts_failed == summary.failed_requests > 0
+    failures = [json.loads(line) for line in Path(summary.failures_file).read_text().splitlines()]
+    assert len(failures) == summary.failed_requests
+    assert all(f["error"] and f["raw_text"] and f["where"].startswith(str(path)) for f in failures)
+    graph = graph_content(store)
+    marked_failed = {sid for sid, (_, _, failed) in graph["sources"].items() if failed}
+    assert marked_failed == {f["source"] for f in failures}
+    assert len({target for _, _, target, _, _ in graph["edges"]}) == summary.texts_extracted
+    # a rerun retries only the failed texts, answering the rest from nothing at all
+    fake_llm.faults = Faults()
+    with client_for(settings, tmp_path / "cache") as client:
+        rerun = extract_personas(settings, store, client, path)
+    assert rerun.skipped["already extracted"] == summary.texts_extracted
+    assert rerun.texts_extracted == summary.texts_failed and rerun.llm["llm_calls"] == summary.texts_failed
+    assert all(not failed for _, _, failed in graph_content(store)["sources"].values())
+
+
+def test_plain_format_and_chinese_prompts(fake_llm: FakeLLM, store: GraphStore, store_options: StoreOptions,
+                                          tmp_path: Path) -> None:
+    path = tmp_path / "texts.jsonl"
+    path.write_text(json.dumps({"text": "今天我们在社区诊所给孩子们接种疫苗，护士们耐心地安慰每一位紧张的家长，还讲解了接种后的注意事项。"},
+                               ensure_ascii=False) + "\n", encoding="utf-8")
+    settings = settings_for(fake_llm, store_options, format="plain", stances=["read", "write", "like"], min_chars=10)
+    with client_for(settings, tmp_path / "cache") as client:
+        summary = extract_personas(settings, store, client, path)
+    assert summary.texts_extracted == 1 and summary.personas_created == 3
+    personas = list(store.iter_personas(statuses=None))
+    assert all("社区诊所" in p["description"] for p in personas)  # the fake echoes the user turn it was given
+    assert all("occupation" not in p for p in personas)
+
+
+def test_chunking_and_helpers() -> None:
+    text = "\n\n".join(f"Paragraph {i} " + "word " * 60 for i in range(10))
+    chunks = chunk_text(text, 700)
+    assert all(len(c) <= 700 for c in chunks) and len(chunks) >= 5
+    assert " ".join(" ".join(chunks).split()) == " ".join(text.split())
+    assert chunk_text("x" * 1000, 400) == ["x" * 400, "x" * 400, "x" * 200]
+    assert text_language("患者在夜班时需要护士的帮助") == "zh" and text_language("A nurse on night shift") == "en"
+    assert plain_description('Persona: "A night-shift nurse in Lyon."\n\nMore text') == "A night-shift nurse in Lyon."
+
+
+_RUNNER = """
+import json, sys
+from pathlib import Path
+from graph.store import FalkorStore, StoreOptions
+from pipeline.config import Settings
+from pipeline.extract import extract_personas
+from pipeline.llm import LLMClient, ResponseCache
+args = json.loads(sys.argv[1])
+settings = Settings(**args["settings"])
+store = FalkorStore(StoreOptions(**args["store"]))
+client = LLMClient(settings.llm, settings.llm.base_url, ResponseCache(Path(args["cache"])))
+extract_personas(settings, store, client, Path(args["path"]))
+"""
+
+
+@pytest.fixture
+def second_store(store_options: StoreOptions) -> Iterator[GraphStore]:
+    """Another fresh graph on the session's server, for comparing two runs."""
+    other = FalkorStore(store_options.model_copy(update={"graph": store_options.graph + "_b"}))
+    other.ensure_schema()
+    yield other
+    try:
+        other._graph.delete()
+    finally:
+        other.close()
+
+
+def test_sigkill_halfway_then_rerun_gives_the_same_graph_without_repeated_calls(
+    fake_llm: FakeLLM, store: GraphStore, second_store: GraphStore, store_options: StoreOptions, tmp_path: Path
+) -> None:
+    n = 60
+    path = corpus(tmp_path / "texts.jsonl", n)
+    fake_llm.faults = Faults(latency=0.05)
+    settings = settings_for(fake_llm, store_options)
+    settings.llm.concurrency = 4
+    args = {"settings": settings.model_dump(mode="json", by_alias=True) | {"llm": settings.llm.model_dump(mode="json") | {"api_key": ""}},
+            "store": store_options.model_dump(mode="json"), "cache": str(tmp_path / "cache"), "path": str(path)}
+    child = subprocess.Popen([sys.executable, "-c", _RUNNER, json.dumps(args)], cwd=REPO)
+    deadline = time.monotonic() + 60
+    while fake_llm.stats.requests < n // 2 and child.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    os.kill(child.pid, signal.SIGKILL)
+    child.wait()
+    assert child.returncode == -signal.SIGKILL
+    with sqlite3.connect(tmp_path / "cache" / "responses.sqlite") as db:
+        cached = db.execute("SELECT count(*) FROM responses").fetchone()[0]
+    assert 0 < cached < n
+    calls_before = fake_llm.stats.requests
+    fake_llm.faults = Faults()
+    with client_for(settings, tmp_path / "cache") as client:
+        rerun = extract_personas(settings, store, client, path)
+    assert fake_llm.stats.requests - calls_before == n - cached  # nothing the cache answered is asked again
+    assert rerun.texts_read == n and rerun.texts_extracted + rerun.skipped["already extracted"] == n
+    with client_for(settings, tmp_path / "fresh-cache") as client:
+        extract_personas(settings, second_store, client, path)
+    assert graph_content(store) == graph_content(second_store)
+    assert len(graph_content(store)["personas"]) == n
