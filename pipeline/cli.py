@@ -408,6 +408,41 @@ def synthesize(
         console.print(table)
 
 
+@app.command()
+def simulate(
+    output: Annotated[Path, typer.Option("--output", "-o", help="Folder: one <cluster_id>.json per cluster")],
+    count: Annotated[int, typer.Option("-n", "--count", help="Number of clusters")] = 5,
+    size: Annotated[Optional[int], typer.Option("--size", help="Personas per cluster")] = None,
+    seed: Annotated[Optional[int], typer.Option("--seed", help="Random seed (same seed, same graph: same clusters)")] = None,
+    rounds: Annotated[int, typer.Option("--rounds", help="Conversation rounds along the edges (0 = export only)")] = 0,
+    lang: Annotated[Optional[str], typer.Option("--lang", help="Conversation language: en or zh")] = None,
+    scenario: Annotated[str, typer.Option("--scenario", help="The situation the members meet in")] = "",
+) -> None:
+    """Export connected persona clusters for multi-agent simulation, optionally with a conversation among members."""
+    import asyncio
+
+    from pipeline.llm import LLMClient
+    from pipeline.sample import SampleSpec, sample_personas
+    from pipeline.simulate import converse, export_clusters, write_clusters
+
+    with user_errors():
+        cfg = STATE.settings.synthesis
+        spec = SampleSpec.from_config(cfg, strategy="cluster", size=size, count=count, seed=seed)
+        st = STATE.store()
+        started = time.monotonic()
+        with console.status(f"sampling {count:,} connected clusters of {spec.size}"):
+            clusters = export_clusters(sample_personas(st, spec))
+        line = ""
+        if rounds > 0:
+            with LLMClient.from_settings(STATE.settings) as client, console.status(f"{rounds} conversation rounds"):
+                talk = asyncio.run(converse(client, clusters, rounds, lang or cfg.lang, scenario))
+            line = f"; {talk.messages:,} messages in {rounds} rounds ({talk.cached:,} cached, {talk.failed:,} failed)"
+        paths = write_clusters(clusters, output)
+        agents = sum(len(c.agents) for c in clusters)
+        console.print(f"wrote {len(paths):,} clusters ({agents:,} agents, seed {spec.seed}) to {output}{line} "
+                      f"in {time.monotonic() - started:.1f}s")
+
+
 @db_app.command("start")
 def db_start() -> None:
     """Start the embedded server (or find the one already running)."""

@@ -1,0 +1,154 @@
+"""Persona clusters for social simulation: export connected clusters, optionally let their members talk.
+
+A cluster is a `cluster` sample (pipeline.sample): personas grown from a seed through relationship
+edges, so every member reaches every other. `export_clusters` turns each into one JSON document of
+agents (id, persona, attributes) and the relationships among them, ready for a multi-agent framework.
+
+`converse` runs a short round-based conversation along the edges: in round r every relationship
+(a)-[TYPE]->(b) carries one message, from a to b in even rounds and from b to a in odd ones, each
+prompted (`prompts/simulate/turn`) with the speaker's persona, the listener's, their relationship and
+what the two said before. All messages of a round, across all clusters, go to the LLM layer at once;
+rounds follow each other. The transcript says who spoke to whom.
+
+    >>> clusters = export_clusters(sample_personas(store, SampleSpec(strategy="cluster", size=8, count=10)))
+    >>> asyncio.run(converse(client, clusters, rounds=2, lang="en"))
+    >>> write_clusters(clusters, Path("clusters/"))
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+import prompts
+from pipeline.llm import LLMClient, LLMRequest
+from pipeline.sample import GraphSample
+
+SIMULATE_DIR = prompts.PROMPTS_DIR / "simulate"
+
+
+class Agent(BaseModel):
+    """One member of a cluster: who they are."""
+
+    id: str
+    persona: str
+    attributes: dict[str, Any] = Field(default_factory=dict)
+
+
+class Relationship(BaseModel):
+    """A typed relationship between two agents, as in the graph: `source` -[type]-> `target`."""
+
+    source: str
+    target: str
+    type: str
+    props: dict[str, Any] = Field(default_factory=dict)
+
+
+class Message(BaseModel):
+    """One line of the conversation: `speaker` said `text` to `listener` along `relation` in `round`."""
+
+    round: int
+    speaker: str
+    listener: str
+    relation: str
+    text: str
+
+
+class Cluster(BaseModel):
+    """One cluster as exported: agents, the relationships among them, and the transcript (if run)."""
+
+    cluster_id: str
+    seed_persona: str | None
+    agents: list[Agent]
+    relationships: list[Relationship]
+    transcript: list[Message] = Field(default_factory=list)
+
+
+class ConversationSummary(BaseModel):
+    """What `converse` did."""
+
+    rounds: int = 0
+    messages: int = 0
+    failed: int = 0
+    cached: int = 0
+
+
+def export_clusters(samples: Sequence[GraphSample]) -> list[Cluster]:
+    """Clusters from cluster samples: members become agents, edges become relationships (sorted, for stable files)."""
+    clusters = []
+    for s in samples:
+        agents = [Agent(id=m["id"], persona=m["description"],
+                        attributes={k: v for k, v in m.items() if k not in ("id", "description")}) for m in s.members]
+        relationships = sorted(
+            (Relationship(source=e["source"], target=e["target"], type=e["type"],
+                          props={k: v for k, v in e.items() if k not in ("source", "target", "type")}) for e in s.edges),
+            key=lambda r: (r.source, r.target, r.type),
+        )
+        clusters.append(Cluster(cluster_id=s.sample_id, seed_persona=s.seed_persona, agents=agents, relationships=relationships))
+    return clusters
+
+
+def _relation_words(rel_type: str) -> str:
+    """PATIENT_OF -> 'patient of': how a relationship type reads inside a sentence."""
+    return rel_type.lower().replace("_", " ")
+
+
+def turn_messages(cluster: Cluster, rel: Relationship, round_no: int, lang: str, scenario: str) -> tuple[str, str, list[dict[str, str]]]:
+    """(speaker id, listener id, chat messages) for the message `rel` carries in round `round_no`."""
+    speaker, listener = (rel.source, rel.target) if round_no % 2 == 0 else (rel.target, rel.source)
+    persona = {a.id: a.persona for a in cluster.agents}
+    lines = []
+    for m in cluster.transcript:
+        if {m.speaker, m.listener} == {speaker, listener}:
+            who = "said_by_you" if m.speaker == speaker else "said_by_them"
+            lines.append(prompts.load(who, lang, [SIMULATE_DIR]).render(text=m.text)[0]["content"])
+    history = "\n".join(lines) or prompts.load("no_history", lang, [SIMULATE_DIR]).render()[0]["content"]
+    situation = scenario.strip() or prompts.load("default_scenario", lang, [SIMULATE_DIR]).render()[0]["content"]
+    messages = prompts.load("turn", lang, [SIMULATE_DIR]).render(
+        speaker=persona[speaker], listener=persona[listener], source=persona[rel.source],
+        relation=_relation_words(rel.type), target=persona[rel.target], scenario=situation, history=history,
+    )
+    return speaker, listener, messages
+
+
+async def converse(
+    client: LLMClient, clusters: Sequence[Cluster], rounds: int, lang: str = "en", scenario: str = ""
+) -> ConversationSummary:
+    """Run `rounds` rounds of conversation in every cluster, appending to each cluster's transcript."""
+    summary = ConversationSummary(rounds=rounds)
+    for round_no in range(rounds):
+        requests = []
+        for c_index, cluster in enumerate(clusters):
+            for r_index, rel in enumerate(cluster.relationships):
+                speaker, listener, messages = turn_messages(cluster, rel, round_no, lang, scenario)
+                requests.append(LLMRequest(key=f"{cluster.cluster_id}/{round_no}/{r_index}", messages=messages,
+                                           meta=(c_index, r_index, speaker, listener)))
+        said: dict[tuple[int, int], Message] = {}
+        async for result in client.stream(requests):
+            summary.cached += result.cached
+            if not result.ok:
+                summary.failed += 1
+                continue
+            c_index, r_index, speaker, listener = result.request.meta
+            rel = clusters[c_index].relationships[r_index]
+            said[(c_index, r_index)] = Message(round=round_no, speaker=speaker, listener=listener, relation=rel.type,
+                                               text=str(result.value).strip())
+        # Appended in edge order, not completion order, so transcripts are the same on every run.
+        for (c_index, _), message in sorted(said.items()):
+            clusters[c_index].transcript.append(message)
+        summary.messages += len(said)
+    return summary
+
+
+def write_clusters(clusters: Sequence[Cluster], folder: Path) -> list[Path]:
+    """One `<cluster_id>.json` per cluster in `folder`; returns the paths."""
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for cluster in clusters:
+        path = folder / f"{cluster.cluster_id}.json"
+        path.write_text(cluster.model_dump_json(indent=2), encoding="utf-8")
+        paths.append(path)
+    return paths
