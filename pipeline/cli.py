@@ -202,6 +202,98 @@ def import_cmd(
         console.print(table)
 
 
+@app.command()
+def extract(
+    file: Annotated[Path, typer.Argument(help="Texts: JSONL, Parquet or CSV with a text field, or a folder of .txt/.md files")],
+    field_name: Annotated[Optional[str], typer.Option("--field", help="Field holding the text (found automatically when obvious)")] = None,
+    stance: Annotated[list[str], typer.Option("--stance", help="Who would read / write / like the text (repeatable; config default: read)")] = [],
+    output_format: Annotated[Optional[str], typer.Option("--format", help="plain (description) or structured (with attributes)")] = None,
+    lang: Annotated[Optional[str], typer.Option("--lang", help="Prompt language: auto, en or zh")] = None,
+    concurrency: Annotated[Optional[int], typer.Option("--concurrency", help="LLM calls in flight", min=1)] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Count the calls and rough tokens it would spend; call and write nothing")] = False,
+) -> None:
+    """Text-to-Persona: infer who would read / write / like each text; personas, sources and edges go into the graph."""
+    from pipeline.config import ExtractConfig
+    from pipeline.extract import count_texts, estimate_extract, extract_personas
+    from pipeline.llm import LLMClient
+    from pipeline.llm.local_server import LocalModelUnavailable
+
+    with user_errors():
+        settings = STATE.settings
+        updates = {"stances": stance or None, "format": output_format, "lang": lang}
+        settings.extract = ExtractConfig.model_validate(
+            settings.extract.model_dump() | {k: v for k, v in updates.items() if v is not None})
+        if concurrency:
+            settings.llm.concurrency = concurrency
+        st = STATE.store()
+        if dry_run:
+            with LLMClient.from_settings(settings, connect=False) as client:
+                planned, estimate = estimate_extract(settings, st, client, file, field_name)
+            table = Table(title=f"extract {file} --dry-run (field {planned.field!r})", show_header=False)
+            table.add_row("texts read", f"{planned.texts_read:,}")
+            table.add_row("would be skipped", f"{planned.texts_skipped:,}" + "".join(f"\n  {k}: {v:,}" for k, v in planned.skipped.most_common()))
+            table.add_row("LLM requests", f"{estimate.requests:,} ({estimate.cached:,} answered by the cache)")
+            table.add_row("LLM calls", f"{estimate.calls:,}")
+            table.add_row("prompt tokens (approx.)", f"{estimate.prompt_tokens:,}")
+            table.add_row("completion tokens (at most)", f"{estimate.max_completion_tokens:,}")
+            console.print(table)
+            return
+        try:
+            client = LLMClient.from_settings(settings)
+        except LocalModelUnavailable as exc:
+            fail(str(exc), 3)
+        run_id = new_run_id("extract")
+        with client, progress() as bar:
+            job = bar.add_task(f"extracting {file.name}", total=count_texts(file), rate="")
+            started = time.monotonic()
+
+            def tick(summary: Any) -> None:
+                rate = summary.texts_done / max(time.monotonic() - started, 1e-6)
+                bar.update(job, completed=summary.texts_done, rate=f"{rate:,.1f} texts/s")
+
+            summary = extract_personas(settings, st, client, file, field_name, run_id=run_id, on_progress=tick)
+            bar.update(job, total=summary.texts_read, completed=summary.texts_done)
+        for problem in summary.problems:
+            err_console.print(f"[yellow]note[/] {problem}", highlight=False)
+        llm = summary.llm
+        table = Table(title=f"extract {file} (field {summary.field!r}, {summary.seconds:.1f}s)", show_header=False)
+        table.add_row("texts read", f"{summary.texts_read:,}")
+        table.add_row("texts extracted", f"{summary.texts_extracted:,} ({summary.chunks:,} chunks)")
+        table.add_row("texts with failures", f"{summary.texts_failed:,}" + (f"  (kept for a rerun; raw answers in {summary.failures_file})" if summary.failures_file else ""))
+        table.add_row("skipped", f"{summary.texts_skipped:,}" + "".join(f"\n  {k}: {v:,}" for k, v in summary.skipped.most_common()))
+        table.add_row("personas created", f"{summary.personas_created:,}")
+        table.add_row("already in the graph", f"{summary.personas_existing:,}")
+        table.add_row("LLM requests", f"{llm.get('llm_requests', 0):,} ({llm.get('llm_cached', 0):,} cached, {llm.get('llm_failed', 0):,} failed, {llm.get('llm_calls', 0):,} calls)")
+        table.add_row("tokens", f"{llm.get('llm_prompt_tokens', 0):,} prompt + {llm.get('llm_completion_tokens', 0):,} completion")
+        console.print(table)
+
+
+@app.command()
+def doctor() -> None:
+    """Check the graph store and the LLM endpoint (lists models, makes one tiny call) and say what is wrong."""
+    from pipeline.llm import check_endpoint
+    from pipeline.llm.local_server import LOCAL_MODEL_NAME
+
+    problems: list[str] = []
+    try:
+        st = STATE.store()
+        console.print(f"[green]ok[/] store: {st.describe()}")
+    except Exception as exc:  # any failure to reach the store is the finding itself
+        problems.append(f"store: {exc}")
+    finally:
+        STATE.close()
+    settings = STATE.settings
+    endpoint = settings.llm.base_url or "embedded SmolLM2 (no OPENAI_BASE_URL / llm.base_url set)"
+    found = check_endpoint(settings)
+    problems += [f"LLM: {p}" for p in found]
+    if not found:
+        console.print(f"[green]ok[/] LLM: {endpoint}, model {settings.llm.model if settings.llm.base_url else LOCAL_MODEL_NAME}")
+    for problem in problems:
+        err_console.print(f"[bold red]problem[/] {problem}", highlight=False)
+    if problems:
+        raise typer.Exit(1)
+
+
 class OutputFormat(str, Enum):
     table = "table"
     json = "json"

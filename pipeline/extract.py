@@ -330,6 +330,23 @@ class _FailureLog:
             self._fh.close()
 
 
+def count_texts(path: Path) -> int | None:
+    """A quick count of the records in `path` for a progress bar (lines, rows or files; None if unknown)."""
+    path = Path(path)
+    if path.is_dir():
+        return sum(1 for f in path.rglob("*") if f.is_file() and f.suffix.lower() in (".txt", ".md"))
+    suffix = path.suffix.lower()
+    if suffix in (".parquet", ".pq"):
+        import pyarrow.parquet as pq
+
+        return int(pq.ParquetFile(path).metadata.num_rows)
+    if suffix in (".jsonl", ".json", ".ndjson", ".csv"):
+        with open(path, "rb") as fh:
+            lines = sum(1 for line in fh if line.strip())
+        return lines - 1 if suffix == ".csv" else lines
+    return 1 if path.is_file() else None
+
+
 def _start(settings: Settings, path: Path, field_name: str | None, run_id: str | None) -> tuple[ExtractSummary, str]:
     """The summary of a new run and the text field to read."""
     chosen = field_name or settings.extract.field or detect_field(path, TEXT_FIELDS)
