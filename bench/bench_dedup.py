@@ -1,0 +1,143 @@
+"""Dedup benchmarks: batch MinHash vs datasketch's per-document loop, embedding throughput, a full pass.
+
+    python -m bench.bench_dedup hashing --n 20000          # signatures/s, ours vs MinHash.update / bulk
+    python -m bench.bench_dedup embedding --n 2000         # texts/s of all-MiniLM-L6-v2 on this CPU
+    python -m bench.bench_dedup full --n 1000000 --method minhash   # import + dedup pass on a real graph
+
+Ratios are measured in one run on the same texts. `full` builds a planted corpus of about `n`
+personas, imports it into a fresh embedded FalkorDB in a temporary folder, runs the dedup stage and
+reports time per phase, peak memory of this process and of the FalkorDB server, and P/R.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+from datasketch import MinHash
+
+from bench.planted_duplicates import make_corpus, pair_scores
+from pipeline.config import DedupConfig
+from pipeline.dedup.minhash import MinHasher, words
+
+
+def _shingles(text: str, k: int) -> list[bytes]:
+    toks = words(text) or [""]
+    return [" ".join(toks[i : i + k]).encode() for i in range(max(len(toks) - k + 1, 1))]
+
+
+def bench_hashing(n: int, num_perm: int, k: int) -> None:
+    """Signatures per second: vectorised batch vs datasketch update loop vs datasketch bulk."""
+    texts = make_corpus(n, seed=1).texts[:n]
+    t0 = time.perf_counter()
+    for text in texts:
+        m = MinHash(num_perm=num_perm)
+        for sh in _shingles(text, k):
+            m.update(sh)
+    loop = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    MinHash.bulk((_shingles(t, k) for t in texts), num_perm=num_perm)
+    bulk = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    MinHasher(num_perm=num_perm, shingle_size=k).signatures(texts)
+    ours = time.perf_counter() - t0
+    print(f"{n} texts, num_perm={num_perm}, shingle={k} (tokenising included in all three)")
+    print(f"  datasketch MinHash.update loop : {n / loop:10.0f} signatures/s")
+    print(f"  datasketch MinHash.bulk        : {n / bulk:10.0f} signatures/s ({loop / bulk:.1f}x the loop)")
+    print(f"  personagraph MinHasher (numpy) : {n / ours:10.0f} signatures/s ({loop / ours:.1f}x the loop)")
+
+
+def bench_embedding(n: int, batch_size: int) -> None:
+    """Texts per second of the packaged all-MiniLM-L6-v2 on this CPU."""
+    import torch
+
+    from pipeline.dedup.embedding import embed, load_encoder
+
+    texts = make_corpus(n, seed=2).texts[:n]
+    load_encoder()
+    embed(texts[:64])
+    t0 = time.perf_counter()
+    embed(texts, batch_size)
+    took = time.perf_counter() - t0
+    print(f"{n} texts, batch {batch_size}, torch threads {torch.get_num_threads()}: {n / took:.0f} texts/s")
+
+
+def _rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def bench_full(n: int, method: str) -> None:
+    """Import a planted corpus into a fresh embedded graph and run the dedup stage over it."""
+    from graph import server
+    from graph.model import Persona
+    from graph.store import FalkorStore, StoreOptions
+    from pipeline.dedup.stage import merge_duplicates
+
+    n_base = int(n / 1.37)  # make_corpus adds ~0.37 copies per base at the default share
+    t0 = time.perf_counter()
+    corpus = make_corpus(n_base, seed=4)
+    print(f"corpus: {len(corpus.texts)} personas ({n_base} distinct) built in {time.perf_counter() - t0:.0f}s")
+    folder = Path(tempfile.mkdtemp(prefix="pgb-", dir="/tmp"))
+    try:
+        server.ensure_running(folder)
+        store = FalkorStore(StoreOptions(data_dir=folder, graph="bench", batch_size=10_000))
+        store.ensure_schema()
+        t0 = time.perf_counter()
+        store.upsert_personas([Persona(description=t) for t in corpus.texts])
+        print(f"import: {time.perf_counter() - t0:.0f}s")
+        pos = {Persona(description=t).id: i for i, t in enumerate(corpus.texts)}
+        t0 = time.perf_counter()
+        stamps: list[tuple[str, float]] = []
+        report = merge_duplicates(
+            store, DedupConfig(), folder / "dedup", method=method,  # type: ignore[arg-type]
+            on_progress=lambda msg: stamps.append((msg, time.perf_counter())),
+        )
+        total = time.perf_counter() - t0
+        stamps.append(("done", time.perf_counter()))
+        for (msg, t), (_, t_next) in zip(stamps, stamps[1:]):
+            print(f"  {t_next - t:7.1f}s  {msg}")
+        groups = [[pos[g.survivor]] + [pos[d] for d in g.duplicates] for g in report.groups]
+        p, r = pair_scores(groups, corpus.cluster)
+        server_pid = server.status(folder).pid or 0
+        print(f"dedup pass ({method}): {total:.0f}s for {report.personas} personas, {len(report.groups)} groups, "
+              f"{report.merged} merged; P={p:.3f} R={r:.3f}")
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        print(f"peak RSS: this process {peak:.0f} MB" + (f", FalkorDB {_rss_mb(server_pid):.0f} MB" if server_pid else ""))
+        store.close()
+    finally:
+        server.stop(folder)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def main() -> None:
+    """Command line of the dedup benchmarks."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="what", required=True)
+    h = sub.add_parser("hashing")
+    h.add_argument("--n", type=int, default=20_000)
+    h.add_argument("--num-perm", type=int, default=128)
+    h.add_argument("--shingle", type=int, default=DedupConfig().shingle_size)
+    e = sub.add_parser("embedding")
+    e.add_argument("--n", type=int, default=2000)
+    e.add_argument("--batch-size", type=int, default=64)
+    f = sub.add_parser("full")
+    f.add_argument("--n", type=int, default=1_000_000)
+    f.add_argument("--method", default="minhash", choices=["minhash", "embedding", "both"])
+    args = parser.parse_args()
+    if args.what == "hashing":
+        bench_hashing(args.n, args.num_perm, args.shingle)
+    elif args.what == "embedding":
+        bench_embedding(args.n, args.batch_size)
+    else:
+        bench_full(args.n, args.method)
+
+
+if __name__ == "__main__":
+    main()
