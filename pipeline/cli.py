@@ -390,6 +390,91 @@ def stats(
 
 
 @app.command()
+def expand(
+    hops: Annotated[Optional[int], typer.Option("--hops", help="Deepest hop a new persona may get (1-6; config default 6)", min=1, max=6)] = None,
+    fanout: Annotated[Optional[int], typer.Option("--fanout", help="Personas asked for per seed and relation", min=1)] = None,
+    max_new: Annotated[Optional[int], typer.Option("--max-new", help="Stop after creating this many personas", min=0)] = None,
+    max_calls: Annotated[Optional[int], typer.Option("--max-calls", help="Stop after sending this many LLM requests", min=0)] = None,
+    focus: Annotated[list[str], typer.Option("--focus", help="Aim at a region ATTRIBUTE=VALUE, e.g. age_group=child (repeatable)")] = [],
+    relation: Annotated[list[str], typer.Option("--relation", "-r", help="Relation to ask about (repeatable; default: all, see --list-relations)")] = [],
+    lang: Annotated[Optional[str], typer.Option("--lang", help="Prompt language: en or zh")] = None,
+    list_relations: Annotated[bool, typer.Option("--list-relations", help="List the relation vocabulary and exit")] = False,
+) -> None:
+    """Persona-to-Persona: propose related personas from the frontier, hop by hop, as typed edges (rerun to resume)."""
+    from pipeline.expand import ExpandOptions, expand_with_settings
+    from pipeline.llm import LLMClient
+    from pipeline.relations import RelationVocabulary, parse_focus
+
+    with user_errors():
+        cfg = STATE.settings.expand
+        vocabulary = RelationVocabulary.default(spec.to_relation() for spec in cfg.extra_relations)
+        if list_relations:
+            table = Table("relation", "edge", "leads to", "meaning", title="relations")
+            for rel in vocabulary:
+                edge = f"(new)-[:{rel.edge_type}]->(seed)" if rel.direction == "to_seed" else f"(seed)-[:{rel.edge_type}]->(new)"
+                table.add_row(rel.name, edge, "; ".join(f"{k}={','.join(v)}" for k, v in rel.leads_to.items()), rel.description)
+            console.print(table)
+            return
+        for name in relation:
+            vocabulary[name]  # an unknown name fails here, listing the known ones
+        options = ExpandOptions.from_config(cfg, hops=hops, fanout=fanout, max_new=max_new, max_calls=max_calls,
+                                            focus=parse_focus(focus) or None, relations=relation or None, language=lang)
+        st = STATE.store()
+        run_id = new_run_id("expand")
+        started = time.monotonic()
+        with LLMClient.from_settings(STATE.settings) as client, progress() as bar:
+            job = bar.add_task("expanding", total=None, rate="")
+
+            def tick(label: str, done: int, total: int) -> None:
+                rate = client.usage.requests / max(time.monotonic() - started, 1e-6)
+                bar.update(job, description=label, completed=done, total=total, rate=f"{rate:,.1f} req/s")
+
+            summary = expand_with_settings(st, client, STATE.settings, options, run_id=run_id, on_progress=tick)
+        for error in summary.errors[:5]:
+            err_console.print(f"[yellow]failed request[/] {error}", highlight=False)
+        table = Table(title=f"expand {run_id} ({time.monotonic() - started:.1f}s, stopped: {summary.stopped_by})", show_header=False)
+        table.add_row("rounds (hops)", ", ".join(f"{r.hop}->{r.hop + 1}: {r.seeds:,} seeds" for r in summary.rounds) or "none (frontier empty)")
+        table.add_row("seeds expanded", f"{summary.seeds_expanded:,}")
+        table.add_row("LLM requests", f"{summary.requests:,} ({summary.usage.get('llm_cached', 0):,} cached, {summary.failed_requests:,} failed)")
+        table.add_row("tokens", f"{summary.usage.get('llm_prompt_tokens', 0):,} prompt + {summary.usage.get('llm_completion_tokens', 0):,} completion")
+        table.add_row("proposals", f"{summary.proposals:,}")
+        table.add_row("personas created", f"{summary.created:,}")
+        table.add_row("linked to existing personas", f"{summary.linked:,}")
+        table.add_row("rejected", f"{sum(summary.rejected.values()):,}" + "".join(f"\n  {k}: {v:,}" for k, v in summary.rejected.most_common(8)))
+        table.add_row("relation names rejected", f"{sum(summary.relation_rejected.values()):,}" + "".join(f"\n  {k}: {v:,}" for k, v in summary.relation_rejected.most_common(3)))
+        table.add_row("edges created", f"{summary.edges_created:,}" + (f"  ({', '.join(f'{k}: {v:,}' for k, v in summary.edge_types.most_common(6))})" if summary.edge_types else ""))
+        console.print(table)
+
+
+@app.command()
+def coverage(
+    attribute: Annotated[list[str], typer.Option("--attribute", "-a", help="Region attribute (repeatable; default: age_group, occupation, domain, visibility, language)")] = [],
+    top: Annotated[int, typer.Option("--top", help="Values shown per attribute; the rest are summed as 'other'", min=1)] = 12,
+    chart: Annotated[Optional[Path], typer.Option("--chart", help="Also draw the shares as a PNG chart")] = None,
+    save: Annotated[Optional[Path], typer.Option("--save", help="Save the report as JSON (to --compare against later)")] = None,
+    compare: Annotated[Optional[Path], typer.Option("--compare", help="An earlier --save report: show the change in share")] = None,
+) -> None:
+    """How live personas spread over the regions (age group, domain, visibility, ...): counts and shares."""
+    from graph.model import REGION_ATTRIBUTES, check_property
+    from pipeline.coverage import CoverageReport, plot_coverage, region_coverage
+
+    with user_errors():
+        before = CoverageReport.model_validate_json(compare.read_text(encoding="utf-8")) if compare else None
+        report = region_coverage(STATE.store(), [check_property(a) for a in attribute] or REGION_ATTRIBUTES, top)
+        for name, rows in report.attributes.items():
+            table = Table("value", "personas", "share", *(["change"] if before else []), title=f"{name} ({report.total:,} live personas)")
+            for r in rows:
+                change = [f"{100 * (r.share - before.share(name, r.value)):+.1f} pts"] if before else []
+                table.add_row(r.value, f"{r.personas:,}", f"{r.share:.1%}", *change)
+            console.print(table)
+        if save:
+            save.write_text(report.model_dump_json(indent=2), encoding="utf-8")
+            console.print(f"saved the report to {save}")
+        if chart:
+            console.print(f"wrote the chart to {plot_coverage(report, chart, before)}")
+
+
+@app.command()
 def export(
     output: Annotated[Path, typer.Option("--output", "-o", help="Output file (a folder for neo4j-csv)")],
     fmt: Annotated[str, typer.Option("--format", "-f", help="jsonl | parquet | graphml | neo4j-csv")] = "jsonl",

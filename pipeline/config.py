@@ -129,6 +129,10 @@ class ExpandConfig(BaseModel):
     free_relations: bool = Field(default=True, description="Let the LLM name a more specific relation (validated)")
     language: str = Field(default="en", description="Prompt language: en or zh")
     chunk_seeds: int = Field(default=64, ge=1, description="Seeds whose proposals are written together, in seed order")
+    dedup: Literal["index", "exact"] = Field(
+        default="index", description="Match proposals to existing personas with the dedup index, or by exact text only"
+    )
+    relevance_check: bool = Field(default=True, description="Inline filter also checks embedding relevance to the seed")
 
 
 class ExtractConfig(BaseModel):
@@ -297,6 +301,8 @@ relations_per_seed = 3        # relations asked about per seed
 relations = []                # [] = all: patient, caregiver, colleague, supplier, client, child, ...
 free_relations = true         # accept a more specific relation the LLM names, if it is a valid name
 language = "en"               # or "zh"
+dedup = "index"               # proposals matching an existing persona (dedup index) link to it; "exact" = same text only
+relevance_check = true        # inline filter: cheap checks plus embedding relevance to the seed
 # [[expand.extra_relations]]  # add your own relation
 # name = "landlord"
 # edge_type = "LANDLORD_OF"     # default: NAME_OF

@@ -29,12 +29,16 @@ from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
+import numpy as np
 from pydantic import BaseModel, Field, field_validator
 
 import prompts
 from graph.model import Edge, Persona, PersonaStatus, persona_id
 from graph.store import GraphStore
-from pipeline.config import ExpandConfig, FilterConfig
+from pipeline.config import ExpandConfig, FilterConfig, Settings
+from pipeline.dedup.embedding import embed
+from pipeline.dedup.index import DedupIndex, index_folder, open_index
+from pipeline.filter import cheap_checks
 from pipeline.llm import LLMClient, LLMRequest, LLMResult
 from pipeline.relations import Relation, RelationError, RelationVocabulary, normalise_relation, relation_key
 
@@ -184,20 +188,35 @@ class ExactMatcher:
         """Nothing to record: the graph is the index."""
 
 
-def basic_check(config: FilterConfig) -> Callable[[str, str], list[str]]:
-    """Cheap inline checks on a proposed description: reasons to reject it (empty list = keep)."""
+class IndexMatcher:
+    """Near-duplicate matching through the dedup index (exact id, MinHash, embeddings; see pipeline.dedup.index)."""
 
-    def check(description: str, seed_description: str) -> list[str]:
-        reasons = []
-        if len(description) < config.min_chars:
-            reasons.append("too short")
-        if len(description) > config.max_chars:
-            reasons.append("too long")
-        if description.isascii() and len(description.split()) < config.min_words:
-            reasons.append("too few words")
-        if persona_id(description) == persona_id(seed_description):
-            reasons.append("same as the seed")
-        return reasons
+    def __init__(self, index: DedupIndex) -> None:
+        self.index = index
+
+    def match(self, descriptions: Sequence[str]) -> list[str | None]:
+        return [m.id if m is not None else None for m in self.index.lookup_many(descriptions)]
+
+    def add(self, ids: Sequence[str], descriptions: Sequence[str]) -> None:
+        self.index.add(ids, descriptions, [time.time()] * len(ids))
+
+
+def _embed_once(texts: Sequence[str]) -> np.ndarray:
+    """Embeddings of `texts`, encoding each distinct text once (a seed recurs in every one of its proposals)."""
+    unique = list(dict.fromkeys(texts))
+    position = {text: i for i, text in enumerate(unique)}
+    return embed(unique)[[position[t] for t in texts]]
+
+
+ProposalCheck = Callable[[Sequence[str], Sequence[str]], list[list[str]]]
+
+
+def inline_check(config: FilterConfig, relevance: bool = True) -> ProposalCheck:
+    """The filter's cheap checks as reasons per proposal (relevance to the seed only if `relevance`)."""
+
+    def check(descriptions: Sequence[str], seeds: Sequence[str]) -> list[list[str]]:
+        verdicts = cheap_checks(descriptions, list(seeds) if relevance else None, config, embed_fn=_embed_once)
+        return [[f"{criterion}: {reason}" for criterion, reason in v.reasons.items()] for v in verdicts]
 
     return check
 
@@ -252,7 +271,7 @@ class Expander:
         run_id: str,
         vocabulary: RelationVocabulary | None = None,
         matcher: PersonaMatcher | None = None,
-        check: Callable[[str, str], list[str]] | None = None,
+        check: ProposalCheck | None = None,
         on_progress: Callable[[str, int, int], None] | None = None,
     ) -> None:
         self.store = store
@@ -261,7 +280,7 @@ class Expander:
         self.run_id = run_id
         self.vocabulary = vocabulary or RelationVocabulary.default()
         self.matcher = matcher or ExactMatcher(store)
-        self.check = check or basic_check(FilterConfig())
+        self.check = check or inline_check(FilterConfig(), relevance=False)
         self.on_progress = on_progress
         self.prompt = prompts.load("expand/propose", options.language)
         self.summary = ExpandSummary(run_id=run_id)
@@ -398,14 +417,15 @@ class Expander:
                     summary.rejected["empty"] += 1
                     continue
                 proposals.append((meta, proposed, self._relation_for(meta.relation, proposed.relation)))
-        existing = self.matcher.match([p.description for _, p, _ in proposals]) if proposals else []
+        descriptions = [p.description for _, p, _ in proposals]
+        existing = self.matcher.match(descriptions) if proposals else []
+        checked = self.check(descriptions, [m.seed["description"] for m, _, _ in proposals]) if proposals else []
         new: dict[str, Persona] = {}
         edges: list[Edge] = []
-        for (meta, proposed, relation), match in zip(proposals, existing):
+        for (meta, proposed, relation), match, reasons in zip(proposals, existing, checked):
             seed_id = meta.seed["id"]
             target = match or persona_id(proposed.description)
-            reasons = self.check(proposed.description, meta.seed["description"])
-            if target == seed_id and "same as the seed" not in reasons:
+            if target == seed_id:
                 reasons.append("same as the seed")
             if match is None and target not in new:
                 if opts.max_new is not None and summary.created >= opts.max_new:
@@ -423,7 +443,7 @@ class Expander:
             elif not reasons:
                 summary.linked += 1
             if reasons:
-                summary.rejected.update(reasons)
+                summary.rejected.update(reason.split(":", 1)[0] for reason in reasons)
                 continue
             source, dest = relation.endpoints(seed_id, target)
             edges.append(Edge(source=source, target=dest, type=relation.edge_type, props={
@@ -456,7 +476,7 @@ def expand_frontier(
     run_id: str,
     vocabulary: RelationVocabulary | None = None,
     matcher: PersonaMatcher | None = None,
-    check: Callable[[str, str], list[str]] | None = None,
+    check: ProposalCheck | None = None,
     on_progress: Callable[[str, int, int], None] | None = None,
 ) -> ExpandSummary:
     """Expand the graph from its frontier (see the module docstring); records a `Run` node and returns the summary."""
@@ -467,3 +487,27 @@ def expand_frontier(
                               "focus": [f"{k}={v}" for k, vs in options.focus.items() for v in vs],
                               "model": client.config.model, **summary.run_props()})
     return summary
+
+
+def expand_with_settings(
+    store: GraphStore,
+    client: LLMClient,
+    settings: Settings,
+    options: ExpandOptions,
+    *,
+    run_id: str,
+    on_progress: Callable[[str, int, int], None] | None = None,
+) -> ExpandSummary:
+    """`expand_frontier` with the vocabulary, dedup-on-insert and inline filter the settings choose."""
+    cfg = settings.expand
+    vocabulary = RelationVocabulary.default(spec.to_relation() for spec in cfg.extra_relations)
+    check = inline_check(settings.filter, relevance=cfg.relevance_check)
+    if cfg.dedup == "exact":
+        return expand_frontier(store, client, options, run_id=run_id, vocabulary=vocabulary, check=check,
+                               on_progress=on_progress)
+    index = open_index(store, settings.dedup, index_folder(settings.store.data_dir, settings.store.graph))
+    try:
+        return expand_frontier(store, client, options, run_id=run_id, vocabulary=vocabulary,
+                               matcher=IndexMatcher(index), check=check, on_progress=on_progress)
+    finally:
+        index.save()

@@ -1,0 +1,96 @@
+"""Coverage: how the live personas spread over the attribute regions (age group, domain, visibility, ...).
+
+The method's point is reaching people who rarely write online; this report shows whether the graph
+does. It counts live personas per value of each region attribute (`graph.model.REGION_ATTRIBUTES`),
+gives each value's share, and compares with an earlier report saved as JSON to show the shift a run
+made (e.g. `expand --focus age_group=child`).
+
+    >>> report = region_coverage(store)
+    >>> report.share("age_group", "child")
+    0.04
+    >>> plot_coverage(report, Path("coverage.png"))
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from pydantic import BaseModel, Field
+
+from graph.model import REGION_ATTRIBUTES
+from graph.store import GraphStore
+
+UNKNOWN = "unknown"
+OTHER = "other"
+
+
+class RegionCount(BaseModel):
+    """Live personas with one value of one attribute."""
+
+    value: str
+    personas: int
+    share: float
+
+
+class CoverageReport(BaseModel):
+    """Per attribute, its values with counts and shares (largest first; the tail folded into 'other')."""
+
+    total: int = 0
+    attributes: dict[str, list[RegionCount]] = Field(default_factory=dict)
+
+    def share(self, attribute: str, value: str) -> float:
+        """Share of live personas with `attribute` = `value` (0.0 when absent)."""
+        return next((r.share for r in self.attributes.get(attribute, []) if r.value == value), 0.0)
+
+    def count(self, attribute: str, value: str) -> int:
+        """Live personas with `attribute` = `value`."""
+        return next((r.personas for r in self.attributes.get(attribute, []) if r.value == value), 0)
+
+
+def region_coverage(store: GraphStore, attributes: Sequence[str] = REGION_ATTRIBUTES, top: int = 12) -> CoverageReport:
+    """Count live personas per region value, one query per attribute; values past `top` become 'other'."""
+    report = CoverageReport()
+    for attribute in attributes:
+        counts = store.region_counts(attribute)
+        total = sum(counts.values())
+        report.total = max(report.total, total)
+        ranked = sorted(((UNKNOWN if v is None else str(v), n) for v, n in counts.items()), key=lambda x: (-x[1], x[0]))
+        shown, tail = ranked[:top], ranked[top:]
+        if tail:
+            shown.append((OTHER, sum(n for _, n in tail)))
+        report.attributes[attribute] = [
+            RegionCount(value=v, personas=n, share=n / total if total else 0.0) for v, n in shown
+        ]
+    return report
+
+
+def plot_coverage(report: CoverageReport, path: Path, before: CoverageReport | None = None) -> Path:
+    """A PNG with one horizontal bar chart of shares per attribute (and the earlier report's, if given)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(report.attributes)
+    fig, axes = plt.subplots(len(names), 1, figsize=(8, 2.2 + 0.32 * sum(len(v) for v in report.attributes.values())),
+                             squeeze=False)
+    for ax, name in zip(axes[:, 0], names):
+        rows = report.attributes[name]
+        labels = [r.value for r in rows][::-1]
+        now = [r.share for r in rows][::-1]
+        ys = range(len(labels))
+        if before is not None:
+            ax.barh([y + 0.2 for y in ys], [before.share(name, v) for v in labels], height=0.4, label="before", color="#bbbbbb")
+            ax.barh([y - 0.2 for y in ys], now, height=0.4, label="now", color="#3b75af")
+            ax.legend(loc="lower right", fontsize=7)
+        else:
+            ax.barh(list(ys), now, color="#3b75af")
+        ax.set_yticks(list(ys), labels, fontsize=8)
+        ax.set_title(f"{name} (share of {report.total:,} live personas)", fontsize=9, loc="left")
+        ax.xaxis.set_major_formatter(lambda x, _: f"{x:.0%}")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
