@@ -620,6 +620,79 @@ def simulate(
                       f"in {time.monotonic() - started:.1f}s")
 
 
+@app.command()
+def dedup(
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="List the groups that would merge, with similarity; change nothing")] = False,
+    method: Annotated[Optional[str], typer.Option("--method", help="minhash, embedding or both (config default: both)")] = None,
+    show: Annotated[int, typer.Option("--show", help="Groups to list", min=0)] = 20,
+) -> None:
+    """Merge near-duplicate personas (MinHash and embeddings) into one survivor each, moving their edges."""
+    from pipeline.dedup.index import index_folder
+    from pipeline.dedup.stage import merge_duplicates
+
+    with user_errors():
+        if method not in (None, "minhash", "embedding", "both"):
+            raise ValueError(f"--method must be minhash, embedding or both, not {method!r}")
+        st = STATE.store()
+        folder = index_folder(STATE.settings.store.data_dir, STATE.settings.store.graph)
+        with progress() as bar:
+            task = bar.add_task("dedup", total=None, rate="")
+            report = merge_duplicates(st, STATE.settings.dedup, folder, method=method, dry_run=dry_run,  # type: ignore[arg-type]
+                                      on_progress=lambda msg: bar.update(task, description=msg))
+            bar.update(task, total=1, completed=1, description="dedup")
+        shown = report.groups[:show]
+        texts = st.get_personas([i for g in shown for i in [g.survivor, *g.duplicates]])
+        table = Table("survivor", "duplicates", "similarity", "by", title="groups" + (" (dry run: nothing merged)" if dry_run else ""))
+        for g in shown:
+            dups = "\n".join(texts.get(d, {}).get("description", d) for d in g.duplicates)
+            table.add_row(texts.get(g.survivor, {}).get("description", g.survivor), dups, f"{g.similarity:.2f}", ",".join(g.methods))
+        if shown:
+            console.print(table)
+        console.print(f"{report.personas:,} live personas, pairs {report.pairs or '{}'}, {len(report.groups):,} groups, "
+                      f"{report.merged:,} personas merged" + (f", {report.write.relationships_created:,} edges moved" if not dry_run else ""))
+
+
+@app.command("filter")
+def filter_cmd(
+    report: Annotated[bool, typer.Option("--report", help="Show counts per status and criterion, with examples; change nothing")] = False,
+    purge: Annotated[bool, typer.Option("--purge", help="Delete the rejected personas and their edges")] = False,
+    no_llm: Annotated[bool, typer.Option("--no-llm", help="Cheap checks only, no LLM judge")] = False,
+    lang: Annotated[str, typer.Option("--lang", help="Judge prompt language: en or zh")] = "en",
+) -> None:
+    """Judge personas on relevance, plausibility, specificity and readability: cheap checks, then an LLM."""
+    from pipeline.filter import filter_personas, filter_report, purge_rejected
+
+    with user_errors():
+        st = STATE.store()
+        if report:
+            rep = filter_report(st)
+            console.print("status: " + ", ".join(f"{k} {v:,}" for k, v in sorted(rep.status.items())))
+            table = Table("criterion", "rejected", "examples (reason)", title="rejections by criterion")
+            for criterion, count in sorted(rep.rejected_by.items(), key=lambda kv: -kv[1]):
+                table.add_row(criterion, f"{count:,}", "\n".join(f"{d[:80]} ({r})" for d, r in rep.examples.get(criterion, [])))
+            console.print(table)
+            return
+        if purge:
+            console.print(f"purged {purge_rejected(st):,} rejected personas")
+            return
+        cfg = STATE.settings.filter
+        use_llm = cfg.use_llm and not no_llm
+        from pipeline.llm import LLMClient
+
+        client = LLMClient.from_settings(STATE.settings) if use_llm else None
+        try:
+            with progress() as bar:
+                task = bar.add_task("filtering", total=None, rate="")
+                summary = filter_personas(st, cfg, client, lang, on_progress=lambda n: bar.advance(task, n))
+        finally:
+            if client is not None:
+                client.close()
+        console.print(f"examined {summary.examined:,}: accepted {summary.accepted:,}, rejected {summary.rejected:,}"
+                      + (f", judge failed {summary.judge_failed:,} (rerun to retry)" if summary.judge_failed else ""))
+        if summary.rejected_by:
+            console.print("rejected by criterion: " + ", ".join(f"{k} {v:,}" for k, v in sorted(summary.rejected_by.items())))
+
+
 @db_app.command("start")
 def db_start() -> None:
     """Start the embedded server (or find the one already running)."""

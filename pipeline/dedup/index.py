@@ -137,18 +137,22 @@ class DedupIndex:
         self.fingerprint = now
         return len(stale) + len(missing)
 
-    def forget(self, store: GraphStore, ids: Sequence[str]) -> None:
-        """Drop personas the caller just merged away or deleted, then confirm against the graph.
+    def confirm(self, store: GraphStore) -> None:
+        """After the caller's own graph writes (inserts it also indexed, merges, deletes): re-fingerprint.
 
-        If the graph's live count and newest insert match the index after the removal, only the
-        fingerprint is updated; otherwise (someone else wrote meanwhile) a full `sync` runs.
+        If the graph's live count equals the index's size, the index takes the graph's fingerprint
+        without rereading it; otherwise someone else wrote meanwhile and a full `sync` runs.
         """
-        self.remove(ids)
         now = fingerprint(store)
-        if now.live == len(self) and now.newest == self.fingerprint.newest:
+        if now.live == len(self):
             self.fingerprint = now
         else:
             self.sync(store)
+
+    def forget(self, store: GraphStore, ids: Sequence[str]) -> None:
+        """Drop personas the caller just merged away or deleted, then `confirm` against the graph."""
+        self.remove(ids)
+        self.confirm(store)
 
     def created_at(self, persona: str) -> float:
         """Creation time of an indexed persona (used by the survivor rule)."""
