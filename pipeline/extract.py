@@ -53,12 +53,14 @@ _LABEL = re.compile(r"^\s*(?:\**\s*)?(?:persona|人物画像|人物)\s*(?:descri
 class ExtractedPersona(BaseModel):
     """A persona inferred from a text: who they are, and the attributes graph regions are counted by."""
 
+    # All required: constrained decoders (llama.cpp grammars) skip optional fields, and the attributes
+    # are what regions are counted by. An empty string is still accepted.
     description: str = Field(min_length=MIN_PERSONA_CHARS, description="One or two sentences about one specific person")
-    age_group: str = Field(default="", description="child, teenager, young_adult, adult or older_adult")
-    occupation: str = Field(default="", description="The person's occupation")
-    domain: str = Field(default="", description="The field of life or work the person belongs to")
-    visibility: str = Field(default="", description="public-facing or behind-the-scenes")
-    language: str = Field(default="", description="ISO code of the language the person mainly speaks")
+    age_group: str = Field(description="child, teenager, young_adult, adult or older_adult")
+    occupation: str = Field(description="The person's occupation")
+    domain: str = Field(description="The field of life or work the person belongs to")
+    visibility: str = Field(description="public-facing or behind-the-scenes")
+    language: str = Field(description="ISO code of the language the person mainly speaks")
 
 
 class ExtractSummary(BaseModel):

@@ -1,0 +1,64 @@
+"""Smoke tests on the embedded default model: SmolLM2-135M served by llama.cpp, started by the program itself."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from graph.store import GraphStore
+from pipeline.config import Settings
+from pipeline.extract import extract_personas
+from pipeline.llm import LLMClient, check_endpoint
+from pipeline.llm.local_server import LOCAL_MODEL_NAME, ensure_local_server, running_local_server, stop_local_server
+
+pytest.importorskip("llama_cpp", reason="the embedded model needs `pip install 'llama-cpp-python[server]'`")
+pytestmark = pytest.mark.smoke
+
+TEXTS = [
+    "Day 4 of my rye starter and it finally doubled! I keep it at 26C on top of the fridge and feed it twice a day.",
+    "After updating the GPU driver my render node crashed on long Blender jobs; rolling back fixed it.",
+    "Our primary school garden club planted beans today; the seven-year-olds measured them with paper rulers.",
+]
+
+
+@pytest.fixture(scope="module")
+def local_settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
+    """Settings with no endpoint (so the embedded model), its server stopped after the module."""
+    settings = Settings(store={"data_dir": tmp_path_factory.mktemp("local-llm")}, llm={"max_tokens": 160})
+    yield settings
+    stop_local_server(settings)
+
+
+def test_embedded_server_is_started_once_reused_and_healthy(local_settings: Settings) -> None:
+    first = ensure_local_server(local_settings)
+    assert ensure_local_server(local_settings).pid == first.pid
+    assert running_local_server(local_settings) == first
+    assert check_endpoint(local_settings) == []
+    with LLMClient.from_settings(local_settings) as client:
+        assert client.base_url == first.base_url and client.config.model == LOCAL_MODEL_NAME
+
+
+def test_extract_runs_end_to_end_on_the_embedded_model(local_settings: Settings, store: GraphStore, tmp_path: Path) -> None:
+    path = tmp_path / "texts.jsonl"
+    path.write_text("".join(json.dumps({"text": t}) + "\n" for t in TEXTS), encoding="utf-8")
+    with LLMClient.from_settings(local_settings) as client:
+        summary = extract_personas(local_settings, store, client, path)
+    assert summary.texts_read == 3 and summary.texts_extracted + summary.texts_failed == 3
+    assert summary.texts_extracted >= 2, summary.problems  # grammar-constrained tool calls rarely fail
+    personas = list(store.iter_personas(statuses=None))
+    assert len(personas) >= 2 and all(p["origin"] == "text" and len(p["description"]) >= 10 for p in personas)
+    edges = [e for e in store.iter_edges() if e["type"] == "EXTRACTED_FROM"]
+    assert {e["source"] for e in edges} == {p["id"] for p in personas}
+    assert all(e["props"]["model"] == LOCAL_MODEL_NAME for e in edges)
+    assert summary.llm["llm_completion_tokens"] > 0
+
+
+def test_stop_ends_the_server(local_settings: Settings) -> None:
+    server = ensure_local_server(local_settings)
+    assert stop_local_server(local_settings)
+    assert running_local_server(local_settings) is None
+    assert not stop_local_server(local_settings)
+    assert not Path(f"/proc/{server.pid}").exists()
