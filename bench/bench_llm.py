@@ -42,30 +42,31 @@ def messages(i: int) -> list[dict[str, str]]:
     ]
 
 
-def tool_spec() -> dict[str, Any]:
-    """The function-calling tool the layer would send for BenchPersona."""
+def tool_spec(schema: type[BaseModel]) -> dict[str, Any]:
+    """The function-calling tool our layer sends for `schema`."""
     return {"type": "function", "function": {
-        "name": "BenchPersona", "description": BenchPersona.__doc__, "parameters": BenchPersona.model_json_schema()}}
+        "name": schema.__name__, "description": schema.__doc__, "parameters": schema.model_json_schema()}}
 
 
-async def bare_loop(base_url: str, n: int, concurrency: int, timeout: float) -> int:
+async def bare_loop(base_url: str, prompts: list[list[dict[str, str]]], schema: type[BaseModel], concurrency: int,
+                    timeout: float = 60.0) -> int:
     """A bare worker pool on `openai.AsyncOpenAI` with the aiohttp transport; returns answers parsed."""
-    tool = tool_spec()
+    tool = tool_spec(schema)
     ok = 0
     async with openai.AsyncOpenAI(base_url=base_url, api_key="x", timeout=timeout,
                                   http_client=openai.DefaultAioHttpClient(timeout=timeout)) as client:
-        queue: asyncio.Queue[int | None] = asyncio.Queue()
-        for i in range(n):
-            queue.put_nowait(i)
+        queue: asyncio.Queue[list[dict[str, str]] | None] = asyncio.Queue()
+        for messages in prompts:
+            queue.put_nowait(messages)
         for _ in range(concurrency):
             queue.put_nowait(None)
 
         async def worker() -> None:
             nonlocal ok
-            while (i := await queue.get()) is not None:
+            while (messages := await queue.get()) is not None:
                 response = await client.chat.completions.create(
-                    model="fake-model", messages=messages(i), tools=[tool],  # type: ignore[arg-type, list-item]
-                    tool_choice={"type": "function", "function": {"name": "BenchPersona"}},
+                    model="fake-model", messages=messages, tools=[tool],  # type: ignore[arg-type, list-item]
+                    tool_choice={"type": "function", "function": {"name": schema.__name__}},
                     temperature=0.7, max_tokens=512)
                 json.loads(response.choices[0].message.tool_calls[0].function.arguments)  # type: ignore[index, union-attr]
                 ok += 1
@@ -83,7 +84,7 @@ async def our_layer(base_url: str, n: int, concurrency: int, timeout: float, dat
     return sum([r.ok async for r in client.stream(requests)])
 
 
-def measure(label: str, run: Any) -> tuple[float, float, int]:
+def measure(run: Any) -> tuple[float, float, int]:
     """Run a coroutine factory; returns (items/s, CPU ms per item, ok)."""
     cpu, wall = time.process_time(), time.perf_counter()
     ok = asyncio.run(run())
@@ -103,9 +104,9 @@ def main() -> None:
         rows: dict[str, list[tuple[float, float, int]]] = {"bare openai+aiohttp": [], "personagraph LLMClient": []}
         for _ in range(args.rounds):
             rows["bare openai+aiohttp"].append(
-                measure("bare", lambda: bare_loop(base_url, args.n, args.concurrency, 60.0)))
+                measure(lambda: bare_loop(base_url, [messages(i) for i in range(args.n)], BenchPersona, args.concurrency)))
             rows["personagraph LLMClient"].append(
-                measure("ours", lambda: our_layer(base_url, args.n, args.concurrency, 60.0, Path(tmp))))
+                measure(lambda: our_layer(base_url, args.n, args.concurrency, 60.0, Path(tmp))))
     print(f"n={args.n} concurrency={args.concurrency} latency={args.latency}s rounds={args.rounds} (best round)")
     best = {label: max(runs) for label, runs in rows.items()}
     for label, (rate, cpu_ms, ok) in best.items():
