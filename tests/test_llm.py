@@ -170,3 +170,12 @@ def test_doctor_reports_an_unreachable_endpoint(tmp_path: Path) -> None:
     settings = Settings(llm={"base_url": "http://127.0.0.1:9/v1"}, store={"data_dir": tmp_path})
     (problem,) = check_endpoint(settings)
     assert "cannot list models" in problem and "OPENAI_BASE_URL" in problem
+
+
+def test_an_offline_client_estimates_but_refuses_to_call(tmp_path: Path) -> None:
+    settings = Settings(store={"data_dir": tmp_path})  # no endpoint: the embedded model, not started
+    with LLMClient.from_settings(settings, connect=False) as client:
+        assert client.estimate(requests(4)).calls == 4
+        with pytest.raises(RuntimeError, match="connect=False"):
+            client.run_sync(requests(1))
+    assert not (tmp_path / "llm_server" / "server.json").exists()

@@ -256,6 +256,8 @@ class LLMClient:
         unbounded generator is fine. Every request yields exactly one result, ok or failed.
         """
         cfg = self.config
+        if self.base_url is None and cfg.provider == "openai":
+            raise RuntimeError("this client was built with connect=False (for estimates only); it cannot call a model")
         model, http_client = self._open_model()
         limiter = RateLimiter(cfg.requests_per_second) if cfg.requests_per_second else None
         schemas: dict[type[BaseModel], _Schema] = {}
