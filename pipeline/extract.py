@@ -253,38 +253,48 @@ class TextPlanner:
 
 
 class GraphWriter:
-    """Writes finished texts in batches: personas, sources, edges, then the source's `extracted` mark."""
+    """Writes finished texts in batches, in a worker thread so calls keep flowing, one batch at a time, in order."""
 
     def __init__(self, store: GraphStore, summary: ExtractSummary) -> None:
         self.store = store
         self.summary = summary
         self.ready: list[_Text] = []
+        self._writing: asyncio.Future[None] | None = None
         self._last = time.monotonic()
 
-    def add(self, text: _Text) -> None:
-        """Queue a finished text; write when the batch is full or a couple of seconds old."""
+    async def add(self, text: _Text) -> None:
+        """Queue a finished text; start a write when the batch is full or a couple of seconds old."""
         self.ready.append(text)
         if len(self.ready) >= FLUSH_TEXTS or time.monotonic() - self._last > FLUSH_SECONDS:
-            self.flush()
+            await self.flush(wait=False)
 
-    def flush(self) -> None:
-        """Write the queued texts (the mark last, so a crash mid-batch leaves them to be redone)."""
+    async def flush(self, wait: bool = True) -> None:
+        """Write the queued texts after the previous batch is done; with `wait`, until this one is too."""
+        if self._writing is not None:
+            await self._writing
+            self._writing = None
         self._last = time.monotonic()
-        if not self.ready:
-            return
-        personas = [p for t in self.ready for p in t.personas]
+        batch, self.ready = self.ready, []
+        if batch:
+            self._writing = asyncio.ensure_future(asyncio.to_thread(self._write, batch))
+        if wait and self._writing is not None:
+            await self._writing
+            self._writing = None
+
+    def _write(self, batch: list[_Text]) -> None:
+        """Personas, sources, edges, then the sources' `extracted` mark last: a crash mid-batch leaves them to redo."""
+        personas = [p for t in batch for p in t.personas]
         if personas:
             stats = self.store.upsert_personas(personas)
             self.summary.personas_created += stats.nodes_created
             self.summary.personas_existing += len(personas) - stats.nodes_created
-        self.store.upsert_sources([t.source for t in self.ready])
-        edges = [e for t in self.ready for e in t.edges]
+        self.store.upsert_sources([t.source for t in batch])
+        edges = [e for t in batch for e in t.edges]
         if edges:
             self.store.add_edges(edges, target_label="Source")
         self.store.set_properties(
-            [{"id": t.source.id, "props": {"extracted": True, "failed": t.failed}} for t in self.ready], label="Source"
+            [{"id": t.source.id, "props": {"extracted": True, "failed": t.failed}} for t in batch], label="Source"
         )
-        self.ready = []
 
 
 def persona_from(result: LLMResult, run_id: str) -> Persona:
@@ -398,11 +408,11 @@ async def extract_personas_async(
                     summary.texts_failed += 1
                 else:
                     summary.texts_extracted += 1
-                writer.add(text)
+                await writer.add(text)
             if on_progress is not None:
                 on_progress(summary)
-        writer.flush()
     finally:
+        await writer.flush()  # what was answered is kept even when the run stops early
         failures.close()
     if failures.path.exists():
         summary.failures_file = str(failures.path)
