@@ -1,0 +1,302 @@
+"""Graph store benchmark: import 1M personas + 3M typed edges, then sample clusters and ego networks.
+
+Generates personas from templates (age, occupation, place, activity, trait) with region attributes,
+and typed edges whose endpoints are drawn with a power-law-ish skew (a few hubs, a long tail).
+Imports them through the store's batched API (`upsert_personas`, `add_edges`) into a fresh data
+folder with its own embedded FalkorDB, then samples 1,000 connected clusters (size 20) and 1,000
+3-hop ego networks with `graph.traversal`, and does the same sampling with networkx on an
+in-memory copy of the same graph in the same run. Reports rates and peak memory (the server's
+peak RSS from /proc, the Python process's max RSS).
+
+    python -m bench.bench_graph                 # the full run: 1M personas, 3M edges
+    python -m bench.bench_graph --scale 0.01    # a quick run: 10k personas, 30k edges
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import resource
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import networkx as nx
+import numpy as np
+
+from bench.planted_duplicates import ACTIVITIES, AGES, OCCUPATIONS, PLACES, TRAITS
+from graph import server
+from graph.model import Edge, Persona
+from graph.store import GraphStore, StoreOptions, open_store
+from graph.traversal import connected_clusters, ego_networks
+
+EDGE_TYPES = ("COLLEAGUE_OF", "NEIGHBOUR_OF", "FRIEND_OF", "PATIENT_OF", "SUPPLIER_OF", "PARENT_OF", "CUSTOMER_OF")
+EDGE_TYPE_WEIGHTS = (0.3, 0.2, 0.2, 0.1, 0.1, 0.05, 0.05)
+DOMAINS = ("health", "education", "trade", "public service", "arts", "science", "transport", "home")
+LANGUAGES = ("en", "en", "en", "zh", "es", "fr", "de", "hi")
+CHUNK = 50_000  # personas / edges built in Python at a time, so the client never holds them all
+
+
+def describe(i: int) -> tuple[str, dict[str, str]]:
+    """The i-th template persona (distinct for every i below the product of the vocabularies) and its attributes."""
+    i, age = divmod(i, len(AGES))
+    i, occ = divmod(i, len(OCCUPATIONS))
+    i, place = divmod(i, len(PLACES))
+    i, act = divmod(i, len(ACTIVITIES))
+    trait = i % len(TRAITS)
+    text = f"A {AGES[age]} {OCCUPATIONS[occ]} from {PLACES[place]} who {ACTIVITIES[act]} and {TRAITS[trait]}."
+    attrs = {
+        "age_group": AGES[age],
+        "occupation": OCCUPATIONS[occ],
+        "domain": DOMAINS[occ % len(DOMAINS)],
+        "language": LANGUAGES[(occ + place) % len(LANGUAGES)],
+    }
+    return text, attrs
+
+
+def persona_chunks(n: int) -> Iterator[list[Persona]]:
+    """`n` distinct personas, `CHUNK` at a time."""
+    capacity = len(AGES) * len(OCCUPATIONS) * len(PLACES) * len(ACTIVITIES) * len(TRAITS)
+    if n > capacity:
+        raise ValueError(f"the templates give at most {capacity:,} distinct personas")
+    for start in range(0, n, CHUNK):
+        out = []
+        for i in range(start, min(n, start + CHUNK)):
+            text, attrs = describe(i)
+            out.append(Persona(description=text, origin="bench", attributes=attrs))
+        yield out
+
+
+def power_law_edges(n_nodes: int, n_edges: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(src, dst, type index) arrays: distinct typed pairs, no self-loops; endpoints skewed so that
+    degrees follow a power-law-ish tail (node rank r is drawn with density ~ r^(-1/3))."""
+    rng = np.random.default_rng(seed)
+    perm = rng.permutation(n_nodes)  # hubs scattered over the id space, not the first rows imported
+    picked = np.empty(0, dtype=np.int64)
+    while picked.size < n_edges:
+        m = int((n_edges - picked.size) * 1.1) + 16
+        src = perm[(n_nodes * rng.random(m) ** 1.5).astype(np.int64)]
+        dst = perm[(n_nodes * rng.random(m) ** 1.5).astype(np.int64)]
+        typ = rng.choice(len(EDGE_TYPES), size=m, p=EDGE_TYPE_WEIGHTS)
+        keys = (src * n_nodes + dst) * len(EDGE_TYPES) + typ
+        keys = keys[src != dst]
+        picked = np.unique(np.concatenate([picked, keys]))
+    picked = rng.permutation(picked)[:n_edges]
+    pair, typ = np.divmod(picked, len(EDGE_TYPES))
+    src, dst = np.divmod(pair, n_nodes)
+    return src, dst, typ
+
+
+def rss_mib() -> float:
+    """This process's resident memory now, in MiB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def max_rss_mib() -> float:
+    """This process's peak resident memory so far, in MiB."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def server_memory_mib(data_dir: Path) -> tuple[float, float]:
+    """(current RSS, peak RSS) of the data folder's FalkorDB server, in MiB, from /proc."""
+    st = server.status(data_dir)
+    values = {"VmRSS:": 0.0, "VmHWM:": 0.0}
+    if st.pid:
+        for line in Path(f"/proc/{st.pid}/status").read_text().splitlines():
+            key = line.split(":", 1)[0] + ":"
+            if key in values:
+                values[key] = int(line.split()[1]) / 1024
+    return values["VmRSS:"], values["VmHWM:"]
+
+
+@dataclass
+class Report:
+    """Timings, rates and memory of one run, printed as a markdown table."""
+
+    rows: list[tuple[str, str, str]] = field(default_factory=list)
+    data: dict[str, Any] = field(default_factory=dict)
+
+    def add(self, what: str, value: str, note: str = "", **data: Any) -> None:
+        self.rows.append((what, value, note))
+        self.data.update(data)
+        print(f"  {what}: {value}  {note}", flush=True)
+
+    def markdown(self) -> str:
+        lines = ["| measure | value | note |", "|---|---|---|"]
+        lines += [f"| {a} | {b} | {c} |" for a, b, c in self.rows]
+        return "\n".join(lines)
+
+
+def timed(fn: Callable[[], Any]) -> tuple[Any, float]:
+    """(result, seconds) of calling fn."""
+    t0 = time.perf_counter()
+    result = fn()
+    return result, time.perf_counter() - t0
+
+
+def nx_clusters(g: nx.Graph, seeds: list[int], size: int, rng: random.Random) -> dict[int, list[int]]:
+    """The same random frontier expansion as `graph.traversal.connected_clusters`, on networkx in memory."""
+    out: dict[int, list[int]] = {}
+    for seed in seeds:
+        members, frontier, on_frontier = [seed], [], set()
+        in_cluster = {seed}
+        newest = seed
+        while len(members) < size:
+            for nbr in g.adj[newest]:
+                if nbr not in in_cluster and nbr not in on_frontier:
+                    on_frontier.add(nbr)
+                    frontier.append(nbr)
+            if not frontier:
+                break
+            pick = rng.randrange(len(frontier))
+            frontier[pick], frontier[-1] = frontier[-1], frontier[pick]
+            newest = frontier.pop()
+            on_frontier.discard(newest)
+            in_cluster.add(newest)
+            members.append(newest)
+        out[seed] = members
+    return out
+
+
+def import_graph(store: GraphStore, n_nodes: int, edges: tuple[np.ndarray, np.ndarray, np.ndarray], report: Report) -> list[str]:
+    """Write the personas, then the edges, through the batched store API; returns persona ids by index.
+
+    Building the `Persona` / `Edge` objects (validation, content hashes) is timed apart from the writes.
+    """
+    ids: list[str] = []
+    build_s = write_s = 0.0
+    created = 0
+    chunks = persona_chunks(n_nodes)
+    while True:
+        t0 = time.perf_counter()
+        chunk = next(chunks, None)
+        build_s += time.perf_counter() - t0
+        if chunk is None:
+            break
+        ids.extend(p.id for p in chunk)
+        t0 = time.perf_counter()
+        created += store.upsert_personas(chunk).nodes_created
+        write_s += time.perf_counter() - t0
+    report.add("personas: build Persona objects", f"{build_s:.1f} s", f"{n_nodes / build_s:,.0f}/s (pydantic, content hashes)",
+               persona_build_s=build_s)
+    report.add("personas: upsert_personas", f"{created:,} in {write_s:.1f} s", f"{created / write_s:,.0f}/s",
+               personas=created, persona_write_s=write_s)
+    src, dst, typ = edges
+    edge_build_s = edge_write_s = 0.0
+    made = 0
+    for start in range(0, len(src), CHUNK):
+        stop = start + CHUNK
+        t0 = time.perf_counter()
+        batch = [Edge(source=ids[a], target=ids[b], type=EDGE_TYPES[t], props={"hop": 1})
+                 for a, b, t in zip(src[start:stop].tolist(), dst[start:stop].tolist(), typ[start:stop].tolist())]
+        t1 = time.perf_counter()
+        edge_build_s += t1 - t0
+        made += store.add_edges(batch).relationships_created
+        edge_write_s += time.perf_counter() - t1
+    report.add("edges: build Edge objects", f"{edge_build_s:.1f} s", f"{len(src) / edge_build_s:,.0f}/s", edge_build_s=edge_build_s)
+    report.add("edges: add_edges", f"{made:,} in {edge_write_s:.1f} s", f"{made / edge_write_s:,.0f}/s", edges=made, edge_write_s=edge_write_s)
+    total = build_s + write_s + edge_build_s + edge_write_s
+    report.add("import total", f"{total:.1f} s", f"building objects + writes (writes alone {write_s + edge_write_s:.1f} s); target < 120 s",
+               import_s=total)
+    return ids
+
+
+def run(scale: float, batch_size: int, seed: int, data_dir: Path, samples: int, cluster_size: int, hops: int) -> Report:
+    """The whole benchmark in one process; returns its report."""
+    report = Report()
+    n_nodes, n_edges = int(1_000_000 * scale), int(3_000_000 * scale)
+    report.add("graph", f"{n_nodes:,} personas, {n_edges:,} edges", f"scale {scale}, batch {batch_size:,}")
+    edges, gen_s = timed(lambda: power_law_edges(n_nodes, n_edges, seed))
+    report.add("edge generation (numpy)", f"{gen_s:.1f} s")
+
+    store = open_store(StoreOptions(data_dir=data_dir, graph="bench", batch_size=batch_size))
+    ids = import_graph(store, n_nodes, edges, report)
+    srv_now, srv_peak = server_memory_mib(data_dir)
+    report.add("server RSS after import", f"{srv_now:,.0f} MiB", f"peak {srv_peak:,.0f} MiB, target < 3 GiB",
+               server_rss_mib=srv_now, server_peak_mib=srv_peak)
+
+    rand = random.Random(seed)
+    seed_idx = rand.sample(range(n_nodes), samples)
+    seed_ids = [ids[i] for i in seed_idx]
+
+    clusters, cl_s = timed(lambda: connected_clusters(store, seed_ids, cluster_size, random.Random(seed)))
+    sizes = [len(m) for m in clusters.values()]
+    report.add(f"store: {samples:,} connected clusters (size {cluster_size})", f"{cl_s:.2f} s",
+               f"{samples / cl_s:,.0f} clusters/s, mean size {np.mean(sizes):.1f}", store_cluster_s=cl_s)
+    egos, ego_s = timed(lambda: ego_networks(store, seed_ids, hops))
+    ego_sizes = [len(d) for d in egos.values()]
+    report.add(f"store: {samples:,} {hops}-hop ego networks", f"{ego_s:.2f} s",
+               f"{samples / ego_s:,.0f} egos/s, mean size {np.mean(ego_sizes):,.0f} personas", store_ego_s=ego_s)
+    del egos
+    srv_now, srv_peak = server_memory_mib(data_dir)
+    report.add("server RSS after sampling", f"{srv_now:,.0f} MiB", f"peak {srv_peak:,.0f} MiB",
+               server_rss_after_sampling_mib=srv_now, server_peak_mib=srv_peak)
+    report.add("python max RSS before networkx", f"{max_rss_mib():,.0f} MiB", "client: generation, import, sampling",
+               python_max_rss_before_nx_mib=max_rss_mib())
+    store.close()
+
+    before = rss_mib()
+    src, dst, _ = edges
+
+    def build() -> nx.Graph:
+        g = nx.Graph()
+        g.add_nodes_from(range(n_nodes))
+        g.add_edges_from(zip(src.tolist(), dst.tolist()))
+        return g
+
+    g, nx_build_s = timed(build)
+    report.add("networkx: build undirected graph in memory", f"{nx_build_s:.1f} s",
+               f"+{rss_mib() - before:,.0f} MiB RSS for the graph", nx_build_s=nx_build_s, nx_graph_mib=rss_mib() - before)
+    nx_cl, nx_cl_s = timed(lambda: nx_clusters(g, seed_idx, cluster_size, random.Random(seed)))
+    report.add(f"networkx: {samples:,} connected clusters (size {cluster_size})", f"{nx_cl_s:.2f} s",
+               f"store/networkx time ratio {cl_s / nx_cl_s:.1f}", nx_cluster_s=nx_cl_s)
+    nx_ego, nx_ego_s = timed(lambda: {s: nx.single_source_shortest_path_length(g, s, cutoff=hops) for s in seed_idx})
+    same = all(len(nx_ego[i]) == n for i, n in zip(seed_idx, ego_sizes))
+    report.add(f"networkx: {samples:,} {hops}-hop ego networks", f"{nx_ego_s:.2f} s",
+               f"store/networkx time ratio {ego_s / nx_ego_s:.1f}; same sizes as the store: {same}", nx_ego_s=nx_ego_s)
+    report.add("python max RSS at the end", f"{max_rss_mib():,.0f} MiB", "with the networkx graph",
+               python_max_rss_mib=max_rss_mib())
+
+    (_, stop_s) = timed(lambda: server.stop(data_dir))
+    rdb = (data_dir / server.RDB_NAME).stat().st_size
+    report.add("db stop (final RDB snapshot)", f"{stop_s:.1f} s", f"snapshot {rdb / 2**20:,.0f} MiB", stop_s=stop_s)
+    (_, start_s) = timed(lambda: server.ensure_running(data_dir))
+    report.add("db start (load RDB)", f"{start_s:.1f} s", "", start_s=start_s)
+    server.stop(data_dir)
+    return report
+
+
+def main() -> None:
+    """Parse options, run, print the report as markdown (and JSON with --json)."""
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--scale", type=float, default=1.0, help="fraction of 1M personas / 3M edges (0.01 = quick)")
+    ap.add_argument("--batch-size", type=int, default=10_000, help="rows per UNWIND write query")
+    ap.add_argument("--samples", type=int, default=1000, help="seeds for clusters and ego networks")
+    ap.add_argument("--cluster-size", type=int, default=20)
+    ap.add_argument("--hops", type=int, default=3)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--data-dir", type=Path, default=None, help="fresh data folder (default: a temporary one under /tmp, removed after)")
+    ap.add_argument("--json", type=Path, default=None, help="also write the numbers as JSON here")
+    args = ap.parse_args()
+    data_dir = args.data_dir or Path(tempfile.mkdtemp(prefix="pgbench-", dir="/tmp"))
+    try:
+        report = run(args.scale, args.batch_size, args.seed, data_dir, args.samples, args.cluster_size, args.hops)
+    finally:
+        server.stop(data_dir)
+        if args.data_dir is None:
+            shutil.rmtree(data_dir, ignore_errors=True)
+    print(report.markdown())
+    if args.json:
+        args.json.write_text(json.dumps(report.data, indent=2))
+
+
+if __name__ == "__main__":
+    main()
