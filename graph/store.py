@@ -108,6 +108,16 @@ def _batches(rows: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
         yield rows[start : start + size]
 
 
+def _first_per_key(rows: Iterable[dict[str, Any]], *keys: str) -> list[dict[str, Any]]:
+    """Rows with the first occurrence of each key kept. FalkorDB applies the ON CREATE SET of the
+    *last* of several rows that MERGE one new node or edge in one batch, Neo4j that of the first; so
+    duplicates are dropped before they reach the database, and the first one wins on both."""
+    out: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for row in rows:
+        out.setdefault(tuple(row[k] for k in keys), row)
+    return list(out.values())
+
+
 def _union(*lists: Iterable[Any]) -> list[Any]:
     """Order-preserving union of lists (aliases, merged ids)."""
     seen: dict[Any, None] = {}
@@ -185,11 +195,11 @@ class GraphStore(ABC):
     # -- writes -----------------------------------------------------------------------------------
     def upsert_personas(self, personas: Sequence[Persona]) -> WriteStats:
         """MERGE personas by id in UNWIND batches; existing ids are left untouched."""
-        return self._write_batches(self.q("upsert_personas"), [p.row() for p in personas])
+        return self._write_batches(self.q("upsert_personas"), _first_per_key((p.row() for p in personas), "id"))
 
     def upsert_sources(self, sources: Sequence[Source]) -> WriteStats:
         """MERGE source nodes by id in batches."""
-        return self._write_batches(self.q("upsert_sources"), [s.row() for s in sources])
+        return self._write_batches(self.q("upsert_sources"), _first_per_key((s.row() for s in sources), "id"))
 
     def add_edges(self, edges: Sequence[Edge], source_label: str = "Persona", target_label: str = "Persona") -> WriteStats:
         """MERGE typed edges in batches (one per type); endpoints merged away are redirected to survivors.
@@ -215,7 +225,7 @@ class GraphStore(ABC):
         total = WriteStats()
         for rel_type, rows in by_type.items():
             query = self.q("upsert_edges", TYPE=rel_type, SRC=source_label, DST=target_label)
-            total += self._write_batches(query, rows)
+            total += self._write_batches(query, _first_per_key(rows, "src", "dst"))
         return total
 
     def set_properties(self, rows: Sequence[dict[str, Any]], label: str = "Persona") -> WriteStats:

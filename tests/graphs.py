@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import random
 from collections.abc import Sequence
+from typing import Any
 
 import networkx as nx
+import pytest
 
 from graph.model import Edge, Persona
-from graph.store import GraphStore
+from graph.store import GraphStore, QueryResult
 
 REL_TYPES = ("COLLEAGUE_OF", "PATIENT_OF", "SUPPLIER_OF", "PARENT_OF")
 
@@ -36,3 +38,16 @@ def write_random_graph(
     for a, b, t in edges:
         g.add_edge(a, b, key=t)
     return g
+
+
+def count_queries(store: GraphStore, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Record every query the store sends from now on (the real store still runs them)."""
+    sent: list[str] = []
+    real_run = store.run
+
+    def run(query: str, params: dict[str, Any] | None = None, *, write: bool = True) -> QueryResult:
+        sent.append(query)
+        return real_run(query, params, write=write)
+
+    monkeypatch.setattr(store, "run", run)
+    return sent

@@ -8,26 +8,13 @@ import pytest
 from graph.model import Edge
 from graph.store import GraphStore
 from graph.traversal import connected_clusters, ego_networks, random_walks
-from tests.graphs import personas, write_random_graph
+from tests.graphs import count_queries, personas, write_random_graph
 
 
 @pytest.fixture
 def graph(store: GraphStore) -> nx.Graph:
     """A random 80-persona graph in the store, and its undirected networkx twin."""
     return write_random_graph(store, n_nodes=80, n_edges=120, seed=3).to_undirected(as_view=False)
-
-
-def count_queries(store: GraphStore, monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Record every query the store sends (the real store still runs them)."""
-    sent: list[str] = []
-    real_run = store.run
-
-    def run(query: str, params: dict | None = None, *, write: bool = True):  # type: ignore[no-untyped-def]
-        sent.append(query)
-        return real_run(query, params, write=write)
-
-    monkeypatch.setattr(store, "run", run)
-    return sent
 
 
 def test_ego_networks_match_networkx_shortest_paths(store: GraphStore, graph: nx.Graph, monkeypatch: pytest.MonkeyPatch) -> None:

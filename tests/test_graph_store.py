@@ -1,0 +1,180 @@
+"""GraphStore on the real embedded FalkorDB: schema, batched idempotent writes, typed edges, reads."""
+
+from __future__ import annotations
+
+import networkx as nx
+import pytest
+from pydantic import ValidationError
+
+from graph.analysis import to_networkx
+from graph.model import Edge, InvalidName, Persona, Source, check_rel_type, persona_id
+from graph.store import GraphStore, QueryError, ReadOnlyViolation
+from tests.graphs import count_queries, personas, write_random_graph
+
+
+def test_schema_is_idempotent_and_enforces_unique_ids(store: GraphStore) -> None:
+    store.ensure_schema()  # a second time: no error
+    (p,) = personas(1)
+    store.upsert_personas([p])
+    with pytest.raises(QueryError):
+        store.run("CREATE (:Persona {id: $id})", {"id": p.id})
+    assert store.run("MATCH (n:Persona) RETURN count(n)").value() == 1
+
+
+def test_reimporting_the_same_personas_changes_nothing(store: GraphStore) -> None:
+    people = personas(1200)  # more than one batch (batch_size 500)
+    first = store.upsert_personas(people)
+    before = store.get_personas([p.id for p in people])
+    again = store.upsert_personas(personas(1200))  # same texts, new objects (new created_at)
+    assert first.nodes_created == 1200
+    assert again.nodes_created == 0 and again.properties_set == 0
+    assert store.get_personas([p.id for p in people]) == before
+    assert store.run("MATCH (n) RETURN count(n)").value() == 1200
+
+
+def test_ids_are_content_hashes_and_attributes_become_properties(store: GraphStore) -> None:
+    p = Persona(description="  A Pediatric   nurse in Lyon ", attributes={"age_group": "adult", "domain": "health"})
+    store.upsert_personas([p, Persona(description="a pediatric nurse in lyon")])
+    assert p.id == persona_id("a pediatric nurse in lyon")
+    (node,) = store.get_personas([p.id]).values()
+    assert node["age_group"] == "adult" and node["domain"] == "health"
+    assert node["status"] == "accepted" and node["expanded"] is False
+    assert store.region_counts("domain") == {"health": 1}
+
+
+def test_reserved_attribute_names_are_refused() -> None:
+    with pytest.raises(ValidationError, match="reserved"):
+        Persona(description="a nurse", attributes={"status": "rejected"})
+
+
+def test_sources_upsert_idempotently(store: GraphStore) -> None:
+    src = Source(text_hash="b" * 64, uri="https://example.org/a", props={"lang": "en"})
+    assert store.upsert_sources([src]).nodes_created == 1
+    assert store.upsert_sources([src]).nodes_created == 0
+    assert store.run("MATCH (s:Source) RETURN s").value() == {"id": src.id, "uri": src.uri, "text_hash": src.text_hash, "lang": "en"}
+
+
+def test_typed_edges_are_merged_once_per_type_and_pair(store: GraphStore) -> None:
+    a, b, c = personas(3, prefix="edges")
+    store.upsert_personas([a, b, c])
+    edges = [
+        Edge(source=a.id, target=b.id, type="PATIENT_OF", props={"hop": 1, "relation": "patient"}),
+        Edge(source=a.id, target=b.id, type="COLLEAGUE_OF"),
+        Edge(source=b.id, target=a.id, type="COLLEAGUE_OF"),
+        Edge(source=a.id, target="p_missing", type="COLLEAGUE_OF"),
+    ]
+    stats = store.add_edges(edges)
+    assert stats.relationships_created == 3 and stats.matched == 3  # the edge to a missing persona is not made
+    assert store.add_edges(edges).relationships_created == 0
+    got = {(e["source"], e["type"], e["target"]): e["props"] for e in store.iter_edges()}
+    assert got == {
+        (a.id, "PATIENT_OF", b.id): {"hop": 1, "relation": "patient"},
+        (a.id, "COLLEAGUE_OF", b.id): {},
+        (b.id, "COLLEAGUE_OF", a.id): {},
+    }
+    assert {r["type"]: r["edges"] for r in store.stats()["edges"]} == {"COLLEAGUE_OF": 2, "PATIENT_OF": 1}
+
+
+def test_edges_to_sources_use_the_given_labels(store: GraphStore) -> None:
+    (a,) = personas(1, prefix="reader")
+    src = Source(text_hash="c" * 64)
+    store.upsert_personas([a])
+    store.upsert_sources([src])
+    store.add_edges([Edge(source=a.id, target=src.id, type="EXTRACTED_FROM", props={"stance": "reader"})], target_label="Source")
+    (edge,) = store.iter_edges()
+    assert edge == {"source": a.id, "source_label": "Persona", "type": "EXTRACTED_FROM", "target": src.id,
+                    "target_label": "Source", "props": {"stance": "reader"}}
+    assert store.degrees([a.id]) == {a.id: 0}  # persona-persona degree only
+
+
+@pytest.mark.parametrize("bad", ["patient_of", "PATIENT OF", "X]->() DETACH DELETE n //", "", "1ABC", "A" * 65])
+def test_invalid_relationship_type_is_rejected_before_any_query(store: GraphStore, monkeypatch: pytest.MonkeyPatch, bad: str) -> None:
+    sent = count_queries(store, monkeypatch)
+    with pytest.raises(InvalidName):
+        check_rel_type(bad)
+    with pytest.raises(ValidationError, match="invalid relationship type"):
+        Edge(source="p_a", target="p_b", type=bad)
+    edge = Edge.model_construct(source="p_a", target="p_b", type=bad, props={})  # skips validation
+    with pytest.raises(InvalidName):
+        store.add_edges([edge])
+    with pytest.raises(InvalidName):
+        store.add_edges([Edge(source="p_a", target="p_b", type="OK")], target_label="Bad Label")
+    with pytest.raises(InvalidName):
+        store.set_properties([{"id": "p_a", "props": {"bad key": 1}}])
+    with pytest.raises(InvalidName):
+        store.region_counts("domain) DETACH DELETE (n")
+    assert [q for q in sent if "resolve" not in q and "merged" not in q] == []
+
+
+def test_set_properties_counts_matches_and_updates(store: GraphStore) -> None:
+    a, b = personas(2, prefix="props")
+    store.upsert_personas([a, b])
+    stats = store.set_properties([{"id": a.id, "props": {"score": 0.9, "status": "rejected"}}, {"id": "p_nope", "props": {"score": 1}}])
+    assert stats.matched == 1
+    assert store.get_personas([a.id])[a.id]["score"] == 0.9
+    assert list(store.iter_personas()) == [store.get_personas([b.id])[b.id]]  # rejected is not live
+    assert {n["id"] for n in store.iter_personas(statuses=None)} == {a.id, b.id}
+
+
+def test_reads_match_networkx(store: GraphStore) -> None:
+    g = write_random_graph(store, n_nodes=60, n_edges=150, seed=11)
+    ids = sorted(g.nodes)
+    undirected = nx.Graph(g)
+    nbrs = store.neighbours(ids)
+    for n in ids:
+        assert nbrs.get(n, []) == sorted(undirected.adj[n])
+    # The store counts a self-loop once (one edge), networkx twice (two ends).
+    degree = {n: g.degree(n) - g.number_of_edges(n, n) for n in ids}
+    assert store.degrees(ids) == degree
+    expected_hist: dict[int, int] = {}
+    for d in degree.values():
+        expected_hist[d] = expected_hist.get(d, 0) + 1
+    assert store.degree_distribution() == expected_hist
+    some = ids[:20]
+    assert sorted((e["source"], e["target"], e["type"]) for e in store.edges_among(some)) == sorted(
+        (u, v, k) for u, v, k in g.edges(keys=True) if u in some and v in some
+    )
+    whole = to_networkx(store)
+    assert set(whole.nodes) == set(g.nodes) and set(whole.edges(keys=True)) == set(g.edges(keys=True))
+    part = to_networkx(store, ids=some)
+    assert set(part.edges(keys=True)) == set(g.subgraph(some).edges(keys=True))
+
+
+def test_iter_nodes_pages_through_every_node(store: GraphStore) -> None:
+    people = personas(53, prefix="page")
+    store.upsert_personas(people)
+    pages = list(store.iter_nodes("Persona", page=10))
+    assert all(len(p) <= 10 for p in pages)
+    assert sorted(n["id"] for page in pages for n in page) == sorted(p.id for p in people)
+
+
+def test_stats_and_record_run_and_reset(store: GraphStore) -> None:
+    store.upsert_personas(personas(4, prefix="stats"))
+    store.record_run("import-1", {"read": 4, "stage": "import"})
+    store.record_run("import-1", {"read": 5})
+    stats = store.stats()
+    assert {(r["label"], r["status"]): r["nodes"] for r in stats["nodes"]} == {("Persona", "accepted"): 4, ("Run", None): 1}
+    assert stats["hops"] == [{"hop": 0, "personas": 4}]
+    assert store.run("MATCH (r:Run {id: 'import-1'}) RETURN r").value() == {"id": "import-1", "read": 5, "stage": "import"}
+    store.reset()
+    assert store.run("MATCH (n) RETURN count(n)").value() == 0
+
+
+def test_read_only_queries_cannot_write_and_errors_are_the_databases(store: GraphStore) -> None:
+    with pytest.raises(ReadOnlyViolation):
+        store.run("CREATE (:Persona {id: 'x'})", write=False)
+    assert store.run("MATCH (n) RETURN count(n)", write=False).value() == 0
+    with pytest.raises(QueryError) as info:
+        store.run("MATCH (n RETURN n")
+    assert "Invalid input" in str(info.value)
+
+
+def test_duplicates_within_one_call_keep_the_first_occurrence(store: GraphStore) -> None:
+    first = Persona(description="a night-shift baker", attributes={"domain": "food"})
+    store.upsert_personas([first, Persona(description="A night-shift BAKER")])
+    assert store.get_personas([first.id])[first.id]["domain"] == "food"
+    a, b = personas(2, prefix="dup edges")
+    store.upsert_personas([a, b])
+    store.add_edges([Edge(source=a.id, target=b.id, type="FRIEND_OF", props={"hop": 1}),
+                     Edge(source=a.id, target=b.id, type="FRIEND_OF", props={"hop": 2})])
+    assert [e["props"] for e in store.iter_edges()] == [{"hop": 1}]
