@@ -21,7 +21,6 @@ order: the graph ends up the same as after an uninterrupted run.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import time
 from collections import Counter
@@ -334,16 +333,17 @@ class Expander:
                 ready.put_nowait(chunks[next_ready])
                 next_ready += 1
 
+        # Once a budget is spent the request generator stops; the stream is drained rather than left early
+        # (the few answers in flight are cached for the next run, and the pool shuts down cleanly).
         try:
-            async with contextlib.aclosing(self.client.stream(self._requests(chunks, stats))) as results:
-                async for result in results:
-                    meta: _Meta = result.request.meta
-                    chunks[meta.chunk].results.append(result)
-                    done += 1
-                    self._progress(f"hop {hop} -> {hop + 1}", done, len(seeds) * per_seed)
-                    release()
-                    if self._stop == "max_new" or writer.done():
-                        break
+            async for result in self.client.stream(self._requests(chunks, stats)):
+                meta: _Meta = result.request.meta
+                chunks[meta.chunk].results.append(result)
+                done += 1
+                self._progress(f"hop {hop} -> {hop + 1}", done, len(seeds) * per_seed)
+                release()
+                if writer.done() and not self._stop:
+                    self._stop = "error"
             release()
         finally:
             ready.put_nowait(None)
@@ -380,7 +380,7 @@ class Expander:
     async def _writer(self, hop: int, ready: asyncio.Queue[_Chunk | None], stats: RoundStats) -> None:
         """Write complete chunks in order, off the event loop so answers keep streaming meanwhile."""
         while (chunk := await ready.get()) is not None:
-            if self._stop == "max_new":
+            if self._stop in ("max_new", "error"):
                 continue
             started = time.perf_counter()
             await asyncio.to_thread(self._write_chunk, hop, chunk)

@@ -1,0 +1,202 @@
+"""Persona-to-Persona expansion on the real embedded store, through the real LLM client, against the fake endpoint."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from graph.model import Edge, Persona, Source, persona_id
+from graph.store import GraphStore
+from pipeline.config import Settings
+from pipeline.coverage import region_coverage
+from pipeline.expand import ExpandOptions, ExpandSummary, expand_frontier
+from pipeline.llm import LLMClient
+from tests.expand_fake import ExpandFakeLLM, ExpansionAsk, default_proposals, expand_fake_server
+
+SEEDS = [
+    "A pediatric nurse in a busy Lyon hospital who calms anxious parents during night shifts",
+    "A retired fisherman in Izmir who mends nets for the harbour cooperative every morning",
+    "A primary school teacher in Pune who runs a weekend chess club for her pupils",
+    "A small bakery owner in Leeds who buys flour from a family mill and opens at five",
+]
+
+
+@pytest.fixture(scope="module")
+def fake() -> Iterator[ExpandFakeLLM]:
+    """The expansion-aware fake endpoint, one per module."""
+    with expand_fake_server() as server:
+        yield server
+
+
+@pytest.fixture
+def llm(fake: ExpandFakeLLM, tmp_path: Path) -> Iterator[LLMClient]:
+    """A real LLMClient on the fake endpoint with its own response cache."""
+    fake.propose = default_proposals
+    fake.reset()
+    settings = Settings(llm={"base_url": fake.base_url, "model": "fake-model", "concurrency": 8, "timeout": 20,
+                             "max_retries": 1}, store={"data_dir": tmp_path})
+    with LLMClient.from_settings(settings) as client:
+        yield client
+
+
+def seed_graph(store: GraphStore, descriptions: list[str] = SEEDS, **attributes: Any) -> list[str]:
+    store.upsert_personas([Persona(description=d, attributes=attributes) for d in descriptions])
+    return [persona_id(d) for d in descriptions]
+
+
+def run(store: GraphStore, client: LLMClient, **options: Any) -> ExpandSummary:
+    options.setdefault("chunk_seeds", 3)
+    return expand_frontier(store, client, ExpandOptions(**options), run_id=options.pop("run_id", "run-test"))
+
+
+def personas(store: GraphStore) -> dict[str, dict[str, Any]]:
+    return {n["id"]: n for n in store.iter_personas(statuses=None)}
+
+
+def edges(store: GraphStore) -> list[dict[str, Any]]:
+    return [e for e in store.iter_edges() if e["type"] not in ("EXTRACTED_FROM",)]
+
+
+def test_hop_limit_is_honoured_and_a_later_run_goes_deeper(store: GraphStore, llm: LLMClient) -> None:
+    seed_graph(store)
+    summary = run(store, llm, hops=2, fanout=2, relations_per_seed=2)
+    nodes = personas(store)
+    hops = {n["hop"] for n in nodes.values()}
+    assert hops == {0, 1, 2}
+    assert [r.hop for r in summary.rounds] == [0, 1]
+    assert all(n["expanded"] for n in nodes.values() if n["hop"] < 2 and n["status"] == "accepted")
+    assert not any(n["expanded"] for n in nodes.values() if n["hop"] == 2)
+    assert max(e["props"]["hop"] for e in edges(store)) == 2
+    assert summary.created == sum(1 for n in nodes.values() if n["hop"] > 0 and n["status"] == "accepted")
+    assert store.get_personas(["x"]) == {}
+
+    # the same run again finds nothing to do; a deeper one starts from the unexpanded hop-2 personas
+    again = run(store, llm, hops=2, fanout=2, relations_per_seed=2, run_id="run-again")
+    assert (again.requests, again.created) == (0, 0)
+    deeper = run(store, llm, hops=3, fanout=2, relations_per_seed=2, run_id="run-deeper")
+    assert [r.hop for r in deeper.rounds if r.seeds] == [2]
+    assert max(n["hop"] for n in personas(store).values()) == 3
+
+
+def test_edges_are_typed_by_relation_with_direction_and_properties(store: GraphStore, llm: LLMClient) -> None:
+    [nurse] = seed_graph(store, SEEDS[:1])
+    run(store, llm, hops=1, fanout=3, relations=["patient", "child"], relations_per_seed=2, run_id="run-typed")
+    found = edges(store)
+    assert {e["type"] for e in found} == {"PATIENT_OF", "PARENT_OF"}
+    for e in found:
+        assert e["props"] == {"relation": e["props"]["relation"], "hop": 1, "run_id": "run-typed", "model": "fake-model"}
+        if e["type"] == "PATIENT_OF":  # (patient)-[:PATIENT_OF]->(nurse)
+            assert (e["target"], e["props"]["relation"]) == (nurse, "patient")
+        else:  # (nurse)-[:PARENT_OF]->(child)
+            assert (e["source"], e["props"]["relation"]) == (nurse, "child")
+    new = [n for n in personas(store).values() if n["hop"] == 1]
+    assert new and all(n["origin"] == "expand" and n["expanded_from"] == nurse and n["age_group"] for n in new)
+
+
+def test_a_proposal_equal_to_an_existing_persona_links_instead_of_duplicating(
+    store: GraphStore, llm: LLMClient, fake: ExpandFakeLLM
+) -> None:
+    [nurse, fisherman] = seed_graph(store, SEEDS[:2])
+    store.set_properties([{"id": fisherman, "props": {"expanded": True}}])  # only the nurse is a seed
+    fresh = "A night porter at the Lyon hospital who wheels patients to the scanner before dawn"
+
+    def propose(ask: ExpansionAsk) -> list[dict[str, Any]]:
+        # the fisherman again, in other case and spacing, and one new person
+        return [{"description": "  " + SEEDS[1].upper().replace(" ", "  ")}, {"description": fresh}]
+
+    fake.propose = propose
+    summary = run(store, llm, hops=1, fanout=2, relations=["patient"], relations_per_seed=1)
+    nodes = personas(store)
+    assert set(nodes) == {nurse, fisherman, persona_id(fresh)}
+    assert (summary.created, summary.linked) == (1, 1)
+    assert {(e["source"], e["type"], e["target"]) for e in edges(store)} == {
+        (fisherman, "PATIENT_OF", nurse), (persona_id(fresh), "PATIENT_OF", nurse)}
+    assert nodes[fisherman]["hop"] == 0 and nodes[fisherman]["description"] == SEEDS[1]
+
+
+def test_free_form_relations_become_edge_types_only_when_valid(
+    store: GraphStore, llm: LLMClient, fake: ExpandFakeLLM
+) -> None:
+    [nurse] = seed_graph(store, SEEDS[:1])
+    fake.propose = lambda ask: [
+        {"description": "A respiratory therapist who shares the night shift with her on the children's ward",
+         "relation": "night-shift colleague"},
+        {"description": "A hospital volunteer who reads stories to the children on the ward on Sundays",
+         "relation": "related"},
+        {"description": "A junior doctor who started on the ward this autumn and asks her about every chart",
+         "relation": "x` DETACH DELETE n //"},
+    ]
+    summary = run(store, llm, hops=1, fanout=3, relations=["colleague"], relations_per_seed=1)
+    types = sorted(e["type"] for e in edges(store))
+    assert types == ["COLLEAGUE_OF", "COLLEAGUE_OF", "NIGHT_SHIFT_COLLEAGUE_OF"]
+    reasons = list(summary.relation_rejected)
+    assert len(reasons) == 2
+    assert any("too vague" in r for r in reasons) and any("not allowed" in r for r in reasons)
+    night = next(e for e in edges(store) if e["type"] == "NIGHT_SHIFT_COLLEAGUE_OF")
+    assert night["target"] == nurse and night["props"]["relation"] == "night_shift_colleague"
+
+
+def test_rejected_proposals_are_counted_with_reasons_and_get_no_edge(
+    store: GraphStore, llm: LLMClient, fake: ExpandFakeLLM
+) -> None:
+    [nurse] = seed_graph(store, SEEDS[:1])
+    fake.propose = lambda ask: [
+        {"description": "A person"},
+        {"description": SEEDS[0]},
+        {"description": "A hospital pharmacist who prepares the night's medication trays for her ward"},
+    ]
+    summary = run(store, llm, hops=1, fanout=3, relations=["colleague"], relations_per_seed=1)
+    assert summary.rejected == {"specificity": 1, "same as the seed": 1}
+    assert summary.created == 1
+    rejected = [n for n in personas(store).values() if n["status"] == "rejected"]
+    assert [n["description"] for n in rejected] == ["A person"]
+    assert any("specificity" in r for r in rejected[0]["filter_reasons"])
+    assert len(edges(store)) == 1 and edges(store)[0]["source"] == nurse
+
+
+def test_budgets_stop_the_run(store: GraphStore, llm: LLMClient) -> None:
+    seed_graph(store)
+    calls = run(store, llm, hops=3, fanout=2, relations_per_seed=2, max_calls=10, run_id="run-calls")
+    assert calls.requests == 10 and calls.stopped_by == "max_calls"
+    assert llm.usage.requests == 10
+    new = run(store, llm, hops=3, fanout=2, relations_per_seed=2, max_new=5, run_id="run-new")
+    assert new.created == 5 and new.stopped_by == "max_new"
+    assert sum(1 for n in personas(store).values() if n["run_id"] == "run-new") == 5
+
+
+def test_expansion_path_leads_back_to_the_root_and_its_source(store: GraphStore, llm: LLMClient) -> None:
+    [nurse, *_] = seed_graph(store)
+    store.upsert_sources([Source(text_hash="ab" * 32, uri="https://example.org/night-shift")])
+    store.add_edges([Edge(source=nurse, target="s_" + "ab" * 10, type="EXTRACTED_FROM", props={"stance": "write"})],
+                    target_label="Source")
+    run(store, llm, hops=2, fanout=2, relations_per_seed=2)
+    deep = [n for n in personas(store).values()
+            if n["hop"] == 2 and personas(store)[n["expanded_from"]]["expanded_from"] == nurse]
+    assert deep
+    [row] = store.run_named("queries/expansion_path", {"id": deep[0]["id"]}).records()
+    assert [p["hop"] for p in row["personas"]] == [0, 1, 2]
+    assert row["personas"][0]["id"] == nurse and row["personas"][-1]["id"] == deep[0]["id"]
+    assert [s["hop"] for s in row["steps"]] == [1, 2] and all(s["relation"] for s in row["steps"])
+    assert row["sources"] == [{"id": "s_" + "ab" * 10, "uri": "https://example.org/night-shift", "stance": "write"}]
+
+
+def test_focused_run_raises_the_focused_regions_share(fake: ExpandFakeLLM, llm: LLMClient, store_options: Any) -> None:
+    from graph.store import FalkorStore
+
+    shares = {}
+    for label, focus in (("unfocused", {}), ("focused", {"age_group": ["child"]})):
+        store = FalkorStore(store_options.model_copy(update={"graph": f"{store_options.graph}_{label}"}))
+        try:
+            store.ensure_schema()
+            seed_graph(store, age_group="adult")
+            run(store, llm, hops=2, fanout=3, relations_per_seed=2, max_new=30, focus=focus, run_id=label)
+            report = region_coverage(store)
+            assert report.total == len(SEEDS) + 30
+            shares[label] = report.share("age_group", "child")
+        finally:
+            store._graph.delete()
+            store.close()
+    assert shares["focused"] >= shares["unfocused"] + 0.3, shares
