@@ -164,6 +164,48 @@ def init(
         console.print(f"store ready: {st.describe()}")
 
 
+@app.command()
+def run(
+    corpus: Annotated[Path, typer.Argument(help="Texts: JSONL/Parquet/CSV with a text field, or a folder of .txt/.md files")],
+    field_name: Annotated[Optional[str], typer.Option("--field", help="Field holding the text (found automatically when obvious)")] = None,
+    output_dir: Annotated[Path, typer.Option("--output-dir", "-o", help="Where personas.jsonl and the synthesized rows go")] = Path("out"),
+    hops: Annotated[int, typer.Option("--hops", help="Persona-to-Persona hops (0 = no expansion)", min=0, max=6)] = 2,
+    fanout: Annotated[int, typer.Option("--fanout", help="Personas asked for per seed and relation", min=1)] = 2,
+    max_new: Annotated[int, typer.Option("--max-new", help="Expansion budget: new personas at most", min=0)] = 60,
+    task: Annotated[str, typer.Option("--task", help="Synthesis task (personagraph synthesize --list)")] = "math_problem",
+    count: Annotated[int, typer.Option("-n", "--count", help="Rows to synthesize (0 = none)", min=0)] = 10,
+    lang: Annotated[str, typer.Option("--lang", help="Prompt language for expansion and synthesis: en or zh")] = "en",
+    seed: Annotated[int, typer.Option("--seed", help="Sampling seed for synthesis")] = 0,
+    judge: Annotated[Optional[bool], typer.Option("--judge/--no-judge", help="LLM judge in the filter (default: only with a configured endpoint, not the tiny embedded model)")] = None,
+) -> None:
+    """The whole method on a corpus: extract, filter, dedup, expand, filter, dedup, synthesize. Rerun to resume."""
+    from pipeline.llm import LLMClient
+    from pipeline.llm.local_server import LocalModelUnavailable
+    from pipeline.run import RunOptions, run_pipeline
+
+    with user_errors():
+        options = RunOptions(corpus=corpus, field=field_name, output_dir=output_dir, hops=hops, fanout=fanout,
+                             max_new=max_new, task=task, count=count, lang=lang, seed=seed, judge=judge)
+        st = STATE.store()
+        try:
+            client = LLMClient.from_settings(STATE.settings)
+        except LocalModelUnavailable as exc:
+            fail(str(exc), 3)
+        run_id = new_run_id("run")
+        with client, console.status("starting") as status:
+            summary = run_pipeline(STATE.settings, st, client, options, run_id=run_id,
+                                   on_stage=lambda msg: (status.update(msg), console.log(msg)))
+        table = Table("stage", "seconds", "what it did", title=f"personagraph run {corpus} ({run_id})")
+        for s in summary.stages:
+            table.add_row(s.stage, f"{s.seconds:.1f}", ", ".join(f"{k} {v:,}" if isinstance(v, int) else f"{k} {v}" for k, v in s.numbers.items()))
+        console.print(table)
+        u = summary.usage
+        console.print(f"graph: {summary.live_personas:,} live personas, {summary.edges:,} edges; LLM: {u.get('llm_requests', 0):,} requests "
+                      f"({u.get('llm_cached', 0):,} cached), {u.get('llm_prompt_tokens', 0):,} + {u.get('llm_completion_tokens', 0):,} tokens")
+        console.print(f"wrote {summary.personas_file}" + (f" and {summary.samples_file}" if summary.samples_file else "")
+                      + "; explore with `personagraph stats`, `personagraph coverage`, `personagraph query --list`")
+
+
 @app.command("import")
 def import_cmd(
     file: Annotated[Path, typer.Argument(help="Personas as JSONL, Parquet or CSV (e.g. Persona Hub's {\"persona\": ...} lines)")],
