@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 SOCKET_NAME = "falkordb.sock"
 PID_NAME = "falkordb.pid"
@@ -75,7 +77,8 @@ def _ping(socket_path: Path, timeout: float = 1.0) -> bool:
     if not socket_path.exists():
         return False
     try:
-        client = redis.Redis(unix_socket_path=str(socket_path), socket_timeout=timeout)
+        # No retries: redis-py's default backoff made a stale socket cost ~4 s per ping.
+        client = redis.Redis(unix_socket_path=str(socket_path), socket_timeout=timeout, retry=Retry(NoBackoff(), 0))
         ok = bool(client.ping())
         client.close()
         return ok
