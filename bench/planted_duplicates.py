@@ -93,7 +93,7 @@ SYNONYMS = {
     "runs": ["hosts"], "studies": ["learns"], "keeps": ["maintains"], "first": ["very first"],
     "cares": ["looks after" ], "owner": ["proprietor"], "children's": ["kids'"],
     "worries": ["frets"], "dreams": ["hopes"], "obsessed": ["hooked"], "afraid": ["scared"],
-    "monthly": ["once-a-month"], "every": ["each"], "free": ["no charge"], "plays": ["performs"],
+    "monthly": ["once-a-month"], "every": ["each"], "free": ["no charge"],
     "rural": ["countryside"], "downtown": ["central"], "driver": ["operator"],
 }
 FRAMES = [
@@ -195,20 +195,33 @@ class Corpus:
     cluster: list[int]
 
 
-def make_corpus(n_base: int, seed: int = 0, dup_share: float = 0.3, max_copies: int = 3) -> Corpus:
-    """`n_base` distinct personas; `dup_share` of them get 1..max_copies perturbed copies, shuffled."""
+def make_corpus(
+    n_base: int, seed: int = 0, dup_share: float = 0.3, max_copies: int = 3, min_differing: int = 2,
+    activities: int = 1,
+) -> Corpus:
+    """`n_base` distinct personas; `dup_share` of them get 1..max_copies perturbed copies, shuffled.
+
+    Two distinct personas differ in at least `min_differing` of their five parts (age, occupation,
+    place, activity, trait): with 1, "a middle-aged X" and "a semi-retired X" with all else equal
+    count as two people, which no reader (or detector) would tell apart. The rule caps the corpus
+    near 400k personas; for bigger ones pass `activities=2` (two activities each, a thousand times
+    more combinations) and `min_differing=1`.
+    """
     rng = random.Random(seed)
-    seen: set[tuple[str, ...]] = set()
+    shared = 5 - min_differing + 1  # personas may not share any `shared` parts
+    taken: set[tuple[tuple[int, str], ...]] = set()
     texts: list[str] = []
     cluster: list[int] = []
-    while len(seen) < n_base:
-        slots = Slots(rng.choice(AGES), rng.choice(OCCUPATIONS), rng.choice(PLACES), rng.choice(ACTIVITIES),
+    cid = 0
+    while cid < n_base:
+        act = " and ".join(rng.sample(ACTIVITIES, activities))
+        slots = Slots(rng.choice(AGES), rng.choice(OCCUPATIONS), rng.choice(PLACES), act,
                       rng.choice(TRAITS), rng.choice(["She", "He"]))
-        key = (slots.age, slots.occ, slots.place, slots.act, slots.trait)
-        if key in seen:
+        parts = tuple(enumerate((slots.age, slots.occ, slots.place, slots.act, slots.trait)))
+        keys = list(itertools.combinations(parts, shared))
+        if any(k in taken for k in keys):
             continue
-        seen.add(key)
-        cid = len(seen) - 1
+        taken.update(keys)
         base = slots.fill(rng.choice(FRAMES))
         texts.append(base)
         cluster.append(cid)
@@ -216,6 +229,7 @@ def make_corpus(n_base: int, seed: int = 0, dup_share: float = 0.3, max_copies: 
             for _ in range(rng.randint(1, max_copies)):
                 texts.append(perturb(slots, base, rng))
                 cluster.append(cid)
+        cid += 1
     order = list(range(len(texts)))
     rng.shuffle(order)
     return Corpus([texts[i] for i in order], [cluster[i] for i in order])

@@ -1,0 +1,85 @@
+"""Merge invariants of the dedup pass on a real graph, under hypothesis: random families of duplicate
+personas, random typed edges (self-loops and edges inside a family included), one dedup pass."""
+
+from __future__ import annotations
+
+import tempfile
+from collections import Counter
+from pathlib import Path
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from graph.model import Edge, Persona
+from graph.store import GraphStore
+from pipeline.config import DedupConfig
+from pipeline.dedup.stage import merge_duplicates
+
+BASES = [
+    "A pediatric nurse in Lyon who trains for marathons and reads crime novels.",
+    "A retired school teacher from rural Ohio who volunteers at the local library on weekends.",
+    "A long-haul truck driver from the Texas panhandle who restores old motorcycles in the garage.",
+    "A beekeeper in the Scottish Highlands who sings in a church choir and fears flying.",
+    "A graduate student in linguistics in Osaka who builds birdhouses for the neighbours.",
+    "A street food vendor in Lagos who is raising three kids alone and saves for a cafe.",
+]
+# Copies every detector must call duplicates: punctuation only (case and spacing would give the same id).
+VARIANTS = [lambda t: t.rstrip(".") + "!", lambda t: t.rstrip("."), lambda t: t.replace(" who ", ", who ", 1)]
+TYPES = ["KNOWS", "PATIENT_OF"]
+
+
+@st.composite
+def graphs(draw: st.DrawFn) -> tuple[list[str], list[int], list[tuple[int, str, int]]]:
+    """(texts, family of each text, edges as (source index, type, target index))."""
+    texts: list[str] = []
+    family: list[int] = []
+    for f in draw(st.lists(st.integers(0, len(BASES) - 1), min_size=2, max_size=5, unique=True)):
+        texts.append(BASES[f])
+        family.append(f)
+        for v in draw(st.lists(st.integers(0, len(VARIANTS) - 1), max_size=3, unique=True)):
+            texts.append(VARIANTS[v](BASES[f]))
+            family.append(f)
+    n = len(texts)
+    edges = draw(st.lists(st.tuples(st.integers(0, n - 1), st.sampled_from(TYPES), st.integers(0, n - 1)), max_size=25))
+    return texts, family, edges
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(graphs())
+def test_dedup_merge_keeps_every_edge_and_creates_no_loops_or_parallels(store: GraphStore, case) -> None:
+    texts, family, edges = case
+    store.reset()
+    personas = [Persona(description=t) for t in texts]
+    ids = [p.id for p in personas]
+    store.upsert_personas(personas)
+    store.add_edges([Edge(source=ids[s], target=ids[t], type=k) for s, k, t in edges])
+    before = {(ids[s], k, ids[t]) for s, k, t in edges}
+
+    with tempfile.TemporaryDirectory() as folder:
+        report = merge_duplicates(store, DedupConfig(), Path(folder))
+
+    rep = {pid: pid for pid in ids}
+    for g in report.groups:
+        for d in g.duplicates:
+            rep[d] = g.survivor
+    # The groups are exactly the families.
+    assert {frozenset(k for k in ids if rep[k] == rep[i]) for i in ids} == {
+        frozenset(ids[j] for j in range(len(ids)) if family[j] == f) for f in set(family)
+    }
+    after = [(e["source"], e["type"], e["target"]) for e in store.edges_among(ids)]
+    expected = {(rep[s], k, rep[t]) for s, k, t in before if rep[s] != rep[t] or s == t}
+    # No parallel duplicate edges, no edge lost, nothing invented, counts reconcile.
+    assert not [e for e, c in Counter(after).items() if c > 1]
+    assert set(after) == expected
+    assert len(after) == len(expected)
+    # A self-loop exists only where one existed before the merge.
+    for s, k, t in after:
+        if s == t:
+            assert any(rep[a] == s and a == b and kk == k for a, kk, b in before)
+    nodes = store.get_personas(ids)
+    merged = [pid for pid in ids if rep[pid] != pid]
+    assert report.merged == len(merged) == len(ids) - len(set(family))
+    for pid in merged:
+        assert nodes[pid]["status"] == "merged" and nodes[pid]["merged_into"] == rep[pid]
+        assert pid in nodes[rep[pid]]["merged_ids"]
+    assert sum(1 for n in nodes.values() if n["status"] != "merged") == len(set(family))
