@@ -2,7 +2,7 @@
 
 Strategies (`SampleSpec.strategy`):
 
-- `uniform`: personas drawn uniformly without replacement, `size` per sample.
+- `uniform`: personas drawn uniformly without replacement, `size` per sample (`draw_personas`).
 - `stratified`: equal shares per value of one attribute (`stratify_by`, e.g. age_group); members are
   dealt round-robin over the regions, so any sample, and the whole draw, is balanced within one row.
 - `ego`: the `hops`-hop ego network of a seed, nearest first, at most `size` members.
@@ -15,8 +15,8 @@ Strategies (`SampleSpec.strategy`):
 
 Everything is seeded: the same `seed` on the same graph gives the same samples. One sample is
 `{"sample_id", "strategy", "seed_persona", "members": [{"id", "description", attributes...}],
-"edges": [{"source", "target", "type", props...}]}`; members are fetched and edges found for many
-samples in one batched query each.
+"edges": [{"source", "target", "type"}]}` (edge properties: `GraphStore.edges_among`); members are
+fetched and edges found for many samples in one batched query each.
 
     >>> samples = sample_personas(store, SampleSpec(strategy="cluster", size=20, count=1000, seed=7))
     >>> samples[0].member_ids()[:3]
@@ -25,8 +25,9 @@ samples in one batched query each.
 
 from __future__ import annotations
 
+import itertools
 import random
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, Literal
 
 import networkx as nx
@@ -77,9 +78,39 @@ class GraphSample(BaseModel):
         return [m["id"] for m in self.members]
 
 
-def sampleable_ids(store: GraphStore, statuses: Sequence[str]) -> list[str]:
-    """Ids of the personas with one of `statuses`, sorted (so a seeded draw does not depend on store order)."""
-    return sorted(row[0] for row in store.run_named("sample_live_ids", {"statuses": list(statuses)}).rows)
+def _distinct_node_ids(rng: random.Random, population: int) -> Iterator[int]:
+    """Distinct random ints below `population`: random picks while few are taken, then the shuffled rest."""
+    taken: set[int] = set()
+    while len(taken) < population // 2:
+        n = rng.randrange(population)
+        if n not in taken:
+            taken.add(n)
+            yield n
+    rest = [n for n in range(population) if n not in taken]
+    rng.shuffle(rest)
+    yield from rest
+
+
+def draw_personas(store: GraphStore, statuses: Sequence[str], k: int, rng: random.Random) -> list[str]:
+    """`k` distinct persona ids drawn uniformly from those with one of `statuses` (fewer if there are fewer).
+
+    Rejection sampling over internal node ids, answered by id seeks in batches: the cost grows with
+    `k`, not with the graph (listing 1M ids takes the client tens of seconds). Same graph, same
+    generator state: same draw.
+    """
+    max_id = store.run_named("max_node_id").value()
+    if max_id is None or k <= 0:
+        return []
+    candidates = _distinct_node_ids(rng, int(max_id) + 1)
+    found: list[str] = []
+    while len(found) < k:
+        batch = list(itertools.islice(candidates, min(store.options.batch_size, max(2 * (k - len(found)), 64))))
+        if not batch:
+            break
+        res = store.run_named("sample_by_node_id", {"node_ids": batch, "statuses": list(statuses)})
+        hits = dict(res.rows)
+        found.extend(hits[n] for n in batch if n in hits)
+    return found[:k]
 
 
 def region_ids(store: GraphStore, attribute: str, statuses: Sequence[str]) -> dict[str, list[str]]:
@@ -135,15 +166,13 @@ def _community_of_seed(
 def _seeded_groups(store: GraphStore, spec: SampleSpec, rng: random.Random) -> list[tuple[str | None, list[str]]]:
     """(seed persona, member ids) for each sample, before members and edges are fetched."""
     if spec.strategy == "uniform":
-        ids = sampleable_ids(store, spec.statuses)
-        drawn = rng.sample(ids, min(len(ids), spec.size * spec.count))
+        drawn = draw_personas(store, spec.statuses, spec.size * spec.count, rng)
         return [(None, chunk) for chunk in _chunks(drawn, spec.size)]
     if spec.strategy == "stratified":
         regions = region_ids(store, spec.stratify_by, spec.statuses)
         drawn = interleave_regions(regions, rng, spec.size * spec.count)
         return [(None, chunk) for chunk in _chunks(drawn, spec.size)]
-    ids = sampleable_ids(store, spec.statuses)
-    seeds = rng.sample(ids, min(len(ids), spec.count))
+    seeds = draw_personas(store, spec.statuses, spec.count, rng)
     if spec.strategy == "walk":
         walks = random_walks(store, seeds, spec.size - 1, rng, spec.statuses)
         return [(s, list(dict.fromkeys(walks[s]))) for s in seeds]
@@ -161,7 +190,7 @@ def _seeded_groups(store: GraphStore, spec: SampleSpec, rng: random.Random) -> l
 
 
 def _edges_of_groups(store: GraphStore, groups: list[list[str]]) -> list[list[dict[str, Any]]]:
-    """Edges with both ends inside each group, for many groups per query (about `batch_size` ids each)."""
+    """Edges (source, target, type) with both ends inside each group, many groups per query (~`batch_size` ids each)."""
     out: list[list[dict[str, Any]]] = [[] for _ in groups]
     start = 0
     while start < len(groups):
@@ -169,9 +198,10 @@ def _edges_of_groups(store: GraphStore, groups: list[list[str]]) -> list[list[di
         while end < len(groups) and (end == start or ids + len(groups[end]) <= store.options.batch_size):
             ids += len(groups[end])
             end += 1
-        res = store.run_named("sample_edges_among", {"groups": groups[start:end]})
-        for index, source, target, rel_type, props in res.rows:
-            out[start + index].append({"source": source, "target": target, "type": rel_type, **(props or {})})
+        for index, packed in store.run_named("sample_edges_among", {"groups": groups[start:end]}).rows:
+            for edge in sorted(packed):
+                source, target, rel_type = edge.split(" ")
+                out[start + index].append({"source": source, "target": target, "type": rel_type})
         start = end
     return out
 

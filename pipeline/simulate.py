@@ -44,7 +44,6 @@ class Relationship(BaseModel):
     source: str
     target: str
     type: str
-    props: dict[str, Any] = Field(default_factory=dict)
 
 
 class Message(BaseModel):
@@ -83,8 +82,7 @@ def export_clusters(samples: Sequence[GraphSample]) -> list[Cluster]:
         agents = [Agent(id=m["id"], persona=m["description"],
                         attributes={k: v for k, v in m.items() if k not in ("id", "description")}) for m in s.members]
         relationships = sorted(
-            (Relationship(source=e["source"], target=e["target"], type=e["type"],
-                          props={k: v for k, v in e.items() if k not in ("source", "target", "type")}) for e in s.edges),
+            (Relationship(source=e["source"], target=e["target"], type=e["type"]) for e in s.edges),
             key=lambda r: (r.source, r.target, r.type),
         )
         clusters.append(Cluster(cluster_id=s.sample_id, seed_persona=s.seed_persona, agents=agents, relationships=relationships))

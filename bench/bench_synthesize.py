@@ -1,0 +1,90 @@
+"""Synthesis throughput (rows/s) against the LLM bench's bare client loop, same endpoint, same run.
+
+    python -m bench.bench_synthesize --n 2000 --concurrency 64 --latency 0.2
+
+A fresh embedded store gets `--personas` template personas and 3x as many power-law edges (the
+generator of bench/bench_graph.py). The project's fake endpoint runs in a child process with
+`--latency` seconds per answer. Each round runs the bare openai+aiohttp worker pool of
+bench/bench_llm.py on `--n` requests, then `personagraph synthesize`'s whole path on `--n` personas
+(sampling them from the graph, rendering the task prompt, the LLM layer with the cache off, rows
+re-ordered and written to JSONL). Reported: rows/s per side (best round), the ratio synthesis/bare
+(target >= 0.9), and CPU ms per row in this process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+from bench.bench_graph import EDGE_TYPES, persona_chunks, power_law_edges
+from bench.bench_llm import bare_loop, measure
+from graph import server
+from graph.model import Edge
+from graph.store import GraphStore, StoreOptions, open_store
+from pipeline.config import Settings
+from pipeline.llm import LLMClient
+from pipeline.sample import SampleSpec
+from pipeline.synthesize import SynthesisSpec, synthesize_async
+from tests.fake_llm_server import Faults, fake_llm_subprocess
+
+
+def build_graph(store: GraphStore, personas: int, seed: int) -> None:
+    """`personas` template personas and 3x as many typed power-law edges."""
+    ids: list[str] = []
+    for chunk in persona_chunks(personas):
+        store.upsert_personas(chunk)
+        ids.extend(p.id for p in chunk)
+    src, dst, typ = power_law_edges(personas, 3 * personas, seed)
+    store.add_edges([Edge(source=ids[a], target=ids[b], type=EDGE_TYPES[t])
+                     for a, b, t in zip(src.tolist(), dst.tolist(), typ.tolist())])
+
+
+def main() -> None:
+    """Build the graph, run both sides `--rounds` times, print the table."""
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--n", type=int, default=2000, help="rows (and bare requests) per side and round")
+    ap.add_argument("--concurrency", type=int, default=64)
+    ap.add_argument("--latency", type=float, default=0.2)
+    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--personas", type=int, default=5000)
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args()
+    data_dir = Path(tempfile.mkdtemp(prefix="pgsyn-", dir="/tmp"))
+    try:
+        store = open_store(StoreOptions(data_dir=data_dir, graph="bench"))
+        build_graph(store, args.personas, args.seed)
+        settings = Settings(llm={"model": "fake-model", "cache": False, "concurrency": args.concurrency, "timeout": 60.0},
+                            store={"data_dir": data_dir})
+        spec = SynthesisSpec(task="math_problem", count=args.n,
+                             sample=SampleSpec(strategy="uniform", size=args.n, seed=args.seed))
+        with fake_llm_subprocess(Faults(latency=args.latency)) as base_url:
+            llm_settings = settings.model_copy(update={"llm": settings.llm.model_copy(update={"base_url": base_url})})
+
+            async def ours() -> int:
+                with LLMClient.from_settings(llm_settings) as client:
+                    summary = await synthesize_async(store, client, spec, data_dir / "rows.jsonl")
+                return summary.written
+
+            rows: dict[str, list[tuple[float, float, int]]] = {"bare openai+aiohttp": [], "personagraph synthesize": []}
+            for _ in range(args.rounds):
+                rows["bare openai+aiohttp"].append(measure("bare", lambda: bare_loop(base_url, args.n, args.concurrency, 60.0)))
+                rows["personagraph synthesize"].append(measure("ours", ours))
+        store.close()
+    finally:
+        server.stop(data_dir)
+        shutil.rmtree(data_dir, ignore_errors=True)
+    print(f"n={args.n} concurrency={args.concurrency} latency={args.latency}s rounds={args.rounds} "
+          f"graph={args.personas:,} personas (best round) at {time.strftime('%Y-%m-%d %H:%M')}")
+    best = {label: max(runs) for label, runs in rows.items()}
+    for label, (rate, cpu_ms, ok) in best.items():
+        print(f"  {label:26s} {rate:8.1f} rows/s  {cpu_ms:6.3f} CPU ms/row  ok={ok}")
+    (bare_rate, bare_cpu, _), (our_rate, our_cpu, _) = best.values()
+    print(f"  ratio synthesize/bare      {our_rate / bare_rate:8.3f}  (target >= 0.9)")
+    print(f"  CPU ms/row beyond the bare loop {our_cpu - bare_cpu:6.3f}")
+
+
+if __name__ == "__main__":
+    main()
