@@ -12,6 +12,7 @@ per-dialect table (`cypher/falkordb/`, `cypher/neo4j/`). Nothing here knows abou
 from __future__ import annotations
 
 import contextlib
+import logging
 from abc import ABC, abstractmethod
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
@@ -493,12 +494,16 @@ class Neo4jStore(GraphStore):
         from neo4j.exceptions import AuthError, ServiceUnavailable
 
         self._neo4j = neo4j
+        driver_log = logging.getLogger("neo4j")
+        if not driver_log.handlers:  # the driver's own warnings would print beside our one-line error
+            driver_log.addHandler(logging.NullHandler())
         try:
             self._driver = neo4j.GraphDatabase.driver(options.uri, auth=(options.user, options.password))
             self._driver.verify_connectivity()
         except (ServiceUnavailable, AuthError, ValueError, OSError) as exc:
+            reason = " ".join(str(exc).split())  # the driver's message spans lines
             raise StoreUnavailable(
-                f"cannot reach Neo4j at {options.uri}: {exc}. Check that the server runs and that "
+                f"cannot reach Neo4j at {options.uri}: {reason}. Check that the server runs and that "
                 "NEO4J_USER / NEO4J_PASSWORD (or [store] user/password) are right."
             ) from None
         self._database = options.graph if options.graph and options.graph != "personas" else None
@@ -535,7 +540,7 @@ class Neo4jStore(GraphStore):
                 raise ReadOnlyViolation(f"this query writes to the graph; it was sent read-only ({exc.message})") from None
             raise QueryError(exc.message or str(exc)) from None
         except (ServiceUnavailable, SessionExpired, OSError) as exc:
-            raise StoreUnavailable(f"cannot reach Neo4j at {self.options.uri}: {exc}") from None
+            raise StoreUnavailable(f"cannot reach Neo4j at {self.options.uri}: {' '.join(str(exc).split())}") from None
         c = summary.counters
         stats = WriteStats(
             nodes_created=c.nodes_created,
