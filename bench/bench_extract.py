@@ -81,6 +81,7 @@ def main() -> None:
         shutil.rmtree(folder, ignore_errors=True)
     (bare_rate, bare_cpu), (our_rate, our_cpu) = max(bare), max(ours)
     print(f"n={args.n} concurrency={args.concurrency} latency={args.latency}s rounds={args.rounds} (best round)")
+    print("  rounds (items/s):", "; ".join(f"{b[0]:.0f} vs {o[0]:.0f}" for b, o in zip(bare, ours)))
     print(f"  bare openai+aiohttp loop  {bare_rate:8.1f} items/s  {bare_cpu:6.3f} CPU ms/item")
     print(f"  personagraph extract      {our_rate:8.1f} items/s  {our_cpu:6.3f} CPU ms/item")
     print(f"  ratio extract/bare        {our_rate / bare_rate:8.3f}")
