@@ -49,6 +49,7 @@ class Faults(BaseModel):
     hang: float = Field(default=30.0, ge=0)
     malformed: float = Field(default=0.0, ge=0, le=1, description="structured answer cut off mid-JSON")
     schema_violation: float = Field(default=0.0, ge=0, le=1, description="valid JSON that misses the schema")
+    reject_json_schema: bool = Field(default=False, description="answer json_schema requests with HTTP 400, as llama.cpp does")
     seed: int = 0
 
 
@@ -205,6 +206,8 @@ class FakeLLM:
     async def _chat(self, request: web.Request) -> web.Response:
         body = await request.json()
         faults = self.faults
+        if faults.reject_json_schema and (body.get("response_format") or {}).get("type") == "json_schema":
+            return web.json_response({"error": {"message": "response_format json_schema is not supported"}}, status=400)
         messages = body.get("messages", [])
         prompt = json.dumps(messages, sort_keys=True, ensure_ascii=False)
         prompt_key = hashlib.sha1(prompt.encode()).hexdigest()
@@ -313,7 +316,8 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8765)
     for name, spec in Faults.model_fields.items():
-        parser.add_argument(f"--{name.replace('_', '-')}", type=type(spec.default), default=spec.default,
+        kind = (lambda v: v.lower() in ("1", "true", "yes")) if isinstance(spec.default, bool) else type(spec.default)
+        parser.add_argument(f"--{name.replace('_', '-')}", type=kind, default=spec.default,
                             help=spec.description)
     args = parser.parse_args()
     faults = Faults(**{name: getattr(args, name) for name in Faults.model_fields})

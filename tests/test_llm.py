@@ -166,6 +166,13 @@ def test_doctor_reports_a_healthy_endpoint_and_a_wrong_model(fake_llm: FakeLLM, 
     assert len(problems) == 1 and "no-such-model" in problems[0]
 
 
+def test_doctor_names_a_structured_output_method_the_server_refuses(fake_llm: FakeLLM, tmp_path: Path) -> None:
+    fake_llm.faults = Faults(reject_json_schema=True)
+    (problem,) = check_endpoint(settings_for(fake_llm, tmp_path, structured_output="json_schema"))
+    assert "refuses structured output by json_schema" in problem and "function_calling" in problem
+    assert check_endpoint(settings_for(fake_llm, tmp_path, structured_output="function_calling")) == []
+
+
 def test_doctor_reports_an_unreachable_endpoint(tmp_path: Path) -> None:
     settings = Settings(llm={"base_url": "http://127.0.0.1:9/v1"}, store={"data_dir": tmp_path})
     (problem,) = check_endpoint(settings)

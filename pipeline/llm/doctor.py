@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import openai
+from pydantic import BaseModel
 
 import prompts
 
@@ -12,7 +13,11 @@ from pipeline.llm.local_server import LocalModelUnavailable, ensure_local_server
 
 
 def check_endpoint(settings: Settings) -> list[str]:
-    """Problems with the configured LLM endpoint, each saying what to do; empty when one tiny call works."""
+    """Problems with the configured LLM endpoint, each saying what to do; empty when tiny plain and structured calls work.
+
+    A structured answer that comes back but does not validate is not reported: tiny models do that,
+    and the stages retry and record it; a method the server refuses outright is.
+    """
     cfg = settings.llm
     base_url = cfg.base_url
     if base_url is None:
@@ -37,10 +42,23 @@ def check_endpoint(settings: Settings) -> list[str]:
         from pipeline.llm.local_server import LOCAL_MODEL_NAME
 
         probe.model = LOCAL_MODEL_NAME
-    client = LLMClient(probe, base_url)
-    (result,) = client.run_sync([
-        LLMRequest(key="doctor", messages=prompts.load("llm/ping").render(), params={"max_tokens": 5})
+    ping = prompts.load("llm/ping").render()
+    plain, structured = LLMClient(probe, base_url).run_sync([
+        LLMRequest(key="plain", messages=ping, params={"max_tokens": 5}),
+        LLMRequest(key="structured", messages=ping, schema=Ping, params={"max_tokens": 40}),
     ])
-    if not result.ok:
-        problems.append(f"a test call to {probe.model!r} at {base_url} failed: {result.error}")
+    if not plain.ok:
+        problems.append(f"a test call to {probe.model!r} at {base_url} failed: {plain.error}")
+    elif not structured.ok and structured.attempts == 0:
+        others = [m for m in ("function_calling", "json_mode", "json_schema") if m != cfg.structured_output]
+        problems.append(
+            f"the endpoint refuses structured output by {cfg.structured_output} ({structured.error[:300]}); "
+            f"set llm.structured_output to {' or '.join(others)}"
+        )
     return problems
+
+
+class Ping(BaseModel):
+    """The structured answer of the doctor's test call."""
+
+    reply: str
