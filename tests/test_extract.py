@@ -17,7 +17,7 @@ import pytest
 
 from graph.store import FalkorStore, GraphStore, StoreOptions
 from pipeline.config import Settings
-from pipeline.extract import chunk_text, estimate_extract, extract_personas, plain_description, text_language
+from pipeline.extract import chunk_text, count_texts, estimate_extract, extract_personas, plain_description, text_language
 from pipeline.llm import LLMClient, ResponseCache
 from tests.fake_llm_server import FakeLLM, Faults
 
@@ -136,6 +136,27 @@ def test_plain_format_and_chinese_prompts(fake_llm: FakeLLM, store: GraphStore, 
     personas = list(store.iter_personas(statuses=None))
     assert all("社区诊所" in p["description"] for p in personas)  # the fake echoes the user turn it was given
     assert all("occupation" not in p for p in personas)
+
+
+def test_folder_of_text_files_with_long_texts_chunked(fake_llm: FakeLLM, store: GraphStore,
+                                                      store_options: StoreOptions, tmp_path: Path) -> None:
+    folder = tmp_path / "posts"
+    folder.mkdir()
+    long_text = "\n\n".join(f"Section {i}: the ward's night routine, medication rounds and handover notes." * 4
+                             for i in range(12))
+    (folder / "long.md").write_text(long_text, encoding="utf-8")
+    (folder / "short.txt").write_text("Our allotment society meets on Sundays to swap seeds and compost tips.",
+                                      encoding="utf-8")
+    (folder / "ignored.csv").write_text("not,a,text,file\n", encoding="utf-8")
+    settings = settings_for(fake_llm, store_options, chunk_chars=1000, max_chunks=3)
+    assert count_texts(folder) == 2
+    with client_for(settings, tmp_path / "cache") as client:
+        summary = extract_personas(settings, store, client, folder)
+    assert summary.field == "text" and summary.texts_extracted == 2
+    assert summary.chunks == 4 and summary.requests == 4  # 3 of the long text's chunks, 1 for the short one
+    sources = {s["uri"]: s for page in store.iter_nodes("Source") for s in page}
+    assert sources[str(folder / "long.md")]["chunks"] == 3
+    assert sorted(chunk for *_, chunk in graph_content(store)["edges"]) == [0, 0, 1, 2]
 
 
 def test_chunking_and_helpers() -> None:
