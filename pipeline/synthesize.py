@@ -195,7 +195,8 @@ class Synthesizer:
         self.store = store
         self.spec = spec
         self.prompt = load_task(spec.task, spec.lang, spec.task_dirs)
-        if "world" in self.prompt.variables() and not spec.world.strip():
+        self.variables = self.prompt.variables()
+        if "world" in self.variables and not spec.world.strip():
             raise ValueError(f"task {spec.task!r} needs a description of the game world: pass --world FILE")
         self.pool: list[Demonstration] = []
         if spec.examples is not None:
@@ -248,7 +249,7 @@ class Synthesizer:
     def messages(self, persona: str, demos: Sequence[Demonstration]) -> list[dict[str, str]]:
         """The chat messages for one persona."""
         values = {"persona": persona, "demonstrations": self.render_demonstrations(demos), "world": self.spec.world.strip()}
-        return self.prompt.render(**{k: v for k, v in values.items() if k in self.prompt.variables()})
+        return self.prompt.render(**{k: v for k, v in values.items() if k in self.variables})
 
     def requests(self, picked: Sequence[tuple[GraphSample, dict[str, Any]]], model: str) -> Iterator[LLMRequest]:
         """One request per persona; `meta` is (input position, the row without its text)."""
