@@ -1,4 +1,4 @@
-"""The project's own OpenAI-compatible test endpoint: deterministic answers per prompt, injectable faults.
+"""The project's own OpenAI-compatible test endpoint (also Ollama's /api/chat): deterministic answers, injectable faults.
 
 Answers are made from the request: a tool call (function calling) or a JSON object (json_schema /
 json mode) filled in from the JSON schema, or a line of text, each derived from a hash of the prompt,
@@ -138,6 +138,7 @@ class FakeLLM:
         app = web.Application()
         app.router.add_get("/v1/models", self._models)
         app.router.add_post("/v1/chat/completions", self._chat)
+        app.router.add_post("/api/chat", self._ollama_chat)
         app.router.add_post("/control/faults", self._set_faults)
         app.router.add_get("/control/stats", self._get_stats)
         app.router.add_post("/control/reset", self._reset)
@@ -204,7 +205,13 @@ class FakeLLM:
         return "ok"
 
     async def _chat(self, request: web.Request) -> web.Response:
-        body = await request.json()
+        return await self._call(await request.json(), ollama=False)
+
+    async def _ollama_chat(self, request: web.Request) -> web.Response:
+        return await self._call(await request.json(), ollama=True)
+
+    async def _call(self, body: dict[str, Any], ollama: bool) -> web.Response:
+        """Count the call, draw its outcome, answer it in the OpenAI or the Ollama wire format."""
         faults = self.faults
         if faults.reject_json_schema and (body.get("response_format") or {}).get("type") == "json_schema":
             return web.json_response({"error": {"message": "response_format json_schema is not supported"}}, status=400)
@@ -218,66 +225,91 @@ class FakeLLM:
         stats.in_flight += 1
         stats.max_in_flight = max(stats.max_in_flight, stats.in_flight)
         try:
-            return await self._respond(body, messages, prompt_key, outcome, faults)
+            if faults.latency:
+                await asyncio.sleep(faults.latency)
+            if outcome == "500":
+                return web.json_response({"error": {"message": "injected server error", "type": "server_error"}}, status=500)
+            if outcome == "429":
+                headers = {"retry-after-ms": str(int(faults.retry_after * 1000)), "Retry-After": f"{faults.retry_after:g}"}
+                return web.json_response({"error": {"message": "injected rate limit", "type": "rate_limit"}},
+                                         status=429, headers=headers)
+            if outcome == "timeout":
+                await asyncio.sleep(faults.hang)
+            text, tool = _answer(body, messages, prompt_key, outcome)
+            prompt_tokens = sum(len(str(m.get("content") or "")) for m in messages) // 4 + 1
+            completion_tokens = len(text) // 4 + 1
+            if ollama:
+                return _ollama_response(body, text, tool, prompt_tokens, completion_tokens)
+            return web.json_response(_openai_response(body, prompt_key, text, tool, prompt_tokens, completion_tokens))
         finally:
             stats.in_flight -= 1
 
-    async def _respond(
-        self, body: dict[str, Any], messages: list[dict[str, Any]], prompt_key: str, outcome: str, faults: Faults
-    ) -> web.Response:
-        """The HTTP answer for one call, after the injected latency."""
-        if faults.latency:
-            await asyncio.sleep(faults.latency)
-        if outcome == "500":
-            return web.json_response({"error": {"message": "injected server error", "type": "server_error"}}, status=500)
-        if outcome == "429":
-            headers = {"retry-after-ms": str(int(faults.retry_after * 1000)), "Retry-After": f"{faults.retry_after:g}"}
-            return web.json_response({"error": {"message": "injected rate limit", "type": "rate_limit"}}, status=429, headers=headers)
-        if outcome == "timeout":
-            await asyncio.sleep(faults.hang)
-        return web.json_response(self._completion(body, messages, prompt_key, outcome))
 
-    def _completion(self, body: dict[str, Any], messages: list[dict[str, Any]], seed: str, outcome: str) -> dict[str, Any]:
-        """The chat.completion answering `body`."""
-        tool = None
-        choice = body.get("tool_choice")
-        tools = body.get("tools") or []
-        if tools and choice not in (None, "none"):
-            wanted = choice.get("function", {}).get("name") if isinstance(choice, dict) else None
-            tool = next((t["function"] for t in tools if t["function"]["name"] == wanted), tools[0]["function"])
-        response_format = body.get("response_format") or {}
-        schema: dict[str, Any] | None = None
-        if tool is not None:
-            schema = tool.get("parameters", {})
-        elif response_format.get("type") == "json_schema":
-            schema = response_format["json_schema"]["schema"]
-        elif response_format.get("type") == "json_object":
-            schema = _schema_in_messages(messages) or {"type": "object", "properties": {"answer": {"type": "string"}}}
-        if schema is None:
-            last = str(messages[-1].get("content", "")) if messages else ""
-            text = f"A person {seed[:8]} who would care about: {' '.join(last.split()[:12])}"
-        else:
-            value = fake_value(schema, schema.get("$defs", {}), seed)
-            if outcome == "schema_violation":
-                value = {key: [] for key in schema.get("required", [])} or {"unexpected": True}
-            text = json.dumps(value, ensure_ascii=False)
-            if outcome == "malformed":
-                text = text[: max(1, len(text) // 2)]
-        message: dict[str, Any] = {"role": "assistant", "content": text}
-        if tool is not None:
-            message = {"role": "assistant", "content": None, "tool_calls": [
-                {"id": f"call_{seed[:12]}", "type": "function", "function": {"name": tool["name"], "arguments": text}}
-            ]}
-        prompt_tokens = sum(len(str(m.get("content") or "")) for m in messages) // 4 + 1
-        return {
-            "id": f"chatcmpl-{seed[:16]}",
-            "object": "chat.completion",
-            "created": 0,
-            "model": body.get("model", MODEL_NAME),
-            "choices": [{"index": 0, "message": message, "finish_reason": "tool_calls" if tool else "stop"}],
-            "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": len(text) // 4 + 1,
-                      "total_tokens": prompt_tokens + len(text) // 4 + 1},
-        }
+def _answer(body: dict[str, Any], messages: list[dict[str, Any]], seed: str, outcome: str) -> tuple[str, str | None]:
+    """The answer's text (JSON when a schema is asked for) and the name of the tool it calls, if any."""
+    tool = None
+    choice = body.get("tool_choice")
+    tools = body.get("tools") or []
+    if tools and choice != "none":  # Ollama sends no tool_choice: call the first tool
+        wanted = choice.get("function", {}).get("name") if isinstance(choice, dict) else None
+        tool = next((t["function"] for t in tools if t["function"]["name"] == wanted), tools[0]["function"])
+    response_format = body.get("response_format") or {}
+    ollama_format = body.get("format")
+    schema: dict[str, Any] | None = None
+    if tool is not None:
+        schema = tool.get("parameters", {})
+    elif response_format.get("type") == "json_schema":
+        schema = response_format["json_schema"]["schema"]
+    elif isinstance(ollama_format, dict):
+        schema = ollama_format
+    elif response_format.get("type") == "json_object" or ollama_format == "json":
+        schema = _schema_in_messages(messages) or {"type": "object", "properties": {"answer": {"type": "string"}}}
+    if schema is None:
+        last = str(messages[-1].get("content", "")) if messages else ""
+        return f"A person {seed[:8]} who would care about: {' '.join(last.split()[:12])}", None
+    value = fake_value(schema, schema.get("$defs", {}), seed)
+    if outcome == "schema_violation":
+        value = {key: [] for key in schema.get("required", [])} or {"unexpected": True}
+    text = json.dumps(value, ensure_ascii=False)
+    if outcome == "malformed":
+        text = text[: max(1, len(text) // 2)]
+    return text, tool["name"] if tool else None
+
+
+def _openai_response(body: dict[str, Any], seed: str, text: str, tool: str | None,
+                     prompt_tokens: int, completion_tokens: int) -> dict[str, Any]:
+    """A chat.completion object."""
+    message: dict[str, Any] = {"role": "assistant", "content": text}
+    if tool is not None:
+        message = {"role": "assistant", "content": None, "tool_calls": [
+            {"id": f"call_{seed[:12]}", "type": "function", "function": {"name": tool, "arguments": text}}]}
+    return {
+        "id": f"chatcmpl-{seed[:16]}",
+        "object": "chat.completion",
+        "created": 0,
+        "model": body.get("model", MODEL_NAME),
+        "choices": [{"index": 0, "message": message, "finish_reason": "tool_calls" if tool else "stop"}],
+        "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+                  "total_tokens": prompt_tokens + completion_tokens},
+    }
+
+
+def _ollama_response(body: dict[str, Any], text: str, tool: str | None,
+                     prompt_tokens: int, completion_tokens: int) -> web.Response:
+    """Ollama's /api/chat answer: NDJSON chunks when streaming (its default), else one object."""
+    message: dict[str, Any] = {"role": "assistant", "content": text}
+    if tool is not None:
+        try:  # Ollama sends tool arguments as an object; broken JSON can only come back as content
+            message = {"role": "assistant", "content": "", "tool_calls": [{"function": {"name": tool, "arguments": json.loads(text)}}]}
+        except ValueError:
+            pass
+    base = {"model": body.get("model", MODEL_NAME), "created_at": "2026-01-01T00:00:00Z"}
+    final = {**base, "message": {"role": "assistant", "content": ""}, "done": True, "done_reason": "stop",
+             "prompt_eval_count": prompt_tokens, "eval_count": completion_tokens}
+    if not body.get("stream", True):
+        return web.json_response({**final, "message": message})
+    lines = [{**base, "message": message, "done": False}, final]
+    return web.Response(text="".join(json.dumps(line) + "\n" for line in lines), content_type="application/x-ndjson")
 
 
 @contextlib.contextmanager

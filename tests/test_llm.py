@@ -186,3 +186,20 @@ def test_an_offline_client_estimates_but_refuses_to_call(tmp_path: Path) -> None
         with pytest.raises(RuntimeError, match="connect=False"):
             client.run_sync(requests(1))
     assert not (tmp_path / "llm_server" / "server.json").exists()
+
+
+@pytest.mark.parametrize("method", ["function_calling", "json_schema", "json_mode"])
+def test_ollama_provider_through_langchain_ollama(fake_llm: FakeLLM, tmp_path: Path, method: str) -> None:
+    settings = settings_for(fake_llm, tmp_path, provider="ollama", structured_output=method, validation_retries=0)
+    with LLMClient.from_settings(settings) as client:
+        results = client.run_sync([*requests(6), *requests(2, schema=None, prefix="plain")])
+    assert all(r.ok for r in results), [r.error for r in results if not r.ok]
+    assert sum(isinstance(r.value, Persona) for r in results) == 6
+    assert client.usage.completion_tokens > 0 and fake_llm.stats.requests == 8
+
+
+def test_ollama_provider_retries_server_errors(fake_llm: FakeLLM, tmp_path: Path) -> None:
+    fake_llm.faults = Faults(error_500=0.25, seed=5)
+    with LLMClient.from_settings(settings_for(fake_llm, tmp_path, provider="ollama", max_retries=5)) as client:
+        results = client.run_sync(requests(12))
+    assert fake_llm.stats.outcomes["500"] > 0 and all(r.ok for r in results)

@@ -219,6 +219,21 @@ class LLMClient:
         )
         return model, http_client
 
+    def _with_retries(self, runnable: Runnable) -> Runnable:
+        """Ollama's client does not retry: LangChain's `with_retry` does it (backoff with jitter, as openai's)."""
+        if self.config.provider != "ollama" or self.config.max_retries == 0:
+            return runnable  # the openai client retries 429 / 5xx / timeouts / connection errors itself
+        import httpx
+        import ollama
+
+        return runnable.with_retry(
+            retry_if_exception_type=(ollama.ResponseError, httpx.HTTPError),
+            wait_exponential_jitter=True,
+            # tenacity deprecates `initial` (the TypedDict's key) in favour of `multiplier`
+            exponential_jitter_params={"multiplier": 0.5, "max": 8.0, "jitter": 0.25},  # type: ignore[typeddict-unknown-key]
+            stop_after_attempt=self.config.max_retries + 1,
+        )
+
     async def _count_response(self, response: Any) -> None:
         """Count HTTP error answers (429, 5xx, ...): the openai client retries them out of our sight."""
         if response.status_code >= 400:
@@ -247,7 +262,7 @@ class LLMClient:
             runnable = model.bind(extra_body=body)
         # json mode constrains the syntax only, so the fields have to be spelled out in the prompt.
         instructions = prompts.load("llm/json_mode").render(schema=json.dumps(json_schema)) if method == "json_mode" else []
-        return _Schema(schema, json_schema, runnable, instructions)
+        return _Schema(schema, json_schema, self._with_retries(runnable), instructions)
 
     async def stream(self, requests: Iterable[LLMRequest] | AsyncIterable[LLMRequest]) -> AsyncIterator[LLMResult]:
         """Answer `requests` with at most `concurrency` calls in flight, yielding results as they complete.
@@ -259,6 +274,7 @@ class LLMClient:
         if self.base_url is None and cfg.provider == "openai":
             raise RuntimeError("this client was built with connect=False (for estimates only); it cannot call a model")
         model, http_client = self._open_model()
+        text_model = self._with_retries(model)
         limiter = RateLimiter(cfg.requests_per_second) if cfg.requests_per_second else None
         schemas: dict[type[BaseModel], _Schema] = {}
         workers = cfg.concurrency
@@ -290,7 +306,7 @@ class LLMClient:
                 while (item := await inbox.get()) is not None:
                     request, key, prepared = item
                     try:
-                        result = await self._answer(model, request, key, prepared, limiter)
+                        result = await self._answer(text_model, request, key, prepared, limiter)
                     except Exception as exc:  # a bug in one item must not stop the run
                         result = LLMResult(request, False, None, error=f"{type(exc).__name__}: {exc}")
                     await outbox.put(result)
@@ -320,10 +336,10 @@ class LLMClient:
         return LLMResult(request, not error, value, raw_text=hit.raw_text, error=error, cached=True)
 
     async def _answer(
-        self, model: BaseChatModel, request: LLMRequest, key: str, prepared: _Schema | None, limiter: RateLimiter | None
+        self, text_model: Runnable, request: LLMRequest, key: str, prepared: _Schema | None, limiter: RateLimiter | None
     ) -> LLMResult:
-        """Call until the answer validates (at most 1 + validation_retries calls); transport retries are the openai client's."""
-        runnable: Runnable = prepared.runnable if prepared else model
+        """Call until the answer validates (at most 1 + validation_retries calls); transport retries happen below."""
+        runnable: Runnable = prepared.runnable if prepared else text_model
         tries = 1 + (self.config.validation_retries if request.schema else 0)
         result = LLMResult(request, False, None)
         first: list[dict[str, str]] = [*request.messages, *prepared.instructions] if prepared else request.messages
