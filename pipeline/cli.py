@@ -41,6 +41,8 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="Start, stop and inspect the embedded FalkorDB server of the data folder.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+model_app = typer.Typer(help="Start, stop and inspect the embedded SmolLM2 model server of the data folder.", no_args_is_help=True)
+app.add_typer(model_app, name="model")
 
 
 @dataclass
@@ -766,6 +768,42 @@ def db_status() -> None:
         else:
             console.print(f"not running (data folder {st.data_dir}, snapshot {st.rdb_bytes:,} bytes)")
             raise typer.Exit(1)
+
+
+@model_app.command("start")
+def model_start() -> None:
+    """Start the embedded model server (used when no OPENAI_BASE_URL / llm.base_url is set), or find it running."""
+    from pipeline.llm.local_server import LocalModelUnavailable, ensure_local_server
+
+    with user_errors():
+        try:
+            running = ensure_local_server(STATE.settings)
+        except LocalModelUnavailable as exc:
+            fail(str(exc), 3)
+        console.print(f"running: pid {running.pid}, {running.base_url}")
+
+
+@model_app.command("stop")
+def model_stop() -> None:
+    """Stop the embedded model server."""
+    from pipeline.llm.local_server import stop_local_server
+
+    with user_errors():
+        stopped = stop_local_server(STATE.settings)
+        console.print("stopped" if stopped else "no model server was running")
+
+
+@model_app.command("status")
+def model_status() -> None:
+    """Whether the embedded model server runs, its pid and endpoint."""
+    from pipeline.llm.local_server import running_local_server
+
+    with user_errors():
+        running = running_local_server(STATE.settings)
+        if running is None:
+            console.print("not running")
+            raise typer.Exit(1)
+        console.print(f"running: pid {running.pid}, {running.base_url}, model {Path(running.model_path).name}")
 
 
 def main() -> None:
