@@ -1,0 +1,58 @@
+"""`personagraph extract` and `personagraph doctor` as a user runs them, against the fake LLM endpoint."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+from graph.store import GraphStore, StoreOptions
+from tests.fake_llm_server import FakeLLM
+
+PERSONAGRAPH = str(Path(sys.executable).with_name("personagraph"))
+
+
+def run(*args: str, cwd: Path, options: StoreOptions, base_url: str) -> subprocess.CompletedProcess[str]:
+    """`personagraph --data-dir D --graph G ARGS` with the endpoint in OPENAI_BASE_URL; wide, unwrapped output."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PERSONAGRAPH_", "NEO4J_", "OPENAI_"))}
+    env |= {"COLUMNS": "1000", "OPENAI_BASE_URL": base_url, "OPENAI_MODEL": "fake-model"}
+    return subprocess.run([PERSONAGRAPH, "--data-dir", str(options.data_dir), "--graph", options.graph, *args],
+                          cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
+
+
+def flat(text: str) -> str:
+    """Output without table borders, whitespace collapsed."""
+    return " ".join("".join(" " if "\u2500" <= ch <= "\u257f" else ch for ch in text).split())
+
+
+def test_extract_command_dry_run_then_run_then_rerun(fake_llm: FakeLLM, store: GraphStore, store_options: StoreOptions,
+                                                     tmp_path: Path) -> None:
+    tag = uuid.uuid4().hex  # the session's data folder (and so its LLM cache) is shared: keep prompts unique
+    path = tmp_path / "texts.jsonl"
+    path.write_text("".join(json.dumps({"text": f"{tag} post {i}: a long enough note about beekeeping in winter."}) + "\n"
+                            for i in range(3)) + "{broken\n", encoding="utf-8")
+    dry = run("extract", str(path), "--stance", "read", "--stance", "like", "--dry-run",
+              cwd=tmp_path, options=store_options, base_url=fake_llm.base_url)
+    assert dry.returncode == 0, dry.stderr
+    assert "LLM calls 6" in flat(dry.stdout) and fake_llm.stats.requests == 0
+    done = run("extract", str(path), "--stance", "read", "--stance", "like",
+               cwd=tmp_path, options=store_options, base_url=fake_llm.base_url)
+    assert done.returncode == 0, done.stderr
+    out = flat(done.stdout)
+    assert "texts read 4" in out and "texts extracted 3" in out and "personas created 6" in out
+    assert "unreadable: 1" in out and f"{path}:4" in flat(done.stderr)
+    assert len(list(store.iter_personas(statuses=None))) == 6 and fake_llm.stats.requests == 6
+    again = run("extract", str(path), "--stance", "read", "--stance", "like",
+                cwd=tmp_path, options=store_options, base_url=fake_llm.base_url)
+    assert "already extracted: 3" in flat(again.stdout) and fake_llm.stats.requests == 6
+
+
+def test_doctor_command(fake_llm: FakeLLM, store: GraphStore, store_options: StoreOptions, tmp_path: Path) -> None:
+    ok = run("doctor", cwd=tmp_path, options=store_options, base_url=fake_llm.base_url)
+    assert ok.returncode == 0, ok.stderr
+    assert "ok store" in flat(ok.stdout) and "ok LLM" in flat(ok.stdout)
+    bad = run("doctor", cwd=tmp_path, options=store_options, base_url="http://127.0.0.1:9/v1")
+    assert bad.returncode == 1 and "cannot list models" in flat(bad.stderr)
