@@ -549,8 +549,10 @@ def sample(
     stratify_by: Annotated[Optional[str], typer.Option("--by", help="Attribute whose values get equal shares (stratified)")] = None,
 ) -> None:
     """Sample personas by where they sit in the graph; each line has the members and the edges among them."""
-    from pipeline.sample import SampleSpec, sample_personas
+    from pipeline.sample import STRATEGIES, SampleSpec, sample_personas
 
+    if strategy is not None and strategy not in STRATEGIES:
+        fail(f"unknown strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}", 2)
     with user_errors():
         spec = SampleSpec.from_config(STATE.settings.synthesis, strategy=strategy, size=size, count=count, seed=seed,
                                       hops=hops, stratify_by=stratify_by)
@@ -584,9 +586,13 @@ def synthesize(
 ) -> None:
     """Synthesize data with sampled personas: one row per persona, with the persona, task, mode and neighbourhood used."""
     from pipeline.llm import LLMClient
-    from pipeline.sample import SampleSpec
-    from pipeline.synthesize import SynthesisSpec, available_tasks, synthesize as run_synthesis
+    from pipeline.sample import STRATEGIES, SampleSpec
+    from pipeline.synthesize import MODES, SynthesisSpec, available_tasks, synthesize as run_synthesis
 
+    if strategy is not None and strategy not in STRATEGIES:
+        fail(f"unknown strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}", 2)
+    if mode is not None and mode not in MODES:
+        fail(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}", 2)
     with user_errors():
         cfg = STATE.settings.synthesis
         if list_tasks:
