@@ -1,7 +1,7 @@
 """Text-to-Persona: ask, of every passage of a corpus, who would read / write / like it; put the answers in the graph.
 
     with LLMClient.from_settings(settings) as client:
-        summary = extract_personas(settings, store, client, Path("corpus.jsonl"), field="text")
+        summary = extract_personas(settings, store, client, Path("corpus.jsonl"), "text")
 
 Records stream from `pipeline.readers`; each text is checked (unreadable, not text, too short, already
 extracted, repeated), split at paragraph breaks into chunks, and becomes one LLM request per chunk and
@@ -36,7 +36,6 @@ from pipeline.config import ExtractConfig, Settings
 from pipeline.llm import Estimate, LLMClient, LLMRequest, LLMResult
 from pipeline.readers import TEXT_FIELDS, Record, detect_field, iter_records
 
-STANCES = ("read", "write", "like")
 EDGE_TYPE = "EXTRACTED_FROM"
 ATTRIBUTES = ("age_group", "occupation", "domain", "visibility", "language")
 FLUSH_TEXTS = 200
