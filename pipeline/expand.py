@@ -176,12 +176,8 @@ class ExactMatcher:
 
     def match(self, descriptions: Sequence[str]) -> list[str | None]:
         ids = [persona_id(d) for d in descriptions]
-        nodes = self.store.get_personas(list(dict.fromkeys(ids)))
-        out: list[str | None] = []
-        for pid in ids:
-            node = nodes.get(pid)
-            out.append(None if node is None else node.get("merged_into") or pid)
-        return out
+        found = dict(self.store.run_named("expand_match", {"ids": list(dict.fromkeys(ids))}).rows)
+        return [found.get(pid) for pid in ids]
 
     def add(self, ids: Sequence[str], descriptions: Sequence[str]) -> None:
         """Nothing to record: the graph is the index."""

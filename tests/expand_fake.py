@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import hashlib
 import json
 import re
@@ -27,6 +28,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from aiohttp import web
 
 from tests.fake_llm_server import FakeLLM, Faults
 
@@ -41,6 +44,15 @@ JOBS = (("nurse", "health", "public-facing"), ("warehouse picker", "logistics", 
         ("pharmacist", "health", "public-facing"), ("seamstress", "garment making", "behind-the-scenes"),
         ("farmer", "agriculture", "behind-the-scenes"), ("street musician", "arts", "public-facing"))
 PLACES = ("Lyon", "Osaka", "Nairobi", "Lima", "Pune", "Leeds", "Izmir", "Quebec")
+# Extra variety for runs that need thousands of distinct personas (bench/): `--traits N` uses N of them.
+TRAITS = ("known in the neighbourhood for patience and routine", "who saves every spare coin for a trip home",
+          "who sings in a small church choir", "who repairs old radios for neighbours", "who never misses a football match",
+          "who keeps a vegetable plot behind the building", "who is learning English from podcasts",
+          "who looks after a younger cousin after school", "who walks two hours to work and back",
+          "who writes letters to a pen friend abroad", "who runs a small savings group", "who plays chess in the park",
+          "who cooks for the whole family on Sundays", "who is saving up for a second-hand bicycle",
+          "who volunteers at the local clinic", "who trains for a half marathon", "who feeds the stray cats at night",
+          "who collects stamps from every country", "who teaches herself to code at night", "who fixes roofs after storms")
 STUDENT_ROLE = {"child": ("pupil", "education"), "teenager": ("student", "education")}
 
 
@@ -79,7 +91,7 @@ def _pick(options: tuple[Any, ...] | list[Any], *parts: object) -> Any:
     return options[int.from_bytes(digest, "big") % len(options)]
 
 
-def persona_for(age: str, job: tuple[str, str, str], place: str) -> dict[str, Any]:
+def persona_for(age: str, job: tuple[str, str, str], place: str, trait: str = TRAITS[0]) -> dict[str, Any]:
     """A pool persona: its description and the attributes that description implies."""
     if age in STUDENT_ROLE:
         (occupation, domain), visibility = STUDENT_ROLE[age], job[2]
@@ -88,41 +100,55 @@ def persona_for(age: str, job: tuple[str, str, str], place: str) -> dict[str, An
         occupation, domain, visibility = job
         who = occupation
     article = "An" if AGE_WORDS[age][0] in "aeiou" else "A"
+    comma = "," if trait.startswith("known") else ""
     return {
-        "description": f"{article} {AGE_WORDS[age]} {who} in {place}, known in the neighbourhood for patience and routine",
+        "description": f"{article} {AGE_WORDS[age]} {who} in {place}{comma} {trait}",
         "age_group": age, "occupation": occupation, "domain": domain, "visibility": visibility, "language": "en",
     }
 
 
-def default_proposals(ask: ExpansionAsk) -> list[dict[str, Any]]:
-    """`fanout` pool personas for the prompt, inside the region it names (if any)."""
+def default_proposals(ask: ExpansionAsk, traits: int = 1) -> list[dict[str, Any]]:
+    """`fanout` pool personas for the prompt, inside the region it names (if any); `traits` widens the pool."""
     ages = [a for a in AGES if a in ask.region.get("age_group", AGES)] or list(AGES)
     jobs = [j for j in JOBS if j[2] in ask.region.get("visibility", (j[2],))] or list(JOBS)
     out = []
     for i in range(ask.fanout):
         age = _pick(ages, ask.key, i, "age")
-        out.append(persona_for(age, _pick(jobs, ask.key, i, "job"), _pick(PLACES, ask.key, i, "place")))
+        out.append(persona_for(age, _pick(jobs, ask.key, i, "job"), _pick(PLACES, ask.key, i, "place"),
+                               _pick(TRAITS[:traits], ask.key, i, "trait")))
     return out
 
 
 class ExpandFakeLLM(FakeLLM):
     """The fake endpoint with expansion-aware answers for the `Proposals` schema; other calls as FakeLLM."""
 
-    def __init__(self, faults: Faults | None = None, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(self, faults: Faults | None = None, host: str = "127.0.0.1", port: int = 0, traits: int = 1) -> None:
         super().__init__(faults, host, port)
-        self.propose: Callable[[ExpansionAsk], list[dict[str, Any]]] = default_proposals
+        self.propose: Callable[[ExpansionAsk], list[dict[str, Any]]] = functools.partial(default_proposals, traits=traits)
 
-    def _completion(self, body: dict[str, Any], messages: list[dict[str, Any]], seed: str, outcome: str) -> dict[str, Any]:
-        completion = super()._completion(body, messages, seed, outcome)
-        if outcome != "ok":
-            return completion
+    async def _chat(self, request: web.Request) -> web.Response:
+        """FakeLLM's answer, with the `Proposals` of a successful expansion call made from the prompt."""
+        response = await super()._chat(request)
+        if response.status != 200 or not isinstance(response, web.Response) or response.body is None:
+            return response
+        completion = json.loads(response.body)  # type: ignore[arg-type]
         message = completion["choices"][0]["message"]
         calls = message.get("tool_calls") or []
         if calls and calls[0]["function"]["name"] == SCHEMA_NAME:
-            calls[0]["function"]["arguments"] = json.dumps({"personas": self.propose(read_ask(messages))})
-        elif SCHEMA_NAME in json.dumps(body.get("response_format") or {}):
-            message["content"] = json.dumps({"personas": self.propose(read_ask(messages))})
-        return completion
+            calls[0]["function"]["arguments"] = self._rewrite(calls[0]["function"]["arguments"], await request.json())
+        elif message.get("content"):
+            message["content"] = self._rewrite(message["content"], await request.json())
+        return web.json_response(completion)
+
+    def _rewrite(self, answer: str, body: dict[str, Any]) -> str:
+        """Our proposals in place of a well-formed schema-made answer (faults such as cut-off JSON stay)."""
+        try:
+            value = json.loads(answer)
+        except ValueError:
+            return answer
+        if not isinstance(value, dict) or not isinstance(value.get("personas"), list):
+            return answer
+        return json.dumps({"personas": self.propose(read_ask(body.get("messages", [])))})
 
 
 @contextlib.contextmanager
@@ -136,13 +162,13 @@ def expand_fake_server(faults: Faults | None = None) -> Iterator[ExpandFakeLLM]:
 
 
 @contextlib.contextmanager
-def expand_fake_subprocess(faults: Faults | None = None) -> Iterator[str]:
+def expand_fake_subprocess(faults: Faults | None = None, traits: int = 1) -> Iterator[str]:
     """The expansion-aware endpoint in a child process (its own interpreter and core); yields its base_url."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     flags = [f"--{k.replace('_', '-')}={v}" for k, v in (faults or Faults()).model_dump().items()]
-    process = subprocess.Popen([sys.executable, "-m", "tests.expand_fake", f"--port={port}", *flags],
+    process = subprocess.Popen([sys.executable, "-m", "tests.expand_fake", f"--port={port}", f"--traits={traits}", *flags],
                                stdout=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parent.parent)
     try:
         assert process.stdout is not None
@@ -160,10 +186,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8766)
+    parser.add_argument("--traits", type=int, default=1, help=f"pool variety, 1-{len(TRAITS)}")
     for name, spec in Faults.model_fields.items():
         parser.add_argument(f"--{name.replace('_', '-')}", type=type(spec.default), default=spec.default)
     args = parser.parse_args()
-    server = ExpandFakeLLM(Faults(**{n: getattr(args, n) for n in Faults.model_fields}), args.host, args.port)
+    server = ExpandFakeLLM(Faults(**{n: getattr(args, n) for n in Faults.model_fields}), args.host, args.port, args.traits)
 
     async def run() -> None:
         await server.serve()
