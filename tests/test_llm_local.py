@@ -12,7 +12,13 @@ from graph.store import GraphStore
 from pipeline.config import Settings
 from pipeline.extract import extract_personas
 from pipeline.llm import LLMClient, check_endpoint
-from pipeline.llm.local_server import LOCAL_MODEL_NAME, ensure_local_server, running_local_server, stop_local_server
+from pipeline.llm.local_server import (
+    LOCAL_CONCURRENCY,
+    LOCAL_MODEL_NAME,
+    ensure_local_server,
+    running_local_server,
+    stop_local_server,
+)
 
 pytest.importorskip("llama_cpp", reason="the embedded model needs `pip install 'llama-cpp-python[server]'`")
 pytestmark = pytest.mark.smoke
@@ -39,6 +45,7 @@ def test_embedded_server_is_started_once_reused_and_healthy(local_settings: Sett
     assert check_endpoint(local_settings) == []
     with LLMClient.from_settings(local_settings) as client:
         assert client.base_url == first.base_url and client.config.model == LOCAL_MODEL_NAME
+        assert client.config.concurrency == LOCAL_CONCURRENCY < local_settings.llm.concurrency
 
 
 def test_extract_runs_end_to_end_on_the_embedded_model(local_settings: Settings, store: GraphStore, tmp_path: Path) -> None:

@@ -25,6 +25,8 @@ from pydantic import BaseModel
 from pipeline.config import Settings
 
 LOCAL_MODEL_NAME = "smollm2-135m-instruct"
+# llama.cpp's server answers one call at a time; more in flight only queue there until they time out.
+LOCAL_CONCURRENCY = 2
 START_TIMEOUT = 180.0
 
 
