@@ -258,8 +258,8 @@ class LLMClient:
             else:
                 body = {"response_format": {"type": "json_object"}}
             # Sent as extra_body, the spec skips the openai client's per-call walk of it against its
-            # TypedDicts (~1 ms of CPU a call here; docs/benchmarks.md). LangChain still reads the
-            # tool calls from the answer.
+            # TypedDicts (CPU per call, docs/benchmarks.md). LangChain still reads the tool calls
+            # from the answer.
             runnable = model.bind(extra_body=body)
         # json mode constrains the syntax only, so the fields have to be spelled out in the prompt.
         instructions = prompts.load("llm/json_mode").render(schema=json.dumps(json_schema)) if method == "json_mode" else []
