@@ -128,7 +128,7 @@ class ExpandConfig(BaseModel):
     extra_relations: list[RelationSpec] = Field(default_factory=list, description="User relations added to the vocabulary")
     free_relations: bool = Field(default=True, description="Let the LLM name a more specific relation (validated)")
     language: str = Field(default="en", description="Prompt language: en or zh")
-    chunk_seeds: int = Field(default=64, ge=1, description="Seeds whose proposals are written together, in seed order")
+    chunk_seeds: int = Field(default=256, ge=1, description="Seeds whose proposals are written together, in seed order")
     dedup: Literal["index", "exact"] = Field(
         default="index", description="Match proposals to existing personas with the dedup index, or by exact text only"
     )

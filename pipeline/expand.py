@@ -105,7 +105,7 @@ class ExpandOptions(BaseModel):
     relations_per_seed: int = Field(default=3, ge=1)
     free_relations: bool = True
     language: str = "en"
-    chunk_seeds: int = Field(default=64, ge=1)
+    chunk_seeds: int = Field(default=256, ge=1)
 
     @classmethod
     def from_config(cls, config: ExpandConfig, **overrides: Any) -> ExpandOptions:
@@ -122,7 +122,8 @@ class RoundStats(BaseModel):
     seeds: int = 0
     requests: int = 0
     wall_seconds: float = 0.0
-    graph_seconds: float = 0.0
+    graph_seconds: float = Field(default=0.0, description="Frontier query, dedup lookup, writes, marking seeds")
+    filter_seconds: float = Field(default=0.0, description="Inline filter checks of the proposals")
 
 
 class ExpandSummary(BaseModel):
@@ -153,6 +154,7 @@ class ExpandSummary(BaseModel):
             "relations_rejected": sum(self.relation_rejected.values()), "edges_created": self.edges_created,
             "stopped_by": self.stopped_by, "rounds": len(self.rounds),
             "graph_seconds": round(sum(r.graph_seconds for r in self.rounds), 3),
+            "filter_seconds": round(sum(r.filter_seconds for r in self.rounds), 3),
             "wall_seconds": round(sum(r.wall_seconds for r in self.rounds), 3),
             **self.usage,
         }
@@ -379,8 +381,9 @@ class Expander:
             if self._stop in ("max_new", "error"):
                 continue
             started = time.perf_counter()
-            await asyncio.to_thread(self._write_chunk, hop, chunk)
-            stats.graph_seconds += time.perf_counter() - started
+            filtering = await asyncio.to_thread(self._write_chunk, hop, chunk)
+            stats.graph_seconds += time.perf_counter() - started - filtering
+            stats.filter_seconds += filtering
 
     # -- writing one chunk --------------------------------------------------------------------------
     def _relation_for(self, asked: Relation, named: str | None) -> Relation:
@@ -393,8 +396,11 @@ class Expander:
             self.summary.relation_rejected[str(exc)] += 1
             return asked
 
-    def _write_chunk(self, hop: int, chunk: _Chunk) -> None:
-        """Turn a chunk's answers into personas and edges (in seed order), write them, mark the seeds."""
+    def _write_chunk(self, hop: int, chunk: _Chunk) -> float:
+        """Turn a chunk's answers into personas and edges (in seed order), write them, mark the seeds.
+
+        Returns the seconds spent in the inline filter (the rest of the time is graph-side work).
+        """
         opts, summary = self.options, self.summary
         results = sorted(chunk.results, key=lambda r: (r.request.meta.seed_pos, r.request.meta.rel_pos))
         unfinished: set[str] = {s["id"] for s in chunk.seeds if s["id"] not in chunk.requested}
@@ -415,7 +421,9 @@ class Expander:
                 proposals.append((meta, proposed, self._relation_for(meta.relation, proposed.relation)))
         descriptions = [p.description for _, p, _ in proposals]
         existing = self.matcher.match(descriptions) if proposals else []
+        filter_started = time.perf_counter()
         checked = self.check(descriptions, [m.seed["description"] for m, _, _ in proposals]) if proposals else []
+        filtering = time.perf_counter() - filter_started
         new: dict[str, Persona] = {}
         edges: list[Edge] = []
         for (meta, proposed, relation), match, reasons in zip(proposals, existing, checked):
@@ -458,6 +466,7 @@ class Expander:
             self._stop = "max_new"
         accepted = [p for p in new.values() if p.status is PersonaStatus.accepted]
         self.matcher.add([p.id for p in accepted], [p.description for p in accepted])
+        return filtering
 
     def _progress(self, label: str, done: int, total: int) -> None:
         if self.on_progress is not None:
