@@ -204,3 +204,12 @@ def test_ollama_provider_retries_server_errors(fake_llm: FakeLLM, tmp_path: Path
     with LLMClient.from_settings(settings_for(fake_llm, tmp_path, provider="ollama", max_retries=5)) as client:
         results = client.run_sync(requests(12))
     assert fake_llm.stats.outcomes["500"] > 0 and all(r.ok for r in results)
+
+
+def test_ollama_provider_takes_request_params_and_passes_the_doctor(fake_llm: FakeLLM, tmp_path: Path) -> None:
+    settings = settings_for(fake_llm, tmp_path, provider="ollama")
+    with LLMClient.from_settings(settings) as client:
+        (result,) = client.run_sync([LLMRequest(key="p", messages=[{"role": "user", "content": "hello there"}],
+                                                params={"max_tokens": 7, "temperature": 0.0})])
+    assert result.ok and "hello there" in str(result.value)
+    assert check_endpoint(settings) == []

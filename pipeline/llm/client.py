@@ -187,6 +187,14 @@ class LLMClient:
             "method": self.config.structured_output if request.schema else "text",
         }
 
+    def _call_kwargs(self, request: LLMRequest) -> dict[str, Any]:
+        """A request's parameter overrides in the provider's terms (Ollama takes them as `options`)."""
+        if not request.params or self.config.provider != "ollama":
+            return request.params
+        names = {"max_tokens": "num_predict"}
+        options = {"temperature": self.config.temperature, "num_predict": self.config.max_tokens}
+        return {"options": options | {names.get(k, k): v for k, v in request.params.items()}}
+
     def key_of(self, request: LLMRequest, json_schema: dict[str, Any] | None = None) -> str:
         """Cache key of a request: (model, messages, params, schema)."""
         if request.schema is not None and json_schema is None:
@@ -349,7 +357,7 @@ class LLMClient:
             if limiter is not None:
                 await limiter.wait()
             try:
-                message = await runnable.ainvoke(messages, **request.params)
+                message = await runnable.ainvoke(messages, **self._call_kwargs(request))
             except (asyncio.CancelledError, KeyboardInterrupt):
                 raise
             except Exception as exc:
