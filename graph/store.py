@@ -15,7 +15,9 @@ import contextlib
 import logging
 from abc import ABC, abstractmethod
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -119,6 +121,34 @@ def _first_per_key(rows: Iterable[dict[str, Any]], *keys: str) -> list[dict[str,
     return list(out.values())
 
 
+def _account(total: WriteStats, res: QueryResult) -> None:
+    """Add one batch's counters (and its `matched` column, if any) to `total`."""
+    total += res.stats
+    if "matched" in res.columns:
+        total.matched += int(res.value(0) or 0)
+
+
+def _cypher_literal(value: Any) -> str:
+    """A parameter value as FalkorDB's `CYPHER name=value` header spells it (what the falkordb client
+    sends, produced with less per-value overhead for large batches)."""
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "null"
+    if isinstance(value, dict):
+        parts = []
+        for key, item in value.items():
+            if not key or "`" in key:
+                raise ValueError(f"cannot send map key {key!r} to FalkorDB (empty or contains a backtick)")
+            parts.append(f"`{key}`:{_cypher_literal(item)}")
+        return "{" + ",".join(parts) + "}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ",".join(map(_cypher_literal, value)) + "]"
+    return str(value)
+
+
 def _union(*lists: Iterable[Any]) -> list[Any]:
     """Order-preserving union of lists (aliases, merged ids)."""
     seen: dict[Any, None] = {}
@@ -178,10 +208,7 @@ class GraphStore(ABC):
     def _write_batches(self, query: str, rows: Sequence[dict[str, Any]], key: str = "rows") -> WriteStats:
         total = WriteStats()
         for chunk in _batches(rows, self.options.batch_size):
-            res = self.run(query, {key: list(chunk)}, write=True)
-            total += res.stats
-            if "matched" in res.columns:
-                total.matched += int(res.value(0) or 0)
+            _account(total, self.run(query, {key: list(chunk)}, write=True))
         return total
 
     # -- schema -----------------------------------------------------------------------------------
@@ -209,11 +236,14 @@ class GraphStore(ABC):
         """
         check_label(source_label)
         check_label(target_label)
+        for rel_type in {e.type for e in edges}:  # every type checked before any query is sent
+            check_rel_type(rel_type)
         redirect: dict[str, str] = {}
         persona_ids = [e.source for e in edges if source_label == "Persona"] + [
             e.target for e in edges if target_label == "Persona"
         ]
-        if persona_ids:
+        # The per-id lookup costs a query per batch of ids; a graph without merges skips it.
+        if persona_ids and self.run_named("any_merged").rows:
             redirect = self.resolve_merged(persona_ids)
         by_type: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for e in edges:
@@ -222,7 +252,7 @@ class GraphStore(ABC):
                 row["src"] = redirect.get(row["src"], row["src"])
             if target_label == "Persona":
                 row["dst"] = redirect.get(row["dst"], row["dst"])
-            by_type[check_rel_type(e.type)].append(row)
+            by_type[e.type].append(row)
         total = WriteStats()
         for rel_type, rows in by_type.items():
             query = self.q("upsert_edges", TYPE=rel_type, SRC=source_label, DST=target_label)
@@ -432,11 +462,29 @@ class FalkorStore(GraphStore):
         return value
 
     def run(self, query: str, params: dict[str, Any] | None = None, *, write: bool = True) -> QueryResult:
+        send = self._graph.query if write else self._graph.ro_query
+        return self._execute(lambda: send(query, params or None))
+
+    def _write_batches(self, query: str, rows: Sequence[dict[str, Any]], key: str = "rows") -> WriteStats:
+        """Batched writes with the next batch's parameters serialised while the server runs the
+        previous one: client and server work overlap instead of taking turns (one query in flight)."""
+        total = WriteStats()
+        chunks = _batches(rows, self.options.batch_size)
+        with ThreadPoolExecutor(max_workers=1) as sender:
+            pending: Future[QueryResult] | None = None
+            for chunk in chunks:
+                text = f"CYPHER {key}={_cypher_literal(list(chunk))} {query}"
+                if pending is not None:
+                    _account(total, pending.result())
+                pending = sender.submit(self._execute, partial(self._graph.query, text))
+            if pending is not None:
+                _account(total, pending.result())
+        return total
+
+    def _execute(self, send: Callable[[], Any]) -> QueryResult:
+        """Call `send` (one FalkorDB query) and turn its result or error into ours."""
         try:
-            if write:
-                res = self._graph.query(query, params or None)
-            else:
-                res = self._graph.ro_query(query, params or None)
+            res = send()
         except self._response_error as exc:
             msg = str(exc)
             if "read-only" in msg or "RO_QUERY" in msg:
