@@ -44,6 +44,7 @@ from pipeline.relations import Relation, RelationError, RelationVocabulary, norm
 AGE_GROUPS = ("child", "teenager", "young_adult", "adult", "older_adult")
 VISIBILITIES = ("public-facing", "behind-the-scenes")
 FRONTIER_LIMIT = 10_000_000
+MAX_ERRORS_KEPT = 100
 
 
 def _choice(value: Any, allowed: Sequence[str]) -> str | None:
@@ -143,7 +144,7 @@ class ExpandSummary(BaseModel):
     stopped_by: str = "frontier empty"
     rounds: list[RoundStats] = Field(default_factory=list)
     usage: dict[str, int] = Field(default_factory=dict)
-    errors: list[str] = Field(default_factory=list)
+    errors: list[str] = Field(default_factory=list, description=f"The first {MAX_ERRORS_KEPT} failed requests")
 
     def run_props(self) -> dict[str, Any]:
         """Flat numbers for the Run node."""
@@ -409,7 +410,8 @@ class Expander:
             meta: _Meta = result.request.meta
             if not result.ok:
                 summary.failed_requests += 1
-                summary.errors.append(f"{result.key}: {result.error}"[:300])
+                if len(summary.errors) < MAX_ERRORS_KEPT:
+                    summary.errors.append(f"{result.key}: {result.error}"[:300])
                 unfinished.add(meta.seed["id"])
                 continue
             for proposed in result.value.personas[: opts.fanout]:  # type: ignore[union-attr]
