@@ -21,12 +21,34 @@ PROPERTY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 # Attribute keys that stages count "regions" by; other attribute keys are allowed too.
 REGION_ATTRIBUTES = ("age_group", "occupation", "domain", "visibility", "language")
+AGE_GROUPS = ("child", "teenager", "young_adult", "adult", "older_adult")
+VISIBILITIES = ("public-facing", "behind-the-scenes")
+# Region attributes with a closed vocabulary: any spelling of another value is dropped, not stored.
+REGION_VOCABULARY: dict[str, tuple[str, ...]] = {"age_group": AGE_GROUPS, "visibility": VISIBILITIES}
+_AGE_SYNONYMS = {"kid": "child", "teen": "teenager", "youngadult": "young_adult", "senior": "older_adult",
+                 "elderly": "older_adult", "olderadult": "older_adult", "retiree": "older_adult"}
 
 # Properties owned by the store: attributes may not overwrite them.
 RESERVED_PROPERTIES = frozenset(
     {"id", "description", "status", "hop", "origin", "run_id", "created_at", "aliases",
      "merged_ids", "merged_into", "expanded"}
 )
+
+
+def canonical_region_value(key: str, value: object) -> str | None:
+    """Map a spelling of a region value onto the vocabulary ('Young adult' -> 'young_adult'); None if it fits none.
+
+    Open attributes (occupation, domain, language) are trimmed and lower-cased.
+    """
+    if value is None or isinstance(value, bool) or not str(value).strip():
+        return None
+    allowed = REGION_VOCABULARY.get(key)
+    if allowed is None:
+        return " ".join(str(value).split()).lower()
+    squashed = "".join(ch for ch in str(value).lower() if ch.isalnum())
+    if key == "age_group" and squashed in _AGE_SYNONYMS:
+        return _AGE_SYNONYMS[squashed]
+    return next((a for a in allowed if "".join(ch for ch in a if ch.isalnum()) == squashed), None)
 
 
 class InvalidName(ValueError):

@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError
 
-from graph.model import REGION_ATTRIBUTES, RESERVED_PROPERTIES, PROPERTY_RE, Persona
+from graph.model import REGION_ATTRIBUTES, RESERVED_PROPERTIES, PROPERTY_RE, Persona, canonical_region_value
 from graph.store import GraphStore
 from pipeline.readers import PERSONA_FIELDS, Record, detect_field, iter_records
 
@@ -51,6 +51,8 @@ def _attributes(data: dict[str, Any], field: str) -> dict[str, Any]:
     for key in REGION_ATTRIBUTES:
         if key in data and key != field:
             attrs[key] = data[key]
+        if key in attrs:
+            attrs[key] = canonical_region_value(key, attrs[key])
     return {
         k: v
         for k, v in attrs.items()
