@@ -46,7 +46,7 @@ def test_bad_lines_are_skipped_with_file_line_and_reason(store: GraphStore, tmp_
     assert "100,000 characters" in summary.problems[3]
     stored = store.get_personas([persona_id(t) for t in GOOD])
     assert len(stored) == 6
-    assert stored[persona_id(GOOD[0])]["age_group"] == "elderly"
+    assert stored[persona_id(GOOD[0])]["age_group"] == "older_adult"  # mapped onto the region vocabulary
 
 
 def test_reimport_changes_nothing(store: GraphStore, tmp_path: Path) -> None:
