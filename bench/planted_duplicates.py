@@ -23,8 +23,8 @@ import numpy as np
 
 from pipeline.config import DedupConfig
 from pipeline.dedup.embedding import embed
-from pipeline.dedup.groups import group_pairs
-from pipeline.dedup.pairs import minhasher, pairs_from_arrays
+from pipeline.dedup.groups import duplicate_groups
+from pipeline.dedup.pairs import minhasher
 
 OCCUPATIONS = [
     "pediatric nurse", "high school chemistry teacher", "long-haul truck driver", "software engineer",
@@ -258,8 +258,8 @@ def score_methods(corpus: Corpus, config: DedupConfig, methods: Sequence[str] = 
     vecs = embed(corpus.texts, config.embed_batch_size)
     out = {}
     for method in methods:
-        pairs = pairs_from_arrays(sigs, vecs, config, method)
-        out[method] = pair_scores(group_pairs((p.a, p.b) for p in pairs), corpus.cluster)
+        _, groups = duplicate_groups(sigs, vecs, config, method)  # type: ignore[arg-type]
+        out[method] = pair_scores([g.members for g in groups], corpus.cluster)
     return out
 
 
@@ -280,9 +280,8 @@ def main() -> None:
     print(f"embedded in {time.perf_counter() - t0:.1f}s")
 
     def line(config: DedupConfig, method: str, sigs: np.ndarray) -> str:
-        pairs = pairs_from_arrays(sigs, vecs, config, method)
-        groups = group_pairs((p.a, p.b) for p in pairs)
-        p, r = pair_scores(groups, corpus.cluster)
+        _, groups = duplicate_groups(sigs, vecs, config, method)  # type: ignore[arg-type]
+        p, r = pair_scores([g.members for g in groups], corpus.cluster)
         return f"P={p:.3f} R={r:.3f} groups={len(groups)}"
 
     sigs = minhasher(cfg).signatures(corpus.texts)
@@ -292,16 +291,21 @@ def main() -> None:
         for k in (1, 2, 3):
             ck = cfg.model_copy(update={"shingle_size": k})
             sk = minhasher(ck).signatures(corpus.texts)
-            for thr in (0.4, 0.5, 0.6, 0.7):
+            for thr in (0.5, 0.6, 0.7):
                 c = ck.model_copy(update={"minhash_threshold": thr})
-                print(f"minhash   k={k} J>={thr:.2f}  alone {line(c, 'minhash', sk)}  both {line(c, 'both', sk)}")
-        for thr in (0.80, 0.82, 0.85, 0.88, 0.90):
+                print(f"shingle={k} J>={thr:.2f}        minhash {line(c, 'minhash', sk)} | both {line(c, 'both', sk)}")
+        for link in (0.3, 0.4, 0.5, 0.6):
+            c = cfg.model_copy(update={"link_jaccard": link})
+            print(f"link_jaccard={link:.2f}       minhash {line(c, 'minhash', sigs)}")
+        for thr in (0.82, 0.85, 0.88, 0.90):
             c = cfg.model_copy(update={"embedding_threshold": thr})
-            print(f"embedding cos>={thr:.2f}  alone {line(c, 'embedding', sigs)}  both {line(c, 'both', sigs)}")
+            print(f"embedding cos>={thr:.2f}  embedding {line(c, 'embedding', sigs)} | both {line(c, 'both', sigs)}")
         for thr in (0.65, 0.7, 0.75, 0.8):
             c = cfg.model_copy(update={"verify_cosine": thr})
-            print(f"verify    cos>={thr:.2f}  both {line(c, 'both', sigs)}")
-
+            print(f"verify_cosine={thr:.2f}         both {line(c, 'both', sigs)}")
+        for thr in (-1.0, 0.7, 0.75, 0.8):
+            c = cfg.model_copy(update={"link_cosine": thr})
+            print(f"link_cosine={thr:.2f}  embedding {line(c, 'embedding', sigs)} | both {line(c, 'both', sigs)}")
 
 if __name__ == "__main__":
     main()

@@ -74,10 +74,16 @@ class DedupConfig(BaseModel):
     method: Literal["minhash", "embedding", "both"] = Field(default="both", description="Which detectors propose pairs")
     shingle_size: int = Field(default=1, ge=1, description="Words per MinHash shingle")
     num_perm: int = Field(default=128, ge=16, description="MinHash permutations")
-    minhash_threshold: float = Field(default=0.6, gt=0, le=1, description="Estimated Jaccard for LSH and verification")
-    embedding_threshold: float = Field(default=0.85, gt=0, le=1, description="Cosine similarity of duplicates")
+    minhash_threshold: float = Field(default=0.55, gt=0, le=1, description="Estimated Jaccard for LSH and verification")
+    embedding_threshold: float = Field(default=0.86, gt=0, le=1, description="Cosine similarity of duplicates")
     verify_cosine: float = Field(
-        default=0.75, ge=-1, le=1, description="With method 'both', the cosine a MinHash pair must also reach"
+        default=0.82, ge=-1, le=1, description="With method 'both', the cosine a MinHash pair must also reach"
+    )
+    link_cosine: float = Field(
+        default=0.75, ge=-1, le=1, description="Every two members of a group must reach this cosine (complete linkage)"
+    )
+    link_jaccard: float = Field(
+        default=0.5, ge=0, le=1, description="Method 'minhash': every two members of a group must reach this Jaccard"
     )
     embedding_neighbours: int = Field(default=16, ge=1, description="Nearest neighbours checked per persona")
     embed_batch_size: int = Field(default=64, ge=1)
@@ -268,9 +274,11 @@ max_chunks = 4
 method = "both"               # "minhash", "embedding" or "both"
 shingle_size = 1              # words per shingle (measured: docs/dedup.md)
 num_perm = 128
-minhash_threshold = 0.6       # estimated Jaccard
-embedding_threshold = 0.85    # cosine (all-MiniLM-L6-v2)
-verify_cosine = 0.75          # "both": a MinHash pair must also reach this cosine
+minhash_threshold = 0.55      # estimated Jaccard
+embedding_threshold = 0.86    # cosine (all-MiniLM-L6-v2)
+verify_cosine = 0.82          # "both": a MinHash pair must also reach this cosine
+link_cosine = 0.75            # every two members of a merged group reach this cosine
+link_jaccard = 0.5            # ... or this Jaccard with method "minhash"
 
 [filter]
 min_chars = 25

@@ -3,12 +3,24 @@
 - `minhash`: batch MinHash signatures (vectorised, datasketch-compatible).
 - `embedding`: the offline all-MiniLM-L6-v2 encoder and faiss cosine search.
 - `pairs`: candidate pairs from both detectors, verified against the thresholds.
-- `groups`: union-find grouping and the survivor rule.
+- `groups`: union-find grouping with a complete-linkage guard, and the survivor rule.
+- `index`: the persistent on-insert index beside the graph.
+- `stage`: the batch pass (`merge_duplicates`) behind `personagraph dedup`.
 """
 
-from pipeline.dedup.groups import Candidate, DuplicateGroup, UnionFind, choose_survivor, group_pairs
+from pipeline.dedup.groups import (
+    Candidate,
+    DuplicateGroup,
+    LinkedGroup,
+    UnionFind,
+    choose_survivor,
+    duplicate_groups,
+    group_pairs,
+    link_pairs,
+)
 from pipeline.dedup.pairs import Pair, find_duplicate_pairs
 
 __all__ = [
-    "Candidate", "DuplicateGroup", "Pair", "UnionFind", "choose_survivor", "find_duplicate_pairs", "group_pairs",
+    "Candidate", "DuplicateGroup", "LinkedGroup", "Pair", "UnionFind", "choose_survivor", "duplicate_groups",
+    "find_duplicate_pairs", "group_pairs", "link_pairs",
 ]

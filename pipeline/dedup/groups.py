@@ -1,50 +1,56 @@
-"""Union-find over verified duplicate pairs, and the rule that picks each group's survivor."""
+"""Grouping verified duplicate pairs (union-find, optionally complete-linkage), and the survivor rule."""
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterable
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from typing import Generic, TypeVar
 
+import numpy as np
 from pydantic import BaseModel, Field
+
+from pipeline.config import DedupConfig
+from pipeline.dedup.pairs import Method, Pair, pairs_from_arrays
 
 K = TypeVar("K", bound=Hashable)
 
 
 class UnionFind(Generic[K]):
-    """Disjoint sets with path halving and union by size."""
+    """Disjoint sets with path halving and union by size; each root knows its members."""
 
     def __init__(self) -> None:
         self._parent: dict[K, K] = {}
-        self._size: dict[K, int] = {}
+        self._members: dict[K, list[K]] = {}
 
     def find(self, x: K) -> K:
         """Representative of x's set (x joins as a singleton if unseen)."""
         parent = self._parent
         if x not in parent:
             parent[x] = x
-            self._size[x] = 1
+            self._members[x] = [x]
             return x
         while parent[x] != x:
             parent[x] = parent[parent[x]]
             x = parent[x]
         return x
 
-    def union(self, a: K, b: K) -> None:
-        """Join the sets of a and b."""
+    def members(self, x: K) -> list[K]:
+        """Members of x's set."""
+        return self._members[self.find(x)]
+
+    def union(self, a: K, b: K) -> K:
+        """Join the sets of a and b; returns the new representative."""
         ra, rb = self.find(a), self.find(b)
         if ra == rb:
-            return
-        if self._size[ra] < self._size[rb]:
+            return ra
+        if len(self._members[ra]) < len(self._members[rb]):
             ra, rb = rb, ra
         self._parent[rb] = ra
-        self._size[ra] += self._size[rb]
+        self._members[ra].extend(self._members.pop(rb))
+        return ra
 
     def groups(self) -> list[list[K]]:
-        """Sets with more than one member, members in first-seen order."""
-        out: dict[K, list[K]] = {}
-        for x in self._parent:
-            out.setdefault(self.find(x), []).append(x)
-        return [g for g in out.values() if len(g) > 1]
+        """Sets with more than one member."""
+        return [m for m in self._members.values() if len(m) > 1]
 
 
 def group_pairs(pairs: Iterable[tuple[K, K]]) -> list[list[K]]:
@@ -53,6 +59,61 @@ def group_pairs(pairs: Iterable[tuple[K, K]]) -> list[list[K]]:
     for a, b in pairs:
         uf.union(a, b)
     return uf.groups()
+
+
+class LinkedGroup(BaseModel):
+    """Items (positions) found to be one persona, with the weakest similarity that joined them."""
+
+    members: list[int]
+    similarity: float
+    methods: list[str]
+
+
+Cohesion = Callable[[list[int], list[int]], bool]
+
+
+def link_pairs(pairs: Sequence[Pair], cohesive: Cohesion | None = None) -> list[LinkedGroup]:
+    """Union-find over pairs, strongest first; with `cohesive`, two sets join only if it agrees.
+
+    A plain union-find chains: A~B and B~C put A with C however far apart they are, and one
+    borderline pair can glue two unrelated groups. `cohesive` (e.g. every cross pair above a
+    similarity floor: complete linkage) stops a join that would put dissimilar members together.
+    """
+    uf: UnionFind[int] = UnionFind()
+    weakest: dict[int, float] = {}
+    methods: dict[int, set[str]] = {}
+    for p in sorted(pairs, key=lambda p: (-p.similarity, p.a, p.b)):
+        ra, rb = uf.find(p.a), uf.find(p.b)
+        if ra == rb:
+            methods[ra].add(p.method)
+            continue
+        if cohesive is not None and not cohesive(uf.members(ra), uf.members(rb)):
+            continue
+        root = uf.union(ra, rb)
+        weak = min(weakest.pop(ra, 1.0), weakest.pop(rb, 1.0), p.similarity)
+        found = methods.pop(ra, set()) | methods.pop(rb, set()) | {p.method}
+        weakest[root], methods[root] = weak, found
+    return [
+        LinkedGroup(members=m, similarity=weakest[uf.find(m[0])], methods=sorted(methods[uf.find(m[0])]))
+        for m in uf.groups()
+    ]
+
+
+def cohesion(signatures: np.ndarray | None, vectors: np.ndarray | None, config: DedupConfig) -> Cohesion:
+    """Complete linkage: every cross pair reaches `link_cosine` (with vectors) or `link_jaccard` (MinHash only)."""
+    if vectors is not None:
+        return lambda a, b: float((vectors[a] @ vectors[b].T).min()) >= config.link_cosine
+    assert signatures is not None
+    return lambda a, b: float((signatures[a][:, None, :] == signatures[b][None, :, :]).mean(-1).min()) >= config.link_jaccard
+
+
+def duplicate_groups(
+    signatures: np.ndarray | None, vectors: np.ndarray | None, config: DedupConfig, method: Method
+) -> tuple[list[Pair], list[LinkedGroup]]:
+    """Verified pairs and the cohesive groups they form (rows of the arrays are the items)."""
+    pairs = pairs_from_arrays(signatures, vectors, config, method)
+    use_vectors = vectors if method in ("embedding", "both") else None
+    return pairs, link_pairs(pairs, cohesion(signatures, use_vectors, config))
 
 
 class DuplicateGroup(BaseModel):

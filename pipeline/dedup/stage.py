@@ -9,9 +9,9 @@ from pydantic import BaseModel, Field
 
 from graph.store import GraphStore, WriteStats
 from pipeline.config import DedupConfig
-from pipeline.dedup.groups import Candidate, DuplicateGroup, UnionFind, choose_survivor
+from pipeline.dedup.groups import Candidate, DuplicateGroup, LinkedGroup, choose_survivor, duplicate_groups
 from pipeline.dedup.index import DedupIndex, open_index
-from pipeline.dedup.pairs import Method, Pair, pairs_from_arrays
+from pipeline.dedup.pairs import Method
 
 
 class DedupReport(BaseModel):
@@ -25,26 +25,14 @@ class DedupReport(BaseModel):
     write: WriteStats = Field(default_factory=WriteStats)
 
 
-def build_groups(ids: list[str], pairs: list[Pair], candidates: dict[str, Candidate]) -> list[DuplicateGroup]:
-    """Union-find over `pairs` (positions into `ids`); each group gets its survivor by the survivor rule."""
-    uf: UnionFind[int] = UnionFind()
-    for p in pairs:
-        uf.union(p.a, p.b)
-    weakest: dict[int, float] = {}
-    methods: dict[int, set[str]] = {}
-    for p in pairs:
-        root = uf.find(p.a)
-        weakest[root] = min(weakest.get(root, 1.0), p.similarity)
-        methods.setdefault(root, set()).add(p.method)
-    groups = []
-    for members in uf.groups():
-        root = uf.find(members[0])
-        survivor, dups = choose_survivor(candidates[ids[m]] for m in members)
-        groups.append(
-            DuplicateGroup(survivor=survivor, duplicates=dups, similarity=weakest[root], methods=sorted(methods[root]))
-        )
-    groups.sort(key=lambda g: (-len(g.duplicates), g.survivor))
-    return groups
+def survivor_groups(ids: list[str], groups: list[LinkedGroup], candidates: dict[str, Candidate]) -> list[DuplicateGroup]:
+    """Each linked group (positions into `ids`) with its survivor chosen by the survivor rule."""
+    out = []
+    for g in groups:
+        survivor, dups = choose_survivor(candidates[ids[m]] for m in g.members)
+        out.append(DuplicateGroup(survivor=survivor, duplicates=dups, similarity=g.similarity, methods=g.methods))
+    out.sort(key=lambda g: (-len(g.duplicates), g.survivor))
+    return out
 
 
 def merge_duplicates(
@@ -74,16 +62,16 @@ def merge_duplicates(
     sigs = index.signatures[rows] if index.use_minhash else None
     vecs = index.vectors[rows] if index.use_embedding else None
     note(f"finding duplicate pairs among {len(ids)} personas ({method})")
-    pairs = pairs_from_arrays(sigs, vecs, index_config, method)
+    pairs, linked = duplicate_groups(sigs, vecs, index_config, method)
     counts: dict[str, int] = {}
     for p in pairs:
         counts[p.method] = counts.get(p.method, 0) + 1
-    involved = sorted({ids[i] for p in pairs for i in (p.a, p.b)})
+    involved = sorted({ids[i] for g in linked for i in g.members})
     degrees = store.degrees(involved) if involved else {}
     candidates = {
         pid: Candidate(id=pid, degree=degrees.get(pid, 0), created_at=index.created_at(pid)) for pid in involved
     }
-    groups = build_groups(ids, pairs, candidates)
+    groups = survivor_groups(ids, linked, candidates)
     report = DedupReport(personas=len(ids), pairs=counts, groups=groups, dry_run=dry_run)
     if dry_run or not groups:
         return report
