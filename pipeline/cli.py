@@ -443,9 +443,10 @@ def expand(
     relation: Annotated[list[str], typer.Option("--relation", "-r", help="Relation to ask about (repeatable; default: all, see --list-relations)")] = [],
     lang: Annotated[Optional[str], typer.Option("--lang", help="Prompt language: en or zh")] = None,
     list_relations: Annotated[bool, typer.Option("--list-relations", help="List the relation vocabulary and exit")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Count the next round's calls and tokens (cache consulted), call nothing")] = False,
 ) -> None:
     """Persona-to-Persona: propose related personas from the frontier, hop by hop, as typed edges (rerun to resume)."""
-    from pipeline.expand import ExpandOptions, expand_with_settings
+    from pipeline.expand import ExpandOptions, expand_with_settings, expander_from_settings
     from pipeline.llm import LLMClient
     from pipeline.relations import RelationVocabulary, parse_focus
 
@@ -465,6 +466,13 @@ def expand(
                                             focus=parse_focus(focus) or None, relations=relation or None, language=lang)
         st = STATE.store()
         run_id = new_run_id("expand")
+        if dry_run:
+            with LLMClient.from_settings(STATE.settings) as client:
+                stats, est = expander_from_settings(st, client, STATE.settings, options, run_id=run_id).estimate()
+            console.print(f"next round: hop {stats.hop} -> {stats.hop + 1}, {stats.seeds:,} seeds, {est.requests:,} requests "
+                          f"({est.cached:,} cached), {est.calls:,} calls, ~{est.prompt_tokens:,} prompt tokens, "
+                          f"<= {est.max_completion_tokens:,} completion tokens; later rounds depend on its answers")
+            return
         started = time.monotonic()
         with LLMClient.from_settings(STATE.settings) as client, progress() as bar:
             job = bar.add_task("expanding", total=None, rate="")

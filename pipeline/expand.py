@@ -24,7 +24,7 @@ import asyncio
 import hashlib
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -38,7 +38,7 @@ from pipeline.config import ExpandConfig, FilterConfig, Settings
 from pipeline.dedup.embedding import embed
 from pipeline.dedup.index import DedupIndex, index_folder, open_index
 from pipeline.filter import cheap_checks
-from pipeline.llm import LLMClient, LLMRequest, LLMResult
+from pipeline.llm import Estimate, LLMClient, LLMRequest, LLMResult
 from pipeline.relations import Relation, RelationError, RelationVocabulary, normalise_relation, relation_key
 
 AGE_GROUPS = ("child", "teenager", "young_adult", "adult", "older_adult")
@@ -241,6 +241,7 @@ class _Chunk:
     requested: dict[str, int] = field(default_factory=Counter)
     results: list[LLMResult] = field(default_factory=list)
     closed: bool = False
+    cut_short: str = ""  # a seed whose relations a budget stopped part-way
 
     def complete(self) -> bool:
         return self.closed and len(self.results) == sum(self.requested.values())
@@ -304,6 +305,20 @@ class Expander:
         self.summary.usage = self.client.usage.as_dict()
         return self.summary
 
+    def estimate(self) -> tuple[RoundStats, Estimate]:
+        """What the first pending round would send (`--dry-run`): its requests counted against the cache.
+
+        Later rounds depend on this one's answers, so they cannot be counted before it runs.
+        """
+        for hop in range(self.options.hops):
+            seeds = self._frontier(hop)
+            if seeds:
+                stats = RoundStats(hop=hop, seeds=len(seeds))
+                size = self.options.chunk_seeds
+                chunks = [_Chunk(i, seeds[s : s + size]) for i, s in enumerate(range(0, len(seeds), size))]
+                return stats, self.client.estimate(self._requests(chunks, stats))
+        return RoundStats(hop=self.options.hops), Estimate()
+
     def _frontier(self, hop: int) -> list[dict[str, Any]]:
         focus = [{"key": k, "values": list(v)} for k, v in self.options.focus.items()]
         res = self.store.run_named("expand_frontier", {"hop": hop, "focus": focus, "limit": FRONTIER_LIMIT})
@@ -350,18 +365,17 @@ class Expander:
         stats.wall_seconds = time.perf_counter() - started
         self.summary.rounds.append(stats)
 
-    async def _requests(self, chunks: list[_Chunk], stats: RoundStats) -> AsyncIterator[LLMRequest]:
-        """The round's requests, seed by seed, until a budget stops them."""
+    def _requests(self, chunks: list[_Chunk], stats: RoundStats) -> Iterator[LLMRequest]:
+        """The round's requests, seed by seed, until a budget stops them (pulled lazily by the LLM pool)."""
         opts = self.options
         region = describe_region(opts.focus)
         for chunk in chunks:
             for seed_pos, seed in enumerate(chunk.seeds):
                 for rel_pos, relation in enumerate(choose_relations(seed["id"], self.candidates, opts.relations_per_seed)):
-                    if self._stop:
-                        chunk.closed = True
-                        return
-                    if opts.max_calls is not None and self.summary.requests >= opts.max_calls:
+                    if not self._stop and opts.max_calls is not None and self.summary.requests >= opts.max_calls:
                         self._stop = "max_calls"
+                    if self._stop:
+                        chunk.cut_short = seed["id"] if rel_pos else ""
                         chunk.closed = True
                         return
                     messages = self.prompt.render(
@@ -404,7 +418,7 @@ class Expander:
         """
         opts, summary = self.options, self.summary
         results = sorted(chunk.results, key=lambda r: (r.request.meta.seed_pos, r.request.meta.rel_pos))
-        unfinished: set[str] = {s["id"] for s in chunk.seeds if s["id"] not in chunk.requested}
+        unfinished: set[str] = {s["id"] for s in chunk.seeds if s["id"] not in chunk.requested} | {chunk.cut_short}
         proposals: list[tuple[_Meta, ProposedPersona, Relation]] = []
         for result in results:
             meta: _Meta = result.request.meta
@@ -487,13 +501,37 @@ def expand_frontier(
     on_progress: Callable[[str, int, int], None] | None = None,
 ) -> ExpandSummary:
     """Expand the graph from its frontier (see the module docstring); records a `Run` node and returns the summary."""
-    expander = Expander(store, client, options, run_id=run_id, vocabulary=vocabulary, matcher=matcher,
-                        check=check, on_progress=on_progress)
+    return run_expansion(Expander(store, client, options, run_id=run_id, vocabulary=vocabulary, matcher=matcher,
+                                  check=check, on_progress=on_progress))
+
+
+def run_expansion(expander: Expander) -> ExpandSummary:
+    """Run an Expander to the end and store its `Run` node."""
     summary = asyncio.run(expander.run())
-    store.record_run(run_id, {"stage": "expand", "hops": options.hops, "fanout": options.fanout,
-                              "focus": [f"{k}={v}" for k, vs in options.focus.items() for v in vs],
-                              "model": client.config.model, **summary.run_props()})
+    options = expander.options
+    expander.store.record_run(expander.run_id, {
+        "stage": "expand", "hops": options.hops, "fanout": options.fanout,
+        "focus": [f"{k}={v}" for k, vs in options.focus.items() for v in vs],
+        "model": expander.client.config.model, **summary.run_props()})
     return summary
+
+
+def expander_from_settings(
+    store: GraphStore,
+    client: LLMClient,
+    settings: Settings,
+    options: ExpandOptions,
+    *,
+    run_id: str,
+    index: DedupIndex | None = None,
+    on_progress: Callable[[str, int, int], None] | None = None,
+) -> Expander:
+    """An Expander with the vocabulary, inline filter and (given an index) dedup-on-insert the settings choose."""
+    cfg = settings.expand
+    vocabulary = RelationVocabulary.default(spec.to_relation() for spec in cfg.extra_relations)
+    return Expander(store, client, options, run_id=run_id, vocabulary=vocabulary,
+                    matcher=IndexMatcher(index) if index is not None else ExactMatcher(store),
+                    check=inline_check(settings.filter, relevance=cfg.relevance_check), on_progress=on_progress)
 
 
 def expand_with_settings(
@@ -505,16 +543,14 @@ def expand_with_settings(
     run_id: str,
     on_progress: Callable[[str, int, int], None] | None = None,
 ) -> ExpandSummary:
-    """`expand_frontier` with the vocabulary, dedup-on-insert and inline filter the settings choose."""
-    cfg = settings.expand
-    vocabulary = RelationVocabulary.default(spec.to_relation() for spec in cfg.extra_relations)
-    check = inline_check(settings.filter, relevance=cfg.relevance_check)
-    if cfg.dedup == "exact":
-        return expand_frontier(store, client, options, run_id=run_id, vocabulary=vocabulary, check=check,
-                               on_progress=on_progress)
-    index = open_index(store, settings.dedup, index_folder(settings.store.data_dir, settings.store.graph))
+    """`expand_frontier` as configured: `[expand] dedup = "index"` opens (and afterwards saves) the dedup index."""
+    index = None
+    if settings.expand.dedup == "index":
+        index = open_index(store, settings.dedup, index_folder(settings.store.data_dir, settings.store.graph))
     try:
-        return expand_frontier(store, client, options, run_id=run_id, vocabulary=vocabulary,
-                               matcher=IndexMatcher(index), check=check, on_progress=on_progress)
+        expander = expander_from_settings(store, client, settings, options, run_id=run_id, index=index,
+                                          on_progress=on_progress)
+        return run_expansion(expander)
     finally:
-        index.save()
+        if index is not None:
+            index.save()

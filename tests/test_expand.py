@@ -12,7 +12,7 @@ from graph.model import Edge, Persona, Source, persona_id
 from graph.store import GraphStore
 from pipeline.config import Settings
 from pipeline.coverage import region_coverage
-from pipeline.expand import ExpandOptions, ExpandSummary, expand_frontier
+from pipeline.expand import Expander, ExpandOptions, ExpandSummary, expand_frontier
 from pipeline.llm import LLMClient
 from tests.expand_fake import ExpandFakeLLM, ExpansionAsk, default_proposals, expand_fake_server
 
@@ -165,6 +165,21 @@ def test_budgets_stop_the_run(store: GraphStore, llm: LLMClient) -> None:
     new = run(store, llm, hops=3, fanout=2, relations_per_seed=2, max_new=5, run_id="run-new")
     assert new.created == 5 and new.stopped_by == "max_new"
     assert sum(1 for n in personas(store).values() if n["run_id"] == "run-new") == 5
+
+
+def test_a_seed_cut_short_by_the_call_budget_is_not_marked_and_dry_run_counts_what_is_left(
+    store: GraphStore, llm: LLMClient
+) -> None:
+    ids = seed_graph(store)
+    opts = {"hops": 1, "fanout": 2, "relations_per_seed": 2, "chunk_seeds": 4}
+    before = Expander(store, llm, ExpandOptions(**opts), run_id="dry").estimate()
+    assert (before[0].hop, before[0].seeds, before[1].requests, before[1].cached) == (0, 4, 8, 0)
+    run(store, llm, max_calls=3, **opts)  # seed 0: both relations; seed 1: one of two
+    marked = {i for i, n in personas(store).items() if n["expanded"]}
+    frontier = sorted(ids)
+    assert marked == {frontier[0]}
+    stats, est = Expander(store, llm, ExpandOptions(**opts), run_id="dry").estimate()
+    assert (stats.seeds, est.requests, est.cached, est.calls) == (3, 6, 1, 5)
 
 
 def test_expansion_path_leads_back_to_the_root_and_its_source(store: GraphStore, llm: LLMClient) -> None:
