@@ -254,6 +254,7 @@ def extract(
     output_format: Annotated[Optional[str], typer.Option("--format", help="plain (description) or structured (with attributes)")] = None,
     lang: Annotated[Optional[str], typer.Option("--lang", help="Prompt language: auto, en or zh")] = None,
     concurrency: Annotated[Optional[int], typer.Option("--concurrency", help="LLM calls in flight", min=1)] = None,
+    limit: Annotated[Optional[int], typer.Option("--limit", help="Read only the first N records", min=1)] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Count the calls and rough tokens it would spend; call and write nothing")] = False,
 ) -> None:
     """Text-to-Persona: infer who would read / write / like each text; personas, sources and edges go into the graph."""
@@ -272,7 +273,7 @@ def extract(
         st = STATE.store()
         if dry_run:
             with LLMClient.from_settings(settings, connect=False) as client:
-                planned, estimate = estimate_extract(settings, st, client, file, field_name)
+                planned, estimate = estimate_extract(settings, st, client, file, field_name, limit=limit)
             table = Table(title=f"extract {file} --dry-run (field {planned.field!r})", show_header=False)
             table.add_row("texts read", f"{planned.texts_read:,}")
             table.add_row("would be skipped", f"{planned.texts_skipped:,}" + "".join(f"\n  {k}: {v:,}" for k, v in planned.skipped.most_common()))
@@ -288,14 +289,15 @@ def extract(
             fail(str(exc), 3)
         run_id = new_run_id("extract")
         with client, progress() as bar:
-            job = bar.add_task(f"extracting {file.name}", total=count_texts(file), rate="")
+            total = count_texts(file)
+            job = bar.add_task(f"extracting {file.name}", total=min(total, limit) if total and limit else total or limit, rate="")
             started = time.monotonic()
 
             def tick(summary: Any) -> None:
                 rate = summary.texts_done / max(time.monotonic() - started, 1e-6)
                 bar.update(job, completed=summary.texts_done, rate=f"{rate:,.1f} texts/s")
 
-            summary = extract_personas(settings, st, client, file, field_name, run_id=run_id, on_progress=tick)
+            summary = extract_personas(settings, st, client, file, field_name, run_id=run_id, limit=limit, on_progress=tick)
             bar.update(job, total=summary.texts_read, completed=summary.texts_done)
         for problem in summary.problems:
             err_console.print(f"[yellow]note[/] {problem}", highlight=False)

@@ -8,9 +8,10 @@ extracted, repeated), split at paragraph breaks into chunks, and becomes one LLM
 stance, pulled lazily by the client's worker pool. Answers are written in batches as they stream back:
 `Persona` nodes (content-hash ids, origin=text, hop=0, status candidate), `Source` nodes and
 `(:Persona)-[:EXTRACTED_FROM {stance, chunk}]->(:Source)` edges. A source is marked
-`extracted = true` only after its personas and edges are written, and a rerun skips exactly the sources
-marked so with no failures: a run killed at any point resumes to the same graph, and the LLM cache
-makes the repeated calls free. Failed answers are kept, with their raw text, in
+`extracted = true` (with the stances and format asked, `extracted_as`) only after its personas and edges
+are written; a rerun skips what was asked of sources marked so with no failures, and asks a new stance
+of an old source: a run killed at any point resumes to the same graph, and the LLM cache makes the
+repeated calls free. Failed answers are kept, with their raw text, in
 `<data_dir>/runs/<run_id>/extract_failures.jsonl`.
 """
 
@@ -24,6 +25,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
 from typing import IO, Any
 
@@ -163,6 +165,7 @@ class _Text:
     source: Source
     where: str
     pending: int
+    asked: set[str] = field(default_factory=set)  # "stance/format" pairs answered once this text is done
     failed: int = 0
     personas: list[Persona] = field(default_factory=list)
     edges: list[Edge] = field(default_factory=list)
@@ -180,7 +183,8 @@ class _Ask:
 class TextPlanner:
     """Turns input records into extract requests, accounting for every text it does not send."""
 
-    def __init__(self, cfg: ExtractConfig, summary: ExtractSummary, extracted: set[str], track: bool = True) -> None:
+    def __init__(self, cfg: ExtractConfig, summary: ExtractSummary, extracted: dict[str, set[str]],
+                 track: bool = True) -> None:
         self.cfg = cfg
         self.track = track  # keep texts in flight for their answers (not for a dry run)
         self.summary = summary
@@ -225,7 +229,9 @@ class TextPlanner:
             if text is None:
                 continue
             digest = text_hash(text)
-            if digest in self.extracted:
+            done = self.extracted.get(digest, set())
+            stances = [st for st in cfg.stances if f"{st}/{cfg.format}" not in done]
+            if not stances:
                 s.skipped["already extracted"] += 1
                 continue
             if digest in self._seen:
@@ -238,10 +244,11 @@ class TextPlanner:
             source = Source(text_hash=digest, uri=str(uri), props={
                 "extracted": False, "failed": 0, "chunks": len(chunks), "chars": len(text), "run_id": run_id})
             if self.track:
-                self.in_flight[source.id] = _Text(source, record.where, pending=len(chunks) * len(cfg.stances))
+                asked = done | {f"{st}/{cfg.format}" for st in stances}
+                self.in_flight[source.id] = _Text(source, record.where, pending=len(chunks) * len(stances), asked=asked)
             s.chunks += len(chunks)
             for index, chunk in enumerate(chunks):
-                for stance in cfg.stances:
+                for stance in stances:
                     s.requests += 1
                     yield LLMRequest(
                         key=f"{source.id}/{index}/{stance}",
@@ -292,7 +299,9 @@ class GraphWriter:
         if edges:
             self.store.add_edges(edges, target_label="Source")
         self.store.set_properties(
-            [{"id": t.source.id, "props": {"extracted": True, "failed": t.failed}} for t in batch], label="Source"
+            [{"id": t.source.id, "props": {"extracted": True, "failed": t.failed, "extracted_as": ",".join(sorted(t.asked))}}
+             for t in batch],
+            label="Source",
         )
 
 
@@ -313,10 +322,10 @@ def persona_from(result: LLMResult, run_id: str) -> Persona:
                    origin="text", run_id=run_id, attributes=attributes)
 
 
-def extracted_sources(store: GraphStore) -> set[str]:
-    """Text hashes of the sources already extracted without failures (skipped on a rerun)."""
+def extracted_sources(store: GraphStore) -> dict[str, set[str]]:
+    """For each source extracted without failures, the "stance/format" pairs it was asked (not asked again)."""
     return {
-        node["text_hash"]
+        node["text_hash"]: set(str(node.get("extracted_as") or "").split(","))
         for page in store.iter_nodes("Source")
         for node in page
         if node.get("extracted") is True and not node.get("failed") and node.get("text_hash")
@@ -373,16 +382,18 @@ async def extract_personas_async(
     field_name: str | None = None,
     *,
     run_id: str | None = None,
+    limit: int | None = None,
     on_progress: Callable[[ExtractSummary], None] | None = None,
 ) -> ExtractSummary:
-    """Extract personas from the texts in `path` into `store`; see the module docstring."""
+    """Extract personas from the texts in `path` (the first `limit` records) into `store`; see the module docstring."""
     started, usage_before = time.monotonic(), client.usage.model_copy()
     summary, field_name = _start(settings, path, field_name, run_id)
     planner = TextPlanner(settings.extract, summary, extracted_sources(store))
     writer = GraphWriter(store, summary)
     failures = _FailureLog(settings.store.data_dir / "runs" / summary.run_id / "extract_failures.jsonl")
     try:
-        async for result in client.stream(planner.requests(iter_records(path), field_name, summary.run_id)):
+        records = islice(iter_records(path), limit)
+        async for result in client.stream(planner.requests(records, field_name, summary.run_id)):
             ask: _Ask = result.request.meta
             text = planner.in_flight[ask.source_id]
             text.pending -= 1
@@ -429,18 +440,20 @@ def extract_personas(
     field_name: str | None = None,
     *,
     run_id: str | None = None,
+    limit: int | None = None,
     on_progress: Callable[[ExtractSummary], None] | None = None,
 ) -> ExtractSummary:
     """Synchronous `extract_personas_async` (for the CLI and scripts)."""
     return asyncio.run(extract_personas_async(
-        settings, store, client, path, field_name, run_id=run_id, on_progress=on_progress))
+        settings, store, client, path, field_name, run_id=run_id, limit=limit, on_progress=on_progress))
 
 
 def estimate_extract(
-    settings: Settings, store: GraphStore, client: LLMClient, path: Path, field_name: str | None = None
+    settings: Settings, store: GraphStore, client: LLMClient, path: Path, field_name: str | None = None,
+    *, limit: int | None = None,
 ) -> tuple[ExtractSummary, Estimate]:
     """What `extract_personas` would do (`--dry-run`): texts it would skip, calls and rough tokens; writes nothing."""
     summary, field_name = _start(settings, path, field_name, "dry-run")
     planner = TextPlanner(settings.extract, summary, extracted_sources(store), track=False)
-    estimate = client.estimate(planner.requests(iter_records(path), field_name, summary.run_id))
+    estimate = client.estimate(planner.requests(islice(iter_records(path), limit), field_name, summary.run_id))
     return summary, estimate

@@ -38,11 +38,14 @@ def test_extract_command_dry_run_then_run_then_rerun(fake_llm: FakeLLM, store: G
               cwd=tmp_path, options=store_options, base_url=fake_llm.base_url)
     assert dry.returncode == 0, dry.stderr
     assert "LLM calls 6" in flat(dry.stdout) and fake_llm.stats.requests == 0
+    first = run("extract", str(path), "--limit", "1", cwd=tmp_path, options=store_options, base_url=fake_llm.base_url)
+    assert "texts read 1" in flat(first.stdout) and fake_llm.stats.requests == 1
     done = run("extract", str(path), "--stance", "read", "--stance", "like",
                cwd=tmp_path, options=store_options, base_url=fake_llm.base_url)
     assert done.returncode == 0, done.stderr
     out = flat(done.stdout)
-    assert "texts read 4" in out and "texts extracted 3" in out and "personas created 6" in out
+    # the first text was asked `read` by the --limit run: now it is asked `like` only
+    assert "texts read 4" in out and "texts extracted 3" in out and "personas created 5" in out
     assert "unreadable: 1" in out and f"{path}:4" in flat(done.stderr)
     assert len(list(store.iter_personas(statuses=None))) == 6 and fake_llm.stats.requests == 6
     again = run("extract", str(path), "--stance", "read", "--stance", "like",
