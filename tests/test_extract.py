@@ -159,6 +159,23 @@ def test_folder_of_text_files_with_long_texts_chunked(fake_llm: FakeLLM, store: 
     assert sorted(chunk for *_, chunk in graph_content(store)["edges"]) == [0, 0, 1, 2]
 
 
+@pytest.mark.parametrize("suffix", ["csv", "parquet"])
+def test_csv_and_parquet_inputs_with_the_text_field_found(fake_llm: FakeLLM, store: GraphStore,
+                                                          store_options: StoreOptions, tmp_path: Path, suffix: str) -> None:
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    rows = {"id": [1, 2, 3], "article": [f"Article {i}: how our village bakery switched to a wood-fired oven." for i in range(3)]}
+    path = tmp_path / f"texts.{suffix}"
+    (pq.write_table if suffix == "parquet" else pacsv.write_csv)(pa.table(rows), path)
+    settings = settings_for(fake_llm, store_options)
+    assert count_texts(path) == 3
+    with client_for(settings, tmp_path / "cache") as client:
+        summary = extract_personas(settings, store, client, path)
+    assert summary.field == "article" and summary.texts_extracted == 3 and summary.personas_created == 3
+
+
 def test_chunking_and_helpers() -> None:
     text = "\n\n".join(f"Paragraph {i} " + "word " * 60 for i in range(10))
     chunks = chunk_text(text, 700)
