@@ -33,17 +33,13 @@ from typing import Any, Literal
 import networkx as nx
 from pydantic import BaseModel, Field
 
-from graph.model import RESERVED_PROPERTIES, check_property
+from graph.model import PROPERTY_RE, RESERVED_PROPERTIES, check_property
 from graph.store import GraphStore
 from graph.traversal import connected_clusters, ego_networks, random_walks
 from pipeline.config import SynthesisConfig
 
 Strategy = Literal["uniform", "stratified", "ego", "walk", "community", "cluster"]
 STRATEGIES: tuple[str, ...] = ("uniform", "stratified", "ego", "walk", "community", "cluster")
-
-# Store bookkeeping that is not part of who a persona is; `id` and `description` are kept.
-_NOT_ATTRIBUTES = RESERVED_PROPERTIES - {"id", "description"}
-
 
 class SampleSpec(BaseModel):
     """What to draw: `count` samples of up to `size` personas by `strategy`, reproducibly from `seed`."""
@@ -206,11 +202,24 @@ def _edges_of_groups(store: GraphStore, groups: list[list[str]]) -> list[list[di
     return out
 
 
-def member_view(props: dict[str, Any]) -> dict[str, Any]:
-    """A persona as a sample shows it: id, description and attributes, without store bookkeeping."""
-    view = {"id": props["id"], "description": props.get("description", "")}
-    view.update({k: v for k, v in sorted(props.items()) if k not in _NOT_ATTRIBUTES and k not in view})
-    return view
+def fetch_members(store: GraphStore, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """Personas as samples show them: id, description and attributes (no store bookkeeping), by id.
+
+    Only the attribute keys present on these personas are asked for, as one list per persona.
+    """
+    out: dict[str, dict[str, Any]] = {}
+    size = store.options.batch_size
+    for start in range(0, len(ids), size):
+        chunk = list(ids[start : start + size])
+        present = {row[0] for row in store.run_named("sample_member_keys", {"ids": chunk}).rows}
+        # Keys Cypher could only name quoted (e.g. with a dash) are left out rather than interpolated.
+        keys = sorted(k for k in present if k not in RESERVED_PROPERTIES and PROPERTY_RE.match(k) and len(k) <= 64)
+        res = store.run_named("sample_members", {"ids": chunk}, ATTRS="".join(f", p.{k}" for k in keys))
+        for (row,) in res.rows:
+            member = {"id": row[0], "description": row[1] or ""}
+            member.update((k, v) for k, v in zip(keys, row[2:]) if v is not None)
+            out[row[0]] = member
+    return out
 
 
 def sample_personas(store: GraphStore, spec: SampleSpec) -> list[GraphSample]:
@@ -221,14 +230,14 @@ def sample_personas(store: GraphStore, spec: SampleSpec) -> list[GraphSample]:
     """
     rng = random.Random(f"{spec.strategy}:{spec.seed}")
     groups = [(seed, ids) for seed, ids in _seeded_groups(store, spec, rng) if ids]
-    personas = store.get_personas(list(dict.fromkeys(i for _, ids in groups for i in ids)))
+    personas = fetch_members(store, list(dict.fromkeys(i for _, ids in groups for i in ids)))
     edges = _edges_of_groups(store, [ids for _, ids in groups])
     return [
         GraphSample(
             sample_id=f"{spec.strategy}-{spec.seed}-{n:06d}",
             strategy=spec.strategy,
             seed_persona=seed,
-            members=[member_view(personas[i]) for i in ids if i in personas],
+            members=[personas[i] for i in ids if i in personas],
             edges=edges[n],
         )
         for n, (seed, ids) in enumerate(groups)
