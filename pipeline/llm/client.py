@@ -358,10 +358,8 @@ class LLMClient:
                 await limiter.wait()
             try:
                 message = await runnable.ainvoke(messages, **self._call_kwargs(request))
-            except (asyncio.CancelledError, KeyboardInterrupt):
-                raise
             except Exception as exc:
-                # The openai client already retried 429/5xx/timeouts with backoff; this item has failed.
+                # The transport retries (the openai client's, or with_retry's for Ollama) are spent.
                 result.error = f"{type(exc).__name__}: {exc}"
                 return result
             result.attempts += 1
