@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -213,3 +215,21 @@ def test_ollama_provider_takes_request_params_and_passes_the_doctor(fake_llm: Fa
                                                 params={"max_tokens": 7, "temperature": 0.0})])
     assert result.ok and "hello there" in str(result.value)
     assert check_endpoint(settings) == []
+
+
+def test_fake_endpoint_is_controlled_over_http(fake_llm: FakeLLM, tmp_path: Path) -> None:
+    root = fake_llm.base_url.removesuffix("/v1")
+
+    def post(path: str, body: dict[str, object]) -> dict[str, object]:
+        request = urllib.request.Request(root + path, json.dumps(body).encode(), {"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return json.loads(response.read())
+
+    assert post("/control/faults", {"error_500": 1.0})["error_500"] == 1.0
+    with LLMClient.from_settings(settings_for(fake_llm, tmp_path, max_retries=0)) as client:
+        (result,) = client.run_sync(requests(1))
+    assert not result.ok and "500" in result.error
+    with urllib.request.urlopen(root + "/control/stats", timeout=5) as response:
+        assert json.loads(response.read())["outcomes"] == {"500": 1}
+    post("/control/reset", {})
+    assert fake_llm.stats.requests == 0
