@@ -166,6 +166,9 @@ def _seeded_groups(store: GraphStore, spec: SampleSpec, rng: random.Random) -> l
         return [(None, chunk) for chunk in _chunks(drawn, spec.size)]
     if spec.strategy == "stratified":
         regions = region_ids(store, spec.stratify_by, spec.statuses)
+        if not regions:
+            raise ValueError(f"no persona with status {'/'.join(spec.statuses)} has the attribute {spec.stratify_by!r} "
+                             "to stratify by; `personagraph coverage` shows the attributes there are")
         drawn = interleave_regions(regions, rng, spec.size * spec.count)
         return [(None, chunk) for chunk in _chunks(drawn, spec.size)]
     seeds = draw_personas(store, spec.statuses, spec.count, rng)

@@ -339,6 +339,9 @@ async def synthesize_async(
     """Draw personas, prompt the model for each, write one row per answer to `output` in input order."""
     synth = Synthesizer(store, spec)
     picked = pick_personas(store, spec.sample, spec.count)
+    if not picked:
+        raise ValueError(f"no persona with status {'/'.join(spec.sample.statuses)} to synthesize with: "
+                         "import or extract personas first (`personagraph stats` shows what the graph holds)")
     synth.prepare_neighbourhoods([member["id"] for _, member in picked])
     summary = SynthesisSummary(personas=len(picked), output=str(output))
     writer = RowWriter(output)

@@ -43,7 +43,7 @@ def build_graph(store: GraphStore, seed: int = 3) -> nx.Graph:
     edges += [Edge(source=ring[0].id, target=o.id, type="COLLEAGUE_OF") for o in outsiders]
     store.add_edges(edges)
     g = nx.Graph()
-    g.add_nodes_from(p.id for p in personas)
+    g.add_nodes_from((p.id, dict(p.attributes)) for p in personas)
     g.add_edges_from((e.source, e.target) for e in edges if e.source in g and e.target in g)
     return g
 
@@ -84,6 +84,11 @@ def test_stratified_gives_equal_shares_within_one_row(store: GraphStore, graph: 
     assert sum(everyone.values()) == 20 and max(everyone.values()) - min(everyone.values()) <= 1
     ids = [i for s in samples for i in s.member_ids()]
     assert len(set(ids)) == len(ids)  # drawn without replacement
+
+
+def test_stratifying_by_a_missing_attribute_says_so(store: GraphStore, graph: nx.Graph) -> None:
+    with pytest.raises(ValueError, match="'shoe_size' to stratify by"):
+        sample_personas(store, SampleSpec(strategy="stratified", stratify_by="shoe_size"))
 
 
 def test_uniform_draws_only_accepted_personas_without_repeats(store: GraphStore, graph: nx.Graph) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
 
 import networkx as nx
@@ -134,6 +135,14 @@ def test_neighbourhood_few_shot_uses_only_neighbours_samples(store: GraphStore, 
             assert len(r["demonstrations"]) == min(2, len(available))
             with_demos += bool(r["demonstrations"])
         assert 0 < with_demos < len(rows)
+
+
+def test_stratified_synthesis_gives_each_region_an_equal_share(store: GraphStore, graph: nx.Graph, fake_llm: FakeLLM,
+                                                              tmp_path: Path) -> None:
+    rows = run(store, fake_llm, tmp_path, "strat.jsonl", task="user_instruction", count=17,
+               sample=SampleSpec(strategy="stratified", size=5, stratify_by="age_group", seed=3))
+    groups = Counter(graph.nodes[r["persona_id"]]["age_group"] for r in rows)
+    assert sum(groups.values()) == 17 and max(groups.values()) - min(groups.values()) <= 1
 
 
 def test_rerun_with_the_same_seed_reproduces_rows_from_the_cache(store: GraphStore, graph: nx.Graph,
