@@ -673,6 +673,9 @@ def simulate(
         if rounds > 0:
             with LLMClient.from_settings(STATE.settings) as client, console.status(f"{rounds} conversation rounds"):
                 talk = asyncio.run(converse(client, clusters, rounds, lang or cfg.lang, scenario))
+                usage = client.usage.as_dict()
+            st.record_run(new_run_id("simulate"), {"stage": "simulate", "clusters": len(clusters), "rounds": rounds,
+                                                   "seed": spec.seed, "output": str(output), **usage})
             line = f"; {talk.messages:,} messages in {rounds} rounds ({talk.cached:,} cached, {talk.failed:,} failed)"
         paths = write_clusters(clusters, output)
         agents = sum(len(c.agents) for c in clusters)
