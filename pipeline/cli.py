@@ -593,11 +593,12 @@ def synthesize(
     world: Annotated[Optional[Path], typer.Option("--world", help="Text file describing the game world (game_npc)")] = None,
     write_back: Annotated[Optional[bool], typer.Option("--write-back/--no-write-back", help="Store rows as (:Sample)-[:GENERATED_BY]->(:Persona)")] = None,
     list_tasks: Annotated[bool, typer.Option("--list", help="List the tasks and their languages, then exit")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Count the personas, calls and rough tokens it would spend (cache consulted); call and write nothing")] = False,
 ) -> None:
     """Synthesize data with sampled personas: one row per persona, with the persona, task, mode and neighbourhood used."""
     from pipeline.llm import LLMClient
     from pipeline.sample import STRATEGIES, SampleSpec
-    from pipeline.synthesize import MODES, SynthesisSpec, available_tasks, synthesize as run_synthesis
+    from pipeline.synthesize import MODES, SynthesisSpec, available_tasks, estimate_synthesis, synthesize as run_synthesis
 
     if strategy is not None and strategy not in STRATEGIES:
         fail(f"unknown strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}", 2)
@@ -609,7 +610,7 @@ def synthesize(
             for name, langs in available_tasks(cfg.task_dirs).items():
                 console.print(f"[bold]{name}[/]  {', '.join(langs)}")
             return
-        if not task or output is None:
+        if not task or (output is None and not dry_run):
             fail("give --task NAME and --output FILE (personagraph synthesize --list shows the tasks)", 2)
         spec = SynthesisSpec(
             task=task, count=count, mode=mode or cfg.mode, lang=lang or cfg.lang, shots=cfg.shots, examples=examples,
@@ -618,6 +619,16 @@ def synthesize(
             sample=SampleSpec.from_config(cfg, strategy=strategy, size=size, seed=seed),
         )
         st = STATE.store()
+        if dry_run:
+            with LLMClient.from_settings(STATE.settings, connect=False) as client:
+                personas, estimate = estimate_synthesis(st, client, spec)
+            table = Table(title=f"synthesize {spec.task} --dry-run", show_header=False)
+            table.add_row("personas sampled", f"{personas:,} ({spec.sample.strategy}, seed {spec.sample.seed})")
+            table.add_row("LLM calls", f"{estimate.calls:,} ({estimate.cached:,} answered by the cache)")
+            table.add_row("prompt tokens (approx.)", f"{estimate.prompt_tokens:,}")
+            table.add_row("completion tokens (at most)", f"{estimate.max_completion_tokens:,}")
+            console.print(table)
+            return
         run_id = new_run_id("synthesize")
         started = time.monotonic()
         with LLMClient.from_settings(STATE.settings) as client, progress() as bar:

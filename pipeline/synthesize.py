@@ -38,7 +38,7 @@ from pydantic import BaseModel, Field
 import prompts
 from graph.model import Edge, content_id
 from graph.store import LIVE_STATUSES, GraphStore
-from pipeline.llm import LLMClient, LLMRequest, LLMResult
+from pipeline.llm import Estimate, LLMClient, LLMRequest, LLMResult
 from pipeline.readers import InputError, iter_records
 from pipeline.sample import GraphSample, SampleSpec, sample_personas
 
@@ -328,6 +328,24 @@ def write_samples_to_graph(store: GraphStore, rows: Sequence[SynthesisRow], run_
     return linked
 
 
+def plan_synthesis(store: GraphStore, spec: SynthesisSpec) -> tuple[Synthesizer, list[tuple[GraphSample, dict[str, Any]]]]:
+    """The prompt builder and the personas a run would prompt (neighbours' samples looked up): what
+    `synthesize` and `estimate_synthesis` share."""
+    synth = Synthesizer(store, spec)
+    picked = pick_personas(store, spec.sample, spec.count)
+    if not picked:
+        raise ValueError(f"no persona with status {'/'.join(spec.sample.statuses)} to synthesize with: "
+                         "import or extract personas first (`personagraph stats` shows what the graph holds)")
+    synth.prepare_neighbourhoods([member["id"] for _, member in picked])
+    return synth, picked
+
+
+def estimate_synthesis(store: GraphStore, client: LLMClient, spec: SynthesisSpec) -> tuple[int, Estimate]:
+    """(personas, calls and rough tokens) a run would spend, the cache consulted; nothing is called or written."""
+    synth, picked = plan_synthesis(store, spec)
+    return len(picked), client.estimate(synth.requests(picked, client.config.model))
+
+
 async def synthesize_async(
     store: GraphStore,
     client: LLMClient,
@@ -337,12 +355,7 @@ async def synthesize_async(
     on_progress: Callable[[int, int], None] | None = None,
 ) -> SynthesisSummary:
     """Draw personas, prompt the model for each, write one row per answer to `output` in input order."""
-    synth = Synthesizer(store, spec)
-    picked = pick_personas(store, spec.sample, spec.count)
-    if not picked:
-        raise ValueError(f"no persona with status {'/'.join(spec.sample.statuses)} to synthesize with: "
-                         "import or extract personas first (`personagraph stats` shows what the graph holds)")
-    synth.prepare_neighbourhoods([member["id"] for _, member in picked])
+    synth, picked = plan_synthesis(store, spec)
     summary = SynthesisSummary(personas=len(picked), output=str(output))
     writer = RowWriter(output)
     back: list[SynthesisRow] = []

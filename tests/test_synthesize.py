@@ -191,8 +191,13 @@ def test_cli_synthesize(store: GraphStore, store_options: StoreOptions, graph: n
     env = {"OPENAI_BASE_URL": fake_llm.base_url, "OPENAI_MODEL": "fake-model"}
     args = ["--data-dir", str(store_options.data_dir), "--graph", store_options.graph, "synthesize",
             "--task", "user_instruction", "-n", "6", "--strategy", "ego", "--size", "3", "--seed", "4", "-o", str(out)]
+    calls = fake_llm.stats.requests
+    planned = CliRunner().invoke(app, [*args, "--dry-run"], env=env)
+    assert planned.exit_code == 0, planned.output
+    assert "LLM calls" in planned.output and not out.exists() and fake_llm.stats.requests == calls
     result = CliRunner().invoke(app, args, env=env)
     assert result.exit_code == 0, result.output
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(rows) == 6 and {r["sampling_strategy"] for r in rows} == {"ego"}
     assert "rows written" in result.output
+    assert "0 (6 answered by the cache)" in CliRunner().invoke(app, [*args, "--dry-run"], env=env).output
