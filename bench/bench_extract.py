@@ -59,7 +59,7 @@ def main() -> None:
             settings = Settings(llm={"base_url": base_url, "model": "fake-model", "concurrency": args.concurrency,
                                      "timeout": 60.0}, store={"data_dir": folder})
             summary = ExtractSummary(path=str(corpus), field="text", run_id="bench")
-            planner = TextPlanner(settings.extract, summary, set(), track=False)
+            planner = TextPlanner(settings.extract, summary, {}, track=False)
             prompts = [r.messages for r in planner.requests(iter_records(corpus), "text", "bench")]
             for round_no in range(args.rounds):
                 cpu, wall = time.process_time(), time.perf_counter()
