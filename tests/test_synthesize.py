@@ -23,7 +23,7 @@ from pipeline.synthesize import (
     available_tasks,
     synthesize,
 )
-from tests.fake_llm_server import FakeLLM
+from tests.fake_llm_server import FakeLLM, Faults
 from tests.test_sample import build_graph
 
 TASKS = ("math_problem", "logical_reasoning", "absurd_premise", "user_instruction", "knowledge_article",
@@ -36,8 +36,8 @@ def graph(store: GraphStore) -> nx.Graph:
     return build_graph(store)
 
 
-def client_for(fake: FakeLLM, data_dir: Path) -> LLMClient:
-    settings = Settings(llm={"base_url": fake.base_url, "model": "fake-model", "timeout": 5.0, "concurrency": 8},
+def client_for(fake: FakeLLM, data_dir: Path, **llm: object) -> LLMClient:
+    settings = Settings(llm={"base_url": fake.base_url, "model": "fake-model", "timeout": 5.0, "concurrency": 8, **llm},
                         store={"data_dir": data_dir})
     return LLMClient.from_settings(settings)
 
@@ -155,6 +155,21 @@ def test_rerun_with_the_same_seed_reproduces_rows_from_the_cache(store: GraphSto
     assert fake_llm.stats.requests == calls  # every answer came from the cache
     other = run(store, fake_llm, tmp_path, "c.jsonl", **{**spec, "sample": SampleSpec(strategy="walk", size=4, seed=9)})
     assert [r["persona_id"] for r in other] != [r["persona_id"] for r in first]
+
+
+def test_an_interrupted_run_resumes_paying_only_for_what_failed(store: GraphStore, graph: nx.Graph, fake_llm: FakeLLM,
+                                                                tmp_path: Path) -> None:
+    spec = SynthesisSpec(task="knowledge_article", count=30, sample=SampleSpec(strategy="uniform", size=30, seed=4))
+    fake_llm.faults = Faults(error_500=0.4)
+    with client_for(fake_llm, tmp_path / "data", max_retries=0) as client:
+        first = synthesize(store, client, spec, tmp_path / "a.jsonl")
+    assert first.failed > 0 and first.written == 30 - first.failed
+    fake_llm.faults = Faults()
+    calls = fake_llm.stats.requests
+    with client_for(fake_llm, tmp_path / "data", max_retries=0) as client:
+        second = synthesize(store, client, spec, tmp_path / "a.jsonl")
+    assert second.written == 30 and second.cached == first.written
+    assert fake_llm.stats.requests - calls == first.failed
 
 
 def test_output_loads_with_datasets_as_jsonl_and_parquet(store: GraphStore, graph: nx.Graph, fake_llm: FakeLLM,
