@@ -44,10 +44,10 @@ from tests.fake_llm_server import Faults
 LOAD_BATCH = 10_000
 
 
-def existing_personas(n: int) -> list[Persona]:
-    """`n` distinct background personas across hops 0-6, already expanded (matched against, never seeds)."""
+def existing_personas(start: int, count: int) -> list[Persona]:
+    """Background personas `start` .. `start + count - 1`: distinct, hops 0-6 (expanded by `load`, never seeds)."""
     out = []
-    for i in range(n):
+    for i in range(start, start + count):
         base = persona_for(AGES[i % 5], JOBS[(i // 5) % 12], PLACES[(i // 60) % 8], TRAITS[(i // 480) % 20])
         out.append(Persona(description=f"{base['description']} (background persona {i})", hop=i % 7,
                            attributes={k: v for k, v in base.items() if k != "description"}))
@@ -73,7 +73,7 @@ def load(store: GraphStore, scale: int, n_seeds: int) -> float:
     """Fill the graph: `scale` expanded background personas and `n_seeds` seeds; returns seconds."""
     started = time.perf_counter()
     for start in range(0, scale, LOAD_BATCH):
-        batch = existing_personas(min(LOAD_BATCH, scale - start) + start)[start:]
+        batch = existing_personas(start, min(LOAD_BATCH, scale - start))
         store.upsert_personas(batch)
         store.set_properties([{"id": p.id, "props": {"expanded": True}} for p in batch])
     store.upsert_personas(seeds(n_seeds))
