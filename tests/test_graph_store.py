@@ -191,3 +191,12 @@ def test_values_survive_the_batched_write_path(store: GraphStore) -> None:
     store.upsert_personas([q])
     store.add_edges([Edge(source=p.id, target=q.id, type="KNOWS", props={"note": text, "w": 0.25, "hop": 0})])
     assert [e["props"] for e in store.iter_edges()] == [{"note": text, "w": 0.25, "hop": 0}]
+
+
+def test_a_failing_batch_stops_the_batches_after_it(store: GraphStore) -> None:
+    (existing,) = personas(1, prefix="constraint")
+    store.upsert_personas([existing])
+    rows = [{"id": existing.id}] + [{"id": f"p_new_{i}"} for i in range(1199)]  # three batches of 500
+    with pytest.raises(QueryError):
+        store._write_batches("UNWIND $rows AS r CREATE (:Persona {id: r.id})", rows)  # the write path every upsert uses
+    assert store.run("MATCH (p:Persona) RETURN count(p)").value() == 1
