@@ -258,6 +258,8 @@ def extract(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Count the calls and rough tokens it would spend; call and write nothing")] = False,
 ) -> None:
     """Text-to-Persona: infer who would read / write / like each text; personas, sources and edges go into the graph."""
+    from pydantic import ValidationError
+
     from pipeline.config import ExtractConfig
     from pipeline.extract import count_texts, estimate_extract, extract_personas
     from pipeline.llm import LLMClient
@@ -266,8 +268,12 @@ def extract(
     with user_errors():
         settings = STATE.settings
         updates = {"stances": stance or None, "format": output_format, "lang": lang}
-        settings.extract = ExtractConfig.model_validate(
-            settings.extract.model_dump() | {k: v for k, v in updates.items() if v is not None})
+        try:
+            settings.extract = ExtractConfig.model_validate(
+                settings.extract.model_dump() | {k: v for k, v in updates.items() if v is not None})
+        except ValidationError as exc:
+            flags = {"stances": "--stance", "format": "--format", "lang": "--lang"}
+            fail("; ".join(f"{flags.get(str(e['loc'][0]), e['loc'][0])} {e['input']!r}: {e['msg']}" for e in exc.errors()), 2)
         if concurrency:
             settings.llm.concurrency = concurrency
         st = STATE.store()

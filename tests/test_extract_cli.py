@@ -59,3 +59,11 @@ def test_doctor_command(fake_llm: FakeLLM, store: GraphStore, store_options: Sto
     assert "ok store" in flat(ok.stdout) and "ok LLM" in flat(ok.stdout)
     bad = run("doctor", cwd=tmp_path, options=store_options, base_url="http://127.0.0.1:9/v1")
     assert bad.returncode == 1 and "cannot list models" in flat(bad.stderr)
+
+
+def test_extract_command_names_a_bad_option(fake_llm: FakeLLM, store_options: StoreOptions, tmp_path: Path) -> None:
+    path = tmp_path / "texts.jsonl"
+    path.write_text('{"text": "anything at all, long enough to be read as a text"}\n', encoding="utf-8")
+    res = run("extract", str(path), "--stance", "reed", cwd=tmp_path, options=store_options, base_url=fake_llm.base_url)
+    assert res.returncode == 2 and "--stance 'reed'" in flat(res.stderr) and "'read'" in flat(res.stderr)
+    assert fake_llm.stats.requests == 0
