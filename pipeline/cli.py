@@ -22,6 +22,7 @@ from rich.table import Table
 import cypher
 from graph import server
 from graph.store import GraphStore, QueryError, ReadOnlyViolation, StoreOptions, StoreUnavailable, open_store
+from pipeline.errors import UserActionNeeded
 from pipeline.config import CONFIG_FILE_NAME, Settings, load_settings, write_default_config
 from pipeline.readers import InputError
 
@@ -100,7 +101,7 @@ def user_errors() -> Iterator[None]:
     """Turn the errors a user can act on into one-line messages."""
     try:
         yield
-    except StoreUnavailable as exc:
+    except (StoreUnavailable, UserActionNeeded) as exc:
         fail(str(exc), 3)
     except ReadOnlyViolation:
         fail("this query writes to the graph and was refused; rerun with --write if you mean it", 2)
@@ -182,17 +183,13 @@ def run(
 ) -> None:
     """The whole method on a corpus: extract, filter, dedup, expand, filter, dedup, synthesize. Rerun to resume."""
     from pipeline.llm import LLMClient
-    from pipeline.llm.local_server import LocalModelUnavailable
     from pipeline.run import RunOptions, run_pipeline
 
     with user_errors():
         options = RunOptions(corpus=corpus, field=field_name, output_dir=output_dir, hops=hops, fanout=fanout,
                              max_new=max_new, task=task, count=count, lang=lang, seed=seed, judge=judge)
         st = STATE.store()
-        try:
-            client = LLMClient.from_settings(STATE.settings)
-        except LocalModelUnavailable as exc:
-            fail(str(exc), 3)
+        client = LLMClient.from_settings(STATE.settings)
         run_id = new_run_id("run")
         with client, console.status("starting") as status:
             summary = run_pipeline(STATE.settings, st, client, options, run_id=run_id,
@@ -263,7 +260,6 @@ def extract(
     from pipeline.config import ExtractConfig
     from pipeline.extract import count_texts, estimate_extract, extract_personas
     from pipeline.llm import LLMClient
-    from pipeline.llm.local_server import LocalModelUnavailable
 
     with user_errors():
         settings = STATE.settings
@@ -289,10 +285,7 @@ def extract(
             table.add_row("completion tokens (at most)", f"{estimate.max_completion_tokens:,}")
             console.print(table)
             return
-        try:
-            client = LLMClient.from_settings(settings)
-        except LocalModelUnavailable as exc:
-            fail(str(exc), 3)
+        client = LLMClient.from_settings(settings)
         run_id = new_run_id("extract")
         with client, progress() as bar:
             total = count_texts(file)
@@ -809,13 +802,10 @@ def db_status() -> None:
 @model_app.command("start")
 def model_start() -> None:
     """Start the embedded model server (used when no OPENAI_BASE_URL / llm.base_url is set), or find it running."""
-    from pipeline.llm.local_server import LocalModelUnavailable, ensure_local_server
+    from pipeline.llm.local_server import ensure_local_server
 
     with user_errors():
-        try:
-            running = ensure_local_server(STATE.settings)
-        except LocalModelUnavailable as exc:
-            fail(str(exc), 3)
+        running = ensure_local_server(STATE.settings)
         console.print(f"running: pid {running.pid}, {running.base_url}")
 
 

@@ -23,6 +23,7 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from pipeline.config import Settings
+from pipeline.errors import UserActionNeeded
 
 LOCAL_MODEL_NAME = "smollm2-135m-instruct"
 # llama.cpp's server answers one call at a time; more in flight only queue there until they time out.
@@ -30,7 +31,7 @@ LOCAL_CONCURRENCY = 2
 START_TIMEOUT = 180.0
 
 
-class LocalModelUnavailable(RuntimeError):
+class LocalModelUnavailable(UserActionNeeded):
     """The embedded model cannot run here; the message says what to install or configure."""
 
 
