@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import re
+
 import networkx as nx
 import pytest
 from pydantic import ValidationError
 
+import cypher
 from graph.analysis import to_networkx
 from graph.model import Edge, InvalidName, Persona, Source, check_rel_type, persona_id
-from graph.store import GraphStore, QueryError, ReadOnlyViolation
+from graph.store import FalkorStore, GraphStore, QueryError, ReadOnlyViolation
 from tests.graphs import count_queries, personas, write_random_graph
 
 
@@ -200,3 +203,27 @@ def test_a_failing_batch_stops_the_batches_after_it(store: GraphStore) -> None:
     with pytest.raises(QueryError):
         store._write_batches("UNWIND $rows AS r CREATE (:Persona {id: r.id})", rows)  # the write path every upsert uses
     assert store.run("MATCH (p:Persona) RETURN count(p)").value() == 1
+
+
+# Queries that start from many ids: `UNWIND $ids AS i MATCH (x:Label {id: i})...`.
+ID_SEEDED = re.compile(r"^UNWIND \$\w+ AS (\w+)\s+MATCH \((\w+):(<<LABEL>>|\w+) \{id: \1\}\)")
+SEEDED_QUERIES = sorted(p.stem for p in cypher.CYPHER_DIR.glob("*.cypher") if ID_SEEDED.match(cypher.load(p.stem, "falkordb")))
+FILLS = {"TYPE": "KNOWS", "LABEL": "Persona", "SRC": "Persona", "DST": "Persona", "PROP": "domain", "ATTRS": ""}
+
+
+@pytest.mark.parametrize("name", SEEDED_QUERIES)
+def test_id_seeded_queries_start_from_the_id_lookup(store: GraphStore, name: str) -> None:
+    """FalkorDB's planner may start from another indexed node of the pattern (a status index, a label
+    scan) and repeat that scan for every id: 1,000 ids cost seconds to minutes instead of milliseconds.
+    Every query that starts from ids must plan the id lookup as its only scan (pin it with `WITH`)."""
+    assert isinstance(store, FalkorStore)
+    text = cypher.load(name, "falkordb")
+    seed = ID_SEEDED.match(text)
+    assert seed is not None
+    seed_var, label = seed.group(2), seed.group(3).replace("<<LABEL>>", FILLS["LABEL"])
+    text = cypher.fill(text, **{k: FILLS[k] for k in re.findall(r"<<([A-Z_]+)>>", text)})
+    row = {"id": "p_x", "src": "p_x", "dst": "p_y", "props": {}, "survivor": "p_y"}
+    params = {n: 1 if n in ("limit", "hop") else ["accepted"] if n == "statuses" else [row] if n == "rows" else ["p_x"] if n.endswith("ids") else "x"
+              for n in re.findall(r"\$(\w+)", text)}
+    scans = [line.strip() for line in str(store._graph.explain(text, params)).splitlines() if "Scan" in line]
+    assert scans == [f"Node By Index Scan | ({seed_var}:{label})"], f"{name}: {scans}"
