@@ -80,9 +80,10 @@ def bench_full(n: int, method: str) -> None:
     from graph.store import FalkorStore, StoreOptions
     from pipeline.dedup.stage import merge_duplicates
 
-    n_base = int(n / 1.37)  # make_corpus adds ~0.37 copies per base at the default share
+    n_base = int(n / 1.6)  # make_corpus adds ~0.6 copies per base at the default share
     t0 = time.perf_counter()
-    corpus = make_corpus(n_base, seed=4)
+    # Two activities per persona: enough distinct combinations for a million personas.
+    corpus = make_corpus(n_base, seed=4, activities=2, min_differing=1)
     print(f"corpus: {len(corpus.texts)} personas ({n_base} distinct) built in {time.perf_counter() - t0:.0f}s")
     folder = Path(tempfile.mkdtemp(prefix="pgb-", dir="/tmp"))
     try:

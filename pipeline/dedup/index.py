@@ -67,7 +67,7 @@ class DedupIndex:
         self.vectors = np.empty((0, DIM), dtype=np.float32)
         self.fingerprint = Fingerprint()
         self._pos: dict[str, int] = {}
-        self._lsh: MinHashLSH = new_lsh(config)
+        self._lsh: MinHashLSH | None = None  # built on the first lookup: the batch pass never needs it
         self._faiss = self._new_faiss()
 
     # -- building ----------------------------------------------------------------------------------
@@ -104,19 +104,31 @@ class DedupIndex:
         positions = np.arange(start, start + len(ids), dtype=np.int64)
         if sigs is not None:
             self.signatures = np.concatenate([self.signatures, sigs])
-            with self._lsh.insertion_session() as session:
-                for pos, sig in zip(positions.tolist(), sigs):
-                    session.insert(pos, self.hasher.lean(sig), check_duplication=False)
+            if self._lsh is not None:
+                self._lsh_insert(self._lsh, positions.tolist())
         if vecs is not None:
             self.vectors = np.concatenate([self.vectors, vecs])
             self._faiss.add_with_ids(vecs, positions)
+
+    def _lsh_insert(self, lsh: MinHashLSH, positions: Sequence[int]) -> None:
+        with lsh.insertion_session() as session:
+            for pos in positions:
+                session.insert(pos, self.hasher.lean(self.signatures[pos]), check_duplication=False)
+
+    @property
+    def lsh(self) -> MinHashLSH:
+        """datasketch's LSH over the live signatures, built when first asked for."""
+        if self._lsh is None:
+            self._lsh = new_lsh(self.config)
+            self._lsh_insert(self._lsh, self.live_rows().tolist())
+        return self._lsh
 
     def remove(self, ids: Sequence[str]) -> None:
         """Forget personas (merged away, purged, rejected); rows are compacted on the next `save`."""
         gone = [self._pos.pop(pid) for pid in ids if pid in self._pos]
         if not gone:
             return
-        if self.use_minhash:
+        if self._lsh is not None:
             for pos in gone:
                 self._lsh.remove(pos)
         if self.use_embedding:
@@ -189,7 +201,7 @@ class DedupIndex:
 
     def _minhash_match(self, sig: np.ndarray, vec: np.ndarray | None) -> Match | None:
         """Best LSH candidate by estimated Jaccard; with a vector, it must also reach `verify_cosine`."""
-        cands = np.asarray(self._lsh.query(self.hasher.lean(sig)), dtype=np.int64)
+        cands = np.asarray(self.lsh.query(self.hasher.lean(sig)), dtype=np.int64)
         if vec is not None and len(cands):
             cands = cands[self.vectors[cands] @ vec >= self.config.verify_cosine]
         if not len(cands):

@@ -14,6 +14,7 @@ from pipeline.dedup.embedding import embed, similar_pairs
 from pipeline.dedup.minhash import MinHasher, estimated_jaccard
 
 Method = Literal["minhash", "embedding", "both"]
+_FOLD = np.uint64(0x100000001B3)  # FNV-1a 64-bit prime: folds a band's rows into one key
 
 
 class Pair(BaseModel):
@@ -35,24 +36,44 @@ def new_lsh(config: DedupConfig) -> MinHashLSH:
     return MinHashLSH(threshold=config.minhash_threshold, num_perm=config.num_perm)
 
 
-def minhash_pairs(signatures: np.ndarray, config: DedupConfig) -> list[Pair]:
-    """Pairs whose LSH buckets collide and whose estimated Jaccard reaches the threshold."""
-    hasher = minhasher(config)
+def band_keys(signatures: np.ndarray, bands: int, rows: int) -> np.ndarray:
+    """(n, bands) uint64 keys: each band's `rows` signature values folded into one 64-bit hash."""
+    sig = signatures[:, : bands * rows].reshape(len(signatures), bands, rows).astype(np.uint64)
+    keys = np.zeros((len(signatures), bands), dtype=np.uint64)
+    for j in range(rows):
+        keys = (keys * _FOLD) ^ sig[:, :, j]
+    return keys
+
+
+def minhash_pairs(signatures: np.ndarray, config: DedupConfig, max_bucket: int = 64) -> list[Pair]:
+    """Pairs that share an LSH band and whose estimated Jaccard reaches the threshold.
+
+    The banding (b bands of r rows) is the one datasketch's MinHashLSH picks for the threshold; the
+    bucketing is vectorised (sort each band's keys, pair members of equal runs) instead of a Python
+    dict insert per band per item, which dominates at a million personas. In a bucket larger than
+    `max_bucket` each member is paired with its next `max_bucket` neighbours only; union-find still
+    links the rest through them.
+    """
+    n = len(signatures)
     lsh = new_lsh(config)
-    with lsh.insertion_session() as session:
-        for i, sig in enumerate(signatures):
-            session.insert(i, hasher.lean(sig), check_duplication=False)
-    cand_a: list[int] = []
-    cand_b: list[int] = []
-    for i, sig in enumerate(signatures):
-        for j in lsh.query(hasher.lean(sig)):
-            if j > i:
-                cand_a.append(i)
-                cand_b.append(j)
-    if not cand_a:
+    keys = band_keys(signatures, lsh.b, lsh.r)
+    found: list[np.ndarray] = []
+    for band in range(lsh.b):
+        order = np.argsort(keys[:, band], kind="stable")
+        sorted_keys = keys[order, band]
+        for d in range(1, max_bucket + 1):
+            same = np.flatnonzero(sorted_keys[d:] == sorted_keys[:-d])
+            if not len(same):
+                break
+            a, b = order[same], order[same + d]
+            found.append(np.minimum(a, b).astype(np.int64) * n + np.maximum(a, b))
+    if not found:
         return []
-    a, b = np.asarray(cand_a), np.asarray(cand_b)
-    sims = estimated_jaccard(signatures[a], signatures[b])
+    codes = np.unique(np.concatenate(found))
+    a, b = codes // n, codes % n
+    sims = np.concatenate([
+        estimated_jaccard(signatures[a[i : i + 65536]], signatures[b[i : i + 65536]]) for i in range(0, len(a), 65536)
+    ])
     keep = np.flatnonzero(sims >= config.minhash_threshold)
     return [Pair(a=int(a[k]), b=int(b[k]), similarity=float(sims[k]), method="minhash") for k in keep]
 
