@@ -434,6 +434,11 @@ class FalkorStore(GraphStore):
         super().__init__(options)
         import redis
         from falkordb import FalkorDB
+        from falkordb.edge import Edge as FEdge
+        from falkordb.node import Node as FNode
+        from falkordb.path import Path as FPath
+
+        self._node_type, self._edge_type, self._path_type = FNode, FEdge, FPath
 
         self._redis_errors = (redis.ConnectionError, redis.TimeoutError, ConnectionError, OSError)
         self._response_error = redis.ResponseError
@@ -445,18 +450,20 @@ class FalkorStore(GraphStore):
         return f"embedded FalkorDB at {self.socket_path} (graph {self.options.graph!r})"
 
     def _convert(self, value: Any) -> Any:
-        from falkordb.edge import Edge as FEdge
-        from falkordb.node import Node as FNode
-        from falkordb.path import Path as FPath
-
-        if isinstance(value, FNode):
-            return dict(value.properties)
-        if isinstance(value, FEdge):
-            return {"_type": value.relation, **dict(value.properties)}
-        if isinstance(value, FPath):
-            return [self._convert(n) for n in value.nodes()]
+        # Called for every value of every row: scalars (most values) return first, and lists of
+        # scalars (neighbour id lists) are copied without a call per element.
+        if value is None or isinstance(value, (str, int, float)):
+            return value
         if isinstance(value, list):
+            if all(v is None or isinstance(v, (str, int, float)) for v in value):
+                return list(value)
             return [self._convert(v) for v in value]
+        if isinstance(value, self._node_type):
+            return dict(value.properties)
+        if isinstance(value, self._edge_type):
+            return {"_type": value.relation, **dict(value.properties)}
+        if isinstance(value, self._path_type):
+            return [self._convert(n) for n in value.nodes()]
         if isinstance(value, dict):
             return {k: self._convert(v) for k, v in value.items()}
         return value
