@@ -10,8 +10,6 @@ import sys
 import tempfile
 from pathlib import Path
 
-import pytest
-
 from graph import server
 from graph.model import Edge, persona_id
 from graph.store import GraphStore, StoreOptions
@@ -119,7 +117,7 @@ def test_db_start_status_stop(tmp_path: Path) -> None:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-@pytest.mark.parametrize("missing", ["missing.jsonl"])
-def test_a_missing_input_file_is_a_clear_error(store_options: StoreOptions, tmp_path: Path, missing: str) -> None:
-    res = run_cli("import", str(tmp_path / missing), cwd=tmp_path, options=store_options)
-    assert res.returncode == 2 and f"{tmp_path / missing}: no such file" in res.stderr and "Traceback" not in res.stderr
+def test_a_missing_input_file_is_a_clear_error(store_options: StoreOptions, tmp_path: Path) -> None:
+    missing = tmp_path / "missing.jsonl"
+    res = run_cli("import", str(missing), cwd=tmp_path, options=store_options)
+    assert res.returncode == 2 and f"{missing}: no such file" in res.stderr and "Traceback" not in res.stderr

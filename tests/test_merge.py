@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from graph.model import Edge, Persona, Source
+from graph.model import Edge, Source
 from graph.store import FalkorStore, GraphStore, StoreOptions
 from tests.graphs import personas
 

@@ -19,6 +19,7 @@ from graph.model import Edge
 from graph.store import GraphStore, Neo4jStore, QueryError, ReadOnlyViolation, StoreOptions, open_store
 from tests.graphs import personas
 from tests.test_graph_store import (  # noqa: F401  (collected and run here against Neo4j)
+    test_a_failing_batch_stops_the_batches_after_it,
     test_duplicates_within_one_call_keep_the_first_occurrence,
     test_edges_to_sources_use_the_given_labels,
     test_ids_are_content_hashes_and_attributes_become_properties,
@@ -31,6 +32,7 @@ from tests.test_graph_store import (  # noqa: F401  (collected and run here agai
     test_sources_upsert_idempotently,
     test_stats_and_record_run_and_reset,
     test_typed_edges_are_merged_once_per_type_and_pair,
+    test_values_survive_the_batched_write_path,
 )
 from tests.test_merge import (  # noqa: F401
     test_edges_written_to_a_merged_persona_land_on_its_survivor,
