@@ -363,9 +363,13 @@ class GraphStore(ABC):
         is not duplicated; an edge between two members of one group is dropped unless it was a
         self-loop already. The survivor records the duplicates' descriptions (`aliases`) and ids
         (`merged_ids`); the duplicates stay as edgeless tombstones with status `merged` and
-        `merged_into`, so later writes that name them are redirected. Idempotent: rerunning after
-        a crash part-way gives the same graph.
+        `merged_into`, so later writes that name them are redirected (a survivor that is such a
+        tombstone is redirected too). Idempotent: rerunning after a crash part-way gives the same graph.
         """
+        # A survivor that was itself merged away earlier stands for the persona it was merged into,
+        # so no edge lands on a tombstone.
+        live = self.resolve_merged([survivor for survivor, _ in groups])
+        groups = [(live.get(survivor, survivor), dups) for survivor, dups in groups]
         owner: dict[str, str] = {}
         for survivor, dups in groups:
             for d in dups:

@@ -190,3 +190,15 @@ def test_merge_keeps_every_edge(falkordb_dir: Path, case: tuple[int, int, list[t
         store.merge_groups([(pid[g[0]], [pid[d] for d in g[1:]]) for g in groups])
         assert edge_props(store) == before_rerun and len(edge_list(store)) == len(after)
         assert store.get_personas(pid) == nodes
+
+
+def test_merging_into_a_persona_merged_away_lands_on_its_survivor(store: GraphStore) -> None:
+    a, b, c, other = personas(4, prefix="tombstone survivor")
+    store.upsert_personas([a, b, c, other])
+    store.add_edges([Edge(source=c.id, target=other.id, type="FRIEND_OF")])
+    store.merge_nodes(a.id, [b.id])
+    store.merge_nodes(b.id, [c.id])  # b is a tombstone now: c goes to a
+    assert edge_list(store) == [(a.id, "FRIEND_OF", other.id)]
+    nodes = store.get_personas([a.id, b.id, c.id])
+    assert nodes[c.id]["merged_into"] == a.id and set(nodes[a.id]["merged_ids"]) == {b.id, c.id}
+    assert store.degrees([b.id, c.id]) == {b.id: 0, c.id: 0}

@@ -39,6 +39,7 @@ from tests.test_merge import (  # noqa: F401
     test_merge_moves_both_directions_and_records_the_duplicates,
     test_merge_refuses_a_survivor_that_is_also_a_duplicate_and_a_missing_survivor,
     test_merging_a_survivor_later_repoints_older_tombstones,
+    test_merging_into_a_persona_merged_away_lands_on_its_survivor,
 )
 from tests.test_traversal import (  # noqa: F401
     graph,
