@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from graph.model import Edge, Source
@@ -190,6 +190,67 @@ def test_merge_keeps_every_edge(falkordb_dir: Path, case: tuple[int, int, list[t
         store.merge_groups([(pid[g[0]], [pid[d] for d in g[1:]]) for g in groups])
         assert edge_props(store) == before_rerun and len(edge_list(store)) == len(after)
         assert store.get_personas(pid) == nodes
+
+
+def image(edges: dict[tuple[str, str, str], list[dict[str, Any]]], owner: dict[str, str]) -> dict[tuple[str, str, str], list[dict[str, Any]]]:
+    """Where a merge should move each edge: onto the survivors, dropped if it joined two members of one group."""
+    out: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
+    for (a, t, b), props in edges.items():
+        ma, mb = owner.get(a, a), owner.get(b, b)
+        if a != b and ma == mb:
+            continue
+        out.setdefault((ma, t, mb), []).extend(props)
+    return out
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(case=merge_cases(), second=st.lists(st.lists(st.integers(0, 7), min_size=2, max_size=3, unique=True), max_size=2))
+def test_a_second_merge_round_keeps_every_edge_and_follows_tombstones(
+    falkordb_dir: Path, case: tuple[int, int, list[tuple[int, int, str, str]], list[list[int]]], second: list[list[int]]
+) -> None:
+    """Dedup runs again later: survivors of the second round may be tombstones of the first."""
+    n, _, raw_edges, groups = case
+    people = personas(n, prefix="rounds")
+    pid = [p.id for p in people]
+    first_owner = {pid[d]: pid[g[0]] for g in groups for d in g[1:]}
+    # Second round: disjoint groups of indices taken mod n; duplicates must be live personas.
+    used: set[int] = set()
+    second_groups: list[tuple[str, list[str]]] = []
+    for g in second:
+        members = [i % n for i in g if i % n not in used]
+        used.update(members)
+        if len(members) >= 2:
+            dups = [pid[i] for i in members[1:] if pid[i] not in first_owner]
+            second_groups.append((pid[members[0]], dups))
+    second_owner: dict[str, str] = {}
+    for survivor, dups in second_groups:
+        live = first_owner.get(survivor, survivor)
+        second_owner.update({d: live for d in dups if d != live})
+    assume(not set(second_owner) & set(second_owner.values()))  # a persona both kept and merged: refused
+
+    originals = {(pid[a], t, pid[b]): [{"k": k}] for k, (a, b, t, kind) in enumerate(raw_edges) if kind == "pp"}
+    expected = image(image(originals, first_owner), second_owner)
+    final = {d: second_owner.get(s, s) for d, s in first_owner.items()} | second_owner
+
+    with fresh_store(falkordb_dir) as store:
+        store.upsert_personas(people)
+        store.add_edges([Edge(source=a, target=b, type=t, props=p[0]) for (a, t, b), p in originals.items()])
+        store.merge_groups([(pid[g[0]], [pid[d] for d in g[1:]]) for g in groups])
+        store.merge_groups(second_groups)
+
+        after = edge_list(store)
+        assert Counter(after) == Counter(list(expected))
+        for key, props in edge_props(store).items():
+            assert props in expected[key]
+        nodes = store.get_personas(pid)
+        for survivor in set(final.values()):
+            merged = sorted(d for d, s in final.items() if s == survivor)
+            assert nodes[survivor]["status"] == "accepted"
+            assert sorted(nodes[survivor]["merged_ids"]) == merged
+            assert sorted(nodes[survivor]["aliases"]) == sorted(nodes[d]["description"] for d in merged)
+        for dup, survivor in final.items():
+            assert nodes[dup]["status"] == "merged" and nodes[dup]["merged_into"] == survivor
+        assert all(degree == 0 for degree in store.degrees(list(final)).values())
 
 
 def test_merging_into_a_persona_merged_away_lands_on_its_survivor(store: GraphStore) -> None:
