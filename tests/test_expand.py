@@ -12,7 +12,9 @@ from graph.model import Edge, Persona, Source, persona_id
 from graph.store import GraphStore
 from pipeline.config import Settings
 from pipeline.coverage import region_coverage
-from pipeline.expand import Expander, ExpandOptions, ExpandSummary, expand_frontier
+from pipeline.config import DedupConfig
+from pipeline.dedup.index import DedupIndex
+from pipeline.expand import Expander, ExpandOptions, ExpandSummary, IndexMatcher, expand_frontier
 from pipeline.llm import LLMClient
 from tests.expand_fake import ExpandFakeLLM, ExpansionAsk, default_proposals, expand_fake_server
 
@@ -115,6 +117,22 @@ def test_a_proposal_equal_to_an_existing_persona_links_instead_of_duplicating(
     assert {(e["source"], e["type"], e["target"]) for e in edges(store)} == {
         (fisherman, "PATIENT_OF", nurse), (persona_id(fresh), "PATIENT_OF", nurse)}
     assert nodes[fisherman]["hop"] == 0 and nodes[fisherman]["description"] == SEEDS[1]
+
+
+def test_a_reworded_proposal_links_to_the_existing_persona_through_the_dedup_index(
+    store: GraphStore, llm: LLMClient, fake: ExpandFakeLLM
+) -> None:
+    [nurse, fisherman] = seed_graph(store, SEEDS[:2])
+    store.set_properties([{"id": fisherman, "props": {"expanded": True}}])
+    index = DedupIndex(DedupConfig(method="minhash"))
+    index.sync(store)
+    reworded = "A retired fisherman in Izmir who mends the nets for the harbour cooperative each morning."
+    fake.propose = lambda ask: [{"description": reworded}]
+    summary = expand_frontier(store, llm, ExpandOptions(hops=1, fanout=1, relations=["neighbour"], relations_per_seed=1),
+                              run_id="run-index", matcher=IndexMatcher(index))
+    assert (summary.created, summary.linked) == (0, 1)
+    assert set(personas(store)) == {nurse, fisherman}
+    assert [(e["source"], e["type"], e["target"]) for e in edges(store)] == [(nurse, "NEIGHBOUR_OF", fisherman)]
 
 
 def test_free_form_relations_become_edge_types_only_when_valid(
