@@ -486,7 +486,9 @@ def expand(
         for error in summary.errors[:5]:
             err_console.print(f"[yellow]failed request[/] {error}", highlight=False)
         table = Table(title=f"expand {run_id} ({time.monotonic() - started:.1f}s, stopped: {summary.stopped_by})", show_header=False)
-        table.add_row("rounds (hops)", ", ".join(f"{r.hop}->{r.hop + 1}: {r.seeds:,} seeds" for r in summary.rounds) or "none (frontier empty)")
+        table.add_row("rounds (hops)", ", ".join(f"{r.hop}->{r.hop + 1}: {r.seeds:,} seeds" for r in summary.rounds) or (
+            f"none: no accepted, unexpanded persona below hop {options.hops} (extracted personas become seeds once "
+            "`personagraph filter` accepts them)"))
         table.add_row("seeds expanded", f"{summary.seeds_expanded:,}")
         table.add_row("LLM requests", f"{summary.requests:,} ({summary.usage.get('llm_cached', 0):,} cached, {summary.failed_requests:,} failed)")
         table.add_row("tokens", f"{summary.usage.get('llm_prompt_tokens', 0):,} prompt + {summary.usage.get('llm_completion_tokens', 0):,} completion")

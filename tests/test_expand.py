@@ -233,3 +233,13 @@ def test_focused_run_raises_the_focused_regions_share(fake: ExpandFakeLLM, llm: 
             store._graph.delete()
             store.close()
     assert shares["focused"] >= shares["unfocused"] + 0.3, shares
+
+
+def test_chinese_prompt_takes_the_same_variables_and_names_the_region() -> None:
+    import prompts
+
+    en, zh = prompts.load("expand/propose", "en"), prompts.load("expand/propose", "zh")
+    assert zh.variables() == en.variables() == {"seed", "relation", "relation_description", "fanout", "region"}
+    messages = zh.render(seed="一位在里昂工作的儿科护士", relation="patient", relation_description="病人", fanout=3,
+                         region="age_group = child")
+    assert "age_group = child" in messages[-1]["content"] and "3 个" in messages[-1]["content"]
