@@ -169,3 +169,18 @@ def test_two_concurrent_cli_imports_share_one_server(data_dir: Path, tmp_path: P
         assert st.run("MATCH (r:Run) RETURN count(r)").value() == 2
     finally:
         st.close()
+
+
+def test_persist_writes_a_snapshot_without_stopping(data_dir: Path) -> None:
+    st = FalkorStore(StoreOptions(data_dir=data_dir))
+    st.upsert_personas(personas(10, prefix="persist"))
+    pid = server.status(data_dir).pid
+    st.persist()
+    st.close()
+    rdb = data_dir / server.RDB_NAME
+    deadline = time.monotonic() + 20
+    while not (rdb.exists() and rdb.stat().st_size > 0) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert rdb.stat().st_size > 0 and server.status(data_dir).pid == pid
+    os.kill(pid, signal.SIGKILL)  # no final snapshot: only what persist() wrote survives
+    assert count_personas(data_dir) == 10
