@@ -454,7 +454,7 @@ class Expander:
                     continue
                 status = PersonaStatus.rejected if reasons else PersonaStatus.accepted
                 attributes: dict[str, Any] = {**proposed.attributes(), "expanded_from": seed_id,
-                                              "via_relation": relation.name}
+                                              "via_relation": relation.name, "via_edge": relation.edge_type}
                 if reasons:
                     attributes["filter_reasons"] = reasons
                 new[target] = Persona(description=proposed.description, status=status, hop=hop + 1,

@@ -212,7 +212,13 @@ def test_expansion_path_leads_back_to_the_root_and_its_source(store: GraphStore,
     [row] = store.run_named("queries/expansion_path", {"id": deep[0]["id"]}).records()
     assert [p["hop"] for p in row["personas"]] == [0, 1, 2]
     assert row["personas"][0]["id"] == nurse and row["personas"][-1]["id"] == deep[0]["id"]
-    assert [s["hop"] for s in row["steps"]] == [1, 2] and all(s["relation"] for s in row["steps"])
+    assert [s["hop"] for s in row["steps"]] == [1, 2] and all(s["relation"] and s["type"] for s in row["steps"])
+    first = personas(store)[row["personas"][1]["id"]]
+    assert row["steps"][0] == {"relation": first["via_relation"], "type": first["via_edge"], "hop": 1, "run_id": "run-test"}
+    # the step is a real edge of that type between the two personas
+    pair = {row["personas"][0]["id"], row["personas"][1]["id"]}
+    assert any({e["source"], e["target"]} == pair and e["type"] == first["via_edge"] for e in edges(store))
+    assert store.run_named("queries/expansion_path", {"id": nurse}).records()[0]["steps"] == []
     assert row["sources"] == [{"id": "s_" + "ab" * 10, "uri": "https://example.org/night-shift", "stance": "write"}]
 
 
