@@ -16,6 +16,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -92,7 +93,7 @@ STATE = AppState()
 
 def fail(message: str, code: int = 1) -> None:
     """Print one clear error line (no traceback) and exit."""
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False)
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False)
     raise typer.Exit(code)
 
 
@@ -234,7 +235,7 @@ def import_cmd(
         st.record_run(run_id, {"stage": "import", "path": str(file), "bytes": size, "read": summary.read,
                                "imported": summary.imported, "skipped": summary.skipped_total})
         for problem in summary.problems:
-            err_console.print(f"[yellow]skipped[/] {problem}", highlight=False)
+            err_console.print(f"[yellow]skipped[/] {escape(problem)}", highlight=False)
         table = Table(title=f"import {file} (field {summary.field!r})", show_header=False)
         table.add_row("records read", f"{summary.read:,}")
         table.add_row("personas created", f"{summary.imported:,}")
@@ -299,7 +300,7 @@ def extract(
             summary = extract_personas(settings, st, client, file, field_name, run_id=run_id, limit=limit, on_progress=tick)
             bar.update(job, total=summary.texts_read, completed=summary.texts_done)
         for problem in summary.problems:
-            err_console.print(f"[yellow]note[/] {problem}", highlight=False)
+            err_console.print(f"[yellow]note[/] {escape(problem)}", highlight=False)
         llm = summary.llm
         table = Table(title=f"extract {file} (field {summary.field!r}, {summary.seconds:.1f}s)", show_header=False)
         table.add_row("texts read", f"{summary.texts_read:,}")
@@ -334,7 +335,7 @@ def doctor() -> None:
     if not found:
         console.print(f"[green]ok[/] LLM: {endpoint}, model {settings.llm.model if settings.llm.base_url else LOCAL_MODEL_NAME}")
     for problem in problems:
-        err_console.print(f"[bold red]problem[/] {problem}", highlight=False)
+        err_console.print(f"[bold red]problem[/] {escape(problem)}", highlight=False)
     if problems:
         raise typer.Exit(1)
 
@@ -484,7 +485,7 @@ def expand(
 
             summary = expand_with_settings(st, client, STATE.settings, options, run_id=run_id, on_progress=tick)
         for error in summary.errors[:5]:
-            err_console.print(f"[yellow]failed request[/] {error}", highlight=False)
+            err_console.print(f"[yellow]failed request[/] {escape(error)}", highlight=False)
         table = Table(title=f"expand {run_id} ({time.monotonic() - started:.1f}s, stopped: {summary.stopped_by})", show_header=False)
         table.add_row("rounds (hops)", ", ".join(f"{r.hop}->{r.hop + 1}: {r.seeds:,} seeds" for r in summary.rounds) or (
             f"none: no accepted, unexpanded persona below hop {options.hops} (extracted personas become seeds once "
@@ -644,7 +645,7 @@ def synthesize(
                                "strategy": spec.sample.strategy, "seed": spec.sample.seed, "output": str(output),
                                "written": summary.written, "failed": summary.failed, **usage})
         for failure in summary.failures:
-            err_console.print(f"[yellow]failed[/] {failure}", highlight=False)
+            err_console.print(f"[yellow]failed[/] {escape(failure)}", highlight=False)
         table = Table(title=f"synthesize {spec.task} -> {output}", show_header=False)
         table.add_row("personas sampled", f"{summary.personas:,} ({spec.sample.strategy}, seed {spec.sample.seed})")
         table.add_row("rows written", f"{summary.written:,} ({summary.cached:,} answered from the cache)")
