@@ -55,6 +55,19 @@ def _choice(value: Any, allowed: Sequence[str]) -> str | None:
     return next((a for a in allowed if "".join(ch for ch in a if ch.isalnum()) == key), None)
 
 
+# Language names a model writes instead of the ISO code asked for.
+LANGUAGE_CODES = {"english": "en", "chinese": "zh", "mandarin": "zh", "cantonese": "yue", "spanish": "es",
+                  "french": "fr", "german": "de", "hindi": "hi", "arabic": "ar", "portuguese": "pt", "russian": "ru",
+                  "japanese": "ja", "korean": "ko", "swahili": "sw", "turkish": "tr", "italian": "it",
+                  "中文": "zh", "汉语": "zh", "普通话": "zh", "英语": "en"}
+
+
+def _language_code(value: str | None) -> str | None:
+    """'English' / 'EN' / '中文' -> 'en' / 'en' / 'zh'; other values lower-cased as given."""
+    text = (value or "").strip().lower()
+    return LANGUAGE_CODES.get(text, text) or None
+
+
 class ProposedPersona(BaseModel):
     """One related person the LLM proposes, with the attributes regions are counted by."""
 
@@ -83,7 +96,7 @@ class ProposedPersona(BaseModel):
             "occupation": (self.occupation or "").strip().lower() or None,
             "domain": (self.domain or "").strip().lower() or None,
             "visibility": self.visibility,
-            "language": (self.language or "").strip().lower() or None,
+            "language": _language_code(self.language),
         }
         return {k: v for k, v in out.items() if v}
 

@@ -249,3 +249,13 @@ def test_chinese_prompt_takes_the_same_variables_and_names_the_region() -> None:
     messages = zh.render(seed="一位在里昂工作的儿科护士", relation="patient", relation_description="病人", fanout=3,
                          region="age_group = child")
     assert "age_group = child" in messages[-1]["content"] and "3 个" in messages[-1]["content"]
+
+
+def test_proposed_attributes_are_normalised_to_the_region_vocabulary() -> None:
+    from pipeline.expand import ProposedPersona
+
+    p = ProposedPersona.model_validate({"description": "x", "age_group": "Young Adult", "visibility": "Behind the scenes",
+                                        "language": "English", "occupation": " Night Cleaner ", "domain": ""})
+    assert p.attributes() == {"age_group": "young_adult", "visibility": "behind-the-scenes", "language": "en",
+                              "occupation": "night cleaner"}
+    assert ProposedPersona(description="x", age_group="toddler", language="中文").attributes() == {"language": "zh"}
