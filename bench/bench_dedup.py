@@ -95,15 +95,11 @@ def bench_full(n: int, method: str) -> None:
         print(f"import: {time.perf_counter() - t0:.0f}s")
         pos = {Persona(description=t).id: i for i, t in enumerate(corpus.texts)}
         t0 = time.perf_counter()
-        stamps: list[tuple[str, float]] = []
         report = merge_duplicates(
             store, DedupConfig(), folder / "dedup", method=method,  # type: ignore[arg-type]
-            on_progress=lambda msg: stamps.append((msg, time.perf_counter())),
+            on_progress=lambda msg: print(f"  {time.perf_counter() - t0:7.1f}s  {msg}", flush=True),
         )
         total = time.perf_counter() - t0
-        stamps.append(("done", time.perf_counter()))
-        for (msg, t), (_, t_next) in zip(stamps, stamps[1:]):
-            print(f"  {t_next - t:7.1f}s  {msg}")
         groups = [[pos[g.survivor]] + [pos[d] for d in g.duplicates] for g in report.groups]
         p, r = pair_scores(groups, corpus.cluster)
         server_pid = server.status(folder).pid or 0

@@ -13,6 +13,8 @@ from pipeline.dedup.groups import Candidate, DuplicateGroup, LinkedGroup, choose
 from pipeline.dedup.index import DedupIndex, open_index
 from pipeline.dedup.pairs import Method
 
+MERGE_CHUNK = 1000
+
 
 class DedupReport(BaseModel):
     """What a dedup pass found and (unless a dry run) merged."""
@@ -52,20 +54,25 @@ def merge_duplicates(
     """
     method = method or config.method
     note = on_progress or (lambda _msg: None)
-    # The index keeps what config.method needs; a method it does not cover widens it to both.
-    covered = config.method in ("both", method)
-    index_config = config if covered else config.model_copy(update={"method": "both"})
     note("syncing the dedup index with the graph")
-    index: DedupIndex = open_index(store, index_config, index_dir)
+    if method == config.method:
+        index: DedupIndex = open_index(store, config, index_dir)
+    else:
+        # Another method than the persisted index serves: compute its arrays in memory only (the
+        # persisted index resyncs from the changed fingerprint when it is next opened).
+        index_config = config.model_copy(update={"method": method})
+        index = DedupIndex(index_config)
+        index.sync(store)
     rows = index.live_rows()
     ids = [index.ids[r] for r in rows]
     sigs = index.signatures[rows] if index.use_minhash else None
     vecs = index.vectors[rows] if index.use_embedding else None
     note(f"finding duplicate pairs among {len(ids)} personas ({method})")
-    pairs, linked = duplicate_groups(sigs, vecs, index_config, method)
+    pairs, linked = duplicate_groups(sigs, vecs, index.config, method)
     counts: dict[str, int] = {}
     for p in pairs:
         counts[p.method] = counts.get(p.method, 0) + 1
+    note(f"choosing survivors of {len(linked)} groups ({len(pairs)} verified pairs)")
     involved = sorted({ids[i] for g in linked for i in g.members})
     degrees = store.degrees(involved) if involved else {}
     candidates = {
@@ -75,9 +82,13 @@ def merge_duplicates(
     report = DedupReport(personas=len(ids), pairs=counts, groups=groups, dry_run=dry_run)
     if dry_run or not groups:
         return report
-    note(f"merging {len(groups)} groups")
-    report.write = store.merge_groups([(g.survivor, g.duplicates) for g in groups])
-    report.merged = sum(len(g.duplicates) for g in groups)
+    # Merged in chunks: progress to show, and each chunk is a unit a crashed run does not redo.
+    for start in range(0, len(groups), MERGE_CHUNK):
+        note(f"merging groups {start + 1}-{min(start + MERGE_CHUNK, len(groups))} of {len(groups)}")
+        chunk = groups[start : start + MERGE_CHUNK]
+        report.write += store.merge_groups([(g.survivor, g.duplicates) for g in chunk])
+        report.merged += sum(len(g.duplicates) for g in chunk)
     index.forget(store, [d for g in groups for d in g.duplicates])
-    index.save()
+    if index.folder is not None:
+        index.save()
     return report
