@@ -137,6 +137,21 @@ def test_concurrency_is_bounded_and_results_stream_before_input_ends(fake_llm: F
     assert fake_llm.stats.max_in_flight == 4
 
 
+def test_a_caller_that_stops_reading_early_does_not_hang(fake_llm: FakeLLM, tmp_path: Path) -> None:
+    fake_llm.faults = Faults(latency=0.05)
+
+    async def read_three_then_stop() -> int:
+        with LLMClient.from_settings(settings_for(fake_llm, tmp_path, concurrency=4)) as client:
+            stream = client.stream(requests(200))
+            got = [await anext(stream) for _ in range(3)]
+            await stream.aclose()  # what `break` in an `async for` does
+            return len(got)
+
+    # With full queues, the pool's shutdown used to wait forever on a put nobody would take.
+    assert asyncio.run(asyncio.wait_for(read_three_then_stop(), timeout=20)) == 3
+    assert fake_llm.stats.requests < 200
+
+
 def test_requests_per_second_is_the_real_ceiling(fake_llm: FakeLLM, tmp_path: Path) -> None:
     with LLMClient.from_settings(settings_for(fake_llm, tmp_path, requests_per_second=40, concurrency=16)) as client:
         started = time.monotonic()

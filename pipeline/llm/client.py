@@ -290,7 +290,10 @@ class LLMClient:
         inbox: asyncio.Queue[tuple[LLMRequest, str, _Schema | None] | None] = asyncio.Queue(maxsize=workers)
         outbox: asyncio.Queue[LLMResult | None] = asyncio.Queue(maxsize=2 * workers)
 
+        # On cancellation (the caller stopped reading) the sentinels are skipped: everyone is being
+        # cancelled, and a put into a full queue would never return.
         async def produce() -> None:
+            cancelled = False
             try:
                 async for request in _aiter(requests):
                     prepared = None
@@ -306,11 +309,16 @@ class LLMClient:
                         await outbox.put(self._from_cache(request, hit))
                     else:
                         await inbox.put((request, key, prepared))
+            except asyncio.CancelledError:
+                cancelled = True
+                raise
             finally:
-                for _ in range(workers):
-                    await inbox.put(None)
+                if not cancelled:
+                    for _ in range(workers):
+                        await inbox.put(None)
 
         async def work() -> None:
+            cancelled = False
             try:
                 while (item := await inbox.get()) is not None:
                     request, key, prepared = item
@@ -319,8 +327,12 @@ class LLMClient:
                     except Exception as exc:  # a bug in one item must not stop the run
                         result = LLMResult(request, False, None, error=f"{type(exc).__name__}: {exc}")
                     await outbox.put(result)
+            except asyncio.CancelledError:
+                cancelled = True
+                raise
             finally:
-                await outbox.put(None)
+                if not cancelled:
+                    await outbox.put(None)
 
         tasks = [asyncio.create_task(produce())] + [asyncio.create_task(work()) for _ in range(workers)]
         try:
