@@ -15,12 +15,12 @@ from pipeline.dedup.groups import (
     UnionFind,
     choose_survivor,
     duplicate_groups,
-    group_pairs,
+    find_duplicates,
     link_pairs,
 )
-from pipeline.dedup.pairs import Pair, find_duplicate_pairs
+from pipeline.dedup.pairs import Pair
 
 __all__ = [
     "Candidate", "DuplicateGroup", "LinkedGroup", "Pair", "UnionFind", "choose_survivor", "duplicate_groups",
-    "find_duplicate_pairs", "group_pairs", "link_pairs",
+    "find_duplicates", "link_pairs",
 ]

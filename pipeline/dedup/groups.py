@@ -9,7 +9,8 @@ import numpy as np
 from pydantic import BaseModel, Field
 
 from pipeline.config import DedupConfig
-from pipeline.dedup.pairs import Method, Pair, pairs_from_arrays
+from pipeline.dedup.embedding import embed
+from pipeline.dedup.pairs import Method, Pair, minhasher, pairs_from_arrays
 
 K = TypeVar("K", bound=Hashable)
 
@@ -53,14 +54,6 @@ class UnionFind(Generic[K]):
         return [m for m in self._members.values() if len(m) > 1]
 
 
-def group_pairs(pairs: Iterable[tuple[K, K]]) -> list[list[K]]:
-    """Connected components (size >= 2) of the graph whose edges are `pairs`."""
-    uf: UnionFind[K] = UnionFind()
-    for a, b in pairs:
-        uf.union(a, b)
-    return uf.groups()
-
-
 class LinkedGroup(BaseModel):
     """Items (positions) found to be one persona, with the weakest similarity that joined them."""
 
@@ -83,6 +76,8 @@ def link_pairs(pairs: Sequence[Pair], cohesive: Cohesion | None = None) -> list[
     weakest: dict[int, float] = {}
     methods: dict[int, set[str]] = {}
     for p in sorted(pairs, key=lambda p: (-p.similarity, p.a, p.b)):
+        if p.a == p.b:
+            continue
         ra, rb = uf.find(p.a), uf.find(p.b)
         if ra == rb:
             methods[ra].add(p.method)
@@ -114,6 +109,19 @@ def duplicate_groups(
     pairs = pairs_from_arrays(signatures, vectors, config, method)
     use_vectors = vectors if method in ("embedding", "both") else None
     return pairs, link_pairs(pairs, cohesion(signatures, use_vectors, config))
+
+
+def find_duplicates(texts: Sequence[str], config: DedupConfig, method: Method | None = None) -> list[LinkedGroup]:
+    """Groups of near-duplicates among plain texts (positions into `texts`), as the dedup pass finds them.
+
+    >>> find_duplicates(["A nurse in Lyon who runs.", "a nurse in Lyon, who runs!", "A baker in Oslo."],
+    ...                 DedupConfig())[0].members
+    [0, 1]
+    """
+    method = method or config.method
+    sigs = minhasher(config).signatures(texts) if method in ("minhash", "both") else None
+    vecs = embed(texts, config.embed_batch_size) if method in ("embedding", "both") else None
+    return duplicate_groups(sigs, vecs, config, method)[1]
 
 
 class DuplicateGroup(BaseModel):

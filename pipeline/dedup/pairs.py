@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Literal
 
 import numpy as np
@@ -10,7 +9,7 @@ from datasketch import MinHashLSH
 from pydantic import BaseModel
 
 from pipeline.config import DedupConfig
-from pipeline.dedup.embedding import embed, similar_pairs
+from pipeline.dedup.embedding import similar_pairs
 from pipeline.dedup.minhash import MinHasher, estimated_jaccard
 
 Method = Literal["minhash", "embedding", "both"]
@@ -106,11 +105,3 @@ def pairs_from_arrays(
     if method in ("embedding", "both") and vectors is not None:
         pairs += embedding_pairs(vectors, config)
     return pairs
-
-
-def find_duplicate_pairs(texts: Sequence[str], config: DedupConfig, method: Method | None = None) -> list[Pair]:
-    """Verified duplicate pairs among `texts` by MinHash, embeddings, or both."""
-    method = method or config.method
-    sigs = minhasher(config).signatures(texts) if method in ("minhash", "both") else None
-    vecs = embed(texts, config.embed_batch_size) if method in ("embedding", "both") else None
-    return pairs_from_arrays(sigs, vecs, config, method)
