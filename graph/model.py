@@ -6,10 +6,13 @@ crash neither loses nor duplicates nodes.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import hashlib
 import re
 import time
 import unicodedata
+from collections.abc import Iterator
 from enum import Enum
 from typing import Any
 
@@ -25,6 +28,11 @@ AGE_GROUPS = ("child", "teenager", "young_adult", "adult", "older_adult")
 VISIBILITIES = ("public-facing", "behind-the-scenes")
 # Region attributes with a closed vocabulary: any spelling of another value is dropped, not stored.
 REGION_VOCABULARY: dict[str, tuple[str, ...]] = {"age_group": AGE_GROUPS, "visibility": VISIBILITIES}
+# Language names a model writes instead of the ISO code asked for.
+LANGUAGE_CODES = {"english": "en", "chinese": "zh", "mandarin": "zh", "cantonese": "yue", "spanish": "es",
+                  "french": "fr", "german": "de", "hindi": "hi", "arabic": "ar", "portuguese": "pt", "russian": "ru",
+                  "japanese": "ja", "korean": "ko", "swahili": "sw", "turkish": "tr", "italian": "it",
+                  "中文": "zh", "汉语": "zh", "普通话": "zh", "英语": "en"}
 _AGE_SYNONYMS = {"kid": "child", "teen": "teenager", "youngadult": "young_adult", "senior": "older_adult",
                  "elderly": "older_adult", "olderadult": "older_adult", "retiree": "older_adult"}
 
@@ -38,17 +46,37 @@ RESERVED_PROPERTIES = frozenset(
 def canonical_region_value(key: str, value: object) -> str | None:
     """Map a spelling of a region value onto the vocabulary ('Young adult' -> 'young_adult'); None if it fits none.
 
-    Open attributes (occupation, domain, language) are trimmed and lower-cased.
+    Languages become ISO codes where the name is known ('English' -> 'en'); other open attributes
+    (occupation, domain) are trimmed and lower-cased.
     """
     if value is None or isinstance(value, bool) or not str(value).strip():
         return None
     allowed = REGION_VOCABULARY.get(key)
     if allowed is None:
-        return " ".join(str(value).split()).lower()
+        text = " ".join(str(value).split()).lower()
+        return LANGUAGE_CODES.get(text, text) if key == "language" else text
     squashed = "".join(ch for ch in str(value).lower() if ch.isalnum())
     if key == "age_group" and squashed in _AGE_SYNONYMS:
         return _AGE_SYNONYMS[squashed]
     return next((a for a in allowed if "".join(ch for ch in a if ch.isalnum()) == squashed), None)
+
+
+@contextlib.contextmanager
+def gc_paused() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector for a bulk build or write, then restore it.
+
+    Building tens of thousands of long-lived objects (pydantic models, their dicts, parameter rows)
+    makes the collector rescan the whole heap again and again: in the 100k-persona / 300k-edge
+    bench, 22 full collections took ~4.5 s of the client's ~6.3 s of CPU. Nothing built inside
+    is cyclic garbage, and the collector runs again as soon as the block ends.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 class InvalidName(ValueError):
@@ -157,6 +185,16 @@ class Persona(BaseModel):
             "created_at": time.time(),
             "attrs": dict(self.attributes),
         }
+
+    def row_values(self) -> list[Any]:
+        """The same row as a list in `PERSONA_ROW` order (what `cypher/upsert_personas.cypher` reads
+        as `r[0]`, `r[1]`, ...): no key per value to send and for the server to parse and look up."""
+        return [self.id, self.description, self.status.value, self.hop, self.origin, self.run_id,
+                time.time(), self.attributes]
+
+
+# The positions of `Persona.row_values()`, as `cypher/upsert_personas.cypher` reads them.
+PERSONA_ROW = ("id", "description", "status", "hop", "origin", "run_id", "created_at", "attrs")
 
 
 class Source(BaseModel):

@@ -32,7 +32,7 @@ import numpy as np
 from pydantic import BaseModel, Field, field_validator
 
 import prompts
-from graph.model import Edge, Persona, PersonaStatus, persona_id
+from graph.model import Edge, Persona, PersonaStatus, canonical_region_value, persona_id
 from graph.store import GraphStore
 from pipeline.config import ExpandConfig, FilterConfig, Settings
 from pipeline.dedup.embedding import embed
@@ -41,31 +41,8 @@ from pipeline.filter import cheap_checks
 from pipeline.llm import Estimate, LLMClient, LLMRequest, LLMResult
 from pipeline.relations import Relation, RelationError, RelationVocabulary, normalise_relation, relation_key
 
-AGE_GROUPS = ("child", "teenager", "young_adult", "adult", "older_adult")
-VISIBILITIES = ("public-facing", "behind-the-scenes")
 FRONTIER_LIMIT = 10_000_000
 MAX_ERRORS_KEPT = 100
-
-
-def _choice(value: Any, allowed: Sequence[str]) -> str | None:
-    """Map an LLM's spelling ('Young adult', 'behind the scenes') onto an allowed value, else None."""
-    if value is None:
-        return None
-    key = "".join(ch for ch in str(value).lower() if ch.isalnum())
-    return next((a for a in allowed if "".join(ch for ch in a if ch.isalnum()) == key), None)
-
-
-# Language names a model writes instead of the ISO code asked for.
-LANGUAGE_CODES = {"english": "en", "chinese": "zh", "mandarin": "zh", "cantonese": "yue", "spanish": "es",
-                  "french": "fr", "german": "de", "hindi": "hi", "arabic": "ar", "portuguese": "pt", "russian": "ru",
-                  "japanese": "ja", "korean": "ko", "swahili": "sw", "turkish": "tr", "italian": "it",
-                  "中文": "zh", "汉语": "zh", "普通话": "zh", "英语": "en"}
-
-
-def _language_code(value: str | None) -> str | None:
-    """'English' / 'EN' / '中文' -> 'en' / 'en' / 'zh'; other values lower-cased as given."""
-    text = (value or "").strip().lower()
-    return LANGUAGE_CODES.get(text, text) or None
 
 
 class ProposedPersona(BaseModel):
@@ -82,12 +59,12 @@ class ProposedPersona(BaseModel):
     @field_validator("age_group", mode="before")
     @classmethod
     def _age(cls, v: Any) -> str | None:
-        return _choice(v, AGE_GROUPS)
+        return canonical_region_value("age_group", v)
 
     @field_validator("visibility", mode="before")
     @classmethod
     def _visibility(cls, v: Any) -> str | None:
-        return _choice(v, VISIBILITIES)
+        return canonical_region_value("visibility", v)
 
     def attributes(self) -> dict[str, str]:
         """The region attributes that were given, cleaned."""
@@ -96,7 +73,7 @@ class ProposedPersona(BaseModel):
             "occupation": (self.occupation or "").strip().lower() or None,
             "domain": (self.domain or "").strip().lower() or None,
             "visibility": self.visibility,
-            "language": _language_code(self.language),
+            "language": canonical_region_value("language", self.language),
         }
         return {k: v for k, v in out.items() if v}
 

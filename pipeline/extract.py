@@ -32,7 +32,7 @@ from typing import IO, Any
 from pydantic import BaseModel, Field, ValidationError
 
 import prompts
-from graph.model import Edge, Persona, PersonaStatus, Source, text_hash
+from graph.model import Edge, Persona, PersonaStatus, Source, canonical_region_value, text_hash
 from graph.store import GraphStore
 from pipeline.config import ExtractConfig, Settings
 from pipeline.llm import Estimate, LLMClient, LLMRequest, LLMResult
@@ -311,7 +311,7 @@ def persona_from(result: LLMResult, run_id: str) -> Persona:
     if isinstance(result.value, ExtractedPersona):
         description = result.value.description.strip()
         for name in ATTRIBUTES:
-            value = " ".join(str(getattr(result.value, name)).split()).strip().lower()[:100]
+            value = canonical_region_value(name, str(getattr(result.value, name))[:100])
             if value and value not in ("unknown", "n/a", "none"):
                 attributes[name] = value
     else:
