@@ -208,6 +208,9 @@ class Synthesizer:
             if not self.pool:
                 raise ValueError(f"mode persona_few_shot needs examples with a `persona` field in {spec.examples}")
         self.neighbour_pool: dict[str, list[Demonstration]] = {}
+        modes = [SYNTHESIS_DIR / "modes"]
+        self.header = None if spec.mode == "zero_shot" else prompts.load(spec.mode, spec.lang, modes)
+        self.item = prompts.load("example" if spec.mode == "few_shot" else "persona_example", spec.lang, modes)
 
     def prepare_neighbourhoods(self, persona_ids: Sequence[str]) -> None:
         """For neighbourhood few-shot: the neighbours' samples of each persona, from the examples file or the graph."""
@@ -235,16 +238,12 @@ class Synthesizer:
 
     def render_demonstrations(self, demos: Sequence[Demonstration]) -> str:
         """The `${demonstrations}` block: the mode's header over numbered examples ('' when there are none)."""
-        if not demos:
+        if not demos or self.header is None:
             return ""
-        lang, modes = self.spec.lang, SYNTHESIS_DIR / "modes"
-        with_persona = self.spec.mode != "few_shot"
-        item = prompts.load("persona_example" if with_persona else "example", lang, [modes])
         examples = "\n\n".join(
-            item.render(number=n, text=d.text, persona=d.persona)[0]["content"] for n, d in enumerate(demos, start=1)
+            self.item.render(number=n, text=d.text, persona=d.persona)[0]["content"] for n, d in enumerate(demos, start=1)
         )
-        header = prompts.load(self.spec.mode, lang, [modes])
-        return header.render(examples=examples)[0]["content"] + "\n\n"
+        return self.header.render(examples=examples)[0]["content"] + "\n\n"
 
     def messages(self, persona: str, demos: Sequence[Demonstration]) -> list[dict[str, str]]:
         """The chat messages for one persona."""
