@@ -116,6 +116,10 @@ async def converse(
     client: LLMClient, clusters: Sequence[Cluster], rounds: int, lang: str = "en", scenario: str = ""
 ) -> ConversationSummary:
     """Run `rounds` rounds of conversation in every cluster, appending to each cluster's transcript."""
+    languages = sorted(f.name.split(".")[1] for f in SIMULATE_DIR.glob("turn.*.md"))
+    if lang not in languages:
+        raise ValueError(f"no conversation prompts in language {lang!r} (there are: {', '.join(languages)}); "
+                         f"add {SIMULATE_DIR}/turn.{lang}.md and its companions to have one")
     summary = ConversationSummary(rounds=rounds)
     for round_no in range(rounds):
         requests = []

@@ -73,6 +73,14 @@ def test_conversation_runs_along_the_edges_in_rounds(store: GraphStore, graph: n
     assert "社区停水的一天" in messages[-1]["content"]
 
 
+def test_a_language_without_prompts_is_refused_before_any_call(store: GraphStore, graph: nx.Graph, fake_llm: FakeLLM,
+                                                                tmp_path: Path) -> None:
+    settings = Settings(llm={"base_url": fake_llm.base_url, "model": "fake-model"}, store={"data_dir": tmp_path})
+    with LLMClient.from_settings(settings) as client, pytest.raises(ValueError, match="there are: en, zh"):
+        asyncio.run(converse(client, clusters_of(store), rounds=1, lang="fr"))
+    assert fake_llm.stats.requests == 0
+
+
 def test_cli_simulate_writes_transcripts(store: GraphStore, store_options: StoreOptions, graph: nx.Graph,
                                          fake_llm: FakeLLM, tmp_path: Path) -> None:
     args = ["--data-dir", str(store_options.data_dir), "--graph", store_options.graph, "simulate",
