@@ -377,8 +377,9 @@ class GraphStore(ABC):
                     owner[d] = survivor
         if not owner:
             return WriteStats()
-        for survivor, _ in groups:
-            if survivor in owner:
+        for survivor, dups in groups:
+            # A group with nothing to merge keeps no one, so it cannot conflict with another group.
+            if survivor in owner and any(d != survivor for d in dups):
                 raise ValueError(f"{survivor} is both a survivor and a duplicate in one merge call")
         dup_ids = list(owner)
         survivors = list(dict.fromkeys(owner.values()))

@@ -263,3 +263,14 @@ def test_merging_into_a_persona_merged_away_lands_on_its_survivor(store: GraphSt
     nodes = store.get_personas([a.id, b.id, c.id])
     assert nodes[c.id]["merged_into"] == a.id and set(nodes[a.id]["merged_ids"]) == {b.id, c.id}
     assert store.degrees([b.id, c.id]) == {b.id: 0, c.id: 0}
+
+
+def test_a_group_with_nothing_to_merge_does_not_conflict(store: GraphStore) -> None:
+    a, b, other = personas(3, prefix="empty group")
+    store.upsert_personas([a, b, other])
+    store.add_edges([Edge(source=b.id, target=other.id, type="FRIEND_OF")])
+    # b is merged into a by one group and names itself as a survivor of nothing in another.
+    store.merge_groups([(a.id, [b.id]), (b.id, [])])
+    assert edge_list(store) == [(a.id, "FRIEND_OF", other.id)]
+    with pytest.raises(ValueError, match="both a survivor and a duplicate"):
+        store.merge_groups([(a.id, [other.id]), (other.id, [b.id])])
