@@ -10,10 +10,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 from graph import server
 from graph.store import FalkorStore, GraphStore, StoreOptions
 from tests.fake_llm_server import FakeLLM, Faults, fake_llm_server
+
+# CI replays the same examples every run (a red CI blocks everything); locally, hypothesis explores.
+hypothesis_settings.register_profile("ci", derandomize=True, print_blob=True)
+if os.environ.get("CI"):
+    hypothesis_settings.load_profile("ci")
 
 _counter = itertools.count()
 
