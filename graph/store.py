@@ -33,6 +33,7 @@ from graph.model import (
     check_label,
     check_property,
     check_rel_type,
+    gc_paused,
 )
 from graph.server import StoreUnavailable
 
@@ -128,24 +129,56 @@ def _account(total: WriteStats, res: QueryResult) -> None:
         total.matched += int(res.value(0) or 0)
 
 
+def _quote(value: str) -> str:
+    if "\\" in value:
+        value = value.replace("\\", "\\\\")
+    if '"' in value:
+        value = value.replace('"', '\\"')
+    return '"' + value + '"'
+
+
+def _literal_map(value: dict[str, Any]) -> str:
+    parts = []
+    for key, item in value.items():
+        if not key or "`" in key:
+            raise ValueError(f"cannot send map key {key!r} to FalkorDB (empty or contains a backtick)")
+        parts.append(f"`{key}`:{_cypher_literal(item)}")
+    return "{" + ",".join(parts) + "}"
+
+
+def _literal_list(value: Sequence[Any]) -> str:
+    return "[" + ",".join(map(_cypher_literal, value)) + "]"
+
+
+# Exact types first (one dict lookup per value instead of a chain of isinstance checks).
+_LITERALS: dict[type, Callable[[Any], str]] = {
+    str: _quote,
+    bool: lambda v: "true" if v else "false",
+    type(None): lambda v: "null",
+    int: int.__repr__,
+    float: float.__repr__,
+    list: _literal_list,
+    tuple: _literal_list,
+    dict: _literal_map,
+}
+
+
 def _cypher_literal(value: Any) -> str:
     """A parameter value as FalkorDB's `CYPHER name=value` header spells it (what the falkordb client
     sends, produced with less per-value overhead for large batches)."""
-    if isinstance(value, str):
-        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    encode = _LITERALS.get(type(value))
+    if encode is not None:
+        return encode(value)
+    if isinstance(value, str):  # subclasses: str enums, ...
+        return _quote(value)
     if isinstance(value, bool):
         return "true" if value else "false"
     if value is None:
         return "null"
     if isinstance(value, dict):
-        parts = []
-        for key, item in value.items():
-            if not key or "`" in key:
-                raise ValueError(f"cannot send map key {key!r} to FalkorDB (empty or contains a backtick)")
-            parts.append(f"`{key}`:{_cypher_literal(item)}")
-        return "{" + ",".join(parts) + "}"
+        return _literal_map(value)
     if isinstance(value, (list, tuple)):
-        return "[" + ",".join(map(_cypher_literal, value)) + "]"
+        return _literal_list(value)
     return str(value)
 
 
@@ -205,10 +238,15 @@ class GraphStore(ABC):
         """Run a query from `cypher/` by name."""
         return self.run(self.q(name, **fills), params or {}, write=write)
 
-    def _write_batches(self, query: str, rows: Sequence[dict[str, Any]], key: str = "rows") -> WriteStats:
+    def _write_batches(self, query: str, rows: Sequence[Any], key: str = "rows") -> WriteStats:
+        return self._write_many([(query, rows)], key)
+
+    def _write_many(self, jobs: Iterable[tuple[str, Sequence[Any]]], key: str = "rows") -> WriteStats:
+        """Run each (query, rows) job in batches of `batch_size` rows, in order; counters summed."""
         total = WriteStats()
-        for chunk in _batches(rows, self.options.batch_size):
-            _account(total, self.run(query, {key: list(chunk)}, write=True))
+        for query, rows in jobs:
+            for chunk in _batches(rows, self.options.batch_size):
+                _account(total, self.run(query, {key: list(chunk)}, write=True))
         return total
 
     # -- schema -----------------------------------------------------------------------------------
@@ -223,7 +261,12 @@ class GraphStore(ABC):
     # -- writes -----------------------------------------------------------------------------------
     def upsert_personas(self, personas: Sequence[Persona]) -> WriteStats:
         """MERGE personas by id in UNWIND batches; existing ids are left untouched."""
-        return self._write_batches(self.q("upsert_personas"), _first_per_key((p.row() for p in personas), "id"))
+        with gc_paused():  # tens of thousands of rows: no full-heap collections while they are built
+            rows: dict[str, list[Any]] = {}
+            for p in personas:
+                if p.id not in rows:  # the first of several personas with one id wins (see _first_per_key)
+                    rows[p.id] = p.row_values()
+            return self._write_batches(self.q("upsert_personas"), list(rows.values()))
 
     def upsert_sources(self, sources: Sequence[Source]) -> WriteStats:
         """MERGE source nodes by id in batches."""
@@ -239,24 +282,28 @@ class GraphStore(ABC):
         for rel_type in {e.type for e in edges}:  # every type checked before any query is sent
             check_rel_type(rel_type)
         redirect: dict[str, str] = {}
-        persona_ids = [e.source for e in edges if source_label == "Persona"] + [
-            e.target for e in edges if target_label == "Persona"
-        ]
         # The per-id lookup costs a query per batch of ids; a graph without merges skips it.
-        if persona_ids and self.run_named("any_merged").rows:
+        if edges and (source_label == "Persona" or target_label == "Persona") and self.run_named("any_merged").rows:
+            persona_ids = [e.source for e in edges if source_label == "Persona"] + [
+                e.target for e in edges if target_label == "Persona"
+            ]
             redirect = self.resolve_merged(persona_ids)
-        by_type: dict[str, list[dict[str, Any]]] = defaultdict(list)
-        for e in edges:
-            row = e.row()
-            if source_label == "Persona":
-                row["src"] = redirect.get(row["src"], row["src"])
-            if target_label == "Persona":
-                row["dst"] = redirect.get(row["dst"], row["dst"])
-            by_type[e.type].append(row)
+        redirect_src = redirect if source_label == "Persona" else {}
+        redirect_dst = redirect if target_label == "Persona" else {}
         total = WriteStats()
-        for rel_type, rows in by_type.items():
-            query = self.q("upsert_edges", TYPE=rel_type, SRC=source_label, DST=target_label)
-            total += self._write_batches(query, _first_per_key(rows, "src", "dst"))
+        with gc_paused():  # tens of thousands of rows: no full-heap collections while they are built
+            # Rows [src, dst, props] per type; the first row of a (src, dst) pair wins (see _first_per_key).
+            by_type: dict[str, dict[tuple[str, str], list[Any]]] = defaultdict(dict)
+            for e in edges:
+                src, dst = e.source, e.target
+                if redirect:
+                    src, dst = redirect_src.get(src, src), redirect_dst.get(dst, dst)
+                pairs = by_type[e.type]
+                if (src, dst) not in pairs:
+                    pairs[(src, dst)] = [src, dst, e.props]
+            jobs = [(self.q("upsert_edges", TYPE=rel_type, SRC=source_label, DST=target_label), list(pairs.values()))
+                    for rel_type, pairs in by_type.items()]
+            total += self._write_many(jobs)
         return total
 
     def set_properties(self, rows: Sequence[dict[str, Any]], label: str = "Persona") -> WriteStats:
@@ -392,7 +439,7 @@ class GraphStore(ABC):
             return owner.get(node_id, node_id) if label == "Persona" else node_id
 
         # (type, src_label, dst_label) -> rows; built from both directions, deduplicated.
-        moved: dict[tuple[str, str, str], dict[tuple[str, str], dict[str, Any]]] = defaultdict(dict)
+        moved: dict[tuple[str, str, str], dict[tuple[str, str], list[Any]]] = defaultdict(dict)
         for direction in ("out", "in"):
             for chunk in _batches(dup_ids, self.options.batch_size):
                 res = self.run_named(f"incident_{direction}", {"ids": list(chunk)})
@@ -408,7 +455,7 @@ class GraphStore(ABC):
                     else:
                         key, src, dst, sl, dl = rec["type"], new_other, new_node, label, "Persona"
                     moved[(check_rel_type(key), check_label(sl), check_label(dl))].setdefault(
-                        (src, dst), {"src": src, "dst": dst, "props": rec["props"] or {}}
+                        (src, dst), [src, dst, rec["props"] or {}]
                     )
         total = WriteStats()
         for (rel_type, sl, dl), rows in moved.items():
@@ -477,14 +524,16 @@ class FalkorStore(GraphStore):
         send = self._graph.query if write else self._graph.ro_query
         return self._execute(lambda: send(query, params or None))
 
-    def _write_batches(self, query: str, rows: Sequence[dict[str, Any]], key: str = "rows") -> WriteStats:
+    def _write_many(self, jobs: Iterable[tuple[str, Sequence[Any]]], key: str = "rows") -> WriteStats:
         """Batched writes with the next batch's parameters serialised while the server runs the
-        previous one: client and server work overlap instead of taking turns (one query in flight)."""
+        previous one: client and server work overlap instead of taking turns (one query in flight).
+        One pipeline for all jobs (e.g. every edge type of an `add_edges` call), so it does not
+        drain and refill between them."""
         total = WriteStats()
-        chunks = _batches(rows, self.options.batch_size)
+        chunks = ((query, chunk) for query, rows in jobs for chunk in _batches(rows, self.options.batch_size))
         with ThreadPoolExecutor(max_workers=1) as sender:
             pending: Future[QueryResult] | None = None
-            for chunk in chunks:
+            for query, chunk in chunks:
                 text = f"CYPHER {key}={_cypher_literal(list(chunk))} {query}"
                 if pending is not None:
                     _account(total, pending.result())
