@@ -51,7 +51,8 @@ def _paths(data_dir: Path) -> tuple[Path, Path, Path]:
     return data_dir / SOCKET_NAME, data_dir / PID_NAME, data_dir / LOCK_NAME
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether process `pid` runs (a zombie, e.g. our own exited child, counts as dead)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -113,9 +114,9 @@ def _clean_stale(data_dir: Path) -> None:
     """Remove a socket / pid file left by a server that is no longer running."""
     socket_path, pid_file, _ = _paths(data_dir)
     pid = _read_pid(pid_file)
-    if pid is not None and _pid_alive(pid) and _ping(socket_path):
+    if pid is not None and pid_alive(pid) and _ping(socket_path):
         return
-    if pid is not None and _pid_alive(pid):
+    if pid is not None and pid_alive(pid):
         # Alive but not answering: give it a moment (it may be loading a large RDB).
         return
     for p in (socket_path, pid_file):
@@ -128,7 +129,7 @@ def status(data_dir: Path) -> ServerStatus:
     data_dir = Path(data_dir).resolve()
     socket_path, pid_file, _ = _paths(data_dir)
     pid = _read_pid(pid_file)
-    running = pid is not None and _pid_alive(pid) and _ping(socket_path)
+    running = pid is not None and pid_alive(pid) and _ping(socket_path)
     rdb = data_dir / RDB_NAME
     memory = None
     if running:
@@ -149,7 +150,7 @@ def ensure_running(data_dir: Path, save_points: str = "3600 1 300 100 60 10000")
         if _ping(socket_path):  # another invocation started it while we waited for the lock
             return socket_path
         pid = _read_pid(pid_file)
-        if pid is not None and _pid_alive(pid):
+        if pid is not None and pid_alive(pid):
             _wait_for_socket(socket_path, pid, data_dir)
             return socket_path
         _clean_stale(data_dir)
@@ -194,7 +195,7 @@ def _wait_for_socket(socket_path: Path, pid: int, data_dir: Path) -> None:
     while time.monotonic() < deadline:
         if _ping(socket_path):
             return
-        if not _pid_alive(pid):
+        if not pid_alive(pid):
             tail = ""
             with contextlib.suppress(OSError):
                 tail = (data_dir / LOG_NAME).read_text(errors="replace")[-800:]
@@ -212,16 +213,18 @@ def stop(data_dir: Path) -> bool:
     socket_path, pid_file, _ = _paths(data_dir)
     with _folder_lock(data_dir):
         pid = _read_pid(pid_file)
-        if pid is None or not _pid_alive(pid):
+        if pid is None or not pid_alive(pid):
             _clean_stale(data_dir)
             return False
         os.kill(pid, signal.SIGTERM)  # redis saves an RDB snapshot on SIGTERM when save points are set
         deadline = time.monotonic() + STOP_TIMEOUT_S
-        while _pid_alive(pid) and time.monotonic() < deadline:
+        while time.monotonic() < deadline:
             with contextlib.suppress(ChildProcessError):
-                os.waitpid(pid, os.WNOHANG)
+                os.waitpid(pid, os.WNOHANG)  # reap it if it is our child, so no zombie is left
+            if not pid_alive(pid):
+                break
             time.sleep(0.05)
-        if _pid_alive(pid):
+        if pid_alive(pid):
             raise StoreUnavailable(f"the embedded FalkorDB (pid {pid}) did not stop within {STOP_TIMEOUT_S:.0f}s")
         _clean_stale(data_dir)
         return True

@@ -21,17 +21,13 @@ import functools
 import hashlib
 import json
 import re
-import socket
-import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
-from tests.fake_llm_server import FakeLLM, Faults
+from tests.fake_llm_server import FakeLLM, Faults, fake_llm_subprocess
 
 SCHEMA_NAME = "Proposals"
 AGES = ("child", "teenager", "young_adult", "adult", "older_adult")
@@ -164,21 +160,8 @@ def expand_fake_server(faults: Faults | None = None) -> Iterator[ExpandFakeLLM]:
 @contextlib.contextmanager
 def expand_fake_subprocess(faults: Faults | None = None, traits: int = 1) -> Iterator[str]:
     """The expansion-aware endpoint in a child process (its own interpreter and core); yields its base_url."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    flags = [f"--{k.replace('_', '-')}={v}" for k, v in (faults or Faults()).model_dump().items()]
-    process = subprocess.Popen([sys.executable, "-m", "tests.expand_fake", f"--port={port}", f"--traits={traits}", *flags],
-                               stdout=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parent.parent)
-    try:
-        assert process.stdout is not None
-        line = process.stdout.readline()
-        if "fake LLM endpoint" not in line:
-            raise RuntimeError(f"expansion fake endpoint did not start: {line!r}")
-        yield f"http://127.0.0.1:{port}/v1"
-    finally:
-        process.terminate()
-        process.wait(10)
+    with fake_llm_subprocess(faults, module="tests.expand_fake", extra=[f"--traits={traits}"]) as base_url:
+        yield base_url
 
 
 def main() -> None:

@@ -28,7 +28,7 @@ import subprocess
 import sys
 import threading
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -323,19 +323,20 @@ def fake_llm_server(faults: Faults | None = None) -> Iterator[FakeLLM]:
 
 
 @contextlib.contextmanager
-def fake_llm_subprocess(faults: Faults | None = None) -> Iterator[str]:
-    """The test endpoint in a child process (its own interpreter, as in bench/); yields its base_url."""
+def fake_llm_subprocess(faults: Faults | None = None, module: str = "tests.fake_llm_server",
+                        extra: Sequence[str] = ()) -> Iterator[str]:
+    """A test endpoint (`module`'s main) in a child process, its own interpreter as in bench/; yields its base_url."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     flags = [f"--{k.replace('_', '-')}={v}" for k, v in (faults or Faults()).model_dump().items()]
-    process = subprocess.Popen([sys.executable, "-m", "tests.fake_llm_server", f"--port={port}", *flags],
+    process = subprocess.Popen([sys.executable, "-m", module, f"--port={port}", *extra, *flags],
                                stdout=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parent.parent)
     try:
         assert process.stdout is not None
         line = process.stdout.readline()
         if "fake LLM endpoint" not in line:
-            raise RuntimeError(f"fake LLM endpoint did not start: {line!r}")
+            raise RuntimeError(f"{module} did not start: {line!r}")
         yield f"http://127.0.0.1:{port}/v1"
     finally:
         process.terminate()

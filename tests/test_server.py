@@ -51,7 +51,7 @@ def servers_for(data_dir: Path) -> list[int]:
                 cmd = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
             except OSError:
                 continue
-            if "redis-server" in cmd and sock in cmd and server._pid_alive(int(proc.name)):
+            if "redis-server" in cmd and sock in cmd and server.pid_alive(int(proc.name)):
                 pids.append(int(proc.name))
     return pids
 
@@ -120,7 +120,7 @@ def test_stale_pid_and_socket_of_a_killed_server_are_cleaned(data_dir: Path) -> 
     assert old is not None
     os.kill(old, signal.SIGKILL)
     deadline = time.monotonic() + 10
-    while server._pid_alive(old) and time.monotonic() < deadline:
+    while server.pid_alive(old) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert (data_dir / server.SOCKET_NAME).exists() and (data_dir / server.PID_NAME).exists()  # left behind
     assert not server.status(data_dir).running

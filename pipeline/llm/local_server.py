@@ -23,6 +23,7 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from pipeline.config import Settings
+from graph.server import pid_alive
 from pipeline.errors import UserActionNeeded
 
 LOCAL_MODEL_NAME = "smollm2-135m-instruct"
@@ -89,16 +90,6 @@ def _healthy(port: int, timeout: float = 2.0) -> bool:
         return False
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -111,7 +102,7 @@ def running_local_server(settings: Settings) -> LocalModelServer | None:
     if not state.exists():
         return None
     server = LocalModelServer.model_validate_json(state.read_text())
-    return server if _alive(server.pid) and _healthy(server.port) else None
+    return server if pid_alive(server.pid) and _healthy(server.port) else None
 
 
 def ensure_local_server(settings: Settings) -> LocalModelServer:
@@ -159,14 +150,16 @@ def stop_local_server(settings: Settings, timeout: float = 10.0) -> bool:
             return False
         server = LocalModelServer.model_validate_json(state.read_text())
         state.unlink()
-        if not _alive(server.pid):
+        if not pid_alive(server.pid):
             return False
         os.kill(server.pid, signal.SIGTERM)
         deadline = time.monotonic() + timeout
-        while _alive(server.pid) and time.monotonic() < deadline:
+        while time.monotonic() < deadline:
             with contextlib.suppress(ChildProcessError):
-                os.waitpid(server.pid, os.WNOHANG)
+                os.waitpid(server.pid, os.WNOHANG)  # reap it if it is our child, so no zombie is left
+            if not pid_alive(server.pid):
+                break
             time.sleep(0.1)
-        if _alive(server.pid):
+        if pid_alive(server.pid):
             os.kill(server.pid, signal.SIGKILL)
         return True
