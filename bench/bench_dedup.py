@@ -2,7 +2,7 @@
 
     python -m bench.bench_dedup hashing --n 20000          # signatures/s, ours vs MinHash.update / bulk
     python -m bench.bench_dedup embedding --n 2000         # texts/s of all-MiniLM-L6-v2 on this CPU
-    python -m bench.bench_dedup full --n 1000000 --method minhash   # import + dedup pass on a real graph
+    python -m bench.bench_dedup full --n 1000000 --method minhash --minhash-threshold 0.7   # a real graph
 
 Ratios are measured in one run on the same texts. `full` builds a planted corpus of about `n`
 personas, imports it into a fresh embedded FalkorDB in a temporary folder, runs the dedup stage and
@@ -73,7 +73,7 @@ def _rss_mb(pid: int) -> float:
     return 0.0
 
 
-def bench_full(n: int, method: str) -> None:
+def bench_full(n: int, method: str, minhash_threshold: float | None) -> None:
     """Import a planted corpus into a fresh embedded graph and run the dedup stage over it."""
     from graph import server
     from graph.model import Persona
@@ -95,8 +95,9 @@ def bench_full(n: int, method: str) -> None:
         print(f"import: {time.perf_counter() - t0:.0f}s")
         pos = {Persona(description=t).id: i for i, t in enumerate(corpus.texts)}
         t0 = time.perf_counter()
+        config = DedupConfig() if minhash_threshold is None else DedupConfig(minhash_threshold=minhash_threshold)
         report = merge_duplicates(
-            store, DedupConfig(), folder / "dedup", method=method,  # type: ignore[arg-type]
+            store, config, folder / "dedup", method=method,  # type: ignore[arg-type]
             on_progress=lambda msg: print(f"  {time.perf_counter() - t0:7.1f}s  {msg}", flush=True),
         )
         total = time.perf_counter() - t0
@@ -127,13 +128,14 @@ def main() -> None:
     f = sub.add_parser("full")
     f.add_argument("--n", type=int, default=1_000_000)
     f.add_argument("--method", default="minhash", choices=["minhash", "embedding", "both"])
+    f.add_argument("--minhash-threshold", type=float, default=None, help="override the default J (0.7+ for MinHash alone)")
     args = parser.parse_args()
     if args.what == "hashing":
         bench_hashing(args.n, args.num_perm, args.shingle)
     elif args.what == "embedding":
         bench_embedding(args.n, args.batch_size)
     else:
-        bench_full(args.n, args.method)
+        bench_full(args.n, args.method, args.minhash_threshold)
 
 
 if __name__ == "__main__":

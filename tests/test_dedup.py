@@ -10,7 +10,7 @@ from bench.planted_duplicates import make_corpus, pair_scores, score_methods
 from graph.model import Edge, Persona
 from graph.store import GraphStore
 from pipeline.config import DedupConfig
-from pipeline.dedup import Candidate, Pair, choose_survivor, find_duplicates, link_pairs
+from pipeline.dedup import Candidate, Pairs, choose_survivor, find_duplicates, link_pairs
 from pipeline.dedup.embedding import embed, model_path
 from pipeline.dedup.index import DedupIndex, index_folder, open_index
 from pipeline.dedup.minhash import MinHasher, words
@@ -58,15 +58,11 @@ def test_embedding_model_is_the_packaged_one_and_vectors_are_unit() -> None:
     assert vecs[0] @ vecs[1] > 0.8 > vecs[0] @ vecs[2]
 
 
-def _pair(a: int, b: int, sim: float) -> Pair:
-    return Pair(a=a, b=b, similarity=sim, method="embedding")
-
-
 def test_link_pairs_chains_without_a_guard_and_stops_at_a_dissimilar_member_with_one() -> None:
-    pairs = [_pair(1, 2, 0.95), _pair(2, 5, 0.9), _pair(3, 4, 0.9), _pair(6, 6, 1.0)]
+    pairs = Pairs.of([1, 2, 3, 6], [2, 5, 4, 6], [0.95, 0.9, 0.9, 1.0], "embedding")
     plain = link_pairs(pairs)
     assert sorted(sorted(g.members) for g in plain) == [[1, 2, 5], [3, 4]]
-    assert {tuple(sorted(g.members)): g.similarity for g in plain}[(1, 2, 5)] == 0.9
+    assert {tuple(sorted(g.members)): g.similarity for g in plain}[(1, 2, 5)] == pytest.approx(0.9)
     # 1 and 5 are far apart: complete linkage keeps 5 out of the group of 1 and 2.
     guarded = link_pairs(pairs, cohesive=lambda a, b: not ({1, 5} <= set(a) | set(b)))
     assert sorted(sorted(g.members) for g in guarded) == [[1, 2], [3, 4]]

@@ -18,9 +18,9 @@ from pipeline.dedup.groups import (
     find_duplicates,
     link_pairs,
 )
-from pipeline.dedup.pairs import Pair
+from pipeline.dedup.pairs import Pairs
 
 __all__ = [
-    "Candidate", "DuplicateGroup", "LinkedGroup", "Pair", "UnionFind", "choose_survivor", "duplicate_groups",
+    "Candidate", "DuplicateGroup", "LinkedGroup", "Pairs", "UnionFind", "choose_survivor", "duplicate_groups",
     "find_duplicates", "link_pairs",
 ]

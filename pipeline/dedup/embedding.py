@@ -53,8 +53,10 @@ def embed(texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
     return np.ascontiguousarray(vecs, dtype=np.float32)
 
 
-def similar_pairs(vectors: np.ndarray, threshold: float, k: int = 16, chunk: int = 4096) -> list[tuple[int, int, float]]:
-    """Pairs (i, j, cosine) with i < j and cosine >= threshold among `vectors`, by exact faiss search.
+def similar_pairs(
+    vectors: np.ndarray, threshold: float, k: int = 16, chunk: int = 4096
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Arrays (a, b, cosine) of the pairs a < b with cosine >= threshold, by exact faiss search.
 
     Each row looks at its `k` nearest neighbours: a group larger than k is still found through
     union-find as long as its members chain together.
@@ -62,17 +64,18 @@ def similar_pairs(vectors: np.ndarray, threshold: float, k: int = 16, chunk: int
     import faiss
 
     n = len(vectors)
-    if n < 2:
-        return []
-    index = faiss.IndexFlatIP(vectors.shape[1])
-    index.add(vectors)
-    kk = min(k + 1, n)
-    pairs: list[tuple[int, int, float]] = []
-    for c0 in range(0, n, chunk):
-        sims, ids = index.search(vectors[c0 : c0 + chunk], kk)
-        rows, cols = np.nonzero(sims >= threshold)
-        for r, c in zip(rows.tolist(), cols.tolist()):
-            i, j = c0 + r, int(ids[r, c])
-            if i < j:
-                pairs.append((i, j, float(sims[r, c])))
-    return pairs
+    found_a, found_b, found_s = [], [], []
+    if n >= 2:
+        index = faiss.IndexFlatIP(vectors.shape[1])
+        index.add(vectors)
+        kk = min(k + 1, n)
+        for c0 in range(0, n, chunk):
+            sims, ids = index.search(vectors[c0 : c0 + chunk], kk)
+            rows = np.arange(c0, c0 + len(ids), dtype=np.int64)[:, None].repeat(kk, axis=1)
+            keep = (sims >= threshold) & (rows < ids)
+            found_a.append(rows[keep])
+            found_b.append(ids[keep].astype(np.int64))
+            found_s.append(sims[keep])
+    if not found_a:
+        return np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, np.float32)
+    return np.concatenate(found_a), np.concatenate(found_b), np.concatenate(found_s)

@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 
 from pipeline.config import DedupConfig
 from pipeline.dedup.embedding import embed
-from pipeline.dedup.pairs import Method, Pair, minhasher, pairs_from_arrays
+from pipeline.dedup.pairs import METHODS, Method, Pairs, minhasher, pairs_from_arrays
 
 K = TypeVar("K", bound=Hashable)
 
@@ -65,7 +65,7 @@ class LinkedGroup(BaseModel):
 Cohesion = Callable[[list[int], list[int]], bool]
 
 
-def link_pairs(pairs: Sequence[Pair], cohesive: Cohesion | None = None) -> list[LinkedGroup]:
+def link_pairs(pairs: Pairs, cohesive: Cohesion | None = None) -> list[LinkedGroup]:
     """Union-find over pairs, strongest first; with `cohesive`, two sets join only if it agrees.
 
     A plain union-find chains: A~B and B~C put A with C however far apart they are, and one
@@ -74,22 +74,26 @@ def link_pairs(pairs: Sequence[Pair], cohesive: Cohesion | None = None) -> list[
     """
     uf: UnionFind[int] = UnionFind()
     weakest: dict[int, float] = {}
-    methods: dict[int, set[str]] = {}
-    for p in sorted(pairs, key=lambda p: (-p.similarity, p.a, p.b)):
-        if p.a == p.b:
+    methods: dict[int, set[int]] = {}
+    order = np.lexsort((pairs.b, pairs.a, -pairs.similarity))
+    for a, b, sim, method in zip(
+        pairs.a[order].tolist(), pairs.b[order].tolist(), pairs.similarity[order].tolist(), pairs.method[order].tolist()
+    ):
+        if a == b:
             continue
-        ra, rb = uf.find(p.a), uf.find(p.b)
+        ra, rb = uf.find(a), uf.find(b)
         if ra == rb:
-            methods[ra].add(p.method)
+            methods[ra].add(method)
             continue
         if cohesive is not None and not cohesive(uf.members(ra), uf.members(rb)):
             continue
         root = uf.union(ra, rb)
-        weak = min(weakest.pop(ra, 1.0), weakest.pop(rb, 1.0), p.similarity)
-        found = methods.pop(ra, set()) | methods.pop(rb, set()) | {p.method}
+        weak = min(weakest.pop(ra, 1.0), weakest.pop(rb, 1.0), sim)
+        found = methods.pop(ra, set()) | methods.pop(rb, set()) | {method}
         weakest[root], methods[root] = weak, found
     return [
-        LinkedGroup(members=m, similarity=weakest[uf.find(m[0])], methods=sorted(methods[uf.find(m[0])]))
+        LinkedGroup(members=m, similarity=weakest[uf.find(m[0])],
+                    methods=sorted(METHODS[k] for k in methods[uf.find(m[0])]))
         for m in uf.groups()
     ]
 
@@ -104,7 +108,7 @@ def cohesion(signatures: np.ndarray | None, vectors: np.ndarray | None, config: 
 
 def duplicate_groups(
     signatures: np.ndarray | None, vectors: np.ndarray | None, config: DedupConfig, method: Method
-) -> tuple[list[Pair], list[LinkedGroup]]:
+) -> tuple[Pairs, list[LinkedGroup]]:
     """Verified pairs and the cohesive groups they form (rows of the arrays are the items)."""
     pairs = pairs_from_arrays(signatures, vectors, config, method)
     use_vectors = vectors if method in ("embedding", "both") else None

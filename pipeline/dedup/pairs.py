@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
 from datasketch import MinHashLSH
-from pydantic import BaseModel
 
 from pipeline.config import DedupConfig
 from pipeline.dedup.embedding import similar_pairs
@@ -16,13 +17,43 @@ Method = Literal["minhash", "embedding", "both"]
 _FOLD = np.uint64(0x100000001B3)  # FNV-1a 64-bit prime: folds a band's rows into one key
 
 
-class Pair(BaseModel):
-    """Two items (positions in the input) judged duplicates, with the similarity that decided it."""
+METHODS = ("minhash", "embedding")
 
-    a: int
-    b: int
-    similarity: float
-    method: Literal["minhash", "embedding"]
+
+@dataclass(frozen=True)
+class Pairs:
+    """Verified pairs as parallel arrays (a million personas give millions of pairs): positions
+    `a[i] < b[i]` in the input, the similarity that decided each, and its method (index in METHODS)."""
+
+    a: np.ndarray
+    b: np.ndarray
+    similarity: np.ndarray
+    method: np.ndarray
+
+    @classmethod
+    def of(cls, a: np.ndarray, b: np.ndarray, similarity: np.ndarray, method: str) -> Pairs:
+        """Pairs found by one method."""
+        return cls(np.asarray(a, dtype=np.int64), np.asarray(b, dtype=np.int64),
+                   np.asarray(similarity, dtype=np.float32), np.full(len(a), METHODS.index(method), dtype=np.uint8))
+
+    @classmethod
+    def concat(cls, parts: Sequence[Pairs]) -> Pairs:
+        """All pairs of `parts`, in order."""
+        if not parts:
+            return cls.of(np.empty(0), np.empty(0), np.empty(0), "minhash")
+        return cls(*(np.concatenate([getattr(p, f) for p in parts]) for f in ("a", "b", "similarity", "method")))
+
+    def __len__(self) -> int:
+        return len(self.a)
+
+    def select(self, mask: np.ndarray) -> Pairs:
+        """The pairs where `mask` is true."""
+        return Pairs(self.a[mask], self.b[mask], self.similarity[mask], self.method[mask])
+
+    def counts(self) -> dict[str, int]:
+        """Pairs per method name."""
+        found = np.bincount(self.method, minlength=len(METHODS))
+        return {m: int(n) for m, n in zip(METHODS, found) if n}
 
 
 def minhasher(config: DedupConfig) -> MinHasher:
@@ -44,7 +75,7 @@ def band_keys(signatures: np.ndarray, bands: int, rows: int) -> np.ndarray:
     return keys
 
 
-def minhash_pairs(signatures: np.ndarray, config: DedupConfig, max_bucket: int = 64) -> list[Pair]:
+def minhash_pairs(signatures: np.ndarray, config: DedupConfig, max_bucket: int = 64) -> Pairs:
     """Pairs that share an LSH band and whose estimated Jaccard reaches the threshold.
 
     The banding (b bands of r rows) is the one datasketch's MinHashLSH picks for the threshold; the
@@ -67,41 +98,37 @@ def minhash_pairs(signatures: np.ndarray, config: DedupConfig, max_bucket: int =
             a, b = order[same], order[same + d]
             found.append(np.minimum(a, b).astype(np.int64) * n + np.maximum(a, b))
     if not found:
-        return []
+        return Pairs.concat([])
     codes = np.unique(np.concatenate(found))
     a, b = codes // n, codes % n
     sims = np.concatenate([
         estimated_jaccard(signatures[a[i : i + 65536]], signatures[b[i : i + 65536]]) for i in range(0, len(a), 65536)
     ])
-    keep = np.flatnonzero(sims >= config.minhash_threshold)
-    return [Pair(a=int(a[k]), b=int(b[k]), similarity=float(sims[k]), method="minhash") for k in keep]
+    keep = sims >= config.minhash_threshold
+    return Pairs.of(a[keep], b[keep], sims[keep], "minhash")
 
 
-def embedding_pairs(vectors: np.ndarray, config: DedupConfig) -> list[Pair]:
+def embedding_pairs(vectors: np.ndarray, config: DedupConfig) -> Pairs:
     """Pairs among each item's nearest neighbours whose cosine reaches the threshold."""
-    return [
-        Pair(a=i, b=j, similarity=s, method="embedding")
-        for i, j, s in similar_pairs(vectors, config.embedding_threshold, k=config.embedding_neighbours)
-    ]
+    a, b, sims = similar_pairs(vectors, config.embedding_threshold, k=config.embedding_neighbours)
+    return Pairs.of(a, b, sims, "embedding")
 
 
 def pairs_from_arrays(
     signatures: np.ndarray | None, vectors: np.ndarray | None, config: DedupConfig, method: Method
-) -> list[Pair]:
+) -> Pairs:
     """Verified pairs from precomputed signatures and/or unit vectors (rows = items).
 
     With "both", a MinHash pair must also reach `config.verify_cosine`: word overlap proposes,
     meaning confirms, so two different people described with the same template words are kept apart.
     """
-    pairs: list[Pair] = []
+    parts: list[Pairs] = []
     if method in ("minhash", "both") and signatures is not None:
         found = minhash_pairs(signatures, config)
-        if method == "both" and vectors is not None and found:
-            a = np.asarray([p.a for p in found])
-            b = np.asarray([p.b for p in found])
-            cos = np.einsum("ij,ij->i", vectors[a], vectors[b])
-            found = [p for p, c in zip(found, cos.tolist()) if c >= config.verify_cosine]
-        pairs += found
+        if method == "both" and vectors is not None and len(found):
+            cos = np.einsum("ij,ij->i", vectors[found.a], vectors[found.b])
+            found = found.select(cos >= config.verify_cosine)
+        parts.append(found)
     if method in ("embedding", "both") and vectors is not None:
-        pairs += embedding_pairs(vectors, config)
-    return pairs
+        parts.append(embedding_pairs(vectors, config))
+    return Pairs.concat(parts)

@@ -69,9 +69,7 @@ def merge_duplicates(
     vecs = index.vectors[rows] if index.use_embedding else None
     note(f"finding duplicate pairs among {len(ids)} personas ({method})")
     pairs, linked = duplicate_groups(sigs, vecs, index.config, method)
-    counts: dict[str, int] = {}
-    for p in pairs:
-        counts[p.method] = counts.get(p.method, 0) + 1
+    counts = pairs.counts()
     note(f"choosing survivors of {len(linked)} groups ({len(pairs)} verified pairs)")
     involved = sorted({ids[i] for g in linked for i in g.members})
     degrees = store.degrees(involved) if involved else {}
