@@ -132,6 +132,18 @@ def progress() -> Progress:
     )
 
 
+def print_estimate(title: str, rows: list[tuple[str, str]], estimate: Any) -> None:
+    """A --dry-run report: the stage's own rows, then the LLM calls and rough tokens it would spend."""
+    table = Table(title=f"{title} --dry-run (nothing called, nothing written)", show_header=False)
+    for name, value in rows:
+        table.add_row(name, value)
+    table.add_row("LLM requests", f"{estimate.requests:,} ({estimate.cached:,} answered by the cache)")
+    table.add_row("LLM calls", f"{estimate.calls:,}")
+    table.add_row("prompt tokens (approx.)", f"{estimate.prompt_tokens:,}")
+    table.add_row("completion tokens (at most)", f"{estimate.max_completion_tokens:,}")
+    console.print(table)
+
+
 def new_run_id(stage: str) -> str:
     """A run id that sorts by time: `<stage>-<yyyymmddHHMMSS>-<random>`."""
     return f"{stage}-{time.strftime('%Y%m%d%H%M%S')}-{uuid.uuid4().hex[:6]}"
@@ -277,14 +289,10 @@ def extract(
         if dry_run:
             with LLMClient.from_settings(settings, connect=False) as client:
                 planned, estimate = estimate_extract(settings, st, client, file, field_name, limit=limit)
-            table = Table(title=f"extract {file} --dry-run (field {planned.field!r})", show_header=False)
-            table.add_row("texts read", f"{planned.texts_read:,}")
-            table.add_row("would be skipped", f"{planned.texts_skipped:,}" + "".join(f"\n  {k}: {v:,}" for k, v in planned.skipped.most_common()))
-            table.add_row("LLM requests", f"{estimate.requests:,} ({estimate.cached:,} answered by the cache)")
-            table.add_row("LLM calls", f"{estimate.calls:,}")
-            table.add_row("prompt tokens (approx.)", f"{estimate.prompt_tokens:,}")
-            table.add_row("completion tokens (at most)", f"{estimate.max_completion_tokens:,}")
-            console.print(table)
+            print_estimate(f"extract {file} (field {planned.field!r})", [
+                ("texts read", f"{planned.texts_read:,}"),
+                ("would be skipped", f"{planned.texts_skipped:,}" + "".join(f"\n  {k}: {v:,}" for k, v in planned.skipped.most_common())),
+            ], estimate)
             return
         client = LLMClient.from_settings(settings)
         run_id = new_run_id("extract")
@@ -469,11 +477,10 @@ def expand(
         st = STATE.store()
         run_id = new_run_id("expand")
         if dry_run:
-            with LLMClient.from_settings(STATE.settings) as client:
+            with LLMClient.from_settings(STATE.settings, connect=False) as client:
                 stats, est = expander_from_settings(st, client, STATE.settings, options, run_id=run_id).estimate()
-            console.print(f"next round: hop {stats.hop} -> {stats.hop + 1}, {stats.seeds:,} seeds, {est.requests:,} requests "
-                          f"({est.cached:,} cached), {est.calls:,} calls, ~{est.prompt_tokens:,} prompt tokens, "
-                          f"<= {est.max_completion_tokens:,} completion tokens; later rounds depend on its answers")
+            print_estimate("expand", [("next round", f"hop {stats.hop} -> {stats.hop + 1}, {stats.seeds:,} seeds "
+                                                     "(later rounds depend on its answers)")], est)
             return
         started = time.monotonic()
         with LLMClient.from_settings(STATE.settings) as client, progress() as bar:
@@ -624,12 +631,8 @@ def synthesize(
         if dry_run:
             with LLMClient.from_settings(STATE.settings, connect=False) as client:
                 personas, estimate = estimate_synthesis(st, client, spec)
-            table = Table(title=f"synthesize {spec.task} --dry-run", show_header=False)
-            table.add_row("personas sampled", f"{personas:,} ({spec.sample.strategy}, seed {spec.sample.seed})")
-            table.add_row("LLM calls", f"{estimate.calls:,} ({estimate.cached:,} answered by the cache)")
-            table.add_row("prompt tokens (approx.)", f"{estimate.prompt_tokens:,}")
-            table.add_row("completion tokens (at most)", f"{estimate.max_completion_tokens:,}")
-            console.print(table)
+            print_estimate(f"synthesize {spec.task}",
+                           [("personas sampled", f"{personas:,} ({spec.sample.strategy}, seed {spec.sample.seed})")], estimate)
             return
         run_id = new_run_id("synthesize")
         started = time.monotonic()
