@@ -176,3 +176,23 @@ def test_match_or_add_links_duplicates_within_and_across_batches(tmp_path) -> No
     got = index.match_or_add(["p_2", "p_3", "p_4"], [NURSE, NURSE_COPY, TEACHER.upper()])
     assert got == ["p_2", "p_2", "p_1"]
     assert index.lookup(DRIVER) is None
+
+
+def test_cli_dedup_dry_run_then_merge(store: GraphStore, store_options) -> None:
+    from typer.testing import CliRunner
+
+    from pipeline.cli import app
+
+    ids = _seed(store)
+    args = ["--data-dir", str(store_options.data_dir), "--graph", store_options.graph, "dedup"]
+    dry = CliRunner().invoke(app, [*args, "--dry-run"])
+    assert dry.exit_code == 0, dry.output
+    said = " ".join(dry.output.split())  # rich wraps lines
+    assert "1 groups, 0 personas merged" in said and "embedding,minhash" in said
+    assert store.get_personas([ids["para"]])[ids["para"]]["status"] == "accepted"
+    done = CliRunner().invoke(app, args)
+    assert done.exit_code == 0, done.output
+    assert "2 personas merged" in " ".join(done.output.split())
+    assert store.get_personas([ids["para"]])[ids["para"]]["status"] == "merged"
+    bad = CliRunner().invoke(app, [*args, "--method", "jaccard"])
+    assert bad.exit_code == 2 and "--method must be" in " ".join(bad.output.split())
