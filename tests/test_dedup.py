@@ -196,3 +196,18 @@ def test_cli_dedup_dry_run_then_merge(store: GraphStore, store_options) -> None:
     assert store.get_personas([ids["para"]])[ids["para"]]["status"] == "merged"
     bad = CliRunner().invoke(app, [*args, "--method", "jaccard"])
     assert bad.exit_code == 2 and "--method must be" in " ".join(bad.output.split())
+
+
+def test_adding_what_was_just_looked_up_embeds_it_once(tmp_path, monkeypatch) -> None:
+    import pipeline.dedup.index as index_module
+
+    calls: list[int] = []
+    real_embed = index_module.embed
+    monkeypatch.setattr(index_module, "embed", lambda texts, bs=64: calls.append(len(texts)) or real_embed(texts, bs))
+    index = DedupIndex(DedupConfig(), tmp_path)
+    index.add(["p_1"], [TEACHER])
+    assert index.lookup_many([NURSE, DRIVER]) == [None, None]
+    index.add(["p_2", "p_3"], [NURSE, DRIVER])
+    assert calls == [1, 2]
+    assert index.lookup(NURSE_COPY).id == "p_2"
+    assert np.array_equal(index.vectors[index.live_rows()][1:], embed([NURSE, DRIVER]))

@@ -67,6 +67,8 @@ class DedupIndex:
         self.vectors = np.empty((0, DIM), dtype=np.float32)
         self.fingerprint = Fingerprint()
         self._pos: dict[str, int] = {}
+        self._last_lookup: dict[str, int] = {}
+        self._last_arrays: tuple[np.ndarray | None, np.ndarray | None] = (None, None)
         self._lsh: MinHashLSH | None = None  # built on the first lookup: the batch pass never needs it
         self._faiss = self._new_faiss()
 
@@ -90,8 +92,7 @@ class DedupIndex:
             return
         new_ids = [ids[i] for i in fresh]
         texts = [descriptions[i] for i in fresh]
-        sigs = self.hasher.signatures(texts) if self.use_minhash else None
-        vecs = embed(texts, self.config.embed_batch_size) if self.use_embedding else None
+        sigs, vecs = self._arrays(texts)
         created = [float(created_at[i]) if created_at is not None else 0.0 for i in fresh]
         self._append(new_ids, created, sigs, vecs)
 
@@ -188,9 +189,11 @@ class DedupIndex:
         if not pending or not self._pos:
             return out
         texts = [descriptions[i] for i in pending]
-        vecs = embed(texts, self.config.embed_batch_size) if self.use_embedding else None
-        if self.use_minhash:
-            for k, (i, sig) in enumerate(zip(pending, self.hasher.signatures(texts))):
+        sigs, vecs = self._arrays(texts)
+        self._last_lookup = {t: k for k, t in enumerate(texts)}
+        self._last_arrays = (sigs, vecs)
+        if sigs is not None:
+            for k, (i, sig) in enumerate(zip(pending, sigs)):
                 out[i] = self._best(out[i], self._minhash_match(sig, None if vecs is None else vecs[k]))
         if vecs is not None:
             sims, poss = self._faiss.search(vecs, 1)
@@ -198,6 +201,17 @@ class DedupIndex:
                 if pos >= 0 and s >= self.config.embedding_threshold:
                     out[i] = self._best(out[i], Match(id=self.ids[pos], similarity=s, method="embedding"))
         return out
+
+    def _arrays(self, texts: list[str]) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """Signatures and vectors of `texts`, reusing the last lookup's rows (expansion looks a batch
+        up, then adds the new ones: embedding them twice would double its dedup cost)."""
+        rows = [self._last_lookup.get(t) for t in texts]
+        if texts and all(r is not None for r in rows):
+            sigs, vecs = self._last_arrays
+            return (None if sigs is None else sigs[rows]), (None if vecs is None else vecs[rows])
+        sigs = self.hasher.signatures(texts) if self.use_minhash else None
+        vecs = embed(texts, self.config.embed_batch_size) if self.use_embedding else None
+        return sigs, vecs
 
     def _minhash_match(self, sig: np.ndarray, vec: np.ndarray | None) -> Match | None:
         """Best LSH candidate by estimated Jaccard; with a vector, it must also reach `verify_cosine`."""
