@@ -370,7 +370,7 @@ class GraphStore(ABC):
 
     def edges_among(self, ids: Sequence[str]) -> list[dict[str, Any]]:
         """Relationship edges with both ends in `ids`: {source, target, type, props}."""
-        return self.run_named("edges_among", {"ids": list(ids)}).records()
+        return self.run_named("edges_among", {"ids": list(dict.fromkeys(ids))}).records()
 
     def degrees(self, ids: Sequence[str]) -> dict[str, int]:
         """Relationship degree (persona-persona edges) of each id."""
@@ -462,10 +462,14 @@ class GraphStore(ABC):
             query = self.q("upsert_edges", TYPE=rel_type, SRC=sl, DST=dl)
             total += self._write_batches(query, list(rows.values()))
 
+        members_of: dict[str, list[str]] = defaultdict(list)
+        for d in dup_ids:
+            if d in nodes:
+                members_of[owner[d]].append(d)
         survivor_rows = []
         for survivor in survivors:
             s = nodes[survivor]
-            members = [d for d in dup_ids if owner[d] == survivor and d in nodes]
+            members = members_of[survivor]
             aliases = _union(s.get("aliases"), *[[nodes[d]["description"]] + list(nodes[d].get("aliases") or []) for d in members])
             aliases = [a for a in aliases if a != s.get("description")]
             merged = _union(s.get("merged_ids"), *[[d] + list(nodes[d].get("merged_ids") or []) for d in members])

@@ -543,4 +543,5 @@ def expand_with_settings(
         return run_expansion(expander)
     finally:
         if index is not None:
+            index.confirm(store)  # take the graph's new fingerprint, so the next open need not reread it
             index.save()
