@@ -180,12 +180,12 @@ def nx_clusters(g: nx.Graph, seeds: list[int], size: int, rng: random.Random) ->
 
 
 def import_graph(store: GraphStore, n_nodes: int, edges: tuple[np.ndarray, np.ndarray, np.ndarray], report: Report,
-                 cpu: Callable[[], tuple[float, float]] = lambda: (0.0, 0.0), gc_pause: bool = True,
+                 cpu: Callable[[], tuple[float, float]] | None = None, gc_pause: bool = True,
                  overlap: bool = False) -> list[str]:
     """Write the personas, then the edges, through the batched store API; returns persona ids by index.
 
     Building the `Persona` / `Edge` objects (validation, content hashes) is timed apart from the writes;
-    `cpu()` gives (server, client) CPU seconds so far, reported per phase. With `gc_pause` each chunk
+    `cpu()`, if given, tells (server, client) CPU seconds so far, reported per phase. With `gc_pause` each chunk
     of objects is built inside `graph.model.gc_paused()`, as a bulk caller should (the store pauses
     the collector for its own part of every write). With `overlap` a second thread builds the next
     chunk of objects while the store writes this one (as a streaming importer would): the build
@@ -217,7 +217,8 @@ def import_graph(store: GraphStore, n_nodes: int, edges: tuple[np.ndarray, np.nd
             build_s[item[0]] += clock() - t0
         return item
 
-    cpu_at = {"start": cpu()}
+    read_cpu = cpu or (lambda: (0.0, 0.0))
+    cpu_at = {"start": read_cpu()}
     created = made = 0
     t_start = time.perf_counter()
     with ThreadPoolExecutor(max_workers=1) as builder:
@@ -230,7 +231,7 @@ def import_graph(store: GraphStore, n_nodes: int, edges: tuple[np.ndarray, np.nd
                 ahead = builder.submit(build_next)
             kind, chunk = item
             if kind == "edges" and "personas" not in cpu_at:
-                cpu_at["personas"] = cpu()
+                cpu_at["personas"] = read_cpu()
             t0 = time.perf_counter()
             if kind == "personas":
                 created += store.upsert_personas(chunk).nodes_created
@@ -238,8 +239,8 @@ def import_graph(store: GraphStore, n_nodes: int, edges: tuple[np.ndarray, np.nd
                 made += store.add_edges(chunk).relationships_created
             write_s[kind] += time.perf_counter() - t0
     wall = time.perf_counter() - t_start
-    cpu_at.setdefault("personas", cpu())
-    cpu_at["edges"] = cpu()
+    cpu_at.setdefault("personas", read_cpu())
+    cpu_at["edges"] = read_cpu()
     how = "CPU s of the building thread" if overlap else "wall"
     report.add("personas: build Persona objects", f"{build_s['personas']:.1f} s",
                f"{how}; {n_nodes / build_s['personas']:,.0f}/s (pydantic, content hashes)", persona_build_s=build_s["personas"])
@@ -250,9 +251,10 @@ def import_graph(store: GraphStore, n_nodes: int, edges: tuple[np.ndarray, np.nd
     report.add("edges: add_edges", f"{made:,} in {write_s['edges']:.1f} s", f"{made / write_s['edges']:,.0f}/s",
                edges=made, edge_write_s=write_s["edges"])
     (s0, c0), (s1, c1), (s2, c2) = cpu_at["start"], cpu_at["personas"], cpu_at["edges"]
-    report.add("CPU by phase", f"personas: server {s1 - s0:.1f} s, client {c1 - c0:.1f} s; edges: server {s2 - s1:.1f} s, client {c2 - c1:.1f} s",
-               "client includes building the objects",
-               persona_server_cpu_s=s1 - s0, persona_client_cpu_s=c1 - c0, edge_server_cpu_s=s2 - s1, edge_client_cpu_s=c2 - c1)
+    if cpu is not None:
+        report.add("CPU by phase", f"personas: server {s1 - s0:.1f} s, client {c1 - c0:.1f} s; edges: server {s2 - s1:.1f} s, client {c2 - c1:.1f} s",
+                   "client includes building the objects",
+                   persona_server_cpu_s=s1 - s0, persona_client_cpu_s=c1 - c0, edge_server_cpu_s=s2 - s1, edge_client_cpu_s=c2 - c1)
     writes = write_s["personas"] + write_s["edges"]
     if overlap:
         note = f"wall; objects built in a second thread while the store writes (writes alone {writes:.1f} s); target < 120 s"
