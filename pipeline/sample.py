@@ -225,16 +225,17 @@ def fetch_members(store: GraphStore, ids: Sequence[str]) -> dict[str, dict[str, 
     return out
 
 
-def sample_personas(store: GraphStore, spec: SampleSpec) -> list[GraphSample]:
+def sample_personas(store: GraphStore, spec: SampleSpec, with_edges: bool = True) -> list[GraphSample]:
     """Draw `spec.count` samples (fewer if the graph runs out) by `spec.strategy`, reproducibly from `spec.seed`.
 
     Traversal is batched over all seeds (graph.traversal); members and edges of all samples are
-    fetched in a few batched queries.
+    fetched in a few batched queries. `with_edges=False` skips the edges among members, for callers
+    that use only the members (synthesis): the same members, one query less.
     """
     rng = random.Random(f"{spec.strategy}:{spec.seed}")
     groups = [(seed, ids) for seed, ids in _seeded_groups(store, spec, rng) if ids]
     personas = fetch_members(store, list(dict.fromkeys(i for _, ids in groups for i in ids)))
-    edges = _edges_of_groups(store, [ids for _, ids in groups])
+    edges = _edges_of_groups(store, [ids for _, ids in groups]) if with_edges else [[] for _ in groups]
     return [
         GraphSample(
             sample_id=f"{spec.strategy}-{spec.seed}-{n:06d}",

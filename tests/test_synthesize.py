@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 from pathlib import Path
 
@@ -215,4 +216,6 @@ def test_cli_synthesize(store: GraphStore, store_options: StoreOptions, graph: n
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(rows) == 6 and {r["sampling_strategy"] for r in rows} == {"ego"}
     assert "rows written" in result.output
-    assert "0 (6 answered by the cache)" in CliRunner().invoke(app, [*args, "--dry-run"], env=env).output
+    dry = CliRunner().invoke(app, [*args, "--dry-run"], env=env).output
+    assert "6 (6 answered by the cache)" in dry  # every request of the rerun is cached ...
+    assert re.search(r"LLM calls\s*│\s*0\s", dry)  # ... so it would make no call
