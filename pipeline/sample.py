@@ -92,9 +92,9 @@ def draw_personas(store: GraphStore, statuses: Sequence[str], k: int, rng: rando
 
     Rejection sampling over internal node ids, answered by id seeks in batches: the cost grows with
     `k`, not with the graph (listing 1M ids takes the client tens of seconds). Same graph, same
-    generator state: same draw.
+    generator state: same draw, also after other commands have added Run or Sample nodes.
     """
-    max_id = store.run_named("max_node_id").value()
+    max_id = store.run_named("max_persona_node_id").value()
     if max_id is None or k <= 0:
         return []
     candidates = _distinct_node_ids(rng, int(max_id) + 1)

@@ -100,6 +100,14 @@ def test_uniform_draws_only_accepted_personas_without_repeats(store: GraphStore,
                for s in samples for m in s.members)
 
 
+def test_a_seeded_draw_is_the_same_after_other_commands_wrote_nodes(store: GraphStore, graph: nx.Graph) -> None:
+    spec = SampleSpec(strategy="uniform", size=7, count=2, seed=5)
+    before = [s.member_ids() for s in sample_personas(store, spec)]
+    for n in range(40):  # every command records a Run node; synthesis may add Sample nodes
+        store.record_run(f"run-{n}", {"stage": "test"})
+    assert [s.member_ids() for s in sample_personas(store, spec)] == before
+
+
 def test_ego_networks_hold_the_nearest_personas_within_k_hops(store: GraphStore, graph: nx.Graph) -> None:
     for s in sample_personas(store, SampleSpec(strategy="ego", size=200, count=5, hops=2, seed=4)):
         expected = nx.single_source_shortest_path_length(graph, s.seed_persona, cutoff=2)
