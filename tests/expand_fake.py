@@ -14,8 +14,6 @@ From a shell or bench/: `python -m tests.expand_fake --port 8766 --latency 0.2`.
 
 from __future__ import annotations
 
-import argparse
-import asyncio
 import contextlib
 import functools
 import hashlib
@@ -27,7 +25,7 @@ from typing import Any
 
 from aiohttp import web
 
-from tests.fake_llm_server import FakeLLM, Faults, fake_llm_subprocess
+from tests.fake_llm_server import FakeLLM, Faults, command_line, fake_llm_subprocess, faults_from, serve_forever
 
 SCHEMA_NAME = "Proposals"
 AGES = ("child", "teenager", "young_adult", "adult", "older_adult")
@@ -166,22 +164,10 @@ def expand_fake_subprocess(faults: Faults | None = None, traits: int = 1) -> Ite
 
 def main() -> None:
     """Serve in the foreground."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8766)
+    parser = command_line(__doc__.splitlines()[0], 8766)
     parser.add_argument("--traits", type=int, default=1, help=f"pool variety, 1-{len(TRAITS)}")
-    for name, spec in Faults.model_fields.items():
-        parser.add_argument(f"--{name.replace('_', '-')}", type=type(spec.default), default=spec.default)
     args = parser.parse_args()
-    server = ExpandFakeLLM(Faults(**{n: getattr(args, n) for n in Faults.model_fields}), args.host, args.port, args.traits)
-
-    async def run() -> None:
-        await server.serve()
-        print(f"fake LLM endpoint at {server.base_url}", flush=True)
-        await asyncio.Event().wait()
-
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(run())
+    serve_forever(ExpandFakeLLM(faults_from(args), args.host, args.port, args.traits))
 
 
 if __name__ == "__main__":

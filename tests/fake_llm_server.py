@@ -343,18 +343,25 @@ def fake_llm_subprocess(faults: Faults | None = None, module: str = "tests.fake_
         process.wait(10)
 
 
-def main() -> None:
-    """Run the test endpoint in the foreground (for bench/ and manual checks)."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def command_line(description: str, port: int) -> argparse.ArgumentParser:
+    """The options every fake endpoint takes from the command line: host, port and each fault."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--port", type=int, default=port)
     for name, spec in Faults.model_fields.items():
         kind = (lambda v: v.lower() in ("1", "true", "yes")) if isinstance(spec.default, bool) else type(spec.default)
         parser.add_argument(f"--{name.replace('_', '-')}", type=kind, default=spec.default,
                             help=spec.description)
-    args = parser.parse_args()
-    faults = Faults(**{name: getattr(args, name) for name in Faults.model_fields})
-    server = FakeLLM(faults, args.host, args.port)
+    return parser
+
+
+def faults_from(args: argparse.Namespace) -> Faults:
+    """The faults named on the command line (see `command_line`)."""
+    return Faults(**{name: getattr(args, name) for name in Faults.model_fields})
+
+
+def serve_forever(server: FakeLLM) -> None:
+    """Serve in the foreground until interrupted; the first line printed says where (launchers wait for it)."""
 
     async def run() -> None:
         await server.serve()
@@ -363,6 +370,12 @@ def main() -> None:
 
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(run())
+
+
+def main() -> None:
+    """Run the test endpoint in the foreground (for bench/ and manual checks)."""
+    args = command_line(__doc__.splitlines()[0], 8765).parse_args()
+    serve_forever(FakeLLM(faults_from(args), args.host, args.port))
 
 
 if __name__ == "__main__":
