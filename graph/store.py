@@ -85,6 +85,11 @@ class WriteStats(BaseModel):
     properties_set: int = 0
     matched: int = 0
 
+    @classmethod
+    def from_counters(cls, counters: Any) -> WriteStats:
+        """From a driver's counters: FalkorDB's QueryResult and Neo4j's SummaryCounters use the same names."""
+        return cls(**{name: getattr(counters, name) for name in cls.model_fields if name != "matched"})
+
     def __iadd__(self, other: WriteStats) -> WriteStats:
         for name in type(self).model_fields:
             setattr(self, name, getattr(self, name) + getattr(other, name))
@@ -562,14 +567,7 @@ class FalkorStore(GraphStore):
             ) from None
         columns = [h[1] if isinstance(h, (list, tuple)) else str(h) for h in (res.header or [])]
         rows = [[self._convert(v) for v in row] for row in (res.result_set or [])]
-        stats = WriteStats(
-            nodes_created=res.nodes_created,
-            nodes_deleted=res.nodes_deleted,
-            relationships_created=res.relationships_created,
-            relationships_deleted=res.relationships_deleted,
-            properties_set=res.properties_set,
-        )
-        return QueryResult(columns=columns, rows=rows, stats=stats)
+        return QueryResult(columns=columns, rows=rows, stats=WriteStats.from_counters(res))
 
     def _create_unique(self, label: str, prop: str) -> None:
         with contextlib.suppress(self._response_error):  # exists already
@@ -654,15 +652,8 @@ class Neo4jStore(GraphStore):
             raise QueryError(exc.message or str(exc)) from None
         except (ServiceUnavailable, SessionExpired, OSError) as exc:
             raise StoreUnavailable(f"cannot reach Neo4j at {self.options.uri}: {' '.join(str(exc).split())}") from None
-        c = summary.counters
-        stats = WriteStats(
-            nodes_created=c.nodes_created,
-            nodes_deleted=c.nodes_deleted,
-            relationships_created=c.relationships_created,
-            relationships_deleted=c.relationships_deleted,
-            properties_set=c.properties_set,
-        )
-        return QueryResult(columns=columns, rows=[[self._convert(v) for v in r.values()] for r in records], stats=stats)
+        return QueryResult(columns=columns, rows=[[self._convert(v) for v in r.values()] for r in records],
+                           stats=WriteStats.from_counters(summary.counters))
 
     def _create_unique(self, label: str, prop: str) -> None:
         """Constraints come with schema.cypher in Neo4j's dialect."""
