@@ -46,6 +46,26 @@ def fill(query: str, **values: str | int) -> str:
     return _PLACEHOLDER.sub(sub, query)
 
 
+_ROWS_PARAM = re.compile(r"\$rows\b")
+_TRAILING_RETURN = re.compile(r"\nRETURN [^\n]*$")
+
+
+def chain(parts: list[tuple[str, str]]) -> str:
+    """One query that runs several batched `UNWIND $rows ...` write queries in turn.
+
+    Each part is (query text, parameter name): its `$rows` becomes `$<name>` and a final `RETURN`
+    line is dropped; `WITH count(*)` between parts collapses each part's rows to one (an empty batch
+    included), so the next part runs once. The database runs the whole as one query: one round trip,
+    and all of it lands or none of it does.
+    """
+    for _, name in parts:
+        if not re.fullmatch(r"[a-z][a-z0-9_]*", name):
+            raise ValueError(f"invalid parameter name {name!r}")
+    bodies = [_TRAILING_RETURN.sub("", _ROWS_PARAM.sub("$" + name, text)) for text, name in parts]
+    return "".join(body + (f"\nWITH count(*) AS _{i}\n" if i < len(bodies) - 1 else "")
+                   for i, body in enumerate(bodies))
+
+
 def statements(text: str) -> list[str]:
     """Split a multi-statement file (e.g. schema) on `;` at line ends."""
     return [s.strip() for s in re.split(r";\s*(?:\n|$)", text) if s.strip()]

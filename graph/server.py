@@ -226,5 +226,7 @@ def stop(data_dir: Path) -> bool:
             time.sleep(0.05)
         if pid_alive(pid):
             raise StoreUnavailable(f"the embedded FalkorDB (pid {pid}) did not stop within {STOP_TIMEOUT_S:.0f}s")
+        with contextlib.suppress(ChildProcessError):  # a zombie counts as stopped: reap it if it is ours
+            os.waitpid(pid, os.WNOHANG)
         _clean_stale(data_dir)
         return True

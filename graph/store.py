@@ -187,6 +187,31 @@ def _cypher_literal(value: Any) -> str:
     return str(value)
 
 
+def _persona_rows(personas: Sequence[Persona]) -> list[list[Any]]:
+    """Rows for `cypher/upsert_personas.cypher`; the first of several personas with one id wins."""
+    rows: dict[str, list[Any]] = {}
+    for p in personas:
+        if p.id not in rows:
+            rows[p.id] = p.row_values()
+    return list(rows.values())
+
+
+def _check_property_rows(rows: Sequence[dict[str, Any]]) -> None:
+    """Validate the property names of `set_properties` rows before any query is sent."""
+    for row in rows:
+        for key in row["props"]:
+            check_property(key)
+
+
+def _with_params(query: str, params: dict[str, Any] | None) -> str:
+    """`query` with its parameters in FalkorDB's `CYPHER name=value ...` header (what the falkordb
+    client builds, with less per-value overhead for large batches)."""
+    if not params:
+        return query
+    header = " ".join(f"{name}={_cypher_literal(value)}" for name, value in params.items())
+    return f"CYPHER {header} {query}"
+
+
 def _union(*lists: Iterable[Any]) -> list[Any]:
     """Order-preserving union of lists (aliases, merged ids)."""
     seen: dict[Any, None] = {}
@@ -267,11 +292,7 @@ class GraphStore(ABC):
     def upsert_personas(self, personas: Sequence[Persona]) -> WriteStats:
         """MERGE personas by id in UNWIND batches; existing ids are left untouched."""
         with gc_paused():  # tens of thousands of rows: no full-heap collections while they are built
-            rows: dict[str, list[Any]] = {}
-            for p in personas:
-                if p.id not in rows:  # the first of several personas with one id wins (see _first_per_key)
-                    rows[p.id] = p.row_values()
-            return self._write_batches(self.q("upsert_personas"), list(rows.values()))
+            return self._write_batches(self.q("upsert_personas"), _persona_rows(personas))
 
     def upsert_sources(self, sources: Sequence[Source]) -> WriteStats:
         """MERGE source nodes by id in batches."""
@@ -282,41 +303,71 @@ class GraphStore(ABC):
 
         `matched` in the result counts rows whose two endpoints existed.
         """
+        with gc_paused():  # tens of thousands of rows: no full-heap collections while they are built
+            jobs = [(self.q("upsert_edges", TYPE=rel_type, SRC=source_label, DST=target_label), rows)
+                    for rel_type, rows in self._edge_rows(edges, source_label, target_label, redirect=True).items()]
+            return self._write_many(jobs)
+
+    def set_properties(self, rows: Sequence[dict[str, Any]], label: str = "Persona") -> WriteStats:
+        """`SET n += props` for rows `{"id": ..., "props": {...}}`; property names are validated."""
+        _check_property_rows(rows)
+        return self._write_batches(self.q("set_properties", LABEL=check_label(label)), list(rows))
+
+    def write_together(
+        self,
+        personas: Sequence[Persona] = (),
+        edges: Sequence[Edge] = (),
+        properties: Sequence[dict[str, Any]] = (),
+        *,
+        redirect_merged: bool = True,
+    ) -> WriteStats:
+        """Upsert personas, merge persona-to-persona edges, then set persona properties, in one query.
+
+        What `upsert_personas`, `add_edges` and `set_properties` do, as one round trip instead of one
+        per batch and edge type, and atomic: a crash or a lost connection leaves all of it or none of
+        it. Meant for chunk-sized writes (nothing is split into batches). `redirect_merged=False`
+        skips the lookup of merged endpoints, for callers whose ids are known to be live.
+        """
+        _check_property_rows(properties)
+        with gc_paused():
+            by_type = self._edge_rows(edges, "Persona", "Persona", redirect=redirect_merged)
+            parts = [(self.q("upsert_personas"), "personas")]
+            params: dict[str, Any] = {"personas": _persona_rows(personas)}
+            for i, (rel_type, rows) in enumerate(by_type.items()):
+                parts.append((self.q("upsert_edges", TYPE=rel_type, SRC="Persona", DST="Persona"), f"edges{i}"))
+                params[f"edges{i}"] = rows
+            parts.append((self.q("set_properties", LABEL="Persona"), "properties"))
+            params["properties"] = list(properties)
+            return self.run(cypher.chain(parts), params, write=True).stats
+
+    def _edge_rows(self, edges: Sequence[Edge], source_label: str, target_label: str, *,
+                   redirect: bool) -> dict[str, list[list[Any]]]:
+        """Edge rows `[src, dst, props]` by type, types and labels validated first; the first row of
+        a (src, dst) pair wins (see _first_per_key). With `redirect`, persona endpoints merged away
+        are replaced by their survivors."""
         check_label(source_label)
         check_label(target_label)
         for rel_type in {e.type for e in edges}:  # every type checked before any query is sent
             check_rel_type(rel_type)
-        redirect: dict[str, str] = {}
+        redirect_src: dict[str, str] = {}
+        redirect_dst: dict[str, str] = {}
         # The per-id lookup costs a query per batch of ids; a graph without merges skips it.
-        if edges and (source_label == "Persona" or target_label == "Persona") and self.run_named("any_merged").rows:
+        if redirect and edges and "Persona" in (source_label, target_label) and self.run_named("any_merged").rows:
             persona_ids = [e.source for e in edges if source_label == "Persona"] + [
                 e.target for e in edges if target_label == "Persona"
             ]
-            redirect = self.resolve_merged(persona_ids)
-        redirect_src = redirect if source_label == "Persona" else {}
-        redirect_dst = redirect if target_label == "Persona" else {}
-        total = WriteStats()
-        with gc_paused():  # tens of thousands of rows: no full-heap collections while they are built
-            # Rows [src, dst, props] per type; the first row of a (src, dst) pair wins (see _first_per_key).
-            by_type: dict[str, dict[tuple[str, str], list[Any]]] = defaultdict(dict)
-            for e in edges:
-                src, dst = e.source, e.target
-                if redirect:
-                    src, dst = redirect_src.get(src, src), redirect_dst.get(dst, dst)
-                pairs = by_type[e.type]
-                if (src, dst) not in pairs:
-                    pairs[(src, dst)] = [src, dst, e.props]
-            jobs = [(self.q("upsert_edges", TYPE=rel_type, SRC=source_label, DST=target_label), list(pairs.values()))
-                    for rel_type, pairs in by_type.items()]
-            total += self._write_many(jobs)
-        return total
-
-    def set_properties(self, rows: Sequence[dict[str, Any]], label: str = "Persona") -> WriteStats:
-        """`SET n += props` for rows `{"id": ..., "props": {...}}`; property names are validated."""
-        for row in rows:
-            for key in row["props"]:
-                check_property(key)
-        return self._write_batches(self.q("set_properties", LABEL=check_label(label)), list(rows))
+            found = self.resolve_merged(persona_ids)
+            redirect_src = found if source_label == "Persona" else {}
+            redirect_dst = found if target_label == "Persona" else {}
+        by_type: dict[str, dict[tuple[str, str], list[Any]]] = defaultdict(dict)
+        for e in edges:
+            src, dst = e.source, e.target
+            if redirect_src or redirect_dst:
+                src, dst = redirect_src.get(src, src), redirect_dst.get(dst, dst)
+            pairs = by_type[e.type]
+            if (src, dst) not in pairs:
+                pairs[(src, dst)] = [src, dst, e.props]
+        return {rel_type: list(pairs.values()) for rel_type, pairs in by_type.items()}
 
     def record_run(self, run_id: str, props: dict[str, Any]) -> None:
         """Create or update the `Run` node of a pipeline run with its accounting."""
@@ -531,7 +582,8 @@ class FalkorStore(GraphStore):
 
     def run(self, query: str, params: dict[str, Any] | None = None, *, write: bool = True) -> QueryResult:
         send = self._graph.query if write else self._graph.ro_query
-        return self._execute(lambda: send(query, params or None))
+        text = _with_params(query, params)
+        return self._execute(lambda: send(text))
 
     def _write_many(self, jobs: Iterable[tuple[str, Sequence[Any]]], key: str = "rows") -> WriteStats:
         """Batched writes with the next batch's parameters serialised while the server runs the
@@ -543,7 +595,7 @@ class FalkorStore(GraphStore):
         with ThreadPoolExecutor(max_workers=1) as sender:
             pending: Future[QueryResult] | None = None
             for query, chunk in chunks:
-                text = f"CYPHER {key}={_cypher_literal(list(chunk))} {query}"
+                text = _with_params(query, {key: list(chunk)})
                 if pending is not None:
                     _account(total, pending.result())
                 pending = sender.submit(self._execute, partial(self._graph.query, text))

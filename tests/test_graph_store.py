@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import re
 
 import networkx as nx
@@ -10,7 +11,7 @@ from pydantic import ValidationError
 
 import cypher
 from graph.analysis import to_networkx
-from graph.model import Edge, InvalidName, Persona, Source, check_rel_type, persona_id
+from graph.model import Edge, InvalidName, Persona, Source, check_rel_type, gc_frozen, persona_id
 from graph.store import FalkorStore, GraphStore, QueryError, ReadOnlyViolation
 from tests.graphs import count_queries, personas, write_random_graph
 
@@ -203,6 +204,65 @@ def test_a_failing_batch_stops_the_batches_after_it(store: GraphStore) -> None:
     with pytest.raises(QueryError):
         store._write_batches("UNWIND $rows AS r CREATE (:Persona {id: r.id})", rows)  # the write path every upsert uses
     assert store.run("MATCH (p:Persona) RETURN count(p)").value() == 1
+
+
+def test_write_together_does_what_the_three_writes_do_in_one_query(store: GraphStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    a, b, c = personas(3, prefix="together")
+    store.upsert_personas([a])
+    edges = [Edge(source=a.id, target=b.id, type="PATIENT_OF", props={"hop": 1}),
+             Edge(source=a.id, target=c.id, type="COLLEAGUE_OF", props={"hop": 1}),
+             Edge(source=c.id, target=b.id, type="COLLEAGUE_OF")]
+    marks = [{"id": a.id, "props": {"expanded": True}}]
+    sent = count_queries(store, monkeypatch)
+    stats = store.write_together([a, b, c], edges, marks, redirect_merged=False)
+    assert len(sent) == 1  # personas, two edge types and the marks: one round trip
+    assert (stats.nodes_created, stats.relationships_created) == (2, 3)  # `a` existed: left as it was
+    got = {(e["source"], e["type"], e["target"]): e["props"] for e in store.iter_edges()}
+    assert got == {(a.id, "PATIENT_OF", b.id): {"hop": 1}, (a.id, "COLLEAGUE_OF", c.id): {"hop": 1},
+                   (c.id, "COLLEAGUE_OF", b.id): {}}
+    assert store.get_personas([a.id])[a.id]["expanded"] is True
+    again = store.write_together([a, b, c], edges, marks, redirect_merged=False)
+    assert (again.nodes_created, again.relationships_created) == (0, 0)
+    assert store.write_together().nodes_created == 0  # nothing to write is not an error
+
+
+def test_write_together_lands_whole_or_not_at_all(store: GraphStore) -> None:
+    a, b = personas(2, prefix="atomic")
+    # The last part fails in the database (a map is not a property value) after the first parts ran.
+    with pytest.raises(QueryError):
+        store.write_together([a, b], [Edge(source=a.id, target=b.id, type="KNOWS")],
+                             [{"id": a.id, "props": {"nested": {"not": "allowed"}}}])
+    assert store.run("MATCH (p:Persona) RETURN count(p)").value() == 0
+    assert list(store.iter_edges()) == []
+
+
+def test_write_together_redirects_merged_endpoints_unless_told_the_ids_are_live(store: GraphStore) -> None:
+    a, b, c = personas(3, prefix="redirect")
+    store.upsert_personas([a, b, c])
+    store.merge_nodes(a.id, [b.id])
+    store.write_together(edges=[Edge(source=c.id, target=b.id, type="KNOWS")])
+    assert [(e["source"], e["target"]) for e in store.iter_edges()] == [(c.id, a.id)]
+    with pytest.raises(InvalidName):
+        store.write_together(properties=[{"id": a.id, "props": {"bad key": 1}}])
+
+
+def test_chained_queries_rename_their_rows_and_drop_inner_returns() -> None:
+    text = cypher.chain([(cypher.load("upsert_personas"), "personas"),
+                         (cypher.fill(cypher.load("set_properties"), LABEL="Persona"), "marks")])
+    assert "$rows" not in text and "$personas" in text and "$marks" in text
+    assert "RETURN" not in text and text.count("WITH count(*) AS _") == 1
+    with pytest.raises(ValueError, match="parameter name"):
+        cypher.chain([("UNWIND $rows AS r RETURN r", "bad name")])
+
+
+def test_gc_frozen_nests_and_restores_the_collector() -> None:
+    before = gc.get_threshold()
+    with gc_frozen(young_threshold=before[0] + 5000):
+        assert gc.get_freeze_count() > 0 and gc.get_threshold()[0] == before[0] + 5000
+        with gc_frozen():
+            pass
+        assert gc.get_freeze_count() > 0  # the inner block does not thaw the outer one
+    assert gc.get_freeze_count() == 0 and gc.get_threshold() == before
 
 
 # Queries that start from many ids: `UNWIND $ids AS i MATCH (x:Label {id: i})...`.

@@ -33,6 +33,9 @@ from tests.test_graph_store import (  # noqa: F401  (collected and run here agai
     test_stats_and_record_run_and_reset,
     test_typed_edges_are_merged_once_per_type_and_pair,
     test_values_survive_the_batched_write_path,
+    test_write_together_does_what_the_three_writes_do_in_one_query,
+    test_write_together_lands_whole_or_not_at_all,
+    test_write_together_redirects_merged_endpoints_unless_told_the_ids_are_live,
 )
 from tests.test_merge import (  # noqa: F401
     test_edges_written_to_a_merged_persona_land_on_its_survivor,

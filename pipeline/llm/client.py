@@ -22,6 +22,7 @@ from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import BaseModel, ValidationError
 
 import prompts
+from graph.model import gc_frozen
 from pipeline.config import LLMConfig, Settings
 from pipeline.llm.cache import CachedAnswer, ResponseCache, cache_key
 
@@ -336,14 +337,15 @@ class LLMClient:
 
         tasks = [asyncio.create_task(produce())] + [asyncio.create_task(work()) for _ in range(workers)]
         try:
-            finished = 0
-            while finished < workers:
-                result = await outbox.get()
-                if result is None:
-                    finished += 1
-                    continue
-                self.usage.add(result)
-                yield result
+            with gc_frozen():  # thousands of answers: no full-heap collections while they stream
+                finished = 0
+                while finished < workers:
+                    result = await outbox.get()
+                    if result is None:
+                        finished += 1
+                        continue
+                    self.usage.add(result)
+                    yield result
             await tasks[0]  # re-raise an error of the request iterator
         finally:
             for task in tasks:

@@ -162,4 +162,7 @@ def stop_local_server(settings: Settings, timeout: float = 10.0) -> bool:
             time.sleep(0.1)
         if pid_alive(server.pid):
             os.kill(server.pid, signal.SIGKILL)
+        # pid_alive counts a zombie as dead, so the loop can end before our child was reaped: reap it now.
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(server.pid, 0)
         return True
