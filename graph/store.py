@@ -11,6 +11,7 @@ per-dialect table (`cypher/falkordb/`, `cypher/neo4j/`). Nothing here knows abou
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from abc import ABC, abstractmethod
@@ -328,6 +329,12 @@ class GraphStore(ABC):
         it. Meant for chunk-sized writes (nothing is split into batches). `redirect_merged=False`
         skips the lookup of merged endpoints, for callers whose ids are known to be live.
         """
+        query, params = self._together(personas, edges, properties, redirect_merged)
+        return self.run(query, params, write=True).stats
+
+    def _together(self, personas: Sequence[Persona], edges: Sequence[Edge], properties: Sequence[dict[str, Any]],
+                  redirect_merged: bool) -> tuple[str, dict[str, Any]]:
+        """The chained query and parameters of `write_together`."""
         _check_property_rows(properties)
         with gc_paused():
             by_type = self._edge_rows(edges, "Persona", "Persona", redirect=redirect_merged)
@@ -338,7 +345,37 @@ class GraphStore(ABC):
                 params[f"edges{i}"] = rows
             parts.append((self.q("set_properties", LABEL="Persona"), "properties"))
             params["properties"] = list(properties)
-            return self.run(cypher.chain(parts), params, write=True).stats
+            return cypher.chain(parts), params
+
+    # -- for callers on an event loop -------------------------------------------------------------
+    async def arun(self, query: str, params: dict[str, Any] | None = None, *, write: bool = True) -> QueryResult:
+        """`run` for a caller on an event loop, which keeps going while the database works.
+
+        This default sends from a worker thread; a backend with an asyncio client awaits it instead.
+        """
+        return await asyncio.to_thread(self.run, query, params, write=write)
+
+    async def arun_named(self, name: str, params: dict[str, Any] | None = None, *, write: bool = False,
+                         **fills: str | int) -> QueryResult:
+        """`run_named` for a caller on an event loop."""
+        return await self.arun(self.q(name, **fills), params or {}, write=write)
+
+    async def awrite_together(
+        self,
+        personas: Sequence[Persona] = (),
+        edges: Sequence[Edge] = (),
+        properties: Sequence[dict[str, Any]] = (),
+        *,
+        redirect_merged: bool = True,
+    ) -> WriteStats:
+        """`write_together` for a caller on an event loop: rows are built on the loop, the write awaited."""
+        if redirect_merged:  # the redirect lookup is a blocking query of its own
+            return await asyncio.to_thread(self.write_together, personas, edges, properties)
+        query, params = self._together(personas, edges, properties, False)
+        return (await self.arun(query, params, write=True)).stats
+
+    async def aclose(self) -> None:
+        """Release what `arun` opened on the current event loop (before the loop ends)."""
 
     def _edge_rows(self, edges: Sequence[Edge], source_label: str, target_label: str, *,
                    redirect: bool) -> dict[str, list[list[Any]]]:
@@ -557,6 +594,7 @@ class FalkorStore(GraphStore):
         self.socket_path = socket_path or server.ensure_running(options.data_dir, options.save_points)
         self._db = FalkorDB(unix_socket_path=str(self.socket_path))
         self._graph = self._db.select_graph(options.graph)
+        self._async: tuple[asyncio.AbstractEventLoop, Any, Any] | None = None
 
     def describe(self) -> str:
         return f"embedded FalkorDB at {self.socket_path} (graph {self.options.graph!r})"
@@ -605,8 +643,39 @@ class FalkorStore(GraphStore):
 
     def _execute(self, send: Callable[[], Any]) -> QueryResult:
         """Call `send` (one FalkorDB query) and turn its result or error into ours."""
-        try:
+        with self._errors():
             res = send()
+        return self._result(res)
+
+    async def arun(self, query: str, params: dict[str, Any] | None = None, *, write: bool = True) -> QueryResult:
+        """`run` through FalkorDB's asyncio client: parameters encoded here, the server's answer awaited."""
+        graph = self._async_graph()
+        text = _with_params(query, params)
+        with self._errors():
+            res = await (graph.query(text) if write else graph.ro_query(text))
+        return self._result(res)
+
+    def _async_graph(self) -> Any:
+        """The asyncio client's graph for the running loop (one connection pool per loop)."""
+        loop = asyncio.get_running_loop()
+        if self._async is None or self._async[0] is not loop:
+            from falkordb.asyncio import FalkorDB as AsyncFalkorDB
+
+            db = AsyncFalkorDB(unix_socket_path=str(self.socket_path))
+            self._async = (loop, db, db.select_graph(self.options.graph))
+        return self._async[2]
+
+    async def aclose(self) -> None:
+        if self._async is not None and self._async[0] is asyncio.get_running_loop():
+            with contextlib.suppress(Exception):
+                await self._async[1].connection.aclose()
+        self._async = None
+
+    @contextlib.contextmanager
+    def _errors(self) -> Iterator[None]:
+        """FalkorDB's and the connection's errors as ours, naming what failed and what to do."""
+        try:
+            yield
         except self._response_error as exc:
             msg = str(exc)
             if "read-only" in msg or "RO_QUERY" in msg:
@@ -617,6 +686,9 @@ class FalkorStore(GraphStore):
                 f"cannot reach the embedded FalkorDB at {self.socket_path}: {exc}. "
                 "Run `personagraph db status`, then `personagraph db start`."
             ) from None
+
+    def _result(self, res: Any) -> QueryResult:
+        """A FalkorDB result set as ours."""
         columns = [h[1] if isinstance(h, (list, tuple)) else str(h) for h in (res.header or [])]
         rows = [[self._convert(v) for v in row] for row in (res.result_set or [])]
         return QueryResult(columns=columns, rows=rows, stats=WriteStats.from_counters(res))

@@ -152,12 +152,15 @@ class ExpandSummary(BaseModel):
 
 
 class PersonaMatcher(Protocol):
-    """Answers "does this persona exist already?" for proposals, and learns the personas written."""
+    """Answers "does this persona exist already?" for proposals, and learns the personas written.
 
-    def match(self, descriptions: Sequence[str]) -> list[str | None]:
+    Async, as the expansion's writer calls it on the event loop that streams the LLM's answers.
+    """
+
+    async def match(self, descriptions: Sequence[str]) -> list[str | None]:
         """For each description, the id of the existing persona it duplicates, or None."""
 
-    def add(self, ids: Sequence[str], descriptions: Sequence[str]) -> None:
+    async def add(self, ids: Sequence[str], descriptions: Sequence[str]) -> None:
         """Record personas just written."""
 
 
@@ -167,26 +170,30 @@ class ExactMatcher:
     def __init__(self, store: GraphStore) -> None:
         self.store = store
 
-    def match(self, descriptions: Sequence[str]) -> list[str | None]:
+    async def match(self, descriptions: Sequence[str]) -> list[str | None]:
         ids = [persona_id(d) for d in descriptions]
-        found = dict(self.store.run_named("expand_match", {"ids": list(dict.fromkeys(ids))}).rows)
+        found = dict((await self.store.arun_named("expand_match", {"ids": list(dict.fromkeys(ids))})).rows)
         return [found.get(pid) for pid in ids]
 
-    def add(self, ids: Sequence[str], descriptions: Sequence[str]) -> None:
+    async def add(self, ids: Sequence[str], descriptions: Sequence[str]) -> None:
         """Nothing to record: the graph is the index."""
 
 
 class IndexMatcher:
-    """Near-duplicate matching through the dedup index (exact id, MinHash, embeddings; see pipeline.dedup.index)."""
+    """Near-duplicate matching through the dedup index (exact id, MinHash, embeddings; see pipeline.dedup.index).
+
+    Its lookups and additions are CPU work (hashing, embedding), done in a worker thread.
+    """
 
     def __init__(self, index: DedupIndex) -> None:
         self.index = index
 
-    def match(self, descriptions: Sequence[str]) -> list[str | None]:
-        return [m.id if m is not None else None for m in self.index.lookup_many(descriptions)]
+    async def match(self, descriptions: Sequence[str]) -> list[str | None]:
+        found = await asyncio.to_thread(self.index.lookup_many, descriptions)
+        return [m.id if m is not None else None for m in found]
 
-    def add(self, ids: Sequence[str], descriptions: Sequence[str]) -> None:
-        self.index.add(ids, descriptions, [time.time()] * len(ids))
+    async def add(self, ids: Sequence[str], descriptions: Sequence[str]) -> None:
+        await asyncio.to_thread(self.index.add, ids, descriptions, [time.time()] * len(ids))
 
 
 def _embed_once(texts: Sequence[str]) -> np.ndarray:
@@ -286,10 +293,13 @@ class Expander:
     # -- the loop -----------------------------------------------------------------------------------
     async def run(self) -> ExpandSummary:
         """Expand round by round until the hop limit, an empty frontier or a budget stops it."""
-        for hop in range(self.options.hops):
-            if self._stop:
-                break
-            await self._round(hop)
+        try:
+            for hop in range(self.options.hops):
+                if self._stop:
+                    break
+                await self._round(hop)
+        finally:
+            await self.store.aclose()
         if self._stop:
             self.summary.stopped_by = self._stop
         self.summary.usage = self.client.usage.as_dict()
@@ -309,15 +319,17 @@ class Expander:
                 return stats, self.client.estimate(self._requests(chunks, stats))
         return RoundStats(hop=self.options.hops), Estimate()
 
-    def _frontier(self, hop: int) -> list[dict[str, Any]]:
+    def _frontier_params(self, hop: int) -> dict[str, Any]:
         focus = [{"key": k, "values": list(v)} for k, v in self.options.focus.items()]
-        res = self.store.run_named("expand_frontier", {"hop": hop, "focus": focus, "limit": FRONTIER_LIMIT})
-        return res.records()
+        return {"hop": hop, "focus": focus, "limit": FRONTIER_LIMIT}
+
+    def _frontier(self, hop: int) -> list[dict[str, Any]]:
+        return self.store.run_named("expand_frontier", self._frontier_params(hop)).records()
 
     async def _round(self, hop: int) -> None:
         started = time.perf_counter()
         stats = RoundStats(hop=hop)
-        seeds = await asyncio.to_thread(self._frontier, hop)
+        seeds = (await self.store.arun_named("expand_frontier", self._frontier_params(hop))).records()
         stats.graph_seconds += time.perf_counter() - started
         stats.seeds = len(seeds)
         if not seeds:
@@ -383,10 +395,10 @@ class Expander:
     async def _writer(self, hop: int, ready: asyncio.Queue[_Chunk | None], stats: RoundStats) -> None:
         """Write complete chunks in order, beside the stream of answers.
 
-        The Python work of a chunk (answers to rows, the inline filter) runs on the event loop, where
-        it costs what it costs; only the database round trips (the dedup lookup, the write) go to a
-        thread, so the database works while answers keep streaming. Running the whole chunk in a
-        thread made its Python work take turns with the event loop for the GIL, doubling its time.
+        Everything runs on the event loop: the chunk's Python work (answers to rows, the inline
+        filter) costs what it costs, and the database round trips (the dedup lookup, the write) are
+        awaited, so answers keep streaming while the database works. (A writer thread made its Python
+        work take turns with the event loop for the GIL, which doubled it.)
         """
         while (chunk := await ready.get()) is not None:
             if self._stop in ("max_new", "error"):
@@ -394,7 +406,7 @@ class Expander:
             started = time.perf_counter()
             proposals, unfinished = self._proposals(chunk)
             descriptions = [p.description for _, p, _ in proposals]
-            existing = await asyncio.to_thread(self.matcher.match, descriptions) if proposals else []
+            existing = await self.matcher.match(descriptions) if proposals else []
             filter_started = time.perf_counter()
             checked = self.check(descriptions, [m.seed["description"] for m, _, _ in proposals]) if proposals else []
             filtering = time.perf_counter() - filter_started
@@ -402,8 +414,8 @@ class Expander:
             finished = [s["id"] for s in chunk.seeds if s["id"] not in unfinished]
             # One query, so a chunk lands whole or not at all. Ids are live: seeds come from the frontier
             # (accepted personas) and matches are resolved to merge survivors, so no redirect lookup.
-            written = await asyncio.to_thread(
-                self.store.write_together, list(new.values()), edges,
+            written = await self.store.awrite_together(
+                list(new.values()), edges,
                 [{"id": i, "props": {"expanded": True, "expanded_run": self.run_id}} for i in finished],
                 redirect_merged=False)
             self.summary.edges_created += written.relationships_created
@@ -413,7 +425,7 @@ class Expander:
                 self._stop = "max_new"
             accepted = [p for p in new.values() if p.status is PersonaStatus.accepted]
             if accepted:
-                await asyncio.to_thread(self.matcher.add, [p.id for p in accepted], [p.description for p in accepted])
+                await self.matcher.add([p.id for p in accepted], [p.description for p in accepted])
             stats.graph_seconds += time.perf_counter() - started - filtering
             stats.filter_seconds += filtering
 
@@ -480,8 +492,11 @@ class Expander:
                                               "via_relation": relation.name, "via_edge": relation.edge_type}
                 if reasons:
                     attributes["filter_reasons"] = reasons
-                new[target] = Persona(id=target, description=proposed.description, status=status, hop=hop + 1,
-                                      origin="expand", run_id=self.run_id, attributes=attributes)
+                # Built without validation (hot path): the id is the description's, the description is
+                # whitespace-normalised, attribute names are fixed here, and values are non-empty.
+                new[target] = Persona.model_construct(id=target, description=proposed.description, status=status,
+                                                      hop=hop + 1, origin="expand", run_id=self.run_id,
+                                                      attributes=attributes)
                 summary.created += not reasons
             elif not reasons:
                 summary.linked += 1
@@ -489,7 +504,8 @@ class Expander:
                 summary.rejected.update(reason.split(":", 1)[0] for reason in reasons)
                 continue
             source, dest = relation.endpoints(seed_id, target)
-            edges.append(Edge(source=source, target=dest, type=relation.edge_type, props={
+            # Unvalidated too: the store checks every edge type before it writes (GraphStore._edge_rows).
+            edges.append(Edge.model_construct(source=source, target=dest, type=relation.edge_type, props={
                 "relation": relation.name, "hop": hop + 1, "run_id": self.run_id, "model": model}))
         return new, edges
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import re
 
@@ -263,6 +264,31 @@ def test_gc_frozen_nests_and_restores_the_collector() -> None:
             pass
         assert gc.get_freeze_count() > 0  # the inner block does not thaw the outer one
     assert gc.get_freeze_count() == 0 and gc.get_threshold() == before
+
+
+def test_the_async_path_runs_the_same_queries_with_the_same_errors(store: GraphStore) -> None:
+    a, b = personas(2, prefix="async")
+
+    async def use() -> None:
+        stats = await store.awrite_together([a, b], [Edge(source=a.id, target=b.id, type="KNOWS")],
+                                            [{"id": b.id, "props": {"score": 0.5}}], redirect_merged=False)
+        assert (stats.nodes_created, stats.relationships_created) == (2, 1)
+        res = await store.arun_named("expand_match", {"ids": [a.id, "p_missing"]})
+        assert res.rows == [[a.id, a.id]]
+        with pytest.raises(ReadOnlyViolation):
+            await store.arun("CREATE (:Persona {id: 'p_ro'})", write=False)
+        with pytest.raises(QueryError):
+            await store.arun("MATCH (p:Persona RETURN p")
+        await store.aclose()
+
+    async def count() -> int:  # no aclose: the next loop must not reuse this loop's client
+        return int((await store.arun("MATCH (p:Persona) RETURN count(p)", write=False)).value())
+
+    asyncio.run(use())
+    assert asyncio.run(count()) == 2
+    assert asyncio.run(count()) == 2  # a new event loop gets a client of its own
+    assert store.get_personas([b.id])[b.id]["score"] == 0.5
+    assert [(e["source"], e["target"]) for e in store.iter_edges()] == [(a.id, b.id)]
 
 
 # Queries that start from many ids: `UNWIND $ids AS i MATCH (x:Label {id: i})...`.

@@ -32,6 +32,7 @@ from tests.test_graph_store import (  # noqa: F401  (collected and run here agai
     test_sources_upsert_idempotently,
     test_stats_and_record_run_and_reset,
     test_typed_edges_are_merged_once_per_type_and_pair,
+    test_the_async_path_runs_the_same_queries_with_the_same_errors,
     test_values_survive_the_batched_write_path,
     test_write_together_does_what_the_three_writes_do_in_one_query,
     test_write_together_lands_whole_or_not_at_all,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
@@ -184,3 +185,19 @@ def test_persist_writes_a_snapshot_without_stopping(data_dir: Path) -> None:
     assert rdb.stat().st_size > 0 and server.status(data_dir).pid == pid
     os.kill(pid, signal.SIGKILL)  # no final snapshot: only what persist() wrote survives
     assert count_personas(data_dir) == 10
+
+
+def test_a_database_that_went_away_is_a_clear_error_on_the_async_path_too(data_dir: Path) -> None:
+    st = FalkorStore(StoreOptions(data_dir=data_dir))
+    st.ensure_schema()
+
+    async def write_then_lose_the_server() -> None:
+        await st.awrite_together(personas(3, prefix="async-gone"), redirect_merged=False)
+        assert (await st.arun("MATCH (p:Persona) RETURN count(p)", write=False)).value() == 3
+        server.stop(data_dir)
+        with pytest.raises(server.StoreUnavailable, match="personagraph db start"):
+            await st.arun("MATCH (p:Persona) RETURN count(p)", write=False)
+        await st.aclose()
+
+    asyncio.run(write_then_lose_the_server())
+    assert count_personas(data_dir) == 3  # restarted on first use: the write was kept
