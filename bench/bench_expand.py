@@ -13,10 +13,11 @@ In the same run:
   seeds, and `expand_frontier` runs `--hops` rounds with `--relations` relations per seed, fanout 1,
   capped at seeds x relations requests per hop (so each hop asks about `--seeds` seeds).
 Reported: expansion calls/s and its ratio to the bare loop (target >= 0.85), and per round the
-graph-side seconds (frontier query, dedup lookup, inline checks, writes, marking seeds; measured in
-the writer) as a share of the round's wall time (target < 5%), and apart from it the inline filter's
-cheap checks. The writer runs in a thread beside the event loop, so most of that time overlaps the
-calls in flight rather than adding to the round. Caching is off; dedup on insert is exact (content hash
+graph-side seconds (frontier query, dedup lookup, turning answers into rows, the write of personas,
+edges and seed marks; wall time as the writer sees it, so waiting for the database and for the busy
+event loop to resume it counts) as a share of the round's wall time (target < 5%), and apart from it
+the inline filter's cheap checks. The writer shares the event loop with the stream: its Python work
+holds the loop, its database round trips overlap the calls in flight. Caching is off; dedup on insert is exact (content hash
 against the graph); the dedup index's MinHash/embedding lookups are measured in bench/bench_dedup.py.
 """
 

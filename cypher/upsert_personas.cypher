@@ -1,8 +1,10 @@
 // Batched, idempotent persona upsert: an existing id is left as it is (re-importing changes nothing).
-// Rows are lists in graph.model.PERSONA_ROW order:
-// [id, description, status, hop, origin, run_id, created_at, attrs] (cheaper to send and read than maps).
+// Rows are lists: [id, description, status, hop, origin, run_id, created_at, attribute values...]
+// (graph.model.PERSONA_ROW), one batch per set of attribute keys, which <<ATTRS>> names
+// (", `key`: r[7], ..."; keys validated). Every property is in the CREATE pattern: on FalkorDB,
+// setting properties on a node after creating it re-indexes the node, about twice the cost.
 UNWIND $rows AS r
-MERGE (p:Persona {id: r[0]})
-ON CREATE SET p.description = r[1], p.status = r[2], p.hop = r[3],
-              p.origin = r[4], p.run_id = r[5], p.created_at = r[6],
-              p.expanded = false, p += r[7]
+OPTIONAL MATCH (existing:Persona {id: r[0]})
+WITH r WHERE existing IS NULL
+CREATE (:Persona {id: r[0], description: r[1], status: r[2], hop: r[3], origin: r[4], run_id: r[5],
+                  created_at: r[6], expanded: false<<ATTRS>>})

@@ -13,7 +13,7 @@ import re
 import threading
 import time
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from enum import Enum
 from typing import Any
 
@@ -241,15 +241,16 @@ class Persona(BaseModel):
             "attrs": dict(self.attributes),
         }
 
-    def row_values(self) -> list[Any]:
-        """The same row as a list in `PERSONA_ROW` order (what `cypher/upsert_personas.cypher` reads
-        as `r[0]`, `r[1]`, ...): no key per value to send and for the server to parse and look up."""
+    def row_values(self, keys: Sequence[str]) -> list[Any]:
+        """The row `cypher/upsert_personas.cypher` reads as `r[0]`, `r[1]`, ...: `PERSONA_ROW`, then
+        the values of attributes `keys` (no key per value to send and for the server to parse)."""
         return [self.id, self.description, self.status.value, self.hop, self.origin, self.run_id,
-                time.time(), self.attributes]
+                time.time(), *[self.attributes[k] for k in keys]]
 
 
-# The positions of `Persona.row_values()`, as `cypher/upsert_personas.cypher` reads them.
-PERSONA_ROW = ("id", "description", "status", "hop", "origin", "run_id", "created_at", "attrs")
+# The first positions of `Persona.row_values()`, as `cypher/upsert_personas.cypher` reads them;
+# attribute values follow.
+PERSONA_ROW = ("id", "description", "status", "hop", "origin", "run_id", "created_at")
 
 
 class Source(BaseModel):

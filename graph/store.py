@@ -27,6 +27,7 @@ from pydantic import BaseModel, Field
 import cypher
 from graph import server
 from graph.model import (
+    PERSONA_ROW,
     Edge,
     Persona,
     PersonaStatus,
@@ -188,13 +189,25 @@ def _cypher_literal(value: Any) -> str:
     return str(value)
 
 
-def _persona_rows(personas: Sequence[Persona]) -> list[list[Any]]:
-    """Rows for `cypher/upsert_personas.cypher`; the first of several personas with one id wins."""
-    rows: dict[str, list[Any]] = {}
+def _persona_rows(personas: Sequence[Persona]) -> dict[tuple[str, ...], list[list[Any]]]:
+    """Rows for `cypher/upsert_personas.cypher`, grouped by their attribute keys (sorted); the first
+    of several personas with one id wins."""
+    seen: set[str] = set()
+    groups: dict[tuple[str, ...], list[list[Any]]] = defaultdict(list)
     for p in personas:
-        if p.id not in rows:
-            rows[p.id] = p.row_values()
-    return list(rows.values())
+        if p.id not in seen:
+            seen.add(p.id)
+            keys = tuple(sorted(p.attributes))
+            groups[keys].append(p.row_values(keys))
+    for keys in groups:
+        for key in keys:  # validated by Persona, unless it was built with model_construct
+            check_property(key)
+    return groups
+
+
+def _attribute_fill(keys: Sequence[str]) -> str:
+    """`<<ATTRS>>` of cypher/upsert_personas.cypher: the attribute properties after the fixed ones."""
+    return "".join(f", `{key}`: r[{len(PERSONA_ROW) + i}]" for i, key in enumerate(keys))
 
 
 def _check_property_rows(rows: Sequence[dict[str, Any]]) -> None:
@@ -293,7 +306,9 @@ class GraphStore(ABC):
     def upsert_personas(self, personas: Sequence[Persona]) -> WriteStats:
         """MERGE personas by id in UNWIND batches; existing ids are left untouched."""
         with gc_paused():  # tens of thousands of rows: no full-heap collections while they are built
-            return self._write_batches(self.q("upsert_personas"), _persona_rows(personas))
+            jobs = [(self.q("upsert_personas", ATTRS=_attribute_fill(keys)), rows)
+                    for keys, rows in _persona_rows(personas).items()]
+            return self._write_many(jobs)
 
     def upsert_sources(self, sources: Sequence[Source]) -> WriteStats:
         """MERGE source nodes by id in batches."""
@@ -338,8 +353,11 @@ class GraphStore(ABC):
         _check_property_rows(properties)
         with gc_paused():
             by_type = self._edge_rows(edges, "Persona", "Persona", redirect=redirect_merged)
-            parts = [(self.q("upsert_personas"), "personas")]
-            params: dict[str, Any] = {"personas": _persona_rows(personas)}
+            parts: list[tuple[str, str]] = []
+            params: dict[str, Any] = {}
+            for i, (keys, rows) in enumerate(_persona_rows(personas).items()):
+                parts.append((self.q("upsert_personas", ATTRS=_attribute_fill(keys)), f"personas{i}"))
+                params[f"personas{i}"] = rows
             for i, (rel_type, rows) in enumerate(by_type.items()):
                 parts.append((self.q("upsert_edges", TYPE=rel_type, SRC="Persona", DST="Persona"), f"edges{i}"))
                 params[f"edges{i}"] = rows

@@ -12,10 +12,10 @@ connected social graph rather than a forest of trees.
 
 Crash safety: the frontier is walked in a fixed order, in chunks of `chunk_seeds` seeds. Results
 stream out of the LLM layer in completion order, but a chunk is written only when all its answers
-are in and every earlier chunk is written, in seed order, and its seeds are marked expanded only
-after that. So whatever point a run is killed at, the expanded seeds are a prefix of whole chunks,
-and a rerun (answered from the LLM cache without new calls) writes the same chunks in the same
-order: the graph ends up the same as after an uninterrupted run.
+are in and every earlier chunk is written, in seed order, and in one query that also marks its
+seeds expanded (all of it lands or none of it). So whatever point a run is killed at, the expanded
+seeds are a prefix of whole chunks, and a rerun (answered from the LLM cache without new calls)
+writes the same chunks in the same order: the graph ends up the same as after an uninterrupted run.
 """
 
 from __future__ import annotations

@@ -227,6 +227,19 @@ def test_write_together_does_what_the_three_writes_do_in_one_query(store: GraphS
     assert store.write_together().nodes_created == 0  # nothing to write is not an error
 
 
+def test_personas_with_different_attribute_keys_land_whole_in_one_call(store: GraphStore) -> None:
+    people = [Persona(description="a baker with no attributes"),
+              Persona(description="a nurse", attributes={"age_group": "adult", "domain": "health"}),
+              Persona(description="a child", attributes={"age_group": "child"}),
+              Persona(description="a pilot", attributes={"domain": "aviation", "age_group": "adult", "tags": ["a", "b"]})]
+    assert store.upsert_personas(people[:2]).nodes_created == 2
+    assert store.write_together(people, redirect_merged=False).nodes_created == 2  # two of four were there
+    nodes = store.get_personas([p.id for p in people])
+    for p in people:
+        got = {k: v for k, v in nodes[p.id].items() if k not in ("created_at", "expanded", "run_id", "origin")}
+        assert got == {"id": p.id, "description": p.description, "status": "accepted", "hop": 0, **p.attributes}
+
+
 def test_write_together_lands_whole_or_not_at_all(store: GraphStore) -> None:
     a, b = personas(2, prefix="atomic")
     # The last part fails in the database (a map is not a property value) after the first parts ran.
@@ -248,7 +261,7 @@ def test_write_together_redirects_merged_endpoints_unless_told_the_ids_are_live(
 
 
 def test_chained_queries_rename_their_rows_and_drop_inner_returns() -> None:
-    text = cypher.chain([(cypher.load("upsert_personas"), "personas"),
+    text = cypher.chain([(cypher.fill(cypher.load("upsert_personas"), ATTRS=""), "personas"),
                          (cypher.fill(cypher.load("set_properties"), LABEL="Persona"), "marks")])
     assert "$rows" not in text and "$personas" in text and "$marks" in text
     assert "RETURN" not in text and text.count("WITH count(*) AS _") == 1

@@ -25,6 +25,7 @@ from tests.test_graph_store import (  # noqa: F401  (collected and run here agai
     test_ids_are_content_hashes_and_attributes_become_properties,
     test_iter_nodes_pages_through_every_node,
     test_read_only_queries_cannot_write_and_errors_are_the_databases,
+    test_personas_with_different_attribute_keys_land_whole_in_one_call,
     test_reads_match_networkx,
     test_reimporting_the_same_personas_changes_nothing,
     test_schema_is_idempotent_and_enforces_unique_ids,
