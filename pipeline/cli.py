@@ -443,6 +443,12 @@ def stats(
         console.print(nodes, edges, hops)
 
 
+def _no_frontier(hops: int) -> str:
+    """What `expand` says when no persona is left to expand (the run and its --dry-run alike)."""
+    return (f"none: no accepted, unexpanded persona below hop {hops} (extracted personas become seeds once "
+            "`personagraph filter` accepts them)")
+
+
 @app.command()
 def expand(
     hops: Annotated[Optional[int], typer.Option("--hops", help="Deepest hop a new persona may get (1-6; config default 6)", min=1, max=6)] = None,
@@ -479,8 +485,9 @@ def expand(
         if dry_run:
             with LLMClient.from_settings(STATE.settings, connect=False) as client:
                 stats, est = expander_from_settings(st, client, STATE.settings, options, run_id=run_id).estimate()
-            print_estimate("expand", [("next round", f"hop {stats.hop} -> {stats.hop + 1}, {stats.seeds:,} seeds "
-                                                     "(later rounds depend on its answers)")], est)
+            next_round = (f"hop {stats.hop} -> {stats.hop + 1}, {stats.seeds:,} seeds (later rounds depend on its answers)"
+                          if stats.seeds else _no_frontier(options.hops))
+            print_estimate("expand", [("next round", next_round)], est)
             return
         started = time.monotonic()
         with LLMClient.from_settings(STATE.settings) as client, progress() as bar:
@@ -494,9 +501,8 @@ def expand(
         for error in summary.errors[:5]:
             err_console.print(f"[yellow]failed request[/] {escape(error)}", highlight=False)
         table = Table(title=f"expand {run_id} ({time.monotonic() - started:.1f}s, stopped: {summary.stopped_by})", show_header=False)
-        table.add_row("rounds (hops)", ", ".join(f"{r.hop}->{r.hop + 1}: {r.seeds:,} seeds" for r in summary.rounds) or (
-            f"none: no accepted, unexpanded persona below hop {options.hops} (extracted personas become seeds once "
-            "`personagraph filter` accepts them)"))
+        table.add_row("rounds (hops)", ", ".join(f"{r.hop}->{r.hop + 1}: {r.seeds:,} seeds" for r in summary.rounds)
+                      or _no_frontier(options.hops))
         table.add_row("seeds expanded", f"{summary.seeds_expanded:,}")
         table.add_row("LLM requests", f"{summary.requests:,} ({summary.usage.get('llm_cached', 0):,} cached, {summary.failed_requests:,} failed)")
         table.add_row("tokens", f"{summary.usage.get('llm_prompt_tokens', 0):,} prompt + {summary.usage.get('llm_completion_tokens', 0):,} completion")

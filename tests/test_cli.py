@@ -11,7 +11,7 @@ import tempfile
 from pathlib import Path
 
 from graph import server
-from graph.model import Edge, persona_id
+from graph.model import Edge, Persona, PersonaStatus, persona_id
 from graph.store import GraphStore, StoreOptions
 from tests.graphs import personas
 from tests.test_importer import GOOD, write_bad_jsonl
@@ -121,3 +121,11 @@ def test_a_missing_input_file_is_a_clear_error(store_options: StoreOptions, tmp_
     missing = tmp_path / "missing.jsonl"
     res = run_cli("import", str(missing), cwd=tmp_path, options=store_options)
     assert res.returncode == 2 and f"{missing}: no such file" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_expand_dry_run_says_why_there_is_nothing_to_expand(store: GraphStore, store_options: StoreOptions, tmp_path: Path) -> None:
+    store.upsert_personas([Persona(description="An extracted ferry mechanic not yet filtered", status=PersonaStatus.candidate)])
+    res = run_cli("expand", "--dry-run", "--hops", "3", cwd=tmp_path, options=store_options)
+    assert res.returncode == 0, res.stderr
+    out = one_line(res.stdout)
+    assert "no accepted, unexpanded persona below hop 3" in out and "hop 3 -> 4" not in out
