@@ -112,7 +112,8 @@ def gc_frozen(young_threshold: int = STREAM_GC_THRESHOLD) -> Iterator[None]:
         if _freeze_depth == 0:
             _saved_threshold = gc.get_threshold()
             gc.freeze()
-            gc.set_threshold(max(young_threshold, _saved_threshold[0]), *_saved_threshold[1:])
+            if _saved_threshold[0]:  # 0: automatic collection is off, and stays off
+                gc.set_threshold(max(young_threshold, _saved_threshold[0]), *_saved_threshold[1:])
         _freeze_depth += 1
     try:
         yield

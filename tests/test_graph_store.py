@@ -277,6 +277,12 @@ def test_gc_frozen_nests_and_restores_the_collector() -> None:
             pass
         assert gc.get_freeze_count() > 0  # the inner block does not thaw the outer one
     assert gc.get_freeze_count() == 0 and gc.get_threshold() == before
+    gc.set_threshold(0)  # a caller that turned automatic collection off keeps it off
+    try:
+        with gc_frozen():
+            assert gc.get_threshold()[0] == 0
+    finally:
+        gc.set_threshold(*before)
 
 
 def test_the_async_path_runs_the_same_queries_with_the_same_errors(store: GraphStore) -> None:
