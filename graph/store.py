@@ -306,9 +306,7 @@ class GraphStore(ABC):
     def upsert_personas(self, personas: Sequence[Persona]) -> WriteStats:
         """MERGE personas by id in UNWIND batches; existing ids are left untouched."""
         with gc_paused():  # tens of thousands of rows: no full-heap collections while they are built
-            jobs = [(self.q("upsert_personas", ATTRS=_attribute_fill(keys)), rows)
-                    for keys, rows in _persona_rows(personas).items()]
-            return self._write_many(jobs)
+            return self._write_many(self._persona_jobs(personas))
 
     def upsert_sources(self, sources: Sequence[Source]) -> WriteStats:
         """MERGE source nodes by id in batches."""
@@ -320,9 +318,7 @@ class GraphStore(ABC):
         `matched` in the result counts rows whose two endpoints existed.
         """
         with gc_paused():  # tens of thousands of rows: no full-heap collections while they are built
-            jobs = [(self.q("upsert_edges", TYPE=rel_type, SRC=source_label, DST=target_label), rows)
-                    for rel_type, rows in self._edge_rows(edges, source_label, target_label, redirect=True).items()]
-            return self._write_many(jobs)
+            return self._write_many(self._edge_jobs(edges, source_label, target_label, redirect=True))
 
     def set_properties(self, rows: Sequence[dict[str, Any]], label: str = "Persona") -> WriteStats:
         """`SET n += props` for rows `{"id": ..., "props": {...}}`; property names are validated."""
@@ -352,18 +348,23 @@ class GraphStore(ABC):
         """The chained query and parameters of `write_together`."""
         _check_property_rows(properties)
         with gc_paused():
-            by_type = self._edge_rows(edges, "Persona", "Persona", redirect=redirect_merged)
-            parts: list[tuple[str, str]] = []
-            params: dict[str, Any] = {}
-            for i, (keys, rows) in enumerate(_persona_rows(personas).items()):
-                parts.append((self.q("upsert_personas", ATTRS=_attribute_fill(keys)), f"personas{i}"))
-                params[f"personas{i}"] = rows
-            for i, (rel_type, rows) in enumerate(by_type.items()):
-                parts.append((self.q("upsert_edges", TYPE=rel_type, SRC="Persona", DST="Persona"), f"edges{i}"))
-                params[f"edges{i}"] = rows
-            parts.append((self.q("set_properties", LABEL="Persona"), "properties"))
-            params["properties"] = list(properties)
-            return cypher.chain(parts), params
+            jobs = [*self._persona_jobs(personas),
+                    *self._edge_jobs(edges, "Persona", "Persona", redirect=redirect_merged),
+                    (self.q("set_properties", LABEL="Persona"), list(properties))]
+            names = [f"rows{i}" for i in range(len(jobs))]
+            query = cypher.chain([(q, name) for (q, _), name in zip(jobs, names)])
+            return query, {name: rows for (_, rows), name in zip(jobs, names)}
+
+    def _persona_jobs(self, personas: Sequence[Persona]) -> list[tuple[str, list[Any]]]:
+        """(query, rows) per attribute-key group of `cypher/upsert_personas.cypher`."""
+        return [(self.q("upsert_personas", ATTRS=_attribute_fill(keys)), rows)
+                for keys, rows in _persona_rows(personas).items()]
+
+    def _edge_jobs(self, edges: Sequence[Edge], source_label: str, target_label: str, *,
+                   redirect: bool) -> list[tuple[str, list[Any]]]:
+        """(query, rows) per edge type of `cypher/upsert_edges.cypher` (see `_edge_rows`)."""
+        return [(self.q("upsert_edges", TYPE=rel_type, SRC=source_label, DST=target_label), rows)
+                for rel_type, rows in self._edge_rows(edges, source_label, target_label, redirect=redirect).items()]
 
     # -- for callers on an event loop -------------------------------------------------------------
     async def arun(self, query: str, params: dict[str, Any] | None = None, *, write: bool = True) -> QueryResult:
