@@ -221,7 +221,8 @@ class Persona(BaseModel):
                     raise ValueError(f"attribute {key!r} is reserved by the store")
                 if len(_ATTRIBUTE_KEYS_OK) < 10_000:
                     _ATTRIBUTE_KEYS_OK.add(key)
-        return {k: val for k, val in v.items() if val is not None}
+        # An empty attribute is no attribute: '' is never stored (no index can find it, graph/indexes.py).
+        return {k: val for k, val in v.items() if val is not None and not (isinstance(val, str) and not val.strip())}
 
     def model_post_init(self, __context: Any) -> None:
         if not self.id:

@@ -74,7 +74,6 @@ class StoreOptions(BaseModel):
     user: str = "neo4j"
     password: str = ""
     batch_size: int = Field(default=5000, ge=1)
-    save_points: str = "3600 1 300 100 60 10000"
 
 
 class WriteStats(BaseModel):
@@ -85,12 +84,13 @@ class WriteStats(BaseModel):
     relationships_created: int = 0
     relationships_deleted: int = 0
     properties_set: int = 0
+    indices_created: int = 0
     matched: int = 0
 
     @classmethod
     def from_counters(cls, counters: Any) -> WriteStats:
         """From a driver's counters: FalkorDB's QueryResult and Neo4j's SummaryCounters use the same names."""
-        return cls(**{name: getattr(counters, name) for name in cls.model_fields if name != "matched"})
+        return cls(**{name: getattr(counters, name, 0) for name in cls.model_fields if name != "matched"})
 
     def __iadd__(self, other: WriteStats) -> WriteStats:
         for name in type(self).model_fields:
@@ -264,7 +264,20 @@ class GraphStore(ABC):
         """Release the connection (the embedded server keeps running)."""
 
     def persist(self) -> None:
-        """Ask the database to write its data to disk now, if it has such a step."""
+        """Check that every write acknowledged so far is on disk; raise `StoreUnavailable` if not.
+
+        A command calls this before it reports success, so "done" means durable.
+        """
+
+    def query(self, query: str, params: dict[str, Any] | None = None, *, write: bool = False) -> QueryResult:
+        """Run a user's own Cypher: read-only unless `write=True` (the database refuses writes then)."""
+        res = self.run(query, params or {}, write=write)
+        if write:
+            self._after_user_write()
+        return res
+
+    def _after_user_write(self) -> None:
+        """Repair what a user's write may have broken in the database's own structures (if anything)."""
 
     def __enter__(self) -> GraphStore:
         return self
@@ -296,11 +309,14 @@ class GraphStore(ABC):
     # -- schema -----------------------------------------------------------------------------------
     def ensure_schema(self) -> None:
         """Create the uniqueness constraints and property indexes (idempotent)."""
+        created = 0
         for stmt in cypher.statements(self.q("schema")):
             with contextlib.suppress(QueryError):  # already exists (FalkorDB has no IF NOT EXISTS)
-                self.run(stmt, write=True)
+                created += self.run(stmt, write=True).stats.indices_created
         for label, prop in UNIQUE_KEYS:
             self._create_unique(label, prop)
+        if created:
+            self._after_user_write()  # a new index over old data: check what it holds
 
     # -- writes -----------------------------------------------------------------------------------
     def upsert_personas(self, personas: Sequence[Persona]) -> WriteStats:
@@ -610,7 +626,7 @@ class FalkorStore(GraphStore):
 
         self._redis_errors = (redis.ConnectionError, redis.TimeoutError, ConnectionError, OSError)
         self._response_error = redis.ResponseError
-        self.socket_path = socket_path or server.ensure_running(options.data_dir, options.save_points)
+        self.socket_path = socket_path or server.ensure_running(options.data_dir)
         self._db = FalkorDB(unix_socket_path=str(self.socket_path))
         self._graph = self._db.select_graph(options.graph)
         self._async: tuple[asyncio.AbstractEventLoop, Any, Any] | None = None
@@ -702,7 +718,8 @@ class FalkorStore(GraphStore):
             raise QueryError(msg) from None
         except self._redis_errors as exc:
             raise StoreUnavailable(
-                f"cannot reach the embedded FalkorDB at {self.socket_path}: {exc}. "
+                server.disk_full(self.options.data_dir)
+                or f"cannot reach the embedded FalkorDB at {self.socket_path}: {exc}. "
                 "Run `personagraph db status`, then `personagraph db start`."
             ) from None
 
@@ -729,8 +746,14 @@ class FalkorStore(GraphStore):
             after += page
 
     def persist(self) -> None:
-        with contextlib.suppress(Exception):  # a snapshot already in progress is fine
-            self._db.connection.bgsave()
+        # Every acknowledged write was fsynced to the append-only file; check it still is written.
+        server.check_durable(self.socket_path, self.options.data_dir)
+
+    def _after_user_write(self) -> None:
+        from graph.indexes import guard_graph
+
+        with self._errors():
+            guard_graph(self._graph, self.options.graph)
 
     def close(self) -> None:
         with contextlib.suppress(Exception):

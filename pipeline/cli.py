@@ -73,7 +73,6 @@ class AppState:
             user=s.user,
             password=s.password.get_secret_value(),
             batch_size=s.batch_size,
-            save_points=s.save_points,
         )
 
     def store(self) -> GraphStore:
@@ -81,9 +80,13 @@ class AppState:
             self._store = open_store(self.store_options())
         return self._store
 
-    def close(self) -> None:
+    def finish(self) -> None:
+        """Before a command reports success: check that what it wrote is on disk."""
         if self._store is not None:
             self._store.persist()
+
+    def close(self) -> None:
+        if self._store is not None:
             self._store.close()
             self._store = None
 
@@ -93,15 +96,16 @@ STATE = AppState()
 
 def fail(message: str, code: int = 1) -> None:
     """Print one clear error line (no traceback) and exit."""
-    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False)
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)  # one line, unwrapped
     raise typer.Exit(code)
 
 
 @contextmanager
 def user_errors() -> Iterator[None]:
-    """Turn the errors a user can act on into one-line messages."""
+    """Turn the errors a user can act on into one-line messages; check durability before success."""
     try:
         yield
+        STATE.finish()
     except (StoreUnavailable, UserActionNeeded) as exc:
         fail(str(exc), 3)
     except ReadOnlyViolation:
@@ -402,7 +406,7 @@ def query(
         fail("give a Cypher query, a .cypher file or a ready-made query name (personagraph query --list)", 2)
     with user_errors():
         st = STATE.store()
-        res = st.run(resolve_query(cypher_or_file, st.dialect), parse_params(param), write=write)
+        res = st.query(resolve_query(cypher_or_file, st.dialect), parse_params(param), write=write)
         if fmt is OutputFormat.json:
             sys.stdout.write(json.dumps(res.records(), ensure_ascii=False, indent=2, default=str) + "\n")
         elif fmt is OutputFormat.csv:
@@ -783,31 +787,35 @@ def db_start() -> None:
     """Start the embedded server (or find the one already running)."""
     with user_errors():
         opts = STATE.store_options()
-        sock = server.ensure_running(opts.data_dir, opts.save_points)
+        sock = server.ensure_running(opts.data_dir)
         st = server.status(opts.data_dir)
         console.print(f"running: pid {st.pid}, socket {sock}")
 
 
 @db_app.command("stop")
 def db_stop() -> None:
-    """Write a final snapshot and stop the embedded server."""
+    """Stop the embedded server (everything it acknowledged is already on disk)."""
     with user_errors():
         opts = STATE.store_options()
         stopped = server.stop(opts.data_dir)
-        console.print("stopped (snapshot written)" if stopped else f"no server was running for {opts.data_dir.resolve()}")
+        console.print("stopped" if stopped else f"no server was running for {opts.data_dir.resolve()}")
 
 
 @db_app.command("status")
 def db_status() -> None:
-    """Whether the embedded server runs, its pid, socket, memory and snapshot size."""
+    """Whether the embedded server runs and answers, its pid, socket, memory and size on disk."""
     with user_errors():
         opts = STATE.store_options()
         st = server.status(opts.data_dir)
-        if st.running:
+        if st.running and st.answering:
             mem = f", {st.memory_bytes / 2**20:,.0f} MiB resident" if st.memory_bytes else ""
-            console.print(f"running: pid {st.pid}, socket {st.socket}{mem}, snapshot {st.rdb_bytes:,} bytes")
+            console.print(f"running: pid {st.pid}, socket {st.socket}{mem}, {st.disk_bytes:,} bytes on disk")
+        elif st.running:
+            console.print(f"running but not answering: pid {st.pid} (loading a large graph, or stuck: see "
+                          f"{st.data_dir / server.LOG_NAME}; `personagraph db stop` stops it)")
+            raise typer.Exit(1)
         else:
-            console.print(f"not running (data folder {st.data_dir}, snapshot {st.rdb_bytes:,} bytes)")
+            console.print(f"not running (data folder {st.data_dir}, {st.disk_bytes:,} bytes on disk)")
             raise typer.Exit(1)
 
 

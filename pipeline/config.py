@@ -37,7 +37,6 @@ class StoreConfig(BaseModel):
     user: str = "neo4j"
     password: SecretStr = SecretStr("")
     batch_size: int = Field(default=5000, ge=1, description="Rows per UNWIND write query")
-    save_points: str = Field(default="3600 1 300 100 60 10000", description="RDB save points of the embedded server")
 
 
 class ImportConfig(BaseModel):

@@ -63,7 +63,9 @@ def test_server_listens_on_a_private_unix_socket_only(data_dir: Path) -> None:
     assert oct(sock.stat().st_mode & 0o777) == "0o700"
     client = redis.Redis(unix_socket_path=str(sock))
     assert client.config_get("port") == {"port": "0"}
-    assert client.config_get("appendonly") == {"appendonly": "no"}
+    assert client.config_get("appendonly") == {"appendonly": "yes"}
+    assert client.config_get("appendfsync") == {"appendfsync": "always"}  # fsynced before it is acknowledged
+    assert client.config_get("save") == {"save": ""}
     client.close()
     st = server.status(data_dir)
     assert st.running and st.pid == servers_for(data_dir)[0] and st.memory_bytes
@@ -78,7 +80,7 @@ def test_data_survives_stop_and_restart(data_dir: Path) -> None:
     first_pid = server.status(data_dir).pid
     assert server.stop(data_dir) is True
     assert not server.status(data_dir).running and servers_for(data_dir) == []
-    assert (data_dir / server.RDB_NAME).stat().st_size > 0
+    assert server.status(data_dir).disk_bytes > 0
     assert not (data_dir / server.SOCKET_NAME).exists() and not (data_dir / server.PID_NAME).exists()
     assert server.stop(data_dir) is False
     assert count_personas(data_dir) == 300  # restarted on first use, loaded from the snapshot
@@ -170,21 +172,6 @@ def test_two_concurrent_cli_imports_share_one_server(data_dir: Path, tmp_path: P
         assert st.run("MATCH (r:Run) RETURN count(r)").value() == 2
     finally:
         st.close()
-
-
-def test_persist_writes_a_snapshot_without_stopping(data_dir: Path) -> None:
-    st = FalkorStore(StoreOptions(data_dir=data_dir))
-    st.upsert_personas(personas(10, prefix="persist"))
-    pid = server.status(data_dir).pid
-    st.persist()
-    st.close()
-    rdb = data_dir / server.RDB_NAME
-    deadline = time.monotonic() + 20
-    while not (rdb.exists() and rdb.stat().st_size > 0) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert rdb.stat().st_size > 0 and server.status(data_dir).pid == pid
-    os.kill(pid, signal.SIGKILL)  # no final snapshot: only what persist() wrote survives
-    assert count_personas(data_dir) == 10
 
 
 def test_a_database_that_went_away_is_a_clear_error_on_the_async_path_too(data_dir: Path) -> None:

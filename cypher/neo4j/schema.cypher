@@ -1,4 +1,5 @@
-// Constraints and indexes of a Neo4j 5 store (the same properties as falkordb/schema.cypher).
+// Constraints and indexes of a Neo4j 5 store: the properties of falkordb/schema.cypher, plus hop
+// and expanded, which Neo4j finds through an index at every value (FalkorDB does not).
 CREATE CONSTRAINT persona_id IF NOT EXISTS FOR (p:Persona) REQUIRE p.id IS UNIQUE;
 CREATE CONSTRAINT source_id IF NOT EXISTS FOR (s:Source) REQUIRE s.id IS UNIQUE;
 CREATE CONSTRAINT run_id IF NOT EXISTS FOR (r:Run) REQUIRE r.id IS UNIQUE;
