@@ -88,7 +88,7 @@ def test_edges_to_sources_use_the_given_labels(store: GraphStore) -> None:
     store.add_edges([Edge(source=a.id, target=src.id, type="EXTRACTED_FROM", props={"stance": "reader"})], target_label="Source")
     (edge,) = store.iter_edges()
     assert edge == {"source": a.id, "source_label": "Persona", "type": "EXTRACTED_FROM", "target": src.id,
-                    "target_label": "Source", "props": {"stance": "reader"}}
+                    "target_label": "Source", "props": {"stance": "reader", "stances": ["reader"]}}
     assert store.degrees([a.id]) == {a.id: 0}  # persona-persona degree only
 
 
