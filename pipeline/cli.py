@@ -573,7 +573,7 @@ def smaller_clusters(min_size: Optional[int], allow_smaller: bool) -> Optional[i
     return 1 if allow_smaller else min_size
 
 
-def kept_promise(draw: SampleDraw) -> str:
+def check_cluster_draw(draw: SampleDraw) -> str:
     """Fail, writing nothing, when a cluster draw fell short of what was asked; else a note on the seeds it skipped."""
     spec = draw.spec
     short = draw.shortfall()
@@ -612,11 +612,13 @@ def sample(
     with user_errors():
         spec = SampleSpec.from_config(STATE.settings.synthesis, strategy=strategy, size=size, count=count, seed=seed,
                                       hops=hops, stratify_by=stratify_by, min_size=smaller_clusters(min_size, allow_smaller))
+        if spec.strategy != "cluster" and (min_size is not None or allow_smaller):
+            fail(f"--min-size and --allow-smaller apply to --strategy cluster, not {spec.strategy}", 2)
         st = STATE.store()
         started = time.monotonic()
         with console.status(f"sampling {count:,} x {spec.strategy}"):
             draw = draw_samples(st, spec)
-        skipped = kept_promise(draw)
+        skipped = check_cluster_draw(draw)
         with output.open("w", encoding="utf-8") as fh:
             for s in draw.samples:
                 fh.write(s.model_dump_json() + "\n")
@@ -730,7 +732,7 @@ def simulate(
         started = time.monotonic()
         with console.status(f"sampling {count:,} connected clusters of {spec.size}"):
             draw = draw_samples(st, spec)
-        skipped = kept_promise(draw)
+        skipped = check_cluster_draw(draw)
         clusters = export_clusters(draw.samples)
         line = ""
         if rounds > 0:
