@@ -237,3 +237,6 @@ def test_cli_cluster_sample_reports_skipped_seeds_and_refuses_a_short_draw(
     assert result.exit_code == 0, result.output
     sizes = [len(json.loads(line)["members"]) for line in out.read_text().splitlines()]
     assert len(sizes) == 60 and min(sizes) == 1 and max(sizes) == 5
+    ego = [a if a != "cluster" else "ego" for a in base]
+    result = CliRunner().invoke(app, [*ego, "--allow-smaller"])
+    assert result.exit_code == 2 and "apply to --strategy cluster, not ego" in " ".join(result.output.split())
