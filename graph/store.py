@@ -41,6 +41,9 @@ from graph.server import StoreUnavailable
 
 LIVE_STATUSES: tuple[str, ...] = (PersonaStatus.candidate.value, PersonaStatus.accepted.value)
 UNIQUE_KEYS: tuple[tuple[str, str], ...] = (("Persona", "id"), ("Source", "id"), ("Run", "id"), ("Sample", "id"))
+# An EXTRACTED_FROM edge pools the stances of every write instead of keeping the first write's
+# (cypher/upsert_extracted_from.cypher); every other edge type is upserted by cypher/upsert_edges.cypher.
+STANCE_EDGE = "EXTRACTED_FROM"
 
 __all__ = [
     "GraphStore",
@@ -127,6 +130,24 @@ def _first_per_key(rows: Iterable[dict[str, Any]], *keys: str) -> list[dict[str,
     for row in rows:
         out.setdefault(tuple(row[k] for k in keys), row)
     return list(out.values())
+
+
+def _stances(props: dict[str, Any]) -> list[str]:
+    """The stances an EXTRACTED_FROM edge's properties record (`stances`, or a lone `stance` written before it)."""
+    return list(props.get("stances") or ([props["stance"]] if props.get("stance") else []))
+
+
+def _add_edge_row(pairs: dict[tuple[str, str], list[Any]], src: str, dst: str, props: dict[str, Any], rel_type: str) -> None:
+    """Add the row `[src, dst, props]` unless the pair has one already: the first row wins (see
+    _first_per_key), except that the stances of two EXTRACTED_FROM rows are pooled, as the database does."""
+    row = pairs.setdefault((src, dst), [src, dst, props])
+    if row[2] is not props and rel_type == STANCE_EDGE:
+        row[2] = {**row[2], "stances": sorted(set(_stances(row[2])) | set(_stances(props)))}
+
+
+def _upsert_query(rel_type: str) -> str:
+    """The name of the query that upserts edges of `rel_type`."""
+    return "upsert_extracted_from" if rel_type == STANCE_EDGE else "upsert_edges"
 
 
 def _account(total: WriteStats, res: QueryResult) -> None:
@@ -378,8 +399,8 @@ class GraphStore(ABC):
 
     def _edge_jobs(self, edges: Sequence[Edge], source_label: str, target_label: str, *,
                    redirect: bool) -> list[tuple[str, list[Any]]]:
-        """(query, rows) per edge type of `cypher/upsert_edges.cypher` (see `_edge_rows`)."""
-        return [(self.q("upsert_edges", TYPE=rel_type, SRC=source_label, DST=target_label), rows)
+        """(query, rows) per edge type of `cypher/upsert_edges.cypher` (see `_edge_rows`, `_upsert_query`)."""
+        return [(self.q(_upsert_query(rel_type), TYPE=rel_type, SRC=source_label, DST=target_label), rows)
                 for rel_type, rows in self._edge_rows(edges, source_label, target_label, redirect=redirect).items()]
 
     # -- for callers on an event loop -------------------------------------------------------------
@@ -415,7 +436,7 @@ class GraphStore(ABC):
     def _edge_rows(self, edges: Sequence[Edge], source_label: str, target_label: str, *,
                    redirect: bool) -> dict[str, list[list[Any]]]:
         """Edge rows `[src, dst, props]` by type, types and labels validated first; the first row of
-        a (src, dst) pair wins (see _first_per_key). With `redirect`, persona endpoints merged away
+        a (src, dst) pair wins (see _add_edge_row). With `redirect`, persona endpoints merged away
         are replaced by their survivors."""
         check_label(source_label)
         check_label(target_label)
@@ -436,9 +457,7 @@ class GraphStore(ABC):
             src, dst = e.source, e.target
             if redirect_src or redirect_dst:
                 src, dst = redirect_src.get(src, src), redirect_dst.get(dst, dst)
-            pairs = by_type[e.type]
-            if (src, dst) not in pairs:
-                pairs[(src, dst)] = [src, dst, e.props]
+            _add_edge_row(by_type[e.type], src, dst, e.props, e.type)
         return {rel_type: list(pairs.values()) for rel_type, pairs in by_type.items()}
 
     def record_run(self, run_id: str, props: dict[str, Any]) -> None:
@@ -582,12 +601,11 @@ class GraphStore(ABC):
                         key, src, dst, sl, dl = rec["type"], new_node, new_other, "Persona", label
                     else:
                         key, src, dst, sl, dl = rec["type"], new_other, new_node, label, "Persona"
-                    moved[(check_rel_type(key), check_label(sl), check_label(dl))].setdefault(
-                        (src, dst), [src, dst, rec["props"] or {}]
-                    )
+                    _add_edge_row(moved[(check_rel_type(key), check_label(sl), check_label(dl))],
+                                  src, dst, rec["props"] or {}, key)
         total = WriteStats()
         for (rel_type, sl, dl), rows in moved.items():
-            query = self.q("upsert_edges", TYPE=rel_type, SRC=sl, DST=dl)
+            query = self.q(_upsert_query(rel_type), TYPE=rel_type, SRC=sl, DST=dl)
             total += self._write_batches(query, list(rows.values()))
 
         members_of: dict[str, list[str]] = defaultdict(list)

@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 from rich.console import Console
@@ -26,6 +26,9 @@ from graph.store import GraphStore, QueryError, ReadOnlyViolation, StoreOptions,
 from pipeline.errors import UserActionNeeded
 from pipeline.config import CONFIG_FILE_NAME, Settings, load_settings, write_default_config
 from pipeline.readers import InputError
+
+if TYPE_CHECKING:  # the stages are imported by the commands that run them (a fast --help)
+    from pipeline.sample import SampleDraw
 
 console = Console()
 err_console = Console(stderr=True)
@@ -567,6 +570,28 @@ def export(
         console.print(f"wrote {n:,} nodes to {output} ({fmt}) in {time.monotonic() - started:.1f}s")
 
 
+def smaller_clusters(min_size: Optional[int], allow_smaller: bool) -> Optional[int]:
+    """The smallest cluster `--min-size` / `--allow-smaller` accept (None: the config's, by default `--size`)."""
+    if allow_smaller and min_size is not None:
+        fail("give --min-size N or --allow-smaller (the same as --min-size 1), not both", 2)
+    return 1 if allow_smaller else min_size
+
+
+def check_cluster_draw(draw: SampleDraw) -> str:
+    """Fail, writing nothing, when a cluster draw fell short of what was asked; else a note on the seeds it skipped."""
+    spec = draw.spec
+    short = draw.shortfall()
+    if short:
+        found, smallest = len(draw.samples), spec.smallest_cluster
+        options = ([f"ask for -n {found:,}"] if found else []) + (
+            ["a smaller --size", "pass --allow-smaller to accept smaller clusters"] if smallest > 1 else [])
+        fail(f"{short}; nothing written" + (f" ({', or '.join(options)})" if options else ""))
+    if not draw.seeds_skipped:
+        return ""
+    return (f"; {draw.seeds_skipped:,} seeds skipped, their component holding fewer than {spec.smallest_cluster} "
+            f"{'/'.join(spec.statuses)} personas")
+
+
 @app.command()
 def sample(
     output: Annotated[Path, typer.Option("--output", "-o", help="JSONL file: one sample per line")],
@@ -576,26 +601,35 @@ def sample(
     seed: Annotated[Optional[int], typer.Option("--seed", help="Random seed (same seed, same graph: same samples)")] = None,
     hops: Annotated[Optional[int], typer.Option("--hops", help="Ego-network radius")] = None,
     stratify_by: Annotated[Optional[str], typer.Option("--by", help="Attribute whose values get equal shares (stratified)")] = None,
+    min_size: Annotated[Optional[int], typer.Option("--min-size", min=1, help="cluster: smallest cluster accepted (default: --size)")] = None,
+    allow_smaller: Annotated[bool, typer.Option("--allow-smaller", help="cluster: accept clusters smaller than --size (= --min-size 1)")] = False,
 ) -> None:
-    """Sample personas by where they sit in the graph; each line has the members and the edges among them."""
-    from pipeline.sample import STRATEGIES, SampleSpec, sample_personas
+    """Sample personas by where they sit in the graph; each line has the members and the edges among them.
+
+    Clusters have exactly --size connected members: seeds whose component is smaller are skipped (and
+    counted), and a graph that cannot supply -n of them is an error, unless --min-size / --allow-smaller.
+    """
+    from pipeline.sample import STRATEGIES, SampleSpec, draw_samples
 
     if strategy is not None and strategy not in STRATEGIES:
         fail(f"unknown strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}", 2)
     with user_errors():
         spec = SampleSpec.from_config(STATE.settings.synthesis, strategy=strategy, size=size, count=count, seed=seed,
-                                      hops=hops, stratify_by=stratify_by)
+                                      hops=hops, stratify_by=stratify_by, min_size=smaller_clusters(min_size, allow_smaller))
+        if spec.strategy != "cluster" and (min_size is not None or allow_smaller):
+            fail(f"--min-size and --allow-smaller apply to --strategy cluster, not {spec.strategy}", 2)
         st = STATE.store()
         started = time.monotonic()
         with console.status(f"sampling {count:,} x {spec.strategy}"):
-            samples = sample_personas(st, spec)
+            draw = draw_samples(st, spec)
+        skipped = check_cluster_draw(draw)
         with output.open("w", encoding="utf-8") as fh:
-            for s in samples:
+            for s in draw.samples:
                 fh.write(s.model_dump_json() + "\n")
-        members = sum(len(s.members) for s in samples)
-        edges = sum(len(s.edges) for s in samples)
-        console.print(f"wrote {len(samples):,} {spec.strategy} samples ({members:,} members, {edges:,} edges, "
-                      f"seed {spec.seed}) to {output} in {time.monotonic() - started:.1f}s")
+        members = sum(len(s.members) for s in draw.samples)
+        edges = sum(len(s.edges) for s in draw.samples)
+        console.print(f"wrote {len(draw.samples):,} {spec.strategy} samples ({members:,} members, {edges:,} edges, "
+                      f"seed {spec.seed}{skipped}) to {output} in {time.monotonic() - started:.1f}s")
 
 
 @app.command()
@@ -680,21 +714,30 @@ def simulate(
     rounds: Annotated[int, typer.Option("--rounds", help="Conversation rounds along the edges (0 = export only)")] = 0,
     lang: Annotated[Optional[str], typer.Option("--lang", help="Conversation language: en or zh")] = None,
     scenario: Annotated[str, typer.Option("--scenario", help="The situation the members meet in")] = "",
+    min_size: Annotated[Optional[int], typer.Option("--min-size", min=1, help="Smallest cluster accepted (default: --size)")] = None,
+    allow_smaller: Annotated[bool, typer.Option("--allow-smaller", help="Accept clusters smaller than --size (= --min-size 1)")] = False,
 ) -> None:
-    """Export connected persona clusters for multi-agent simulation, optionally with a conversation among members."""
+    """Export connected persona clusters for multi-agent simulation, optionally with a conversation among members.
+
+    Every cluster has exactly --size connected members unless --min-size / --allow-smaller; a graph
+    that cannot supply -n of them is an error before any conversation is paid for.
+    """
     import asyncio
 
     from pipeline.llm import LLMClient
-    from pipeline.sample import SampleSpec, sample_personas
+    from pipeline.sample import SampleSpec, draw_samples
     from pipeline.simulate import converse, export_clusters, write_clusters
 
     with user_errors():
         cfg = STATE.settings.synthesis
-        spec = SampleSpec.from_config(cfg, strategy="cluster", size=size, count=count, seed=seed)
+        spec = SampleSpec.from_config(cfg, strategy="cluster", size=size, count=count, seed=seed,
+                                      min_size=smaller_clusters(min_size, allow_smaller))
         st = STATE.store()
         started = time.monotonic()
         with console.status(f"sampling {count:,} connected clusters of {spec.size}"):
-            clusters = export_clusters(sample_personas(st, spec))
+            draw = draw_samples(st, spec)
+        skipped = check_cluster_draw(draw)
+        clusters = export_clusters(draw.samples)
         line = ""
         if rounds > 0:
             with LLMClient.from_settings(STATE.settings) as client, console.status(f"{rounds} conversation rounds"):
@@ -705,7 +748,7 @@ def simulate(
             line = f"; {talk.messages:,} messages in {rounds} rounds ({talk.cached:,} cached, {talk.failed:,} failed)"
         paths = write_clusters(clusters, output)
         agents = sum(len(c.agents) for c in clusters)
-        console.print(f"wrote {len(paths):,} clusters ({agents:,} agents, seed {spec.seed}) to {output}{line} "
+        console.print(f"wrote {len(paths):,} clusters ({agents:,} agents, seed {spec.seed}{skipped}) to {output}{line} "
                       f"in {time.monotonic() - started:.1f}s")
 
 

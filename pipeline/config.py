@@ -112,6 +112,9 @@ class SynthesisConfig(BaseModel):
         default="uniform", description="How personas are picked from the graph"
     )
     sample_size: int = Field(default=20, ge=1, description="Members per sample (ego, walk, community, cluster, stratified)")
+    min_size: int | None = Field(
+        default=None, ge=1, description="Smallest connected cluster accepted (cluster); unset = sample_size, 1 = any"
+    )
     hops: int = Field(default=2, ge=1, le=6, description="Radius of ego networks (and of the subgraph communities are found in)")
     stratify_by: str = Field(default="age_group", description="Persona attribute whose values get equal shares")
     statuses: list[str] = Field(default_factory=lambda: ["accepted"], description="Persona statuses that may be sampled")
@@ -291,6 +294,7 @@ min_scores = { relevance = 3, plausibility = 3, specificity = 3, readability = 3
 [synthesis]
 strategy = "uniform"          # uniform | stratified | ego | walk | community | cluster
 sample_size = 20              # members per sample
+# min_size = 1                # cluster: accept clusters this small (default: only sample_size)
 hops = 2                      # ego-network radius
 stratify_by = "age_group"     # equal shares per value of this attribute
 statuses = ["accepted"]

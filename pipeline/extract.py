@@ -7,7 +7,9 @@ Records stream from `pipeline.readers`; each text is checked (unreadable, not te
 extracted, repeated), split at paragraph breaks into chunks, and becomes one LLM request per chunk and
 stance, pulled lazily by the client's worker pool. Answers are written in batches as they stream back:
 `Persona` nodes (content-hash ids, origin=text, hop=0, status candidate), `Source` nodes and
-`(:Persona)-[:EXTRACTED_FROM {stance, chunk}]->(:Source)` edges. A source is marked
+`(:Persona)-[:EXTRACTED_FROM {stances, stance, chunk}]->(:Source)` edges, one per persona and source
+whichever stances gave the persona: `stances` lists them all, sorted (`stance` joins them with commas;
+graph.store pools them, so a later run's stance is added, not lost). A source is marked
 `extracted = true` (with the stances and format asked, `extracted_as`) only after its personas and edges
 are written; a rerun skips what was asked of sources marked so with no failures, and asks a new stance
 of an old source: a run killed at any point resumes to the same graph, and the LLM cache makes the
@@ -295,7 +297,9 @@ class GraphWriter:
             self.summary.personas_created += stats.nodes_created
             self.summary.personas_existing += len(personas) - stats.nodes_created
         self.store.upsert_sources([t.source for t in batch])
-        edges = [e for t in batch for e in t.edges]
+        # In chunk and stance order, not the order answers arrived in: the first row of a persona's
+        # edge sets its chunk, so a rerun writes the same edge whatever the timing.
+        edges = [e for t in batch for e in sorted(t.edges, key=lambda e: (e.props["chunk"], e.props["stances"]))]
         if edges:
             self.store.add_edges(edges, target_label="Source")
         self.store.set_properties(
@@ -403,7 +407,7 @@ async def extract_personas_async(
                     persona = persona_from(result, summary.run_id)
                     text.personas.append(persona)
                     text.edges.append(Edge(source=persona.id, target=ask.source_id, type=EDGE_TYPE, props={
-                        "stance": ask.stance, "chunk": ask.chunk, "run_id": summary.run_id, "model": client.config.model}))
+                        "stances": [ask.stance], "chunk": ask.chunk, "run_id": summary.run_id, "model": client.config.model}))
                 except (ValueError, ValidationError) as exc:
                     error = f"unusable persona: {exc}"
             if error:

@@ -11,23 +11,28 @@ Strategies (`SampleSpec.strategy`):
   `size` members, nearest to the seed first. (FalkorDB's `algo.labelPropagation` splits even a
   3-node path into two "communities", so it is not used.)
 - `cluster`: a connected set of `size` personas grown from a seed: every member reaches every other
-  through relationship edges among the members.
+  through relationship edges among the members. A seed whose component (through sampleable
+  personas) is too small to supply `min_size` members (default: `size`) is skipped and another seed
+  drawn, within `SEED_TRIES_PER_CLUSTER` seeds per cluster asked; the draw counts the seeds skipped
+  and says when the graph cannot supply `count` such clusters (`SampleDraw.shortfall`).
 
 Everything is seeded: the same `seed` on the same graph gives the same samples. One sample is
 `{"sample_id", "strategy", "seed_persona", "members": [{"id", "description", attributes...}],
 "edges": [{"source", "target", "type"}]}` (edge properties: `GraphStore.edges_among`); members are
 fetched and edges found for many samples in one batched query each.
 
-    >>> samples = sample_personas(store, SampleSpec(strategy="cluster", size=20, count=1000, seed=7))
-    >>> samples[0].member_ids()[:3]
-    ['p_1f…', 'p_9a…', 'p_03…']
+    >>> draw = draw_samples(store, SampleSpec(strategy="cluster", size=20, count=1000, seed=7))
+    >>> draw.samples[0].member_ids()[:3], draw.seeds_skipped
+    (['p_1f…', 'p_9a…', 'p_03…'], 12)
 """
 
 from __future__ import annotations
 
 import itertools
+import math
 import random
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import networkx as nx
@@ -40,9 +45,19 @@ from pipeline.config import SynthesisConfig
 
 Strategy = Literal["uniform", "stratified", "ego", "walk", "community", "cluster"]
 STRATEGIES: tuple[str, ...] = ("uniform", "stratified", "ego", "walk", "community", "cluster")
+# A cluster draw tries at most this many seeds per cluster asked (and at least MIN_SEED_TRIES) before
+# it gives up: a seed in a component too small costs one neighbour lookup, so the bound is generous,
+# but a graph of isolated personas is told so instead of searched for ever.
+SEED_TRIES_PER_CLUSTER = 20
+MIN_SEED_TRIES = 1_000
+
 
 class SampleSpec(BaseModel):
-    """What to draw: `count` samples of up to `size` personas by `strategy`, reproducibly from `seed`."""
+    """What to draw: `count` samples of up to `size` personas by `strategy`, reproducibly from `seed`.
+
+    `min_size` (cluster only): the smallest cluster accepted; None means `size`, so every cluster has
+    exactly `size` members, and 1 accepts whatever the seed's component holds.
+    """
 
     strategy: Strategy = "uniform"
     size: int = Field(default=20, ge=1)
@@ -51,12 +66,18 @@ class SampleSpec(BaseModel):
     hops: int = Field(default=2, ge=1, le=6)
     stratify_by: str = "age_group"
     statuses: list[str] = Field(default_factory=lambda: ["accepted"])
+    min_size: int | None = Field(default=None, ge=1)
+
+    @property
+    def smallest_cluster(self) -> int:
+        """The fewest members a cluster may have (`min_size`, at most `size`)."""
+        return min(self.min_size or self.size, self.size)
 
     @classmethod
     def from_config(cls, config: SynthesisConfig, **overrides: Any) -> SampleSpec:
         """The spec the `[synthesis]` config section describes, with explicit values (not None) on top."""
         base = {"strategy": config.strategy, "size": config.sample_size, "seed": config.seed, "hops": config.hops,
-                "stratify_by": config.stratify_by, "statuses": list(config.statuses)}
+                "stratify_by": config.stratify_by, "statuses": list(config.statuses), "min_size": config.min_size}
         return cls(**{**base, **{k: v for k, v in overrides.items() if v is not None}})
 
 
@@ -87,26 +108,46 @@ def _distinct_node_ids(rng: random.Random, population: int) -> Iterator[int]:
     yield from rest
 
 
-def draw_personas(store: GraphStore, statuses: Sequence[str], k: int, rng: random.Random) -> list[str]:
-    """`k` distinct persona ids drawn uniformly from those with one of `statuses` (fewer if there are fewer).
+class PersonaDraw:
+    """Distinct persona ids drawn uniformly from those with one of `statuses`, as many at a time as
+    asked: `take(k)` gives the next `k` (fewer once all are drawn), never one it gave before.
 
     Rejection sampling over internal node ids, answered by id seeks in batches: the cost grows with
-    `k`, not with the graph (listing 1M ids takes the client tens of seconds). Same graph, same
-    generator state: same draw, also after other commands have added Run or Sample nodes.
+    the number drawn, not with the graph (listing 1M ids takes the client tens of seconds). Same
+    graph, same generator state: same draw, also after other commands have added Run or Sample nodes.
     """
-    max_id = store.run_named("max_persona_node_id").value()
-    if max_id is None or k <= 0:
-        return []
-    candidates = _distinct_node_ids(rng, int(max_id) + 1)
-    found: list[str] = []
-    while len(found) < k:
-        batch = list(itertools.islice(candidates, min(store.options.batch_size, max(2 * (k - len(found)), 64))))
-        if not batch:
-            break
-        res = store.run_named("sample_by_node_id", {"node_ids": batch, "statuses": list(statuses)})
-        hits = dict(res.rows)
-        found.extend(hits[n] for n in batch if n in hits)
-    return found[:k]
+
+    def __init__(self, store: GraphStore, statuses: Sequence[str], rng: random.Random) -> None:
+        self.store = store
+        self.statuses = list(statuses)
+        max_id = store.run_named("max_persona_node_id").value()
+        self._candidates = iter(()) if max_id is None else _distinct_node_ids(rng, int(max_id) + 1)
+        self._found: list[str] = []  # drawn by the last batch but not given yet
+        self._empty = max_id is None
+
+    @property
+    def exhausted(self) -> bool:
+        """Every persona with one of the statuses has been given."""
+        return self._empty and not self._found
+
+    def take(self, k: int) -> list[str]:
+        """The next `k` ids of the draw (fewer if it runs out)."""
+        while len(self._found) < k and not self._empty:
+            size = min(self.store.options.batch_size, max(2 * (k - len(self._found)), 64))
+            batch = list(itertools.islice(self._candidates, size))
+            if not batch:
+                self._empty = True
+                break
+            res = self.store.run_named("sample_by_node_id", {"node_ids": batch, "statuses": self.statuses})
+            hits = dict(res.rows)
+            self._found.extend(hits[n] for n in batch if n in hits)
+        given, self._found = self._found[:k], self._found[k:]
+        return given
+
+
+def draw_personas(store: GraphStore, statuses: Sequence[str], k: int, rng: random.Random) -> list[str]:
+    """`k` distinct persona ids drawn uniformly from those with one of `statuses` (fewer if there are fewer)."""
+    return PersonaDraw(store, statuses, rng).take(k) if k > 0 else []
 
 
 def region_ids(store: GraphStore, attribute: str, statuses: Sequence[str]) -> dict[str, list[str]]:
@@ -159,8 +200,53 @@ def _community_of_seed(
     return _nearest_first(inner, size, rng)
 
 
-def _seeded_groups(store: GraphStore, spec: SampleSpec, rng: random.Random) -> list[tuple[str | None, list[str]]]:
-    """(seed persona, member ids) for each sample, before members and edges are fetched."""
+@dataclass
+class _Seeds:
+    """How the seeds of a draw went: tried, skipped for a component too small, and whether all were tried."""
+
+    tried: int = 0
+    skipped: int = 0
+    exhausted: bool = False
+
+
+def _cluster_groups(store: GraphStore, spec: SampleSpec, rng: random.Random, seeds: _Seeds) -> list[tuple[str | None, list[str]]]:
+    """(seed, members) of `spec.count` connected clusters of at least `spec.smallest_cluster` members.
+
+    Seeds are drawn in rounds, each grown in one batched traversal (graph.traversal.connected_clusters);
+    a seed whose component runs out before `smallest_cluster` is skipped, and so is every later seed
+    in a component already found too small (without traversal). The first round draws `count` seeds,
+    as many as a graph without small components needs; later rounds draw enough for the clusters
+    still missing at the success rate seen so far (at least as many again while it is near zero).
+    """
+    smallest, budget = spec.smallest_cluster, max(SEED_TRIES_PER_CLUSTER * spec.count, MIN_SEED_TRIES)
+    draw = PersonaDraw(store, spec.statuses, rng)
+    too_small: set[str] = set()  # members of components known to hold fewer than `smallest`
+    groups: list[tuple[str | None, list[str]]] = []
+    while len(groups) < spec.count and seeds.tried < budget:
+        missing = want = spec.count - len(groups)
+        if seeds.tried:
+            rate = len(groups) / seeds.tried
+            want = math.ceil(missing / max(rate, 1 / SEED_TRIES_PER_CLUSTER) * 1.2)
+            if rate < 1 / SEED_TRIES_PER_CLUSTER:
+                want = max(want, seeds.tried)  # hardly any found yet: try as many again, so rounds stay few
+        batch = draw.take(min(budget - seeds.tried, want))
+        if not batch:
+            break
+        seeds.tried += len(batch)
+        clusters = connected_clusters(store, [s for s in batch if s not in too_small], spec.size, rng, spec.statuses)
+        for seed in batch:
+            members = clusters.get(seed, [])
+            if len(members) < smallest:
+                seeds.skipped += 1
+                too_small.update(members)  # the cluster stopped short: it is the whole component
+            elif len(groups) < spec.count:
+                groups.append((seed, members))
+    seeds.exhausted = len(groups) < spec.count and draw.exhausted
+    return groups
+
+
+def _seeded_groups(store: GraphStore, spec: SampleSpec, rng: random.Random, seeds: _Seeds) -> list[tuple[str | None, list[str]]]:
+    """(seed persona, member ids) for each sample, before members and edges are fetched; `seeds` counts the seeds."""
     if spec.strategy == "uniform":
         drawn = draw_personas(store, spec.statuses, spec.size * spec.count, rng)
         return [(None, chunk) for chunk in _chunks(drawn, spec.size)]
@@ -171,20 +257,20 @@ def _seeded_groups(store: GraphStore, spec: SampleSpec, rng: random.Random) -> l
                              "to stratify by; `personagraph coverage` shows the attributes there are")
         drawn = interleave_regions(regions, rng, spec.size * spec.count)
         return [(None, chunk) for chunk in _chunks(drawn, spec.size)]
-    seeds = draw_personas(store, spec.statuses, spec.count, rng)
-    if spec.strategy == "walk":
-        walks = random_walks(store, seeds, spec.size - 1, rng, spec.statuses)
-        return [(s, list(dict.fromkeys(walks[s]))) for s in seeds]
     if spec.strategy == "cluster":
-        clusters = connected_clusters(store, seeds, spec.size, rng, spec.statuses)
-        return [(s, clusters[s]) for s in seeds]
-    egos = ego_networks(store, seeds, spec.hops, spec.statuses)
+        return _cluster_groups(store, spec, rng, seeds)
+    drawn = draw_personas(store, spec.statuses, spec.count, rng)
+    seeds.tried = len(drawn)
+    if spec.strategy == "walk":
+        walks = random_walks(store, drawn, spec.size - 1, rng, spec.statuses)
+        return [(s, list(dict.fromkeys(walks[s]))) for s in drawn]
+    egos = ego_networks(store, drawn, spec.hops, spec.statuses)
     if spec.strategy == "ego":
-        return [(s, _nearest_first(egos[s], spec.size, rng)) for s in seeds]
-    edges = _edges_of_groups(store, [list(egos[s]) for s in seeds])
+        return [(s, _nearest_first(egos[s], spec.size, rng)) for s in drawn]
+    edges = _edges_of_groups(store, [list(egos[s]) for s in drawn])
     return [
         (s, _community_of_seed(s, egos[s], [(e["source"], e["target"]) for e in edges[i]], spec.size, rng))
-        for i, s in enumerate(seeds)
+        for i, s in enumerate(drawn)
     ]
 
 
@@ -225,18 +311,46 @@ def fetch_members(store: GraphStore, ids: Sequence[str]) -> dict[str, dict[str, 
     return out
 
 
-def sample_personas(store: GraphStore, spec: SampleSpec, with_edges: bool = True) -> list[GraphSample]:
-    """Draw `spec.count` samples (fewer if the graph runs out) by `spec.strategy`, reproducibly from `spec.seed`.
+class SampleDraw(BaseModel):
+    """What `draw_samples` gave for `spec`: the samples, and how the seeds of a seeded strategy went."""
+
+    spec: SampleSpec
+    samples: list[GraphSample]
+    seeds_tried: int = Field(default=0, description="seed personas drawn (ego, walk, community, cluster)")
+    seeds_skipped: int = Field(default=0, description="cluster seeds whose component held fewer than the smallest cluster")
+    exhausted: bool = Field(default=False, description="every sampleable persona was tried as a seed, and clusters still fell short")
+
+    def shortfall(self) -> str | None:
+        """Why a cluster draw holds fewer clusters than asked, in one sentence; None if it holds them all."""
+        spec, found = self.spec, len(self.samples)
+        if spec.strategy != "cluster" or found >= spec.count:
+            return None
+        smallest = spec.smallest_cluster
+        what = f"connected clusters of {spec.size}" if smallest == spec.size else f"connected clusters of {smallest} to {spec.size}"
+        statuses = "/".join(spec.statuses)
+        if self.exhausted and not self.seeds_skipped:
+            return f"the graph has only {found:,} {statuses} personas to grow clusters from, not {spec.count:,}"
+        if self.exhausted:
+            return (f"the graph can supply only {found:,} {what} {statuses} personas, not {spec.count:,}: "
+                    f"the other {self.seeds_skipped:,} such personas sit in components of fewer than {smallest}")
+        return (f"found only {found:,} {what} {statuses} personas in {self.seeds_tried:,} seeds tried, not {spec.count:,}: "
+                f"{self.seeds_skipped:,} seeds sat in components of fewer than {smallest}")
+
+
+def draw_samples(store: GraphStore, spec: SampleSpec, with_edges: bool = True) -> SampleDraw:
+    """Draw `spec.count` samples by `spec.strategy`, reproducibly from `spec.seed`, and say how the seeds went.
 
     Traversal is batched over all seeds (graph.traversal); members and edges of all samples are
     fetched in a few batched queries. `with_edges=False` skips the edges among members, for callers
-    that use only the members (synthesis): the same members, one query less.
+    that use only the members (synthesis): the same members, one query less. A draw holds fewer
+    samples than asked when the graph runs out; for clusters, `shortfall()` then says why.
     """
     rng = random.Random(f"{spec.strategy}:{spec.seed}")
-    groups = [(seed, ids) for seed, ids in _seeded_groups(store, spec, rng) if ids]
+    seeds = _Seeds()
+    groups = [(seed, ids) for seed, ids in _seeded_groups(store, spec, rng, seeds) if ids]
     personas = fetch_members(store, list(dict.fromkeys(i for _, ids in groups for i in ids)))
     edges = _edges_of_groups(store, [ids for _, ids in groups]) if with_edges else [[] for _ in groups]
-    return [
+    samples = [
         GraphSample(
             sample_id=f"{spec.strategy}-{spec.seed}-{n:06d}",
             strategy=spec.strategy,
@@ -246,3 +360,10 @@ def sample_personas(store: GraphStore, spec: SampleSpec, with_edges: bool = True
         )
         for n, (seed, ids) in enumerate(groups)
     ]
+    return SampleDraw(spec=spec, samples=samples, seeds_tried=seeds.tried, seeds_skipped=seeds.skipped,
+                      exhausted=seeds.exhausted)
+
+
+def sample_personas(store: GraphStore, spec: SampleSpec, with_edges: bool = True) -> list[GraphSample]:
+    """The samples of `draw_samples` (fewer than `spec.count` if the graph runs out), for callers that need only them."""
+    return draw_samples(store, spec, with_edges).samples

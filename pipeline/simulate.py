@@ -1,8 +1,10 @@
 """Persona clusters for social simulation: export connected clusters, optionally let their members talk.
 
 A cluster is a `cluster` sample (pipeline.sample): personas grown from a seed through relationship
-edges, so every member reaches every other. `export_clusters` turns each into one JSON document of
-agents (id, persona, attributes) and the relationships among them, ready for a multi-agent framework.
+edges, so every member reaches every other, with exactly the size asked unless `min_size` allows
+fewer (a draw that cannot supply them says so: `SampleDraw.shortfall`). `export_clusters` turns each
+into one JSON document of agents (id, persona, attributes) and the relationships among them, ready
+for a multi-agent framework.
 
 `converse` runs a short round-based conversation along the edges: in round r every relationship
 (a)-[TYPE]->(b) carries one message, from a to b in even rounds and from b to a in odd ones, each
@@ -10,7 +12,9 @@ prompted (`prompts/simulate/turn`) with the speaker's persona, the listener's, t
 what the two said before. All messages of a round, across all clusters, go to the LLM layer at once;
 rounds follow each other. The transcript says who spoke to whom.
 
-    >>> clusters = export_clusters(sample_personas(store, SampleSpec(strategy="cluster", size=8, count=10)))
+    >>> draw = draw_samples(store, SampleSpec(strategy="cluster", size=8, count=10))
+    >>> assert draw.shortfall() is None, draw.shortfall()
+    >>> clusters = export_clusters(draw.samples)
     >>> asyncio.run(converse(client, clusters, rounds=2, lang="en"))
     >>> write_clusters(clusters, Path("clusters/"))
 """

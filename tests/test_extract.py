@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -14,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp import web
 
 from graph.store import FalkorStore, GraphStore, StoreOptions
 from pipeline.config import Settings
@@ -136,6 +139,55 @@ def test_plain_format_and_chinese_prompts(fake_llm: FakeLLM, store: GraphStore, 
     personas = list(store.iter_personas(statuses=None))
     assert all("社区诊所" in p["description"] for p in personas)  # the fake echoes the user turn it was given
     assert all("occupation" not in p for p in personas)
+
+
+class OnePersonaPerText(FakeLLM):
+    """The fake endpoint answering every stance asked of a radio text with one and the same persona;
+    answers to the `late` stance come 0.3 s after the others, so the order they arrive in is known."""
+
+    QUESTION = {"read": "likely to read", "write": "likely to have written", "like": "likely to like"}
+
+    def __init__(self, late: str) -> None:
+        super().__init__()
+        self.late = late
+
+    async def _chat(self, request: web.Request) -> web.Response:
+        user = str((await request.json())["messages"][-1]["content"])
+        if self.QUESTION[self.late] in user:
+            await asyncio.sleep(0.3)
+        completion = json.loads((await super()._chat(request)).body)  # type: ignore[arg-type]
+        number = re.search(r"radio set number (\d+)", user).group(1)  # type: ignore[union-attr]
+        completion["choices"][0]["message"]["tool_calls"][0]["function"]["arguments"] = json.dumps({
+            "description": f"A retired engineer who restores vintage radio set number {number} in his shed",
+            "age_group": "older_adult", "occupation": "retired engineer", "domain": "electronics",
+            "visibility": "behind-the-scenes", "language": "en"})
+        return web.json_response(completion)
+
+
+@pytest.mark.parametrize("late", ["read", "write"])
+def test_every_stance_that_gives_the_same_persona_is_recorded_whatever_the_order(
+    store: GraphStore, store_options: StoreOptions, tmp_path: Path, late: str
+) -> None:
+    path = corpus(tmp_path / "texts.jsonl", 3)
+    fake = OnePersonaPerText(late).start()
+    try:
+        settings = settings_for(fake, store_options, stances=["read", "write"])
+        with client_for(settings, tmp_path / "cache") as client:
+            summary = extract_personas(settings, store, client, path)
+        assert summary.texts_extracted == 3 and summary.personas_created == 3 and fake.stats.requests == 6
+
+        def stances() -> list[tuple[Any, Any, Any]]:
+            return sorted((e["props"]["stances"], e["props"]["stance"], e["props"]["chunk"]) for e in store.iter_edges())
+
+        assert stances() == [(["read", "write"], "read,write", 0)] * 3
+        # A later run asking a new stance adds it to the same edges; asking again adds nothing twice.
+        settings = settings_for(fake, store_options, stances=["read", "write", "like"])
+        for _ in range(2):
+            with client_for(settings, tmp_path / "cache") as client:
+                extract_personas(settings, store, client, path)
+            assert stances() == [(["like", "read", "write"], "like,read,write", 0)] * 3
+    finally:
+        fake.stop()
 
 
 def test_folder_of_text_files_with_long_texts_chunked(fake_llm: FakeLLM, store: GraphStore,

@@ -88,8 +88,29 @@ def test_edges_to_sources_use_the_given_labels(store: GraphStore) -> None:
     store.add_edges([Edge(source=a.id, target=src.id, type="EXTRACTED_FROM", props={"stance": "reader"})], target_label="Source")
     (edge,) = store.iter_edges()
     assert edge == {"source": a.id, "source_label": "Persona", "type": "EXTRACTED_FROM", "target": src.id,
-                    "target_label": "Source", "props": {"stance": "reader"}}
+                    "target_label": "Source", "props": {"stance": "reader", "stances": ["reader"]}}
     assert store.degrees([a.id]) == {a.id: 0}  # persona-persona degree only
+
+
+def test_extracted_from_edges_pool_every_stance_in_any_order(store: GraphStore) -> None:
+    a, b, c = personas(3, prefix="stances")
+    src = Source(text_hash="f" * 64)
+    store.upsert_personas([a, b, c])
+    store.upsert_sources([src])
+
+    def extracted(persona: Persona, *stances: str) -> Edge:
+        return Edge(source=persona.id, target=src.id, type="EXTRACTED_FROM", props={"stances": list(stances)})
+
+    for first, second in [("write", "read"), ("read", "write")]:  # a: write first, b: read first
+        persona = a if first == "write" else b
+        store.add_edges([extracted(persona, first)], target_label="Source")
+        store.add_edges([extracted(persona, second), extracted(persona, first)], target_label="Source")
+    store.add_edges([extracted(c, "like"), extracted(c, "read", "write")], target_label="Source")  # one batch
+    store.add_edges([Edge(source=c.id, target=src.id, type="EXTRACTED_FROM", props={"stance": "read"})],
+                    target_label="Source")  # a row in the form written before `stances`
+    props = {e["source"]: e["props"] for e in store.iter_edges()}
+    assert props[a.id] == props[b.id] == {"stances": ["read", "write"], "stance": "read,write"}
+    assert props[c.id] == {"stances": ["like", "read", "write"], "stance": "like,read,write"}
 
 
 @pytest.mark.parametrize("bad", ["patient_of", "PATIENT OF", "X]->() DETACH DELETE n //", "", "1ABC", "A" * 65])

@@ -92,12 +92,24 @@ def test_merge_moves_both_directions_and_records_the_duplicates(store: GraphStor
     props = edge_props(store)
     assert props[(patient.id, "PATIENT_OF", nurse.id)] == {"hop": 1}
     assert props[(nurse.id, "SUPPLIER_OF", supplier.id)] == {"hop": 0}  # the survivor's own edge wins
-    assert props[(nurse.id, "EXTRACTED_FROM", src.id)] == {"stance": "writer"}
+    assert props[(nurse.id, "EXTRACTED_FROM", src.id)] == {"stance": "writer", "stances": ["writer"]}
     nodes = store.get_personas([nurse.id, nurse2.id])
     assert nodes[nurse.id]["aliases"] == [nurse2.description]
     assert nodes[nurse.id]["merged_ids"] == [nurse2.id]
     assert nodes[nurse2.id]["status"] == "merged" and nodes[nurse2.id]["merged_into"] == nurse.id
     assert store.degrees([nurse2.id]) == {nurse2.id: 0}
+
+
+def test_merged_personas_pool_the_stances_that_extracted_them_from_one_source(store: GraphStore) -> None:
+    reader, writer, liker = personas(3, prefix="stance")
+    src = Source(text_hash="e" * 64)
+    store.upsert_personas([reader, writer, liker])
+    store.upsert_sources([src])
+    store.add_edges([Edge(source=p.id, target=src.id, type="EXTRACTED_FROM", props={"stances": [stance], "chunk": 0})
+                     for p, stance in [(reader, "read"), (writer, "write"), (liker, "like")]], target_label="Source")
+    store.merge_nodes(writer.id, [reader.id, liker.id])
+    assert edge_props(store) == {(writer.id, "EXTRACTED_FROM", src.id): {
+        "stances": ["like", "read", "write"], "stance": "like,read,write", "chunk": 0}}
 
 
 def test_edges_written_to_a_merged_persona_land_on_its_survivor(store: GraphStore) -> None:

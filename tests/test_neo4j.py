@@ -22,6 +22,7 @@ from tests.test_graph_store import (  # noqa: F401  (collected and run here agai
     test_a_failing_batch_stops_the_batches_after_it,
     test_duplicates_within_one_call_keep_the_first_occurrence,
     test_edges_to_sources_use_the_given_labels,
+    test_extracted_from_edges_pool_every_stance_in_any_order,
     test_ids_are_content_hashes_and_attributes_become_properties,
     test_iter_nodes_pages_through_every_node,
     test_read_only_queries_cannot_write_and_errors_are_the_databases,
@@ -43,6 +44,7 @@ from tests.test_merge import (  # noqa: F401
     test_edges_written_to_a_merged_persona_land_on_its_survivor,
     test_merge_moves_both_directions_and_records_the_duplicates,
     test_merge_refuses_a_survivor_that_is_also_a_duplicate_and_a_missing_survivor,
+    test_merged_personas_pool_the_stances_that_extracted_them_from_one_source,
     test_merging_a_survivor_later_repoints_older_tombstones,
     test_merging_into_a_persona_merged_away_lands_on_its_survivor,
 )

@@ -14,7 +14,8 @@ from typer.testing import CliRunner
 from graph.model import Edge, Persona, PersonaStatus
 from graph.store import GraphStore, StoreOptions
 from pipeline.cli import app
-from pipeline.sample import STRATEGIES, SampleSpec, sample_personas
+from pipeline.sample import MIN_SEED_TRIES, STRATEGIES, SampleSpec, draw_samples, sample_personas
+from tests.graphs import count_queries, personas
 
 AGE_GROUPS = {"child": 30, "adult": 12, "senior": 9}
 RELATIONS = ("COLLEAGUE_OF", "PATIENT_OF", "SUPPLIER_OF")
@@ -61,6 +62,14 @@ def sample_graph(sample_edges: list[dict], members: list[str]) -> nx.Graph:
     return g
 
 
+def add_isolated(store: GraphStore, graph: nx.Graph, n: int) -> list[str]:
+    """`n` accepted personas without any edge, added to the store and to `graph`."""
+    lonely = personas(n, prefix="lonely")
+    store.upsert_personas(lonely)
+    graph.add_nodes_from(p.id for p in lonely)
+    return [p.id for p in lonely]
+
+
 def test_connected_clusters_are_connected_through_their_own_edges(store: GraphStore, graph: nx.Graph) -> None:
     samples = sample_personas(store, SampleSpec(strategy="cluster", size=8, count=15, seed=1))
     assert len(samples) == 15
@@ -69,9 +78,65 @@ def test_connected_clusters_are_connected_through_their_own_edges(store: GraphSt
         assert s.seed_persona == ids[0] and len(set(ids)) == len(ids)
         g = sample_graph(s.edges, ids)
         assert nx.is_connected(g), s.sample_id  # every member reaches every other within the cluster
-        # As big as asked unless the seed's component is smaller (the 3-persona island).
-        assert len(ids) == min(8, len(nx.node_connected_component(graph, ids[0])))
+        assert len(ids) == 8  # never the 3-persona island: its seeds are skipped
         assert all(e["source"] in ids and e["target"] in ids and e["type"] for e in s.edges)
+
+
+def test_cluster_seeds_whose_component_is_too_small_are_skipped_and_counted(store: GraphStore, graph: nx.Graph) -> None:
+    isolated = set(add_isolated(store, graph, 30))  # 30 of 81 accepted personas alone, 3 more on the island
+    draw = draw_samples(store, SampleSpec(strategy="cluster", size=5, count=15, seed=4))
+    assert draw.shortfall() is None and draw.seeds_skipped > 0 and not draw.exhausted
+    assert draw.seeds_tried >= 15 + draw.seeds_skipped
+    assert [len(s.members) for s in draw.samples] == [5] * 15
+    for s in draw.samples:
+        assert not isolated & set(s.member_ids())
+        assert nx.is_connected(sample_graph(s.edges, s.member_ids())), s.sample_id
+    # The list-only face gives the same samples.
+    spec = SampleSpec(strategy="cluster", size=5, count=15, seed=4)
+    assert [s.member_ids() for s in sample_personas(store, spec)] == [s.member_ids() for s in draw.samples]
+
+
+def test_smaller_clusters_only_when_asked_for(store: GraphStore, graph: nx.Graph) -> None:
+    isolated = add_isolated(store, graph, 30)
+    spec = SampleSpec(strategy="cluster", size=5, count=81, seed=4, min_size=1)
+    draw = draw_samples(store, spec)  # one cluster per accepted persona, whatever its component holds
+    assert draw.shortfall() is None and draw.seeds_skipped == 0
+    sizes = {s.seed_persona: len(s.members) for s in draw.samples}
+    assert len(sizes) == 81 and all(sizes[i] == 1 for i in isolated) and max(sizes.values()) == 5
+    draw = draw_samples(store, spec.model_copy(update={"min_size": 3, "count": 51}))
+    assert {len(s.members) for s in draw.samples} == {3, 5} and 0 < draw.seeds_skipped <= 30
+
+
+def test_a_graph_that_cannot_supply_the_clusters_says_how_many_it_can(store: GraphStore) -> None:
+    # Two 3-person chains joined only through a rejected persona, and two personas alone.
+    a1, a2, a3, b1, b2, b3, c, d = personas(8, prefix="short")
+    bridge = Persona(description="a rejected persona bridging the two chains", status=PersonaStatus.rejected)
+    store.upsert_personas([a1, a2, a3, b1, b2, b3, c, d, bridge])
+    store.add_edges([Edge(source=x.id, target=y.id, type="COLLEAGUE_OF")
+                     for x, y in [(a1, a2), (a2, a3), (a3, bridge), (bridge, b1), (b1, b2), (b2, b3)]])
+    draw = draw_samples(store, SampleSpec(strategy="cluster", size=3, count=10, seed=1))
+    assert len(draw.samples) == 6 and draw.exhausted and draw.seeds_skipped == 2
+    assert {frozenset(s.member_ids()) for s in draw.samples} == {frozenset({a1.id, a2.id, a3.id}),
+                                                                  frozenset({b1.id, b2.id, b3.id})}
+    assert draw.shortfall() == ("the graph can supply only 6 connected clusters of 3 accepted personas, not 10: "
+                                "the other 2 such personas sit in components of fewer than 3")
+    # Through live personas only: no cluster of 4 crosses the rejected bridge.
+    draw = draw_samples(store, SampleSpec(strategy="cluster", size=4, count=1, seed=1))
+    assert draw.samples == [] and draw.seeds_skipped == 8 and "only 0 connected clusters of 4" in draw.shortfall()
+    draw = draw_samples(store, SampleSpec(strategy="cluster", size=4, count=9, seed=1, min_size=1))
+    assert draw.shortfall() == "the graph has only 8 accepted personas to grow clusters from, not 9"
+
+
+def test_a_hopeless_cluster_draw_stops_after_a_bounded_number_of_seeds_in_few_queries(
+    store: GraphStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store.upsert_personas(personas(MIN_SEED_TRIES + 100, prefix="alone"))
+    sent = count_queries(store, monkeypatch)
+    draw = draw_samples(store, SampleSpec(strategy="cluster", size=2, count=1, seed=3))
+    assert draw.samples == [] and draw.seeds_tried == draw.seeds_skipped == MIN_SEED_TRIES and not draw.exhausted
+    assert draw.shortfall() == ("found only 0 connected clusters of 2 accepted personas in 1,000 seeds tried, not 1: "
+                                "1,000 seeds sat in components of fewer than 2")
+    assert len(sent) <= 20  # a few rounds, each a batched draw and one batched traversal
 
 
 def test_stratified_gives_equal_shares_within_one_row(store: GraphStore, graph: nx.Graph) -> None:
@@ -145,6 +210,33 @@ def test_cli_writes_one_json_line_per_sample(store: GraphStore, store_options: S
     assert len(rows) == 7
     assert all(set(r) == {"sample_id", "strategy", "seed_persona", "members", "edges"} for r in rows)
     assert all(r["strategy"] == "cluster" and r["seed_persona"] == r["members"][0]["id"] for r in rows)
-    assert [len(r["members"]) for r in rows] == [min(5, len(nx.node_connected_component(graph, r["seed_persona"]))) for r in rows]
+    assert [len(r["members"]) for r in rows] == [5] * 7
     assert CliRunner().invoke(app, args).exit_code == 0
     assert [json.loads(line) for line in out.read_text().splitlines()] == rows
+
+
+def test_cli_cluster_sample_reports_skipped_seeds_and_refuses_a_short_draw(
+    store: GraphStore, store_options: StoreOptions, graph: nx.Graph, tmp_path: Path
+) -> None:
+    add_isolated(store, graph, 30)
+    out = tmp_path / "clusters.jsonl"
+    base = ["--data-dir", str(store_options.data_dir), "--graph", store_options.graph, "sample", "--strategy", "cluster",
+            "--size", "5", "--seed", "4", "-o", str(out)]
+    result = CliRunner().invoke(app, [*base, "-n", "15"])
+    assert result.exit_code == 0, result.output
+    assert [len(json.loads(line)["members"]) for line in out.read_text().splitlines()] == [5] * 15
+    skipped = draw_samples(store, SampleSpec(strategy="cluster", size=5, count=15, seed=4)).seeds_skipped
+    assert f"{skipped} seeds skipped, their component holding fewer than 5 accepted personas" in " ".join(result.output.split())
+    out.unlink()
+    result = CliRunner().invoke(app, [*base, "-n", "60"])  # 48 personas sit in components of 5 or more
+    assert result.exit_code == 1 and not out.exists()
+    message = " ".join(result.output.split())
+    assert "the graph can supply only 48 connected clusters of 5 accepted personas, not 60" in message
+    assert "--allow-smaller" in message and "Traceback" not in message
+    result = CliRunner().invoke(app, [*base, "-n", "60", "--allow-smaller"])
+    assert result.exit_code == 0, result.output
+    sizes = [len(json.loads(line)["members"]) for line in out.read_text().splitlines()]
+    assert len(sizes) == 60 and min(sizes) == 1 and max(sizes) == 5
+    ego = [a if a != "cluster" else "ego" for a in base]
+    result = CliRunner().invoke(app, [*ego, "--allow-smaller"])
+    assert result.exit_code == 2 and "apply to --strategy cluster, not ego" in " ".join(result.output.split())

@@ -17,7 +17,7 @@ from pipeline.llm import LLMClient
 from pipeline.sample import SampleSpec, sample_personas
 from pipeline.simulate import Cluster, converse, export_clusters, turn_messages, write_clusters
 from tests.fake_llm_server import FakeLLM
-from tests.test_sample import build_graph
+from tests.test_sample import add_isolated, build_graph
 
 
 @pytest.fixture
@@ -92,3 +92,23 @@ def test_cli_simulate_writes_transcripts(store: GraphStore, store_options: Store
     assert len(docs) == 3
     assert all(len(d["transcript"]) == 2 * len(d["relationships"]) for d in docs)
     assert {"round", "speaker", "listener", "relation", "text"} == set(docs[0]["transcript"][0])
+
+
+def test_cli_simulate_clusters_have_the_size_asked_or_fail_before_any_call(
+    store: GraphStore, store_options: StoreOptions, graph: nx.Graph, fake_llm: FakeLLM, tmp_path: Path
+) -> None:
+    isolated = set(add_isolated(store, graph, 30))  # 33 of 81 accepted personas in components smaller than 5
+    base = ["--data-dir", str(store_options.data_dir), "--graph", store_options.graph, "simulate", "--size", "5",
+            "--seed", "5"]
+    result = CliRunner().invoke(app, [*base, "-n", "8", "-o", str(tmp_path / "sim")])
+    assert result.exit_code == 0, result.output
+    docs = [json.loads(p.read_text()) for p in sorted((tmp_path / "sim").glob("*.json"))]
+    assert [len(d["agents"]) for d in docs] == [5] * 8
+    for d in docs:
+        g = nx.Graph([(r["source"], r["target"]) for r in d["relationships"]])
+        assert set(g) == {a["id"] for a in d["agents"]} and nx.is_connected(g) and not isolated & set(g)
+    assert "seeds skipped" in result.output
+    env = {"OPENAI_BASE_URL": fake_llm.base_url, "OPENAI_MODEL": "fake-model"}
+    result = CliRunner().invoke(app, [*base, "-n", "60", "--rounds", "2", "-o", str(tmp_path / "short")], env=env)
+    assert result.exit_code == 1 and "can supply only 48 connected clusters of 5" in " ".join(result.output.split())
+    assert fake_llm.stats.requests == 0 and not (tmp_path / "short").exists()
