@@ -17,7 +17,7 @@ from collections.abc import Iterator, Sequence
 from enum import Enum
 from typing import Any
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 # \Z, not $: `$` also matches before a trailing newline, and "hobby\n" would pass as a name.
 REL_TYPE_RE = re.compile(r"^[A-Z][A-Z0-9_]*\Z")
@@ -212,14 +212,20 @@ def clean_props(props: dict[str, Any]) -> dict[str, Any]:
     return props | changed if changed else props
 
 
-def _storable(value: Any) -> Any:
-    """A text field's input cleaned before pydantic validates it (it rejects unpaired surrogates)."""
-    return clean_text(value) if type(value) is str else value
-
-
-def _storable_props(value: Any) -> Any:
-    """A properties field's input cleaned before pydantic validates it."""
-    return clean_props(value) if isinstance(value, dict) else value
+def _storable(data: Any, text: str, props: str) -> Any:
+    """A model's input with its text field and its properties cleaned, before pydantic validates them
+    (it rejects unpaired surrogates). One call per model, a few fast checks when the input is clean
+    (as good as always), which then comes back as it is."""
+    if type(data) is not dict:
+        return data
+    dirty: dict[str, Any] = {}
+    value = data.get(text)
+    if type(value) is str and ("\x00" in value or not value.isascii()) and (cleaned := clean_text(value)) is not value:
+        dirty[text] = cleaned
+    values = data.get(props)
+    if values and type(values) is dict and (cleaned_props := clean_props(values)) is not values:
+        dirty[props] = cleaned_props
+    return data | dirty if dirty else data
 
 
 def check_rel_type(name: str) -> str:
@@ -265,8 +271,10 @@ class Persona(BaseModel):
     run_id: str = ""
     attributes: dict[str, Scalar | list[str]] = Field(default_factory=dict)
 
-    _clean_texts = field_validator("description", "origin", "run_id", mode="before")(_storable)
-    _clean_attributes = field_validator("attributes", mode="before")(_storable_props)
+    @model_validator(mode="before")
+    @classmethod
+    def _clean(cls, data: Any) -> Any:
+        return _storable(data, "description", "attributes")
 
     @field_validator("description")
     @classmethod
@@ -327,8 +335,10 @@ class Source(BaseModel):
     id: str = ""
     props: dict[str, Scalar] = Field(default_factory=dict)
 
-    _clean_uri = field_validator("uri", mode="before")(_storable)
-    _clean_props = field_validator("props", mode="before")(_storable_props)
+    @model_validator(mode="before")
+    @classmethod
+    def _clean(cls, data: Any) -> Any:
+        return _storable(data, "uri", "props")
 
     def model_post_init(self, __context: Any) -> None:
         if not self.id:
@@ -346,8 +356,6 @@ class Edge(BaseModel):
     target: str
     type: str
     props: dict[str, Scalar | list[str]] = Field(default_factory=dict)
-
-    _clean_props = field_validator("props", mode="before")(_storable_props)
 
     @field_validator("type")
     @classmethod

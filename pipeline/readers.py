@@ -19,7 +19,7 @@ import json
 import shutil
 import tempfile
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -33,6 +33,7 @@ COMPRESSED_SUFFIXES = (".gz", ".zst", ".zstd")
 PERSONA_FIELDS = ("persona", "description", "persona_description", "text", "input persona", "content")
 TEXT_FIELDS = ("text", "content", "body", "article", "document", "passage", "markdown")
 
+_UTF8_BOM = b"\xef\xbb\xbf"
 _GZIP_MAGIC = b"\x1f\x8b"
 _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 _SNIFF_BYTES = 8192
@@ -150,7 +151,7 @@ def _numbered_lines(fh: IO[bytes], encoding: str) -> Iterator[tuple[int, str | N
             yield n + 1, None, f"not valid UTF-16: {exc.reason}; the rest of the file is not read"
         return
     for n, raw in enumerate(fh, start=1):
-        if n == 1 and raw.startswith(b"\xef\xbb\xbf"):
+        if n == 1 and raw.startswith(_UTF8_BOM):
             raw = raw[3:]
         try:
             yield n, raw.decode("utf-8"), None
@@ -161,31 +162,38 @@ def _numbered_lines(fh: IO[bytes], encoding: str) -> Iterator[tuple[int, str | N
 def _jsonl(path: Path, encoding: str) -> Iterator[Record]:
     where = str(path)
     with open_input(path) as fh:
-        lines = _numbered_lines(fh, encoding)
+        # UTF-8 (by far the usual) is decoded line by line, so a bad line costs itself only.
+        lines: Iterable[bytes | str] = io.TextIOWrapper(fh, encoding="utf-16", newline="") if encoding == "utf-16" else fh
         n = 0
-        while True:
-            try:
-                n, text, error = next(lines)
-            except StopIteration:
-                return
-            except _decompression_errors() as exc:
-                yield Record(path=where, line=n + 1, error=_corrupt(path, exc))
-                return
-            if error is not None:
-                yield Record(path=where, line=n, error=error)
-                continue
-            assert text is not None
-            if not text.strip():
-                continue
-            try:
-                obj = json.loads(text)
-            except json.JSONDecodeError as exc:
-                yield Record(path=where, line=n, error=f"malformed JSON: {exc.msg} at column {exc.colno}")
-                continue
-            if not isinstance(obj, dict):
-                yield Record(path=where, line=n, error=f"expected a JSON object, got {type(obj).__name__}")
-                continue
-            yield Record(path=where, line=n, data=obj)
+        try:
+            for n, line in enumerate(lines, start=1):
+                if type(line) is bytes:
+                    if n == 1 and line.startswith(_UTF8_BOM):
+                        line = line[3:]
+                    if not line.strip():
+                        continue
+                    try:
+                        text = line.decode("utf-8")
+                    except UnicodeDecodeError as exc:
+                        yield Record(path=where, line=n, error=f"not valid UTF-8 (byte {exc.start}: {line[exc.start:exc.start + 1]!r})")
+                        continue
+                else:
+                    text = line  # type: ignore[assignment]
+                    if not text.strip():
+                        continue
+                try:
+                    obj = json.loads(text)
+                except json.JSONDecodeError as exc:
+                    yield Record(path=where, line=n, error=f"malformed JSON: {exc.msg} at column {exc.colno}")
+                    continue
+                if not isinstance(obj, dict):
+                    yield Record(path=where, line=n, error=f"expected a JSON object, got {type(obj).__name__}")
+                    continue
+                yield Record(path=where, line=n, data=obj)
+        except UnicodeDecodeError as exc:  # UTF-16: the decoder cannot resynchronise
+            yield Record(path=where, line=n + 1, error=f"not valid UTF-16: {exc.reason}; the rest of the file is not read")
+        except _decompression_errors() as exc:
+            yield Record(path=where, line=n + 1, error=_corrupt(path, exc))
 
 
 class _Undecodable(Exception):
@@ -302,7 +310,7 @@ def _text_file(path: Path) -> Record:
         encoding = sniff_encoding(raw[:_SNIFF_BYTES], path)
     except InputError as exc:
         return Record(path=str(path), line=1, error=str(exc).removeprefix(f"{path}: "))
-    if raw.startswith(b"\xef\xbb\xbf"):
+    if raw.startswith(_UTF8_BOM):
         raw = raw[3:]
     try:
         return Record(path=str(path), line=1, data={"text": raw.decode(encoding), "uri": str(path)})

@@ -144,9 +144,9 @@ def test_reimporting_an_export_keeps_status_hop_and_every_property(store: GraphS
         other.ensure_schema()
         try:
             summary = import_personas(other, out, run_id="reimport")
-            assert (summary.imported, summary.restored, summary.skipped_total) == (4, 4, 0)
             after = {p["id"]: p for p in other.iter_personas(statuses=None)}
-            assert after == {pid: {k: v for k, v in p.items() if v is not None} for pid, p in before.items()}
+            assert after == before
+            assert (summary.imported, summary.restored, summary.skipped_total) == (4, 4, 0)
             again = import_personas(other, out, run_id="again")
             assert (again.imported, again.already_present) == (0, 4)
             assert {p["id"]: p for p in other.iter_personas(statuses=None)} == after
