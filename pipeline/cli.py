@@ -335,7 +335,7 @@ def extract(
         if client.cache is not None and client.cache.write_error is not None:
             raise client.cache.write_error
         if summary.texts_skipped - summary.skipped["already extracted"] == summary.texts_read:
-            fail(f"nothing to extract from {file}: none of its {summary.texts_read:,} records has a usable {summary.field!r} text")
+            fail(f"nothing to extract from {file}: none of its {summary.texts_read:,} records has usable text in {summary.field!r}")
 
 
 @app.command()

@@ -104,3 +104,26 @@ def test_extract_that_cannot_write_its_cache_stops_with_one_line_naming_the_file
     finally:
         server.stop(folder)
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_extract_reads_compressed_texts_and_exits_non_zero_when_nothing_is_usable(
+    fake_llm: FakeLLM, store: GraphStore, store_options: StoreOptions, tmp_path: Path
+) -> None:
+    import zstandard
+
+    tag = uuid.uuid4().hex  # the session's LLM cache is shared: keep prompts unique
+    packed = tmp_path / "texts.jsonl.zst"
+    packed.write_bytes(zstandard.ZstdCompressor().compress("".join(
+        json.dumps({"text": f"{tag} entry {i}: the village choir rehearses a new madrigal every Thursday."}) + "\n"
+        for i in range(3)).encode()))
+    ok = run("extract", str(packed), cwd=tmp_path, options=store_options, base_url=fake_llm.base_url)
+    assert ok.returncode == 0, ok.stderr
+    assert "texts read 3" in flat(ok.stdout) and "texts extracted 3" in flat(ok.stdout)
+    nope = run("extract", str(packed), "--field", "nope", cwd=tmp_path, options=store_options, base_url=fake_llm.base_url)
+    assert nope.returncode == 2 and f"error: {packed}: no field 'nope' in its first 3 records; fields found: 'text'" in flat(nope.stderr)
+    short = tmp_path / "short.jsonl"
+    short.write_text("".join(json.dumps({"text": w}) + "\n" for w in ("hi", "ok")), encoding="utf-8")
+    empty = run("extract", str(short), cwd=tmp_path, options=store_options, base_url=fake_llm.base_url)
+    assert empty.returncode == 1 and "Traceback" not in empty.stderr
+    assert f"error: nothing to extract from {short}: none of its 2 records has usable text in 'text'" in flat(empty.stderr)
+    assert fake_llm.stats.requests == 3
