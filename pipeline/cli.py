@@ -251,6 +251,8 @@ def import_cmd(
                                "imported": summary.imported, "skipped": summary.skipped_total})
         for problem in summary.problems:
             err_console.print(f"[yellow]skipped[/] {escape(problem)}", highlight=False)
+        for change in summary.changes:
+            err_console.print(f"[yellow]cleaned[/] {escape(change)}", highlight=False)
         table = Table(title=f"import {file} (field {summary.field!r})", show_header=False)
         table.add_row("records read", f"{summary.read:,}")
         table.add_row("personas created", f"{summary.imported:,}")

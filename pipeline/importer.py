@@ -35,22 +35,20 @@ class ImportSummary(BaseModel):
     restored: int = 0
     skipped: Counter[str] = Field(default_factory=Counter)
     cleaned: Counter[str] = Field(default_factory=Counter)
-    problems: list[str] = Field(default_factory=list)
+    problems: list[str] = Field(default_factory=list)  # the first skipped records, with why
+    changes: list[str] = Field(default_factory=list)  # the first values cleaned or dropped in imported records
 
     def skip(self, record: Record, reason: str, detail: str) -> None:
         """Count a skipped record under `reason` and keep the first few messages."""
         self.skipped[reason] += 1
-        self.note(f"{record.where}: {detail}")
+        if len(self.problems) < MAX_REPORTED:
+            self.problems.append(f"{record.where}: {detail}")
 
     def clean(self, record: Record, reason: str, detail: str) -> None:
-        """Count a record imported with a value cleaned or dropped, and keep the first few messages."""
+        """Count a value of an imported record cleaned or dropped under `reason`, and keep the first few messages."""
         self.cleaned[reason] += 1
-        self.note(f"{record.where}: {detail}")
-
-    def note(self, message: str) -> None:
-        """Keep one of the first problems for the end-of-import report."""
-        if len(self.problems) < MAX_REPORTED:
-            self.problems.append(message)
+        if len(self.changes) < MAX_REPORTED:
+            self.changes.append(f"{record.where}: {detail}")
 
     @property
     def skipped_total(self) -> int:
