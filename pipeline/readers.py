@@ -37,6 +37,7 @@ _UTF8_BOM = b"\xef\xbb\xbf"
 _GZIP_MAGIC = b"\x1f\x8b"
 _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 _SNIFF_BYTES = 8192
+CSV_FIELD_LIMIT = 16 << 20  # characters in one CSV field
 # What a file that is not text looks like at its start, for the message that refuses it.
 _NOT_TEXT = (
     (b"PK\x03\x04", "a ZIP archive (or .xlsx / .docx)"),
@@ -237,6 +238,9 @@ def _csv(path: Path, encoding: str) -> Iterator[Record]:
     """Rows as dicts keyed by the header. Parsed strictly: a quote that is never closed (or closed
     mid-field) costs the line it opened on, not the rows it would have swallowed."""
     where = str(path)
+    # Python's default (128 KiB) cuts a long quoted text short, and what follows would be read as rows;
+    # the limit also bounds what an unterminated quote can swallow before it is caught.
+    csv.field_size_limit(max(csv.field_size_limit(), CSV_FIELD_LIMIT))
     with open_input(path) as fh:
         feed = _LineFeed(_numbered_lines(fh, encoding))
         reader = csv.reader(feed, strict=True)

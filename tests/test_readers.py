@@ -139,6 +139,18 @@ def test_a_quote_closed_rows_later_is_caught_too_and_multiline_fields_still_work
     assert records[-5].data["persona"] == "a legit field\nthat runs over two lines, quoted"
 
 
+def test_a_long_quoted_text_over_many_lines_is_one_record(tmp_path: Path) -> None:
+    import csv
+
+    text = "\n".join(f"paragraph {i}, " + "word " * 200 for i in range(300))  # 300 lines, 300k characters
+    path = tmp_path / "long.csv"
+    with open(path, "w", newline="") as fh:
+        csv.writer(fh).writerows([["text", "n"], [text, "1"], ["a short one", "2"]])
+    records = list(iter_records(path))
+    assert [(r.line, r.error) for r in records] == [(2, None), (302, None)]
+    assert records[0].data["text"] == text
+
+
 def test_choose_field_refuses_to_guess_and_names_the_fields(tmp_path: Path) -> None:
     names = tmp_path / "names.parquet"
     pq.write_table(pa.table({"name": ["Ada", "Grace"], "age": [36, 45]}), names)
