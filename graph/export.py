@@ -123,8 +123,27 @@ def export_neo4j_csv(store: GraphStore, folder: Path) -> int:
     return total
 
 
+class ExportError(ValueError):
+    """The output path cannot take the export (a folder where a file goes, or the other way round)."""
+
+
+def check_output(fmt: str, path: Path) -> None:
+    """Refuse, before anything is read or written, an output path that `fmt` cannot write to."""
+    path = Path(path)
+    if fmt == "neo4j-csv":
+        if path.exists() and not path.is_dir():
+            raise ExportError(f"{path} is a file; neo4j-csv writes a folder of CSV files and import.sh: give a folder path")
+        return
+    if path.is_dir():
+        raise ExportError(f"{path} is a folder; {fmt} writes one file: give a file path, e.g. {path / ('personas.' + fmt)}")
+    if not path.parent.is_dir():
+        raise ExportError(f"cannot write {path}: the folder {path.parent} does not exist")
+
+
 def export_graph(store: GraphStore, fmt: str, path: Path, statuses: tuple[str, ...] | None = None) -> int:
-    """Dispatch on format; returns the number of nodes written."""
+    """Dispatch on format; returns the number of nodes written. ExportError for an output path the
+    format cannot write to."""
+    check_output(fmt, path)
     if fmt == "jsonl":
         return export_jsonl(store, path, statuses)
     if fmt == "parquet":

@@ -17,11 +17,12 @@ from collections.abc import Iterator, Sequence
 from enum import Enum
 from typing import Any
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
-REL_TYPE_RE = re.compile(r"^[A-Z][A-Z0-9_]*$")
-LABEL_RE = re.compile(r"^[A-Z][A-Za-z0-9_]*$")
-PROPERTY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# \Z, not $: `$` also matches before a trailing newline, and "hobby\n" would pass as a name.
+REL_TYPE_RE = re.compile(r"^[A-Z][A-Z0-9_]*\Z")
+LABEL_RE = re.compile(r"^[A-Z][A-Za-z0-9_]*\Z")
+PROPERTY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\Z")
 
 # Attribute keys that stages count "regions" by; other attribute keys are allowed too.
 REGION_ATTRIBUTES = ("age_group", "occupation", "domain", "visibility", "language")
@@ -160,9 +161,76 @@ def text_hash(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
+def clean_text(value: str) -> str:
+    """`value` as the database can store it: NUL characters removed (FalkorDB ends a string at one)
+    and unpaired UTF-16 surrogates (a JSON escape such as "\\ud800" decodes to one; UTF-8 cannot
+    encode it) replaced by U+FFFD. The same object comes back when nothing had to change, so
+    `clean_text(v) is not v` tells a caller to report it; clean text costs two fast scans.
+    """
+    if "\x00" in value:
+        value = value.replace("\x00", "")
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            value = value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    return value
+
+
+def text_problems(value: str) -> str:
+    """What `clean_text` changes in `value`, in words for a report ('' when nothing)."""
+    found = []
+    if "\x00" in value:
+        found.append("NUL characters removed")
+    if any("\ud800" <= ch <= "\udfff" for ch in value):
+        found.append("unpaired surrogates replaced by U+FFFD")
+    return " and ".join(found)
+
+
+def clean_value(value: Any) -> Any:
+    """`clean_text` applied to a property value: a string, or each string of a list; other values as they are."""
+    if type(value) is str:
+        return clean_text(value)
+    if isinstance(value, list):
+        cleaned = [clean_text(v) if isinstance(v, str) else v for v in value]
+        return value if all(a is b for a, b in zip(cleaned, value)) else cleaned
+    return value
+
+
+def clean_props(props: dict[str, Any]) -> dict[str, Any]:
+    """Property values cleaned by `clean_value`; the same dict when nothing had to change (the usual
+    case: ASCII strings without NUL and numbers take one inline check each)."""
+    for value in props.values():
+        if type(value) is str:
+            if "\x00" in value or not value.isascii():
+                break
+        elif isinstance(value, list):
+            break
+    else:
+        return props
+    changed = {k: c for k, v in props.items() if (c := clean_value(v)) is not v}
+    return props | changed if changed else props
+
+
+def _storable(data: Any, text: str, props: str) -> Any:
+    """A model's input with its text field and its properties cleaned, before pydantic validates them
+    (it rejects unpaired surrogates). One call per model, a few fast checks when the input is clean
+    (as good as always), which then comes back as it is."""
+    if type(data) is not dict:
+        return data
+    dirty: dict[str, Any] = {}
+    value = data.get(text)
+    if type(value) is str and ("\x00" in value or not value.isascii()) and (cleaned := clean_text(value)) is not value:
+        dirty[text] = cleaned
+    values = data.get(props)
+    if values and type(values) is dict and (cleaned_props := clean_props(values)) is not values:
+        dirty[props] = cleaned_props
+    return data | dirty if dirty else data
+
+
 def check_rel_type(name: str) -> str:
     """Return `name` if it is a valid relationship type (`^[A-Z][A-Z0-9_]*$`), else raise InvalidName."""
-    if not isinstance(name, str) or not REL_TYPE_RE.match(name) or len(name) > 64:
+    if not isinstance(name, str) or not REL_TYPE_RE.fullmatch(name) or len(name) > 64:
         raise InvalidName(
             f"invalid relationship type {name!r}: use UPPER_SNAKE_CASE letters, digits and "
             "underscores, starting with a letter, at most 64 characters (e.g. PATIENT_OF)"
@@ -172,14 +240,14 @@ def check_rel_type(name: str) -> str:
 
 def check_label(name: str) -> str:
     """Return `name` if it is a valid node label, else raise InvalidName."""
-    if not isinstance(name, str) or not LABEL_RE.match(name) or len(name) > 64:
+    if not isinstance(name, str) or not LABEL_RE.fullmatch(name) or len(name) > 64:
         raise InvalidName(f"invalid node label {name!r}: use letters, digits and underscores")
     return name
 
 
 def check_property(name: str) -> str:
     """Return `name` if it is a valid property key, else raise InvalidName."""
-    if not isinstance(name, str) or not PROPERTY_RE.match(name) or len(name) > 64:
+    if not isinstance(name, str) or not PROPERTY_RE.fullmatch(name) or len(name) > 64:
         raise InvalidName(f"invalid property name {name!r}: use letters, digits and underscores")
     return name
 
@@ -202,6 +270,11 @@ class Persona(BaseModel):
     origin: str = "import"
     run_id: str = ""
     attributes: dict[str, Scalar | list[str]] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _clean(cls, data: Any) -> Any:
+        return _storable(data, "description", "attributes")
 
     @field_validator("description")
     @classmethod
@@ -262,6 +335,11 @@ class Source(BaseModel):
     uri: str = ""
     id: str = ""
     props: dict[str, Scalar] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _clean(cls, data: Any) -> Any:
+        return _storable(data, "uri", "props")
 
     def model_post_init(self, __context: Any) -> None:
         if not self.id:

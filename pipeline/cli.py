@@ -69,6 +69,9 @@ class AppState:
 
     def store_options(self) -> StoreOptions:
         s = self.settings.store
+        if s.data_dir.exists() and not s.data_dir.is_dir():
+            raise InputError(f"the data folder {s.data_dir} is a file: point --data-dir (or store.data_dir in the "
+                             "config) at a folder, new or existing")
         return StoreOptions(
             uri=s.uri,
             data_dir=s.data_dir,
@@ -255,12 +258,20 @@ def import_cmd(
                                "imported": summary.imported, "skipped": summary.skipped_total})
         for problem in summary.problems:
             err_console.print(f"[yellow]skipped[/] {escape(problem)}", highlight=False)
+        for change in summary.changes:
+            err_console.print(f"[yellow]cleaned[/] {escape(change)}", highlight=False)
         table = Table(title=f"import {file} (field {summary.field!r})", show_header=False)
         table.add_row("records read", f"{summary.read:,}")
         table.add_row("personas created", f"{summary.imported:,}")
         table.add_row("already in the graph", f"{summary.already_present:,}")
         table.add_row("skipped", f"{summary.skipped_total:,}" + (f"  ({', '.join(f'{k}: {v}' for k, v in summary.skipped.items())})" if summary.skipped else ""))
+        if summary.cleaned:
+            table.add_row("values cleaned", f"{sum(summary.cleaned.values()):,}  ({', '.join(f'{k}: {v}' for k, v in summary.cleaned.items())})")
+        if summary.restored:
+            table.add_row("exported properties restored", f"{summary.restored:,} personas (status, hop, aliases, ...)")
         console.print(table)
+        if not summary.usable:
+            fail(f"nothing imported from {file}: none of its {summary.read:,} records has a usable {summary.field!r} field")
 
 
 @app.command()
@@ -278,8 +289,9 @@ def extract(
     from pydantic import ValidationError
 
     from pipeline.config import ExtractConfig
-    from pipeline.extract import count_texts, estimate_extract, extract_personas
+    from pipeline.extract import estimate_extract, extract_personas
     from pipeline.llm import LLMClient
+    from pipeline.readers import count_records
 
     with user_errors():
         settings = STATE.settings
@@ -304,7 +316,7 @@ def extract(
         client = LLMClient.from_settings(settings)
         run_id = new_run_id("extract")
         with client, progress() as bar:
-            total = count_texts(file)
+            total = count_records(file)
             job = bar.add_task(f"extracting {file.name}", total=min(total, limit) if total and limit else total or limit, rate="")
             started = time.monotonic()
 
@@ -322,11 +334,17 @@ def extract(
         table.add_row("texts extracted", f"{summary.texts_extracted:,} ({summary.chunks:,} chunks)")
         table.add_row("texts with failures", f"{summary.texts_failed:,}" + (f"  (kept for a rerun; raw answers in {summary.failures_file})" if summary.failures_file else ""))
         table.add_row("skipped", f"{summary.texts_skipped:,}" + "".join(f"\n  {k}: {v:,}" for k, v in summary.skipped.most_common()))
+        if summary.cleaned:
+            table.add_row("texts cleaned", f"{summary.cleaned:,} (NUL characters or unpaired surrogates removed)")
         table.add_row("personas created", f"{summary.personas_created:,}")
         table.add_row("already in the graph", f"{summary.personas_existing:,}")
         table.add_row("LLM requests", f"{llm.get('llm_requests', 0):,} ({llm.get('llm_cached', 0):,} cached, {llm.get('llm_failed', 0):,} failed, {llm.get('llm_calls', 0):,} calls)")
         table.add_row("tokens", f"{llm.get('llm_prompt_tokens', 0):,} prompt + {llm.get('llm_completion_tokens', 0):,} completion")
         console.print(table)
+        if client.cache is not None and client.cache.write_error is not None:
+            raise client.cache.write_error
+        if summary.texts_skipped - summary.skipped["already extracted"] == summary.texts_read:
+            fail(f"nothing to extract from {file}: none of its {summary.texts_read:,} records has usable text in {summary.field!r}")
 
 
 @app.command()
@@ -557,16 +575,20 @@ def export(
     all_statuses: Annotated[bool, typer.Option("--all", help="Include rejected and merged personas")] = False,
 ) -> None:
     """Export personas (JSONL/Parquet, loadable by `datasets`), the graph (GraphML), or neo4j-admin CSVs."""
-    from graph.export import FORMATS, export_graph
+    from graph.export import FORMATS, check_output, export_graph
     from graph.store import LIVE_STATUSES
 
     if fmt not in FORMATS:
         fail(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}", 2)
     with user_errors():
+        check_output(fmt, output)  # before the store is opened
         st = STATE.store()
         started = time.monotonic()
-        with console.status(f"exporting {fmt} to {output}"):
-            n = export_graph(st, fmt, output, None if all_statuses else LIVE_STATUSES)
+        try:
+            with console.status(f"exporting {fmt} to {output}"):
+                n = export_graph(st, fmt, output, None if all_statuses else LIVE_STATUSES)
+        except OSError as exc:  # permission denied, disk full, ...
+            fail(f"cannot write {exc.filename or output}: {exc.strerror or exc}")
         console.print(f"wrote {n:,} nodes to {output} ({fmt}) in {time.monotonic() - started:.1f}s")
 
 

@@ -34,11 +34,11 @@ from typing import IO, Any
 from pydantic import BaseModel, Field, ValidationError
 
 import prompts
-from graph.model import Edge, Persona, PersonaStatus, Source, canonical_region_value, text_hash
+from graph.model import Edge, Persona, PersonaStatus, Source, canonical_region_value, clean_text, text_hash, text_problems
 from graph.store import GraphStore
 from pipeline.config import ExtractConfig, Settings
 from pipeline.llm import Estimate, LLMClient, LLMRequest, LLMResult
-from pipeline.readers import TEXT_FIELDS, Record, detect_field, iter_records
+from pipeline.readers import TEXT_FIELDS, Record, choose_field, iter_records
 
 EDGE_TYPE = "EXTRACTED_FROM"
 ATTRIBUTES = ("age_group", "occupation", "domain", "visibility", "language")
@@ -75,6 +75,7 @@ class ExtractSummary(BaseModel):
     texts_read: int = 0
     texts_extracted: int = 0
     texts_failed: int = 0
+    cleaned: int = 0  # texts with a NUL or an unpaired surrogate removed before they were asked about
     skipped: Counter[str] = Field(default_factory=Counter)
     chunks: int = 0
     requests: int = 0
@@ -111,7 +112,7 @@ class ExtractSummary(BaseModel):
         props: dict[str, Any] = {
             "stage": "extract", "path": self.path, "field": self.field, "texts_read": self.texts_read,
             "texts_extracted": self.texts_extracted, "texts_failed": self.texts_failed,
-            "texts_skipped": self.texts_skipped, "chunks": self.chunks, "requests": self.requests,
+            "texts_skipped": self.texts_skipped, "texts_cleaned": self.cleaned, "chunks": self.chunks, "requests": self.requests,
             "failed_requests": self.failed_requests, "personas_created": self.personas_created,
             "personas_existing": self.personas_existing, "seconds": round(self.seconds, 3),
         }
@@ -216,7 +217,11 @@ class TextPlanner:
         if not isinstance(value, str):
             s.skip(record.where, "not text", f"{field_name!r} is a {type(value).__name__}, not text")
             return None
-        text = value.strip()
+        cleaned = clean_text(value)
+        if cleaned is not value:
+            s.cleaned += 1
+            s.note(f"{record.where}: {field_name!r}: {text_problems(value)}")
+        text = cleaned.strip()
         if len(text) < self.cfg.min_chars:
             s.skip(record.where, "too short", f"{len(text)} characters (minimum {self.cfg.min_chars})")
             return None
@@ -242,8 +247,10 @@ class TextPlanner:
             self._seen.add(digest)
             chunks = chunk_text(text, cfg.chunk_chars)[: cfg.max_chunks]
             lang = text_language(text) if cfg.lang == "auto" else cfg.lang
-            uri = record.data.get("uri") or record.data.get("url") or record.where
-            source = Source(text_hash=digest, uri=str(uri), props={
+            uri = str(record.data.get("uri") or record.data.get("url") or record.where)
+            if clean_text(uri) is not uri:  # the Source node stores it cleaned; say so
+                s.note(f"{record.where}: uri: {text_problems(uri)}")
+            source = Source(text_hash=digest, uri=uri, props={
                 "extracted": False, "failed": 0, "chunks": len(chunks), "chars": len(text), "run_id": run_id})
             if self.track:
                 asked = done | {f"{st}/{cfg.format}" for st in stances}
@@ -354,26 +361,9 @@ class _FailureLog:
             self._fh.close()
 
 
-def count_texts(path: Path) -> int | None:
-    """A quick count of the records in `path` for a progress bar (lines, rows or files; None if unknown)."""
-    path = Path(path)
-    if path.is_dir():
-        return sum(1 for f in path.rglob("*") if f.is_file() and f.suffix.lower() in (".txt", ".md"))
-    suffix = path.suffix.lower()
-    if suffix in (".parquet", ".pq"):
-        import pyarrow.parquet as pq
-
-        return int(pq.ParquetFile(path).metadata.num_rows)
-    if suffix in (".jsonl", ".json", ".ndjson", ".csv"):
-        with open(path, "rb") as fh:
-            lines = sum(1 for line in fh if line.strip())
-        return lines - 1 if suffix == ".csv" else lines
-    return 1 if path.is_file() else None
-
-
 def _start(settings: Settings, path: Path, field_name: str | None, run_id: str | None) -> tuple[ExtractSummary, str]:
     """The summary of a new run and the text field to read."""
-    chosen = field_name or settings.extract.field or detect_field(path, TEXT_FIELDS)
+    chosen = choose_field(path, TEXT_FIELDS, field_name or settings.extract.field)
     run = run_id or f"extract-{time.strftime('%Y%m%d%H%M%S')}-{uuid.uuid4().hex[:6]}"
     return ExtractSummary(path=str(path), field=chosen, run_id=run), chosen
 

@@ -47,7 +47,7 @@ VAGUE_RELATIONS = frozenset(
 MAX_RELATION_WORDS = 5
 MAX_RELATION_CHARS = 48
 _WORD_RE = re.compile(r"[a-z0-9]+")
-_ALLOWED_RE = re.compile(r"^[a-z0-9 _\-/'&]+$")
+_ALLOWED_RE = re.compile(r"[a-z0-9 _\-/'&]+")
 _ARTICLES = ("a ", "an ", "the ", "his ", "her ", "their ", "its ")
 
 
@@ -246,8 +246,8 @@ def normalise_relation(name: str, vocabulary: RelationVocabulary) -> Relation:
             f"relation {name!r} is not a known relation and new relation names must be English "
             f"(letters, digits, spaces); known: {', '.join(vocabulary.names())}"
         )
-    if not _ALLOWED_RE.match(text):
-        bad = sorted({c for c in text if not _ALLOWED_RE.match(c)})
+    if not _ALLOWED_RE.fullmatch(text):
+        bad = sorted({c for c in text if not _ALLOWED_RE.fullmatch(c)})
         raise RelationError(f"relation {name!r} contains characters not allowed in a relation name: {''.join(bad)!r}")
     for article in _ARTICLES:
         if text.startswith(article):

@@ -129,3 +129,34 @@ def test_expand_dry_run_says_why_there_is_nothing_to_expand(store: GraphStore, s
     assert res.returncode == 0, res.stderr
     out = one_line(res.stdout)
     assert "no accepted, unexpanded persona below hop 3" in out and "hop 3 -> 4" not in out
+
+
+def test_import_exits_non_zero_with_one_line_when_nothing_usable_is_read(store_options: StoreOptions, tmp_path: Path) -> None:
+    good = tmp_path / "good.jsonl"
+    good.write_text(json.dumps({"persona": GOOD[0]}) + "\n")
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    short = tmp_path / "short.jsonl"
+    short.write_text("".join(json.dumps({"persona": w}) + "\n" for w in ("hi", "no", "ok")))
+    binary = tmp_path / "personas.csv"
+    binary.write_bytes(bytes(range(256)) * 20)
+    cases = [
+        (("import", str(good), "--field", "nope"), 2, f"error: {good}: no field 'nope' in its first 1 records; fields found: 'persona'"),
+        (("import", str(empty)), 2, f"error: {empty}: the file is empty"),
+        (("import", str(short)), 1, f"error: nothing imported from {short}: none of its 3 records has a usable 'persona' field"),
+        (("import", str(binary)), 2, f"error: {binary}: not a text file: binary data"),
+    ]
+    for args, code, message in cases:
+        res = run_cli(*args, cwd=tmp_path, options=store_options)
+        assert res.returncode == code, (args, res.stdout, res.stderr)
+        error_lines = [line for line in res.stderr.splitlines() if line.startswith("error:")]
+        assert len(error_lines) == 1 and one_line(error_lines[0]).startswith(message), res.stderr
+        assert "Traceback" not in res.stderr
+
+
+def test_a_data_dir_that_is_a_file_is_one_line(tmp_path: Path) -> None:
+    not_a_folder = tmp_path / "data"
+    not_a_folder.write_text("I am a file")
+    res = run_cli("--data-dir", str(not_a_folder), "stats", cwd=tmp_path)
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    assert res.stderr.count("\n") == 1 and res.stderr.startswith(f"error: the data folder {not_a_folder} is a file")

@@ -88,3 +88,22 @@ def test_cli_export_writes_live_personas(store: GraphStore, store_options: Store
     assert {json.loads(line)["id"] for line in out.read_text().splitlines()} == {graph["nurse"], graph["patient"], graph["chef"]}
     bad = run_cli("export", "--format", "xml", "-o", str(out), cwd=tmp_path, options=store_options)
     assert bad.returncode == 2 and "unknown format" in bad.stderr
+
+
+def test_an_output_path_of_the_wrong_kind_is_one_line(store: GraphStore, store_options: StoreOptions, tmp_path: Path) -> None:
+    store.upsert_personas(personas(2, prefix="export paths"))
+    folder = tmp_path / "out"
+    folder.mkdir()
+    a_file = tmp_path / "neo4j"
+    a_file.write_text("")
+    cases = [
+        (("--format", "jsonl", "-o", str(folder)), f"error: {folder} is a folder; jsonl writes one file"),
+        (("--format", "parquet", "-o", str(folder)), f"error: {folder} is a folder; parquet writes one file"),
+        (("--format", "neo4j-csv", "-o", str(a_file)), f"error: {a_file} is a file; neo4j-csv writes a folder"),
+        (("--format", "jsonl", "-o", str(tmp_path / "missing" / "x.jsonl")), f"error: cannot write {tmp_path / 'missing' / 'x.jsonl'}"),
+    ]
+    for args, message in cases:
+        res = run_cli("export", *args, cwd=tmp_path, options=store_options)
+        assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr
+        assert res.stderr.count("\n") == 1 and " ".join(res.stderr.split()).startswith(message), res.stderr
+    assert a_file.read_text() == "" and list(folder.iterdir()) == []

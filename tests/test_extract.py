@@ -20,8 +20,9 @@ from aiohttp import web
 
 from graph.store import FalkorStore, GraphStore, StoreOptions
 from pipeline.config import Settings
-from pipeline.extract import chunk_text, count_texts, estimate_extract, extract_personas, plain_description, text_language
+from pipeline.extract import chunk_text, estimate_extract, extract_personas, plain_description, text_language
 from pipeline.llm import LLMClient, ResponseCache
+from pipeline.readers import count_records
 from tests.fake_llm_server import FakeLLM, Faults
 
 REPO = Path(__file__).resolve().parent.parent
@@ -83,6 +84,29 @@ def test_extract_writes_personas_sources_and_edges(fake_llm: FakeLLM, store: Gra
     assert sorted(stance for *_, stance, _ in graph["edges"]) == ["read"] * 5 + ["write"] * 5
     run = store.run("MATCH (r:Run {id: $id}) RETURN r", {"id": summary.run_id}, write=False).value()
     assert run["texts_extracted"] == 5 and run["llm_succeeded"] == 10 and run["llm_prompt_tokens"] > 0
+
+
+def test_a_nul_or_a_lone_surrogate_in_a_text_or_uri_costs_nothing(fake_llm: FakeLLM, store: GraphStore,
+                                                                   store_options: StoreOptions, tmp_path: Path) -> None:
+    path = corpus(tmp_path / "texts.jsonl", 8)
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    lines[1]["text"] = lines[1]["text"].replace("valve", "val\x00ve")
+    lines[2]["text"] += " \ud800"
+    lines[3]["uri"] = "doc/\x00three"
+    lines[4]["uri"] = "doc/\udfff"
+    path.write_text("".join(json.dumps(r) + "\n" for r in lines), encoding="utf-8")  # as JSON escapes
+    settings = settings_for(fake_llm, store_options)
+    with client_for(settings, tmp_path / "cache") as client:
+        summary = extract_personas(settings, store, client, path)
+    assert (summary.texts_read, summary.texts_extracted, summary.texts_failed, summary.cleaned) == (8, 8, 0, 2)
+    assert summary.problems == [f"{path}:2: 'text': NUL characters removed",
+                                f"{path}:3: 'text': unpaired surrogates replaced by U+FFFD",
+                                f"{path}:4: uri: NUL characters removed",
+                                f"{path}:5: uri: unpaired surrogates replaced by U+FFFD"]
+    graph = graph_content(store)
+    assert len(graph["personas"]) == 8 and len(graph["sources"]) == 8
+    uris = {s["uri"] for page in store.iter_nodes("Source") for s in page}
+    assert {"doc/three", "doc/\ufffd"} <= uris
 
 
 def test_rerun_skips_extracted_texts_and_dry_run_counts_calls(fake_llm: FakeLLM, store: GraphStore,
@@ -201,7 +225,7 @@ def test_folder_of_text_files_with_long_texts_chunked(fake_llm: FakeLLM, store: 
                                       encoding="utf-8")
     (folder / "ignored.csv").write_text("not,a,text,file\n", encoding="utf-8")
     settings = settings_for(fake_llm, store_options, chunk_chars=1000, max_chunks=3)
-    assert count_texts(folder) == 2
+    assert count_records(folder) == 2
     with client_for(settings, tmp_path / "cache") as client:
         summary = extract_personas(settings, store, client, folder)
     assert summary.field == "text" and summary.texts_extracted == 2
@@ -222,7 +246,7 @@ def test_csv_and_parquet_inputs_with_the_text_field_found(fake_llm: FakeLLM, sto
     path = tmp_path / f"texts.{suffix}"
     (pq.write_table if suffix == "parquet" else pacsv.write_csv)(pa.table(rows), path)
     settings = settings_for(fake_llm, store_options)
-    assert count_texts(path) == 3
+    assert count_records(path) == 3
     with client_for(settings, tmp_path / "cache") as client:
         summary = extract_personas(settings, store, client, path)
     assert summary.field == "article" and summary.texts_extracted == 3 and summary.personas_created == 3

@@ -9,8 +9,9 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from pydantic import ValidationError
 
-from graph.model import persona_id
+from graph.model import InvalidName, Persona, PersonaStatus, check_label, check_property, check_rel_type, persona_id
 from graph.store import GraphStore
 from pipeline.importer import MAX_REPORTED, import_personas
 from pipeline.readers import InputError
@@ -90,3 +91,76 @@ def test_only_the_first_problems_are_kept_but_all_are_counted(store: GraphStore,
     summary = import_personas(store, path)
     assert summary.skipped == {"unreadable": MAX_REPORTED + 15}
     assert len(summary.problems) == MAX_REPORTED and summary.imported == 1
+
+
+def test_a_nul_or_a_lone_surrogate_is_cleaned_and_reported_and_nothing_else_is_lost(store: GraphStore, tmp_path: Path) -> None:
+    path = tmp_path / "big.jsonl"
+    rows = [{"persona": f"a canal lock keeper number {i} who logs every boat", "attributes": {"hobby": "chess"}}
+            for i in range(10_000)]
+    rows[1]["attributes"]["hobby"] = "chess\x00 by post"  # line 2: a NUL in one attribute
+    rows[2]["persona"] += " \ud800"  # line 3: a lone surrogate in the description
+    rows[3]["attributes"] = {"hobby\n": "knots", "tags": ["a\x00b", "c"]}  # line 4: a name with a newline
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")  # JSON escapes \u0000, \ud800
+    summary = import_personas(store, path)
+    assert (summary.read, summary.imported, summary.skipped_total) == (10_000, 10_000, 0)
+    assert summary.cleaned == {"NUL characters removed": 2, "unpaired surrogates replaced by U+FFFD": 1,
+                               "attribute names dropped": 1}
+    assert summary.problems == [] and summary.changes == [
+        f"{path}:2: 'hobby': NUL characters removed",
+        f"{path}:3: 'persona': unpaired surrogates replaced by U+FFFD",
+        f"{path}:4: attribute 'hobby\\n' dropped: a property name is letters, digits and underscores",
+        f"{path}:4: 'tags': NUL characters removed",
+    ]
+    assert store.run("MATCH (p:Persona) RETURN count(p)").value() == 10_000
+    assert store.run("MATCH (p:Persona) WHERE p.hobby = 'chess by post' RETURN count(p)").value() == 1
+    cleaned = store.get_personas([persona_id(rows[2]["persona"].replace("\ud800", "\ufffd"))])
+    assert list(cleaned.values())[0]["description"].endswith("\ufffd")
+    keys = {k for (k,) in store.run("MATCH (p:Persona) UNWIND keys(p) AS k RETURN DISTINCT k").rows}
+    assert not any(k.endswith("\n") for k in keys) and "tags" in keys
+
+
+def test_names_with_a_trailing_newline_are_not_valid_names() -> None:
+    for check, good in ((check_property, "hobby"), (check_label, "Persona"), (check_rel_type, "PATIENT_OF")):
+        assert check(good) == good
+        with pytest.raises(InvalidName):
+            check(good + "\n")
+    with pytest.raises(ValidationError):
+        Persona(description="a night nurse in Lyon", attributes={"hobby\n": "chess"})
+
+
+def test_reimporting_an_export_keeps_status_hop_and_every_property(store: GraphStore, tmp_path: Path) -> None:
+    from graph.export import export_graph
+
+    kept, dup, rejected, far = (Persona(description=f"an exported persona, the {w} one, who keeps bees") for w in
+                                ("first", "second", "third", "fourth"))
+    rejected = rejected.model_copy(update={"status": PersonaStatus.rejected})
+    far = Persona(description=far.description, hop=3, origin="expand", attributes={"age_group": "child", "n": 2})
+    store.upsert_personas([kept, dup, rejected, far])
+    store.set_properties([{"id": rejected.id, "props": {"score_specificity": 1, "reason_specificity": "too vague"}}])
+    store.merge_nodes(kept.id, [dup.id])
+    before = {p["id"]: p for p in store.iter_personas(statuses=None)}
+    for fmt in ("jsonl", "parquet"):
+        out = tmp_path / f"all.{fmt}"
+        export_graph(store, fmt, out, None)
+        other = store.__class__(store.options.model_copy(update={"graph": store.options.graph + f"_{fmt}"}))
+        other.ensure_schema()
+        try:
+            summary = import_personas(other, out, run_id="reimport")
+            after = {p["id"]: p for p in other.iter_personas(statuses=None)}
+            assert after == before
+            assert (summary.imported, summary.restored, summary.skipped_total) == (4, 4, 0)
+            again = import_personas(other, out, run_id="again")
+            assert (again.imported, again.already_present) == (0, 4)
+            assert {p["id"]: p for p in other.iter_personas(statuses=None)} == after
+        finally:
+            other._graph.delete()
+            other.close()
+
+
+def test_a_status_that_is_not_a_persona_status_is_reported(store: GraphStore, tmp_path: Path) -> None:
+    text = "a ferry pilot who reads tide tables"
+    path = tmp_path / "odd.jsonl"
+    path.write_text(json.dumps({"id": persona_id(text), "description": text, "status": "married"}) + "\n")
+    summary = import_personas(store, path)
+    assert summary.imported == 1 and summary.cleaned == {"invalid status": 1}
+    assert store.get_personas([persona_id(text)])[persona_id(text)]["status"] == "accepted"
