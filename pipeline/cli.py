@@ -69,9 +69,6 @@ class AppState:
 
     def store_options(self) -> StoreOptions:
         s = self.settings.store
-        if s.data_dir.exists() and not s.data_dir.is_dir():
-            raise InputError(f"the data folder {s.data_dir} is a file: point --data-dir (or store.data_dir in the "
-                             "config) at a folder, new or existing")
         return StoreOptions(
             uri=s.uri,
             data_dir=s.data_dir,

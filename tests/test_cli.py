@@ -158,5 +158,5 @@ def test_a_data_dir_that_is_a_file_is_one_line(tmp_path: Path) -> None:
     not_a_folder = tmp_path / "data"
     not_a_folder.write_text("I am a file")
     res = run_cli("--data-dir", str(not_a_folder), "stats", cwd=tmp_path)
-    assert res.returncode == 2 and "Traceback" not in res.stderr
+    assert res.returncode == 3 and "Traceback" not in res.stderr
     assert res.stderr.count("\n") == 1 and res.stderr.startswith(f"error: the data folder {not_a_folder} is a file")

@@ -320,14 +320,6 @@ def test_the_data_folder_and_its_files_are_private(data_dir: Path) -> None:
     assert {str(f.relative_to(data_dir)): oct(f.stat().st_mode & 0o777) for f in files if f.stat().st_mode & 0o077} == {}
 
 
-def test_a_data_dir_that_is_a_file_is_one_clear_line(tmp_path: Path) -> None:
-    not_a_folder = tmp_path / "graph.txt"
-    not_a_folder.write_text("hello")
-    done = cli(not_a_folder, "stats")
-    assert done.returncode != 0 and "Traceback" not in done.stderr
-    assert "is a file, not a folder" in done.stderr
-
-
 # -- a full disk -------------------------------------------------------------------------------------
 
 @pytest.fixture
