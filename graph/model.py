@@ -41,8 +41,13 @@ _AGE_SYNONYMS = {"kid": "child", "teen": "teenager", "youngadult": "young_adult"
 # Properties owned by the store: attributes may not overwrite them.
 RESERVED_PROPERTIES = frozenset(
     {"id", "description", "status", "hop", "origin", "run_id", "created_at", "aliases",
-     "merged_ids", "merged_into", "expanded"}
+     "merged_ids", "merged_into", "expanded", "pending"}
 )
+
+
+def pending_key(hop: int) -> str:
+    """The indexed frontier key of a persona at `hop` not yet expanded (`cypher/expand_frontier.cypher`)."""
+    return f"h{hop}"
 
 
 def canonical_region_value(key: str, value: object) -> str | None:

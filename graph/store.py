@@ -93,7 +93,8 @@ class WriteStats(BaseModel):
     @classmethod
     def from_counters(cls, counters: Any) -> WriteStats:
         """From a driver's counters: FalkorDB's QueryResult and Neo4j's SummaryCounters use the same names."""
-        return cls(**{name: getattr(counters, name, 0) for name in cls.model_fields if name != "matched"})
+        names = {"indices_created": "indexes_added"} if hasattr(counters, "indexes_added") else {}  # Neo4j's spelling
+        return cls(**{name: getattr(counters, names.get(name, name), 0) for name in cls.model_fields if name != "matched"})
 
     def __iadd__(self, other: WriteStats) -> WriteStats:
         for name in type(self).model_fields:
@@ -298,7 +299,8 @@ class GraphStore(ABC):
         return res
 
     def _after_user_write(self) -> None:
-        """Repair what a user's write may have broken in the database's own structures (if anything)."""
+        """Keep what the store derives in step with a write it did not make (a user's query, or old data)."""
+        self.run_named("frontier_backfill", write=True)  # personas marked unexpanded get their frontier key
 
     def __enter__(self) -> GraphStore:
         return self
@@ -768,6 +770,7 @@ class FalkorStore(GraphStore):
         server.check_durable(self.socket_path, self.options.data_dir)
 
     def _after_user_write(self) -> None:
+        super()._after_user_write()
         from graph.indexes import guard_graph
 
         with self._errors():

@@ -32,7 +32,7 @@ import numpy as np
 from pydantic import BaseModel, Field, field_validator
 
 import prompts
-from graph.model import Edge, Persona, PersonaStatus, canonical_region_value, persona_id
+from graph.model import Edge, Persona, PersonaStatus, canonical_region_value, pending_key, persona_id
 from graph.store import GraphStore
 from pipeline.config import ExpandConfig, FilterConfig, Settings
 from pipeline.dedup.embedding import embed
@@ -321,7 +321,7 @@ class Expander:
 
     def _frontier_params(self, hop: int) -> dict[str, Any]:
         focus = [{"key": k, "values": list(v)} for k, v in self.options.focus.items()]
-        return {"hop": hop, "focus": focus, "limit": FRONTIER_LIMIT}
+        return {"pending": pending_key(hop), "focus": focus, "limit": FRONTIER_LIMIT}
 
     def _frontier(self, hop: int) -> list[dict[str, Any]]:
         return self.store.run_named("expand_frontier", self._frontier_params(hop)).records()
@@ -416,7 +416,7 @@ class Expander:
             # (accepted personas) and matches are resolved to merge survivors, so no redirect lookup.
             written = await self.store.awrite_together(
                 list(new.values()), edges,
-                [{"id": i, "props": {"expanded": True, "expanded_run": self.run_id}} for i in finished],
+                [{"id": i, "props": {"expanded": True, "expanded_run": self.run_id, "pending": None}} for i in finished],
                 redirect_merged=False)
             self.summary.edges_created += written.relationships_created
             self.summary.edge_types.update(e.type for e in edges)

@@ -138,6 +138,8 @@ def _restore(rec: Record, field: str, text: str, summary: ImportSummary, run_id:
         run_id=_storable(rec, summary, "run_id", data["run_id"]) if isinstance(data.get("run_id"), str) else run_id,
         attributes=_attributes(rec, field, summary, everything=True),
     )
+    if extra.get("expanded") is True:
+        extra["pending"] = None  # expanded already: not on the frontier
     return persona, extra
 
 

@@ -258,7 +258,8 @@ def test_personas_with_different_attribute_keys_land_whole_in_one_call(store: Gr
     nodes = store.get_personas([p.id for p in people])
     for p in people:
         got = {k: v for k, v in nodes[p.id].items() if k not in ("created_at", "expanded", "run_id", "origin")}
-        assert got == {"id": p.id, "description": p.description, "status": "accepted", "hop": 0, **p.attributes}
+        assert got == {"id": p.id, "description": p.description, "status": "accepted", "hop": 0, "pending": "h0",
+                       **p.attributes}
 
 
 def test_write_together_lands_whole_or_not_at_all(store: GraphStore) -> None:

@@ -5,6 +5,7 @@
 CREATE INDEX FOR (p:Persona) ON (p.id);
 CREATE INDEX FOR (p:Persona) ON (p.status);
 CREATE INDEX FOR (p:Persona) ON (p.origin);
+CREATE INDEX FOR (p:Persona) ON (p.pending);
 CREATE INDEX FOR (p:Persona) ON (p.merged_into);
 CREATE INDEX FOR (p:Persona) ON (p.age_group);
 CREATE INDEX FOR (p:Persona) ON (p.domain);

@@ -8,6 +8,7 @@ CREATE INDEX persona_status IF NOT EXISTS FOR (p:Persona) ON (p.status);
 CREATE INDEX persona_hop IF NOT EXISTS FOR (p:Persona) ON (p.hop);
 CREATE INDEX persona_origin IF NOT EXISTS FOR (p:Persona) ON (p.origin);
 CREATE INDEX persona_expanded IF NOT EXISTS FOR (p:Persona) ON (p.expanded);
+CREATE INDEX persona_pending IF NOT EXISTS FOR (p:Persona) ON (p.pending);
 CREATE INDEX persona_merged_into IF NOT EXISTS FOR (p:Persona) ON (p.merged_into);
 CREATE INDEX persona_age_group IF NOT EXISTS FOR (p:Persona) ON (p.age_group);
 CREATE INDEX persona_domain IF NOT EXISTS FOR (p:Persona) ON (p.domain);
