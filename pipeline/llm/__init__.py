@@ -36,10 +36,20 @@ What the layer guarantees:
 """
 
 from pipeline.llm.cache import ResponseCache
-from pipeline.llm.client import Estimate, LLMClient, LLMRequest, LLMResult, RateLimiter, Usage, approx_tokens
+from pipeline.llm.client import (
+    EndpointUnavailable,
+    Estimate,
+    LLMClient,
+    LLMRequest,
+    LLMResult,
+    RateLimiter,
+    Usage,
+    approx_tokens,
+)
 from pipeline.llm.doctor import check_endpoint
 
 __all__ = [
+    "EndpointUnavailable",
     "Estimate",
     "LLMClient",
     "LLMRequest",
