@@ -320,7 +320,7 @@ def test_doctor_names_a_structured_output_method_the_server_refuses(fake_llm: Fa
 def test_doctor_reports_an_unreachable_endpoint(tmp_path: Path) -> None:
     settings = Settings(llm={"base_url": "http://127.0.0.1:9/v1"}, store={"data_dir": tmp_path})
     (problem,) = check_endpoint(settings)
-    assert "cannot list models" in problem and "OPENAI_BASE_URL" in problem
+    assert problem.startswith("cannot list models at http://127.0.0.1:9/v1: connection refused (") and "OPENAI_BASE_URL" in problem
 
 
 def test_an_offline_client_estimates_but_refuses_to_call(tmp_path: Path) -> None:

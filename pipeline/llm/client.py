@@ -153,6 +153,9 @@ class EndpointUnavailable(UserActionNeeded):
         super().__init__(f"LLM endpoint unavailable: {problem} at {base_url} ({attempts} attempts in a row: {detail}); "
                          f"{advice}; answers received so far are kept, rerun to continue")
 
+    def __reduce__(self) -> tuple[Any, ...]:  # picklable (worker processes hand errors back)
+        return type(self), (self.base_url, self.problem, self.attempts, self.detail)
+
 
 def unreachable(exc: BaseException, config: LLMConfig) -> tuple[str, str] | None:
     """(problem, detail) when a failed call never reached the endpoint or got no answer in time; None otherwise.
@@ -166,22 +169,24 @@ def unreachable(exc: BaseException, config: LLMConfig) -> tuple[str, str] | None
         chain.append(exc)
         exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]  (httpcore hides the socket error as context)
     httpx = sys.modules.get("httpx")  # legacy httpx carries the Ollama client's calls, if it is loaded at all
-    dns = (socket.gaierror, *filter(None, [getattr(aiohttp, "ClientConnectorDNSError", None)]))
-    connect_timeout = (*filter(None, [getattr(aiohttp, "ConnectionTimeoutError", None), getattr(httpx, "ConnectTimeout", None)]),)
-    timeout = (TimeoutError, *filter(None, [getattr(httpx, "TimeoutException", None)]))
-    lost = (OSError, aiohttp.ClientConnectionError, *filter(None, [getattr(httpx, "NetworkError", None),
-                                                                    getattr(httpx, "RemoteProtocolError", None)]))
     for kinds, problem in (
-        (dns, "unknown host"),
+        ((socket.gaierror, *_classes(aiohttp, "ClientConnectorDNSError")), "unknown host"),
         ((ConnectionRefusedError,), "connection refused"),
-        (connect_timeout, f"no connection within {config.connect_timeout:g} s"),
-        (timeout, f"no answer within {config.timeout:g} s"),
-        (lost, "connection failed"),
+        ((*_classes(aiohttp, "ConnectionTimeoutError"), *_classes(httpx, "ConnectTimeout")),
+         f"no connection within {config.connect_timeout:g} s"),
+        ((TimeoutError, *_classes(httpx, "TimeoutException")), f"no answer within {config.timeout:g} s"),
+        ((OSError, aiohttp.ClientConnectionError, *_classes(httpx, "NetworkError", "RemoteProtocolError")),
+         "connection failed"),
     ):
         for e in chain:
             if isinstance(e, kinds):
                 return problem, str(e) or type(e).__name__
     return None
+
+
+def _classes(module: Any, *names: str) -> tuple[type[BaseException], ...]:
+    """The exception classes among `names` that `module` has (none when the module is None; older versions lack some)."""
+    return tuple(kind for name in names if (kind := getattr(module, name, None)) is not None)
 
 
 class _EndpointWatch:
