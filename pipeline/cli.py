@@ -7,7 +7,7 @@ import json
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from enum import Enum
@@ -28,6 +28,7 @@ from pipeline.config import CONFIG_FILE_NAME, Settings, load_settings, write_def
 from pipeline.readers import InputError
 
 if TYPE_CHECKING:  # the stages are imported by the commands that run them (a fast --help)
+    from pipeline.llm import LLMClient
     from pipeline.sample import SampleDraw
 
 console = Console()
@@ -58,6 +59,7 @@ class AppState:
     overrides: dict[str, Any] = field(default_factory=dict)
     _settings: Optional[Settings] = None
     _store: Optional[GraphStore] = None
+    _llm_clients: list[LLMClient] = field(default_factory=list)
 
     @property
     def settings(self) -> Settings:
@@ -82,6 +84,24 @@ class AppState:
         if self._store is None:
             self._store = open_store(self.store_options())
         return self._store
+
+    def llm_client(self) -> LLMClient:
+        """A connected LLM client for this command; `user_errors` fails the command if none of its calls succeeded."""
+        from pipeline.llm import LLMClient
+
+        client = LLMClient.from_settings(self.settings)
+        self._llm_clients.append(client)
+        return client
+
+    def nothing_answered(self) -> str:
+        """Why the command did nothing useful: it asked the LLM and no request succeeded ('' when some did, or none was made)."""
+        for client in self._llm_clients:
+            u = client.usage
+            if u.requests and not u.succeeded:
+                return (f"no LLM call succeeded: all {u.requests:,} requests to {client.base_url} failed (last error: "
+                        f"{u.last_error[:300]}); nothing came from the model. `personagraph doctor` checks the endpoint; "
+                        "rerun to retry")
+        return ""
 
     def finish(self) -> None:
         """Before a command reports success: check that what it wrote is on disk."""
@@ -109,6 +129,8 @@ def user_errors() -> Iterator[None]:
     try:
         yield
         STATE.finish()
+        if why := STATE.nothing_answered():
+            fail(why)
     except (StoreUnavailable, UserActionNeeded) as exc:
         fail(str(exc), 3)
     except ReadOnlyViolation:
@@ -116,6 +138,8 @@ def user_errors() -> Iterator[None]:
     except QueryError as exc:
         fail(f"the database rejected the query: {exc}", 2)
     except (InputError, FileNotFoundError, ValueError) as exc:
+        if why := STATE.nothing_answered():  # e.g. `run` finding no persona to synthesize with: a consequence
+            fail(f"{why} (then: {exc})")
         fail(str(exc), 2)
     except KeyboardInterrupt:
         err_console.print("[yellow]interrupted[/]: what was written so far is kept; rerun to continue")
@@ -167,6 +191,7 @@ def main_options(
     STATE.config_path = config
     STATE._settings = None
     STATE._store = None
+    STATE._llm_clients = []
     STATE.overrides = {k: v for k, v in {"uri": store, "data_dir": data_dir, "graph": graph}.items() if v is not None}
 
 
@@ -202,14 +227,13 @@ def run(
     judge: Annotated[Optional[bool], typer.Option("--judge/--no-judge", help="LLM judge in the filter (default: only with a configured endpoint, not the tiny embedded model)")] = None,
 ) -> None:
     """The whole method on a corpus: extract, filter, dedup, expand, filter, dedup, synthesize. Rerun to resume."""
-    from pipeline.llm import LLMClient
     from pipeline.run import RunOptions, run_pipeline
 
     with user_errors():
         options = RunOptions(corpus=corpus, field=field_name, output_dir=output_dir, hops=hops, fanout=fanout,
                              max_new=max_new, task=task, count=count, lang=lang, seed=seed, judge=judge)
         st = STATE.store()
-        client = LLMClient.from_settings(STATE.settings)
+        client = STATE.llm_client()
         run_id = new_run_id("run")
         with client, console.status("starting") as status:
             summary = run_pipeline(STATE.settings, st, client, options, run_id=run_id,
@@ -310,7 +334,7 @@ def extract(
                 ("would be skipped", f"{planned.texts_skipped:,}" + "".join(f"\n  {k}: {v:,}" for k, v in planned.skipped.most_common())),
             ], estimate)
             return
-        client = LLMClient.from_settings(settings)
+        client = STATE.llm_client()
         run_id = new_run_id("extract")
         with client, progress() as bar:
             total = count_records(file)
@@ -512,7 +536,7 @@ def expand(
             print_estimate("expand", [("next round", next_round)], est)
             return
         started = time.monotonic()
-        with LLMClient.from_settings(STATE.settings) as client, progress() as bar:
+        with STATE.llm_client() as client, progress() as bar:
             job = bar.add_task("expanding", total=None, rate="")
 
             def tick(label: str, done: int, total: int) -> None:
@@ -699,7 +723,7 @@ def synthesize(
             return
         run_id = new_run_id("synthesize")
         started = time.monotonic()
-        with LLMClient.from_settings(STATE.settings) as client, progress() as bar:
+        with STATE.llm_client() as client, progress() as bar:
             job = bar.add_task(f"{spec.task} ({spec.mode}, {spec.lang})", total=None, rate="")
 
             def tick(done: int, total: int) -> None:
@@ -743,7 +767,6 @@ def simulate(
     """
     import asyncio
 
-    from pipeline.llm import LLMClient
     from pipeline.sample import SampleSpec, draw_samples
     from pipeline.simulate import converse, export_clusters, write_clusters
 
@@ -759,7 +782,7 @@ def simulate(
         clusters = export_clusters(draw.samples)
         line = ""
         if rounds > 0:
-            with LLMClient.from_settings(STATE.settings) as client, console.status(f"{rounds} conversation rounds"):
+            with STATE.llm_client() as client, console.status(f"{rounds} conversation rounds"):
                 talk = asyncio.run(converse(client, clusters, rounds, lang or cfg.lang, scenario))
                 usage = client.usage.as_dict()
             st.record_run(new_run_id("simulate"), {"stage": "simulate", "clusters": len(clusters), "rounds": rounds,
@@ -828,9 +851,7 @@ def filter_cmd(
             return
         cfg = STATE.settings.filter
         use_llm = cfg.use_llm and not no_llm
-        from pipeline.llm import LLMClient
-
-        client = LLMClient.from_settings(STATE.settings) if use_llm else None
+        client = STATE.llm_client() if use_llm else None
         try:
             with progress() as bar:
                 task = bar.add_task("filtering", total=None, rate="")

@@ -55,8 +55,15 @@ class LLMConfig(BaseModel):
     api_key: SecretStr = Field(default=SecretStr(""), description="API key ('' sends a placeholder, fine for local servers)")
     temperature: float = Field(default=0.7, ge=0.0, le=2.0)
     max_tokens: int = Field(default=512, ge=1, description="Completion tokens per call")
-    timeout: float = Field(default=120.0, gt=0, description="Seconds per HTTP call (the client default is none)")
+    timeout: float = Field(
+        default=60.0, gt=0, description="Seconds one HTTP call may take, a whole generation (the client default is none)"
+    )
+    connect_timeout: float = Field(default=10.0, gt=0, description="Seconds to open a connection to the endpoint")
     max_retries: int = Field(default=5, ge=0, description="Retries on 429 / 5xx / timeouts / connection errors (backoff + jitter)")
+    max_consecutive_failures: int = Field(
+        default=5, ge=1,
+        description="Calls in a row that cannot connect or get no answer within `timeout` before the run stops (endpoint down)",
+    )
     concurrency: int = Field(default=16, ge=1, description="Calls in flight at once")
     requests_per_second: float | None = Field(default=None, gt=0, description="Optional ceiling on calls started per second")
     structured_output: Literal["json_schema", "function_calling", "json_mode"] = Field(
@@ -256,8 +263,10 @@ provider = "openai"           # or "ollama"
 model = "smollm2-135m-instruct"
 temperature = 0.7
 max_tokens = 512
-timeout = 120                 # seconds per call
-max_retries = 5               # on 429 / 5xx / timeouts, exponential backoff with jitter
+timeout = 60                  # seconds one call may take (a whole generation); raise it for slow models
+connect_timeout = 10          # seconds to open a connection
+max_retries = 5               # on 429 / 5xx / timeouts / connection errors, exponential backoff with jitter
+max_consecutive_failures = 5  # calls in a row refused, unresolvable or unanswered within `timeout`: the run stops
 concurrency = 16              # calls in flight
 # requests_per_second = 10
 structured_output = "function_calling"   # or "json_schema" (OpenAI, vLLM) or "json_mode"

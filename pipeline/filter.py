@@ -285,7 +285,10 @@ def filter_personas(
                     summary.judge_failed += 1
                     tick(1)
 
-        asyncio.run(judge())
+        try:
+            asyncio.run(judge())
+        finally:
+            flush()  # the verdicts so far stay written when the judge's endpoint goes down
     flush()
     return summary
 

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import time
 import urllib.request
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from pydantic import BaseModel, Field
 
-from pipeline.config import Settings
-from pipeline.llm import LLMClient, LLMRequest, check_endpoint
+from pipeline.config import LLMConfig, Settings
+from pipeline.llm import EndpointUnavailable, LLMClient, LLMRequest, LLMResult, check_endpoint
 from tests.fake_llm_server import FakeLLM, Faults
 
 
@@ -81,14 +83,138 @@ def test_server_errors_and_rate_limits_are_retried_by_the_client(fake_llm: FakeL
 
 def test_timeouts_are_retried_then_recorded_as_failures(fake_llm: FakeLLM, tmp_path: Path) -> None:
     fake_llm.faults = Faults(timeout=1.0, hang=5.0)
-    with LLMClient.from_settings(settings_for(fake_llm, tmp_path, timeout=0.2, max_retries=1)) as client:
+    # 8 timeouts in a row would stop the stream (see below); here the endpoint is allowed more
+    settings = settings_for(fake_llm, tmp_path, timeout=0.2, max_retries=1, max_consecutive_failures=20)
+    with LLMClient.from_settings(settings) as client:
         started = time.monotonic()
         results = client.run_sync(requests(4))
     assert time.monotonic() - started < 4.0
     assert [r.ok for r in results] == [False] * 4
-    assert all("Timeout" in r.error for r in results)
+    assert all(r.error.startswith(f"no answer within 0.2 s at {fake_llm.base_url}") for r in results)
     assert fake_llm.stats.requests == 8  # one call and one transport retry each
     assert client.usage.failed == 4
+
+
+def closed_port_url() -> str:
+    """An endpoint on a loopback port nobody listens on: every connection is refused."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    return f"http://127.0.0.1:{port}/v1"
+
+
+@dataclass
+class Stopped:
+    """What a stream gave before it stopped: results, requests pulled from the input, seconds, and its error."""
+
+    results: list[LLMResult]
+    pulled: int
+    seconds: float
+    error: EndpointUnavailable | None
+
+
+def stream_until_it_stops(settings: Settings, items: list[LLMRequest], within: float = 15.0) -> Stopped:
+    """Stream `items` lazily until the stream ends or raises `EndpointUnavailable` (kept in `error`).
+
+    Before the endpoint check, a dead endpoint cost minutes of retries here: `within` fails the test instead.
+    """
+    stopped = Stopped([], 0, 0.0, None)
+
+    def lazily() -> Iterator[LLMRequest]:
+        for request in items:
+            stopped.pulled += 1
+            yield request
+
+    async def consume() -> None:
+        with LLMClient.from_settings(settings) as client:
+            async for result in client.stream(lazily()):
+                stopped.results.append(result)
+
+    started = time.monotonic()
+    try:
+        asyncio.run(asyncio.wait_for(consume(), timeout=within))
+    except EndpointUnavailable as exc:
+        stopped.error = exc
+    stopped.seconds = time.monotonic() - started
+    return stopped
+
+
+def test_a_refused_connection_stops_the_stream_within_seconds_naming_the_address(tmp_path: Path) -> None:
+    url = closed_port_url()
+    settings = Settings(llm={"base_url": url, "model": "m", "max_retries": 5, "concurrency": 8}, store={"data_dir": tmp_path})
+    run = stream_until_it_stops(settings, requests(500))
+    message = str(run.error)
+    assert message.startswith(f"LLM endpoint unavailable: connection refused at {url} (5 attempts in a row: [Errno 111]")
+    assert "timed out" not in message and "\n" not in message
+    assert run.seconds < 5.0 and run.results == []  # nothing answered, and no item burnt as failed
+    assert run.pulled <= 2 * 8 + 1  # no new request once it was down: the pool and its inbox at most
+
+
+def test_an_unknown_host_stops_the_stream_naming_it(tmp_path: Path) -> None:
+    settings = Settings(llm={"base_url": "http://no-such-host.invalid/v1", "model": "m"}, store={"data_dir": tmp_path})
+    run = stream_until_it_stops(settings, requests(200))
+    assert str(run.error).startswith("LLM endpoint unavailable: unknown host at http://no-such-host.invalid/v1 ")
+    assert run.seconds < 10.0
+
+
+def test_a_refused_connection_is_reported_as_refused_not_as_a_timeout(tmp_path: Path) -> None:
+    url = closed_port_url()
+    settings = Settings(llm={"base_url": url, "model": "m", "max_retries": 0}, store={"data_dir": tmp_path})
+    with LLMClient.from_settings(settings) as client:
+        results = client.run_sync(requests(2))  # fewer failures than stop the stream: each item says why it failed
+    assert [r.error.split(": ")[0] for r in results] == [f"connection refused at {url}"] * 2
+    assert all("Connect call failed" in r.error for r in results)
+    assert client.usage.last_error == results[-1].error
+
+
+def test_answers_received_before_the_endpoint_went_down_are_delivered_first(fake_llm: FakeLLM, tmp_path: Path) -> None:
+    with LLMClient.from_settings(settings_for(fake_llm, tmp_path)) as client:
+        client.run_sync(requests(6))  # now in the cache
+    run = stream_until_it_stops(settings_for(fake_llm, tmp_path, base_url=closed_port_url()), requests(60))
+    assert isinstance(run.error, EndpointUnavailable) and run.error.problem == "connection refused"
+    assert sorted(r.key for r in run.results) == [f"k{i}" for i in range(6)] and all(r.ok and r.cached for r in run.results)
+
+
+# The defaults run at 1/SCALE of their real durations against the fake endpoint.
+SCALE = 100
+
+
+def test_the_defaults_stop_a_hung_endpoint_after_one_timeout(fake_llm: FakeLLM, tmp_path: Path) -> None:
+    defaults = LLMConfig()
+    assert 30 < defaults.timeout <= 60  # a 30 s generation finishes; a hung server costs about a minute
+    fake_llm.faults = Faults(timeout=1.0, hang=60)
+    timeout = defaults.timeout / SCALE
+    settings = Settings(llm={"base_url": fake_llm.base_url, "model": "fake-model", "timeout": timeout},
+                        store={"data_dir": tmp_path})  # everything else at its default: retries, concurrency, breaker
+    run = stream_until_it_stops(settings, requests(200))
+    assert f"no answer within {timeout:g} s at {fake_llm.base_url}" in str(run.error)
+    assert timeout <= run.seconds < 2 * timeout + 1  # one round of timeouts, not (1 + max_retries) per request
+    assert fake_llm.stats.requests == defaults.concurrency  # that round only: no retry, no new request
+
+
+def test_the_defaults_keep_a_slow_endpoint_that_answers(fake_llm: FakeLLM, tmp_path: Path) -> None:
+    fake_llm.faults = Faults(latency=30 / SCALE)  # a 30 s generation
+    settings = Settings(llm={"base_url": fake_llm.base_url, "model": "fake-model", "timeout": LLMConfig().timeout / SCALE},
+                        store={"data_dir": tmp_path})
+    with LLMClient.from_settings(settings) as client:
+        results = client.run_sync(requests(40))
+    assert all(r.ok for r in results) and fake_llm.stats.requests == 40
+
+
+def test_server_errors_are_answers_they_never_stop_the_stream(fake_llm: FakeLLM, tmp_path: Path) -> None:
+    fake_llm.faults = Faults(error_500=1.0)
+    with LLMClient.from_settings(settings_for(fake_llm, tmp_path, max_retries=1)) as client:
+        results = client.run_sync(requests(12))  # 24 failed attempts in a row, each answered by the server
+    assert len(results) == 12 and not any(r.ok for r in results)
+    assert all("500" in r.error for r in results) and fake_llm.stats.requests == 24  # bounded retries, as before
+
+
+def test_ollama_provider_stops_on_a_refused_connection(tmp_path: Path) -> None:
+    url = closed_port_url()
+    settings = Settings(llm={"base_url": url, "model": "m", "provider": "ollama"}, store={"data_dir": tmp_path})
+    run = stream_until_it_stops(settings, requests(100))
+    assert str(run.error).startswith(f"LLM endpoint unavailable: connection refused at {url} ")
+    assert run.seconds < 5.0
 
 
 def test_malformed_answers_are_asked_again_and_kept_when_hopeless(fake_llm: FakeLLM, tmp_path: Path) -> None:
@@ -194,7 +320,7 @@ def test_doctor_names_a_structured_output_method_the_server_refuses(fake_llm: Fa
 def test_doctor_reports_an_unreachable_endpoint(tmp_path: Path) -> None:
     settings = Settings(llm={"base_url": "http://127.0.0.1:9/v1"}, store={"data_dir": tmp_path})
     (problem,) = check_endpoint(settings)
-    assert "cannot list models" in problem and "OPENAI_BASE_URL" in problem
+    assert problem.startswith("cannot list models at http://127.0.0.1:9/v1: connection refused (") and "OPENAI_BASE_URL" in problem
 
 
 def test_an_offline_client_estimates_but_refuses_to_call(tmp_path: Path) -> None:

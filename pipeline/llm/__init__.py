@@ -26,20 +26,33 @@ What the layer guarantees:
 - LangChain chat model (`init_chat_model`, provider openai or ollama) on the openai client's aiohttp
   transport, with a timeout on every call and the openai client's retries (`max_retries`, exponential
   backoff with jitter, honouring Retry-After) on 429 / 5xx / timeouts / connection errors.
+- A dead endpoint stops the stream: `max_consecutive_failures` attempts in a row refused, unresolvable
+  or unanswered within `timeout` raise `EndpointUnavailable` (naming the address and the cause) after
+  the answers already received, instead of failing every remaining request.
 - At most `concurrency` calls in flight (a worker pool fed lazily), optional `requests_per_second`.
 - Structured answers by `structured_output` = function_calling | json_schema | json_mode, validated
   into the request's pydantic `schema`; an answer that does not fit is asked again with the error
-  (`validation_retries` times), then returned as failed with its raw text. One result per request,
-  always: a failed item never raises and never stops the run.
+  (`validation_retries` times), then returned as failed with its raw text. One result per request
+  until the endpoint is down: a failed item never raises and never stops the run.
 - Successful answers go to a SQLite (WAL) cache in `data_dir/llm_cache`, keyed by (model, messages,
   params, schema) and committed one by one, so a run killed at any point resumes without paying twice.
 """
 
 from pipeline.llm.cache import ResponseCache
-from pipeline.llm.client import Estimate, LLMClient, LLMRequest, LLMResult, RateLimiter, Usage, approx_tokens
+from pipeline.llm.client import (
+    EndpointUnavailable,
+    Estimate,
+    LLMClient,
+    LLMRequest,
+    LLMResult,
+    RateLimiter,
+    Usage,
+    approx_tokens,
+)
 from pipeline.llm.doctor import check_endpoint
 
 __all__ = [
+    "EndpointUnavailable",
     "Estimate",
     "LLMClient",
     "LLMRequest",

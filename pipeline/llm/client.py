@@ -8,25 +8,30 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from collections.abc import AsyncIterable, AsyncIterator, Iterable
+import socket
+import sys
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
+from typing import Any, TypeVar
 
+import aiohttp
 import openai
 from langchain.chat_models import init_chat_model
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage
 from langchain_core.runnables import Runnable
 from langchain_core.utils.function_calling import convert_to_openai_tool
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
 import prompts
 from graph.model import gc_frozen
 from pipeline.config import LLMConfig, Settings
+from pipeline.errors import UserActionNeeded
 from pipeline.llm.cache import CachedAnswer, ResponseCache, cache_key
 
 _FENCE = re.compile(r"^\s*```(?:json)?\s*(.*?)\s*```\s*$", re.DOTALL)
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,13 +80,17 @@ class Usage(BaseModel):
     http_errors: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    last_error: str = Field(default="", exclude=True, description="The error of the latest failed request")
 
     def add(self, result: LLMResult) -> None:
         """Count one finished request."""
         self.requests += 1
         self.cached += result.cached
-        self.succeeded += result.ok
-        self.failed += not result.ok
+        if result.ok:
+            self.succeeded += 1
+        else:
+            self.failed += 1
+            self.last_error = result.error
         self.calls += result.attempts
         self.validation_retries += max(0, result.attempts - 1)
         self.prompt_tokens += result.prompt_tokens
@@ -126,6 +135,120 @@ class RateLimiter:
         self._next = slot + self.interval
         if slot > now:
             await asyncio.sleep(slot - now)
+
+
+class EndpointUnavailable(UserActionNeeded):
+    """The endpoint refused, could not be found, or did not answer `max_consecutive_failures` calls in a row.
+
+    Raised by `LLMClient.stream` instead of failing every remaining request: the run stops within
+    seconds, keeping what was answered before (answers are cached, so a rerun does not pay for them).
+    """
+
+    def __init__(self, base_url: str, problem: str, attempts: int, detail: str) -> None:
+        self.base_url, self.problem, self.attempts, self.detail = base_url, problem, attempts, detail
+        hang = problem.startswith("no answer")
+        advice = ("the server hangs or is overloaded: check it, or raise llm.timeout / lower llm.concurrency if the "
+                  "model needs longer" if hang else
+                  "start the server or point OPENAI_BASE_URL / llm.base_url at a running one (`personagraph doctor` checks it)")
+        super().__init__(f"LLM endpoint unavailable: {problem} at {base_url} ({attempts} attempts in a row: {detail}); "
+                         f"{advice}; answers received so far are kept, rerun to continue")
+
+    def __reduce__(self) -> tuple[Any, ...]:  # picklable (worker processes hand errors back)
+        return type(self), (self.base_url, self.problem, self.attempts, self.detail)
+
+
+def unreachable(exc: BaseException, config: LLMConfig) -> tuple[str, str] | None:
+    """(problem, detail) when a failed call never reached the endpoint or got no answer in time; None otherwise.
+
+    Reads the whole cause chain: the openai client reports a refused connection on its aiohttp
+    transport as "Request timed out" (the transport maps aiohttp's connector errors to a connect
+    timeout), so only the underlying socket or aiohttp error tells what happened.
+    """
+    chain: list[BaseException] = []
+    while exc is not None and len(chain) < 16:
+        chain.append(exc)
+        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]  (httpcore hides the socket error as context)
+    httpx = sys.modules.get("httpx")  # legacy httpx carries the Ollama client's calls, if it is loaded at all
+    for kinds, problem in (
+        ((socket.gaierror, *_classes(aiohttp, "ClientConnectorDNSError")), "unknown host"),
+        ((ConnectionRefusedError,), "connection refused"),
+        ((*_classes(aiohttp, "ConnectionTimeoutError"), *_classes(httpx, "ConnectTimeout")),
+         f"no connection within {config.connect_timeout:g} s"),
+        ((TimeoutError, *_classes(httpx, "TimeoutException")), f"no answer within {config.timeout:g} s"),
+        ((OSError, aiohttp.ClientConnectionError, *_classes(httpx, "NetworkError", "RemoteProtocolError")),
+         "connection failed"),
+    ):
+        for e in chain:
+            if isinstance(e, kinds):
+                return problem, str(e) or type(e).__name__
+    return None
+
+
+def _classes(module: Any, *names: str) -> tuple[type[BaseException], ...]:
+    """The exception classes among `names` that `module` has (none when the module is None; older versions lack some)."""
+    return tuple(kind for name in names if (kind := getattr(module, name, None)) is not None)
+
+
+class _EndpointWatch:
+    """Sees every HTTP attempt of one stream: counts error answers, and stops the stream when the endpoint is down.
+
+    Down means `max_consecutive_failures` attempts in a row that could not connect or got no answer
+    within `timeout`, with no answer of any kind (429 and 5xx included) in between. Attempts are
+    counted below the client's retries, so a dead endpoint stops the run after a handful of failed
+    attempts instead of a full round of retries per request.
+    """
+
+    def __init__(self, base_url: str, config: LLMConfig, usage: Usage) -> None:
+        self.base_url, self.config, self.usage = base_url, config, usage
+        self.failures = 0
+        self.down: EndpointUnavailable | None = None
+        self.on_down: Callable[[], None] = lambda: None
+
+    async def attempt(self, sending: Awaitable[_T]) -> _T:
+        """Await one HTTP attempt (`sending` gives a response with `status_code`) and record its outcome."""
+        try:
+            response = await sending
+        except Exception as exc:
+            self.failed(exc)
+            raise
+        self.failures = 0
+        if response.status_code >= 400:  # type: ignore[attr-defined]
+            self.usage.http_errors += 1  # the client retries 429 / 5xx out of our sight
+        return response
+
+    def failed(self, exc: Exception) -> None:
+        """Count a failed attempt; raise `EndpointUnavailable` (once) when that makes the endpoint down."""
+        found = unreachable(exc, self.config)
+        if found is None or self.down is not None:
+            return
+        self.failures += 1
+        if self.failures >= self.config.max_consecutive_failures:
+            problem, detail = found
+            self.down = EndpointUnavailable(self.base_url, problem, self.failures, detail)
+            self.on_down()
+            raise self.down from exc
+
+
+class _WatchedAioHttpClient(openai.DefaultAioHttpClient):  # type: ignore[misc, valid-type]
+    """The openai client's aiohttp transport, every attempt reported to an `_EndpointWatch`."""
+
+    def __init__(self, watch: _EndpointWatch, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._watch = watch
+
+    async def send(self, request: Any, **kwargs: Any) -> Any:
+        return await self._watch.attempt(super().send(request, **kwargs))
+
+
+def _watched_ollama_transport(watch: _EndpointWatch) -> Any:
+    """An httpx transport for the Ollama client that reports every attempt to `watch`."""
+    import httpx
+
+    class WatchedTransport(httpx.AsyncHTTPTransport):
+        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+            return await watch.attempt(super().handle_async_request(request))
+
+    return WatchedTransport()
 
 
 @dataclass(slots=True)
@@ -202,20 +325,24 @@ class LLMClient:
             json_schema = request.schema.model_json_schema()
         return cache_key(self.config.model, request.messages, self._params(request), json_schema)
 
-    def _open_model(self) -> tuple[BaseChatModel, Any]:
-        """A chat model on the openai client's aiohttp transport (bound to the running event loop)."""
+    def _open_model(self, watch: _EndpointWatch) -> tuple[BaseChatModel, Any]:
+        """A chat model on the openai client's aiohttp transport (bound to the running event loop), watched by `watch`."""
         cfg = self.config
         if cfg.provider == "ollama":
+            import httpx
+
             model = init_chat_model(
                 cfg.model,
                 model_provider="ollama",
                 base_url=(self.base_url or "").removesuffix("/v1") or None,
                 temperature=cfg.temperature,
                 num_predict=cfg.max_tokens,
-                client_kwargs={"timeout": cfg.timeout},
+                client_kwargs={"timeout": httpx.Timeout(cfg.timeout, connect=cfg.connect_timeout)},
+                async_client_kwargs={"transport": _watched_ollama_transport(watch)},
             )
             return model, None
-        http_client = openai.DefaultAioHttpClient(timeout=cfg.timeout, event_hooks={"response": [self._count_response]})
+        timeout = openai.Timeout(cfg.timeout, connect=cfg.connect_timeout)
+        http_client = _WatchedAioHttpClient(watch, timeout=timeout)
         model = init_chat_model(
             cfg.model,
             model_provider="openai",
@@ -223,7 +350,7 @@ class LLMClient:
             api_key=cfg.api_key.get_secret_value() or "not-needed",
             temperature=cfg.temperature,
             max_tokens=cfg.max_tokens,
-            timeout=cfg.timeout,
+            timeout=timeout,
             max_retries=cfg.max_retries,
             http_async_client=http_client,
         )
@@ -243,11 +370,6 @@ class LLMClient:
             exponential_jitter_params={"multiplier": 0.5, "max": 8.0, "jitter": 0.25},  # type: ignore[typeddict-unknown-key]
             stop_after_attempt=self.config.max_retries + 1,
         )
-
-    async def _count_response(self, response: Any) -> None:
-        """Count HTTP error answers (429, 5xx, ...): the openai client retries them out of our sight."""
-        if response.status_code >= 400:
-            self.usage.http_errors += 1
 
     def _prepare(self, model: BaseChatModel, schema: type[BaseModel]) -> _Schema:
         """Bind the structured-output request for `schema` in the configured method."""
@@ -283,7 +405,8 @@ class LLMClient:
         cfg = self.config
         if self.base_url is None and cfg.provider == "openai":
             raise RuntimeError("this client was built with connect=False (for estimates only); it cannot call a model")
-        model, http_client = self._open_model()
+        watch = _EndpointWatch(self.base_url or "", cfg, self.usage)
+        model, http_client = self._open_model(watch)
         text_model = self._with_retries(model)
         limiter = RateLimiter(cfg.requests_per_second) if cfg.requests_per_second else None
         schemas: dict[type[BaseModel], _Schema] = {}
@@ -325,6 +448,8 @@ class LLMClient:
                     request, key, prepared = item
                     try:
                         result = await self._answer(text_model, request, key, prepared, limiter)
+                    except EndpointUnavailable:
+                        return  # the pool is being cancelled and the reader raises it
                     except Exception as exc:  # a bug in one item must not stop the run
                         result = LLMResult(request, False, None, error=f"{type(exc).__name__}: {exc}")
                     await outbox.put(result)
@@ -336,12 +461,22 @@ class LLMClient:
                     await outbox.put(None)
 
         tasks = [asyncio.create_task(produce())] + [asyncio.create_task(work()) for _ in range(workers)]
+
+        def stop_calling() -> None:
+            """The endpoint is down: cancel the pool, then wake the reader (it raises after the answers already waiting)."""
+            for task in tasks:
+                task.cancel()
+            tasks.append(asyncio.create_task(outbox.put(None)))
+
+        watch.on_down = stop_calling
         try:
             with gc_frozen():  # thousands of answers: no full-heap collections while they stream
                 finished = 0
                 while finished < workers:
                     result = await outbox.get()
                     if result is None:
+                        if watch.down is not None:
+                            raise watch.down  # after the answers that were already waiting
                         finished += 1
                         continue
                     self.usage.add(result)
@@ -353,6 +488,13 @@ class LLMClient:
             await asyncio.gather(*tasks, return_exceptions=True)
             if http_client is not None:
                 await http_client.aclose()
+
+    def describe_error(self, exc: BaseException) -> str:
+        """A failed call in one line, naming the real cause ("connection refused at URL: ...", not "Request timed out")."""
+        found = unreachable(exc, self.config)
+        if found is not None:
+            return f"{found[0]} at {self.base_url}: {found[1]}"
+        return f"{type(exc).__name__}: {exc}"
 
     def _from_cache(self, request: LLMRequest, hit: CachedAnswer) -> LLMResult:
         value, error = _parse(hit.raw_text, request.schema)
@@ -372,9 +514,11 @@ class LLMClient:
                 await limiter.wait()
             try:
                 message = await runnable.ainvoke(messages, **self._call_kwargs(request))
+            except EndpointUnavailable:
+                raise
             except Exception as exc:
                 # The transport retries (the openai client's, or with_retry's for Ollama) are spent.
-                result.error = f"{type(exc).__name__}: {exc}"
+                result.error = self.describe_error(exc)
                 return result
             result.attempts += 1
             tokens = message.usage_metadata or {}

@@ -8,7 +8,7 @@ from pydantic import BaseModel
 import prompts
 
 from pipeline.config import Settings
-from pipeline.llm.client import LLMClient, LLMRequest
+from pipeline.llm.client import LLMClient, LLMRequest, unreachable
 from pipeline.llm.local_server import LocalModelUnavailable, ensure_local_server
 
 
@@ -33,7 +33,9 @@ def check_endpoint(settings: Settings) -> list[str]:
             ) as raw:
                 served = [m.id for m in raw.models.list()]
         except openai.APIError as exc:
-            return [f"cannot list models at {base_url}: {exc}; check OPENAI_BASE_URL / llm.base_url and OPENAI_API_KEY"]
+            found = unreachable(exc, cfg)
+            why = f"{found[0]} ({found[1]})" if found else str(exc)
+            return [f"cannot list models at {base_url}: {why}; check OPENAI_BASE_URL / llm.base_url and OPENAI_API_KEY"]
         model = cfg.model if cfg.base_url else None
         if model and served and model not in served:
             problems.append(f"model {model!r} is not served at {base_url} (it serves {', '.join(served[:10])}); set OPENAI_MODEL / llm.model")
