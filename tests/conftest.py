@@ -36,6 +36,16 @@ def falkordb_dir() -> Iterator[Path]:
 
 
 @pytest.fixture
+def data_dir() -> Iterator[Path]:
+    """A data folder of this test's own with its own server (short path under /tmp: unix socket
+    paths are limited), the server stopped and the folder removed afterwards."""
+    folder = Path(tempfile.mkdtemp(prefix="pgs-", dir="/tmp"))
+    yield folder
+    server.stop(folder)
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture
 def store_options(falkordb_dir: Path) -> StoreOptions:
     """Options naming a graph of its own for this test on the session's server."""
     return StoreOptions(data_dir=falkordb_dir, graph=f"t{os.getpid()}_{next(_counter)}", batch_size=500)

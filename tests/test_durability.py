@@ -27,15 +27,6 @@ REPO = Path(__file__).resolve().parents[1]
 CLI = str(Path(sys.executable).with_name("personagraph"))
 
 
-@pytest.fixture
-def data_dir() -> Iterator[Path]:
-    """A data folder of this test's own (short path under /tmp), its server stopped afterwards."""
-    folder = Path(tempfile.mkdtemp(prefix="pgd-", dir="/tmp"))
-    yield folder
-    server.stop(folder)
-    shutil.rmtree(folder, ignore_errors=True)
-
-
 def cli(data_dir: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PERSONAGRAPH_", "NEO4J_", "OPENAI_"))}
     return subprocess.run([CLI, "--data-dir", str(data_dir), *args], cwd=data_dir.parent, env=env,
@@ -55,6 +46,15 @@ def kill_server_group(data_dir: Path) -> None:
 
 def open_store(data_dir: Path, graph: str = "personas") -> FalkorStore:
     return FalkorStore(StoreOptions(data_dir=data_dir, graph=graph))
+
+
+def count(data_dir: Path, query: str) -> int:
+    """One count query on the folder's graph (starting its server if needed)."""
+    st = open_store(data_dir)
+    try:
+        return int(st.run(query).value())
+    finally:
+        st.close()
 
 
 def rewrite_aof(data_dir: Path) -> None:
@@ -78,11 +78,7 @@ def test_a_write_the_cli_reported_survives_kill_9_of_the_server_group(data_dir: 
     done = cli(data_dir, "query", "--write", "CREATE (:Persona {id: 'p_kill9', description: 'a ferry mechanic'})")
     assert done.returncode == 0, done.stderr
     kill_server_group(data_dir)  # at once: no snapshot, no grace period
-    st = open_store(data_dir)
-    try:
-        assert st.run("MATCH (p:Persona {id: 'p_kill9'}) RETURN count(p)").value() == 1
-    finally:
-        st.close()
+    assert count(data_dir, "MATCH (p:Persona {id: 'p_kill9'}) RETURN count(p)") == 1
 
 
 def test_an_import_the_cli_reported_survives_kill_9_right_after(data_dir: Path) -> None:
@@ -92,11 +88,7 @@ def test_an_import_the_cli_reported_survives_kill_9_right_after(data_dir: Path) 
         done = cli(data_dir, "import", str(src))
         assert done.returncode == 0, done.stderr
         kill_server_group(data_dir)
-        st = open_store(data_dir)
-        try:
-            assert st.run("MATCH (p:Persona) RETURN count(p)").value() == 20_000
-        finally:
-            st.close()
+        assert count(data_dir, "MATCH (p:Persona) RETURN count(p)") == 20_000
     finally:
         src.unlink()
 
@@ -106,11 +98,7 @@ def test_api_writes_survive_kill_9_without_any_closing_step(data_dir: Path) -> N
     st.ensure_schema()
     st.upsert_personas(personas(500, prefix="api-durable"))
     kill_server_group(data_dir)  # the client never closed, persisted or stopped anything
-    st2 = open_store(data_dir)
-    try:
-        assert st2.run("MATCH (p:Persona) RETURN count(p)").value() == 500
-    finally:
-        st2.close()
+    assert count(data_dir, "MATCH (p:Persona) RETURN count(p)") == 500
 
 
 def test_a_folder_with_a_snapshot_from_before_the_aof_is_converted_and_kept(data_dir: Path) -> None:
@@ -140,11 +128,7 @@ def test_a_folder_with_a_snapshot_from_before_the_aof_is_converted_and_kept(data
         st.close()
     assert not (data_dir / server.LEGACY_RDB).exists() and (data_dir / server.AOF_DIR).is_dir()
     kill_server_group(data_dir)
-    st = open_store(data_dir)
-    try:
-        assert st.run("MATCH (p:Persona) RETURN count(p)").value() == 305
-    finally:
-        st.close()
+    assert count(data_dir, "MATCH (p:Persona) RETURN count(p)") == 305
 
 
 # -- right answers after a restart ---------------------------------------------------------------
@@ -359,11 +343,6 @@ def test_a_full_disk_fails_the_write_keeps_what_was_there_and_leaves_the_server_
         assert stop.returncode == 0
         for f in small_disk.glob("*.jsonl"):
             f.unlink()  # free some space: what was there before is all there
-        st = open_store(data_dir)
-        try:
-            early = st.run("MATCH (p:Persona) WHERE p.description STARTS WITH 'early' RETURN count(p)").value()
-            assert early == 2_000
-        finally:
-            st.close()
+        assert count(data_dir, "MATCH (p:Persona) WHERE p.description STARTS WITH 'early' RETURN count(p)") == 2_000
     finally:
         shutil.rmtree(big.parent, ignore_errors=True)

@@ -11,7 +11,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,15 +21,6 @@ from graph.store import FalkorStore, StoreOptions
 from tests.graphs import personas
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture
-def data_dir() -> Iterator[Path]:
-    """A data folder of this test's own (short path under /tmp), its server stopped afterwards."""
-    folder = Path(tempfile.mkdtemp(prefix="pgs-", dir="/tmp"))
-    yield folder
-    server.stop(folder)
-    shutil.rmtree(folder, ignore_errors=True)
 
 
 def count_personas(data_dir: Path) -> int:
