@@ -279,11 +279,12 @@ class LLMClient:
         cfg = settings.llm
         base_url = cfg.base_url
         if base_url is None:
-            from pipeline.llm.local_server import LOCAL_CONCURRENCY, LOCAL_MODEL_NAME, ensure_local_server
+            from pipeline.llm.local_server import LOCAL_CONCURRENCY, LOCAL_MODEL_NAME, LOCAL_TIMEOUT, ensure_local_server
 
             base_url = ensure_local_server(settings).base_url if connect else None
             cfg = cfg.model_copy(update={
-                "model": LOCAL_MODEL_NAME, "provider": "openai", "concurrency": min(cfg.concurrency, LOCAL_CONCURRENCY)})
+                "model": LOCAL_MODEL_NAME, "provider": "openai", "concurrency": min(cfg.concurrency, LOCAL_CONCURRENCY),
+                "timeout": max(cfg.timeout, LOCAL_TIMEOUT)})
         cache = ResponseCache(settings.store.data_dir / "llm_cache") if cfg.cache else None
         return cls(cfg, base_url, cache)
 

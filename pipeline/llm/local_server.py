@@ -29,6 +29,9 @@ from pipeline.errors import UserActionNeeded
 LOCAL_MODEL_NAME = "smollm2-135m-instruct"
 # llama.cpp's server answers one call at a time; more in flight only queue there until they time out.
 LOCAL_CONCURRENCY = 2
+# Seconds per call to the embedded model at least: it is ours and alive (a dead one refuses at once),
+# but on one thread of a busy machine a 512-token answer behind another can take minutes.
+LOCAL_TIMEOUT = 300.0
 START_TIMEOUT = 180.0
 
 
