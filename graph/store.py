@@ -645,7 +645,8 @@ class FalkorStore(GraphStore):
         self._redis_errors = (redis.ConnectionError, redis.TimeoutError, ConnectionError, OSError)
         self._response_error = redis.ResponseError
         self.socket_path = socket_path or server.ensure_running(options.data_dir)
-        self._db = FalkorDB(unix_socket_path=str(self.socket_path))
+        with self._errors():  # the client asks the server what it is at once: it may have died since the start check
+            self._db = FalkorDB(unix_socket_path=str(self.socket_path))
         self._graph = self._db.select_graph(options.graph)
         self._async: tuple[asyncio.AbstractEventLoop, Any, Any] | None = None
 
@@ -737,7 +738,7 @@ class FalkorStore(GraphStore):
         except self._redis_errors as exc:
             raise StoreUnavailable(
                 server.disk_full(self.options.data_dir)
-                or f"cannot reach the embedded FalkorDB at {self.socket_path}: {exc}. "
+                or f"cannot reach the embedded FalkorDB at {self.socket_path}: {str(exc).rstrip('.')}. "
                 "Run `personagraph db status`, then `personagraph db start`."
             ) from None
 

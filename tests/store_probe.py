@@ -17,7 +17,7 @@ from pathlib import Path
 from graph.store import FalkorStore, StoreOptions, StoreUnavailable
 
 
-def write_probes(data_dir: Path, graph: str, ack_file: Path, prefix: str, pause: float = 0.005) -> int:
+def write_probes(data_dir: Path, graph: str, ack_file: Path, prefix: str, pause: float = 0.02) -> int:
     """Write probes until the store is unavailable; return how many were acknowledged."""
     store = FalkorStore(StoreOptions(data_dir=data_dir, graph=graph))
     fd = os.open(ack_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)

@@ -3,24 +3,27 @@
 graph of a clean run.
 
 Each stage runs as the real CLI in a child process (the LLM stages against the project's fake endpoint,
-slowed so a run lasts seconds). At seeded random moments after the command connected to the store, the
-embedded FalkorDB's process group gets SIGKILL; the server is restarted and checked, the command rerun.
-"Acknowledged" means, concretely:
+slowed so a run lasts seconds), first once uninterrupted on a fresh folder, then on another folder
+where, at seeded random moments after the command connected to the store, the embedded FalkorDB's
+process group gets SIGKILL; after each kill the server is restarted and checked. "Acknowledged" means:
 
-- every write a probe process made through the Python API while the command ran, once the store
-  answered it (the probe appends the id to a file and fsyncs it only after that answer);
-- everything a reader of the stage's graph was shown just before the kill (the store answers no one
-  about a write before that write is on disk), checked as a subset: no node, edge or property value
-  that was shown is gone or different after the restart (for dedup, whose merges delete edges: every
-  merge that was shown, its tombstone, pointer and the survivor's aliases);
-- for `import`, the records its progress line reported (a batch is counted once it is written).
+- every write a probe process made through the Python API while the command ran, once the store had
+  answered it (`tests/store_probe.py` appends the id to a file, fsynced, only after that answer);
+- what a reader was shown of the command's committed work just before the kill (the store answers no
+  one about a write before that write is on disk): the personas of an import (its batches land in file
+  order, so N personas are the first N records), each source an extract had marked done with its
+  EXTRACTED_FROM edges, each seed expand had marked expanded with its edges, each merge of dedup (the
+  tombstone, its pointer, the id on the survivor);
+- for `import`, also the records its progress line reported (a batch is counted once it is written);
+- all of it, when the command exited 0 before the kill reached it.
 
 The killed command must exit 3 within seconds with one `error:` line naming the store's folder, no
-traceback; after the kills the command is rerun (restarting the killed server itself) and the graph must
-equal that of one uninterrupted run on a fresh folder: the same nodes with the same properties (run ids
-and clocks aside), the same edges, nothing twice.
+traceback. After the kills the command is rerun against the killed server (it restarts it itself) and
+the graph must equal that of the clean run: the same nodes with the same properties (run ids and
+clocks aside), the same edges, nothing twice.
 
-`FAULT_SEED=<n>` draws other moments; every failure message names the seed and the moment.
+`FAULT_SEED=<n>` draws other moments; every failure message names the seed and the moment. The last
+tests put a kill between two given steps, deterministically.
 """
 
 from __future__ import annotations
@@ -30,7 +33,6 @@ import os
 import random
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -49,8 +51,7 @@ from graph.model import Edge, Persona, persona_id
 from graph.store import FalkorStore, GraphStore, StoreOptions, StoreUnavailable
 from tests.expand_fake import ExpandFakeLLM, expand_fake_server
 from tests.fake_llm_server import Faults
-from tests.test_expand import SEEDS
-from tests.test_expand_crash import EXTRA_SEEDS
+from tests.test_durability import kill_server_group, open_store
 
 ROOT = Path(__file__).resolve().parent.parent
 SEED = int(os.environ.get("FAULT_SEED", "11"))
@@ -58,6 +59,7 @@ KILLS_PER_STAGE = 2
 PROBE_GRAPH = "fault_probe"
 # Properties that name the run or the clock, not the graph's content.
 RUN_PROPS = {"run_id", "created_at", "expanded_run"}
+POLL_S = 0.02  # how often the watcher looks (the moment is that precise)
 KILL_TO_EXIT_S = 30.0  # a killed command must have failed by then (it takes ~1 s; the rest is a slow machine)
 
 
@@ -98,26 +100,6 @@ def start_cli(folders: Folders, data_dir: Path, graph: str, args: list[str], llm
             "PERSONAGRAPH_EXPAND__RELEVANCE_CHECK": "false", "PERSONAGRAPH_DEDUP__METHOD": "minhash"}
     return subprocess.Popen([sys.executable, "-m", "pipeline.cli", "--data-dir", str(data_dir), "--graph", graph, *args],
                             cwd=folders.cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
-def open_store(data_dir: Path, graph: str) -> FalkorStore:
-    """The Python API's store (starts the folder's server if it is not running: the restart after a kill)."""
-    return FalkorStore(StoreOptions(data_dir=data_dir, graph=graph))
-
-
-def kill_server_group(data_dir: Path) -> None:
-    """kill -9 of the server's whole process group (the server and any child it forked, an AOF rewrite)."""
-    pid = server.status(data_dir).pid
-    assert pid is not None, f"no server runs for {data_dir}"
-    os.killpg(os.getpgid(pid), signal.SIGKILL)
-    deadline = time.monotonic() + 10
-    while server.pid_alive(pid) and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert not server.pid_alive(pid)
-    try:
-        os.waitpid(pid, os.WNOHANG)  # our own child when this process started it: no zombie left
-    except ChildProcessError:
-        pass
 
 
 class Watch:
@@ -163,6 +145,15 @@ class GraphState:
 def diff(got: Counter[Any], want: Counter[Any]) -> str:
     """The first few elements one multiset has and the other lacks."""
     return f"+{list((got - want).elements())[:3]} -{list((want - got).elements())[:3]}"
+
+
+def assert_same_graph(got: GraphState, want: GraphState, context: str) -> None:
+    """The same nodes with the same properties and the same edges (run ids and clocks aside), none twice."""
+    twice = [key for key, n in (got.node_counts + got.edge_counts).items() if n > 1]
+    assert not twice, f"{context} wrote {len(twice)} nodes or edges twice: {twice[:5]}"
+    (got_nodes, got_edges), (want_nodes, want_edges) = got.comparable(), want.comparable()
+    assert got_nodes == want_nodes, f"{context} differs from a clean run in its nodes: {diff(got_nodes, want_nodes)}"
+    assert got_edges == want_edges, f"{context} differs from a clean run in its edges: {diff(got_edges, want_edges)}"
 
 
 def read_state(store: FalkorStore) -> GraphState:
@@ -247,13 +238,14 @@ def run_until(folders: Folders, data_dir: Path, stage: Stage, graph: str, llm: E
                         shown, killed = observed, time.monotonic()
                         kill_server_group(data_dir)
                     break
-            time.sleep(0.01)
+            time.sleep(POLL_S)
         try:
             out, err = proc.communicate(timeout=KILL_TO_EXIT_S if killed else max(1.0, timeout - (time.monotonic() - started)))
         except subprocess.TimeoutExpired:
             proc.kill()
             out, err = proc.communicate()
-            pytest.fail(f"{stage.name} did not exit {'within %.0fs of the kill' % KILL_TO_EXIT_S if killed else 'in time'}: {err[-2000:]}")
+            when = f"within {KILL_TO_EXIT_S:.0f}s of the kill" if killed else "in time"
+            pytest.fail(f"{stage.name} did not exit {when}: {err[-2000:]}")
         ended = time.monotonic()
         return Outcome(proc.returncode, out, err, (killed or ended) - (connected or ended), shown)
     finally:
@@ -279,7 +271,7 @@ def run_stage_under_kills(folders: Folders, llm: ExpandFakeLLM, stage: Stage) ->
         expected = read_state(store)
     assert final_progress > 0, f"the clean {stage.name} did nothing: {clean.stdout}"
 
-    landed = 0
+    landed = 0  # kills that failed the command (the others came after it had reported success)
     for k in range(KILLS_PER_STAGE):
         with open_store(folders.killed, graph) as store:
             start_progress = int(store.run(stage.progress, write=False).value() or 0)
@@ -293,17 +285,16 @@ def run_stage_under_kills(folders: Folders, llm: ExpandFakeLLM, stage: Stage) ->
         ack_file = folders.cwd / f"{stage.name}-{k}.acks"
         probe = start_probe(folders.killed, ack_file, f"{stage.name}-{k}")
         killed = run_until(folders, folders.killed, stage, graph, llm,
-                           stop=lambda t, progress: t >= delay or progress >= cap)
+                           stop=lambda t, progress, delay=delay, cap=cap: t >= delay or progress >= cap)
         if killed.shown is None:
-            # It finished before the moment (a machine much faster than during the clean run): it reported
-            # success, so all of its work is acknowledged; kill now and check that all of it is there.
+            # It ended before the moment (a machine much faster than during the clean run): kill it idle.
             assert killed.returncode == 0, f"{moment}: {killed.stderr[-2000:]}"
             with open_store(folders.killed, graph) as store:
                 killed.shown = stage.shown(store)
             kill_server_group(folders.killed)
-        else:
+        where = f"{moment} (killed {killed.span:.2f}s after it connected)"
+        if killed.returncode != 0:
             landed += 1
-            where = f"{moment} (killed {killed.span:.2f}s after it connected)"
             assert killed.returncode == 3, f"{where}: exit {killed.returncode}, stderr: {killed.stderr[-3000:]}"
             errors = [line for line in killed.stderr.splitlines() if line.startswith("error:")]
             assert "Traceback" not in killed.stderr and len(errors) == 1, f"{where}: {killed.stderr[-3000:]}"
@@ -319,26 +310,25 @@ def run_stage_under_kills(folders: Folders, llm: ExpandFakeLLM, stage: Stage) ->
         if stage.reported is not None:
             lost = stage.reported(killed.stderr) - kept
             assert not lost, f"{moment}: {len(lost)} rows its progress reported are lost: {sorted(lost)[:5]}"
+        if killed.returncode == 0:
+            # It reported success (it was past its last store call when the kill came): all of its work was
+            # acknowledged, so the restarted graph is already the clean run's.
+            with open_store(folders.killed, graph) as store:
+                assert_same_graph(read_state(store), expected, f"{where}: exit 0, yet")
         acked = ack_file.read_text().split()
         with open_store(folders.killed, PROBE_GRAPH) as store:
             present = {row[0] for row in store.run("MATCH (p:Probe) RETURN p.id", write=False).rows}
         missing = [i for i in acked if i not in present]
         assert acked and not missing, f"{moment}: {len(missing)} of {len(acked)} acknowledged probe writes lost: {missing[:5]}"
-    assert landed, f"FAULT_SEED={SEED}: no kill of {stage.name} landed while it ran"
+    assert landed, f"FAULT_SEED={SEED}: no kill of {stage.name} came before it reported success"
 
-    # The rerun starts from a server killed while idle: it restarts the server itself.
+    # The rerun starts from a server killed while idle, with nothing else running: it restarts it itself.
     kill_server_group(folders.killed)
-    rerun = run_until(folders, folders.killed, stage, graph, llm)
-    assert rerun.returncode == 0, f"FAULT_SEED={SEED}: the {stage.name} rerun failed: {rerun.stderr[-3000:]}"
+    rerun = start_cli(folders, folders.killed, graph, stage.args, llm)
+    _, err = rerun.communicate(timeout=120)
+    assert rerun.returncode == 0, f"FAULT_SEED={SEED}: the {stage.name} rerun failed: {err[-3000:]}"
     with open_store(folders.killed, graph) as store:
-        got = read_state(store)
-    (want_nodes, want_edges), (got_nodes, got_edges) = expected.comparable(), got.comparable()
-    twice = [key for key, n in (got.node_counts + got.edge_counts).items() if n > 1]
-    assert not twice, f"FAULT_SEED={SEED}: {stage.name} wrote {len(twice)} nodes or edges twice: {twice[:5]}"
-    assert got_nodes == want_nodes, (f"FAULT_SEED={SEED}: {stage.name} nodes differ from a clean run: "
-                                     f"{list((got_nodes - want_nodes).elements())[:3]} vs {list((want_nodes - got_nodes).elements())[:3]}")
-    assert got_edges == want_edges, (f"FAULT_SEED={SEED}: {stage.name} edges differ from a clean run: "
-                                     f"{list((got_edges - want_edges).elements())[:3]} vs {list((want_edges - got_edges).elements())[:3]}")
+        assert_same_graph(read_state(store), expected, f"FAULT_SEED={SEED}: after the kills, the {stage.name} rerun")
 
 
 # -- the four stages -----------------------------------------------------------------------------------
@@ -372,16 +362,22 @@ def test_import_survives_kills_of_the_server(folders: Folders, llm: ExpandFakeLL
 def test_extract_survives_kills_of_the_server(folders: Folders, llm: ExpandFakeLLM) -> None:
     source = folders.cwd / "texts.jsonl"
     source.write_text("".join(json.dumps({"text": f"post {i}: a long enough note on keeping bees through a wet winter, "
-                                                  f"number {i} of a series on hives in the hills."}) + "\n" for i in range(240)))
+                                                  f"number {i} of a series on hives in the hills."}) + "\n" for i in range(80)))
     # A source is marked extracted after its personas and edges are written.
     run_stage_under_kills(folders, llm, Stage(
         "extract", ["extract", str(source)], "MATCH (s:Source) WHERE s.extracted = true RETURN count(s)",
         shown=rows("MATCH (p:Persona)-[:EXTRACTED_FROM]->(s:Source) WHERE s.extracted = true RETURN s.id, p.id")))
 
 
+SEEDS = ["A pediatric nurse in a busy Lyon hospital who calms anxious parents during night shifts",
+         "A retired fisherman in Izmir who mends nets for the harbour cooperative every morning",
+         "A primary school teacher in Pune who runs a weekend chess club for her pupils",
+         "A small bakery owner in Leeds who buys flour from a family mill and opens at five"]
+
+
 def test_expand_survives_kills_of_the_server(folders: Folders, llm: ExpandFakeLLM) -> None:
     def seeds(store: FalkorStore) -> None:
-        store.upsert_personas([Persona(description=d) for d in SEEDS + EXTRA_SEEDS])
+        store.upsert_personas([Persona(description=d) for d in SEEDS])
 
     # A chunk's personas, edges and the mark on its seeds land in one query.
     run_stage_under_kills(folders, llm, Stage(
@@ -390,7 +386,7 @@ def test_expand_survives_kills_of_the_server(folders: Folders, llm: ExpandFakeLL
         prepare=seeds))
 
 
-DEDUP_FAMILIES = 1500
+DEDUP_FAMILIES = 800
 
 
 def dedup_graph(store: GraphStore, families: int = DEDUP_FAMILIES) -> None:
@@ -418,6 +414,18 @@ def test_dedup_survives_kills_of_the_server(folders: Folders, llm: ExpandFakeLLM
         shown=rows("MATCH (d:Persona) WHERE d.status = 'merged' RETURN 'tombstone' AS kind, d.id AS a, d.merged_into AS b UNION MATCH (s:Persona) "
                    "WHERE s.merged_ids IS NOT NULL UNWIND s.merged_ids AS m RETURN 'survivor' AS kind, s.id AS a, m AS b"),
         prepare=dedup_graph))
+
+
+# -- a kill between two steps, deterministically --------------------------------------------------------
+
+def test_a_server_gone_before_the_client_first_asks_is_a_clear_error() -> None:
+    # What a kill right after the start check (the ping) leaves: a socket nobody answers on.
+    folder = Path(tempfile.mkdtemp(prefix="pgf-", dir="/tmp"))
+    try:
+        with pytest.raises(StoreUnavailable, match="personagraph db start"):
+            FalkorStore(StoreOptions(data_dir=folder), socket_path=folder / server.SOCKET_NAME)
+    finally:
+        shutil.rmtree(folder)
 
 
 # -- a dedup pass stopped at each one of its writes ------------------------------------------------------
