@@ -703,9 +703,9 @@ class FalkorStore(GraphStore):
 
     async def arun(self, query: str, params: dict[str, Any] | None = None, *, write: bool = True) -> QueryResult:
         """`run` through FalkorDB's asyncio client: parameters encoded here, the server's answer awaited."""
-        graph = self._async_graph()
         text = _with_params(query, params)
-        with self._errors():
+        with self._errors():  # the asyncio client, made on first use, asks the server what it is at once
+            graph = self._async_graph()
             res = await (graph.query(text) if write else graph.ro_query(text))
         return self._result(res)
 
@@ -749,7 +749,7 @@ class FalkorStore(GraphStore):
         return QueryResult(columns=columns, rows=rows, stats=WriteStats.from_counters(res))
 
     def _create_unique(self, label: str, prop: str) -> None:
-        with contextlib.suppress(self._response_error):  # exists already
+        with self._errors(), contextlib.suppress(self._response_error):  # exists already
             self._graph.create_node_unique_constraint(label, prop)
 
     def iter_nodes(self, label: str = "Persona", page: int = 10_000) -> Iterator[list[dict[str, Any]]]:

@@ -28,6 +28,7 @@ tests put a kill between two given steps, deterministically.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import random
@@ -46,9 +47,16 @@ from typing import Any
 import pytest
 import redis
 
+import cypher
 from graph import server
 from graph.model import Edge, Persona, persona_id
-from graph.store import FalkorStore, GraphStore, StoreOptions, StoreUnavailable
+from graph.store import (
+    FalkorStore,
+    GraphStore,
+    QueryResult,
+    StoreOptions,
+    StoreUnavailable,
+)
 from tests.expand_fake import ExpandFakeLLM, expand_fake_server
 from tests.fake_llm_server import Faults
 from tests.test_durability import kill_server_group, open_store
@@ -418,14 +426,47 @@ def test_dedup_survives_kills_of_the_server(folders: Folders, llm: ExpandFakeLLM
 
 # -- a kill between two steps, deterministically --------------------------------------------------------
 
-def test_a_server_gone_before_the_client_first_asks_is_a_clear_error() -> None:
-    # What a kill right after the start check (the ping) leaves: a socket nobody answers on.
+@pytest.fixture
+def own_folder() -> Iterator[Path]:
+    """A data folder of this test's own: its server may be killed."""
     folder = Path(tempfile.mkdtemp(prefix="pgf-", dir="/tmp"))
-    try:
-        with pytest.raises(StoreUnavailable, match="personagraph db start"):
-            FalkorStore(StoreOptions(data_dir=folder), socket_path=folder / server.SOCKET_NAME)
-    finally:
-        shutil.rmtree(folder)
+    yield folder
+    server.stop(folder)
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_a_server_gone_before_the_client_first_asks_is_a_clear_error(own_folder: Path) -> None:
+    # What a kill right after the start check (the ping) leaves: a socket nobody answers on.
+    with pytest.raises(StoreUnavailable, match="personagraph db start"):
+        FalkorStore(StoreOptions(data_dir=own_folder), socket_path=own_folder / server.SOCKET_NAME)
+
+
+def test_a_server_gone_before_the_first_async_query_is_a_clear_error(own_folder: Path) -> None:
+    # expand's first query on the asyncio client comes after the sync ones: the server can die in between.
+    store = open_store(own_folder)
+    store.ensure_schema()
+    kill_server_group(own_folder)
+    with pytest.raises(StoreUnavailable, match="personagraph db start"):
+        asyncio.run(store.arun("MATCH (p:Persona) RETURN count(p)", write=False))
+
+
+def test_a_kill_between_the_indexes_and_the_constraints_is_a_clear_error(own_folder: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    # Every command starts with ensure_schema: the indexes (through `run`), then the unique constraints.
+    store = open_store(own_folder)
+    statements, run, sent = len(cypher.statements(store.q("schema"))), store.run, []
+
+    def run_then_kill(*args: Any, **kwargs: Any) -> QueryResult:
+        result = run(*args, **kwargs)
+        sent.append(args[0])
+        if len(sent) == statements:
+            kill_server_group(own_folder)
+        return result
+
+    monkeypatch.setattr(store, "run", run_then_kill)
+    with pytest.raises(StoreUnavailable, match="personagraph db start"):
+        store.ensure_schema()
+    assert len(sent) == statements
 
 
 # -- a dedup pass stopped at each one of its writes ------------------------------------------------------
