@@ -22,7 +22,8 @@ traceback. After the kills the command is rerun against the killed server (it re
 the graph must equal that of the clean run: the same nodes with the same properties (run ids and
 clocks aside), the same edges, nothing twice.
 
-`FAULT_SEED=<n>` draws other moments; every failure message names the seed and the moment. The last
+`FAULT_SEED=<n>` draws other moments, `FAULT_KILLS=<n>` kills each stage n times (2 by default); every
+failure message names the seed and the moment. The last
 tests put a kill between two given steps, deterministically.
 """
 
@@ -53,6 +54,7 @@ from graph.model import Edge, Persona, persona_id
 from graph.store import (
     FalkorStore,
     GraphStore,
+    QueryError,
     QueryResult,
     StoreOptions,
     StoreUnavailable,
@@ -63,7 +65,7 @@ from tests.test_durability import kill_server_group, open_store
 
 ROOT = Path(__file__).resolve().parent.parent
 SEED = int(os.environ.get("FAULT_SEED", "11"))
-KILLS_PER_STAGE = 2
+KILLS_PER_STAGE = int(os.environ.get("FAULT_KILLS", "2"))
 PROBE_GRAPH = "fault_probe"
 # Properties that name the run or the clock, not the graph's content.
 RUN_PROPS = {"run_id", "created_at", "expanded_run"}
@@ -164,14 +166,23 @@ def assert_same_graph(got: GraphState, want: GraphState, context: str) -> None:
     assert got_edges == want_edges, f"{context} differs from a clean run in its edges: {diff(got_edges, want_edges)}"
 
 
+def read_rows(store: FalkorStore, query: str) -> list[tuple[Any, ...]]:
+    """The rows of a read query; none when the graph does not exist (a server that kept nothing of it)."""
+    try:
+        return [tuple(row) for row in store.run(query, write=False).rows]
+    except QueryError as exc:
+        if "empty key" not in str(exc):
+            raise
+        return []
+
+
 def read_state(store: FalkorStore) -> GraphState:
     state = GraphState()
-    for label, props in store.run("MATCH (n) WHERE NOT n:Run RETURN labels(n)[0], properties(n)", write=False).rows:
+    for label, props in read_rows(store, "MATCH (n) WHERE NOT n:Run RETURN labels(n)[0], properties(n)"):
         key = (label, props.get("id", ""))
         state.nodes[key] = props
         state.node_counts[key] += 1
-    query = "MATCH (a)-[e]->(b) RETURN a.id, type(e), b.id, properties(e)"
-    for source, rel, target, props in store.run(query, write=False).rows:
+    for source, rel, target, props in read_rows(store, "MATCH (a)-[e]->(b) RETURN a.id, type(e), b.id, properties(e)"):
         state.edges[(source, rel, target)] = props
         state.edge_counts[(source, rel, target)] += 1
     return state
@@ -197,7 +208,7 @@ Shown = set[tuple[Any, ...]]
 
 def rows(query: str) -> Callable[[FalkorStore], Shown]:
     """What `query` returns, as a set of row tuples."""
-    return lambda store: {tuple(row) for row in store.run(query, write=False).rows}
+    return lambda store: set(read_rows(store, query))
 
 
 @dataclass
@@ -325,7 +336,7 @@ def run_stage_under_kills(folders: Folders, llm: ExpandFakeLLM, stage: Stage) ->
                 assert_same_graph(read_state(store), expected, f"{where}: exit 0, yet")
         acked = ack_file.read_text().split()
         with open_store(folders.killed, PROBE_GRAPH) as store:
-            present = {row[0] for row in store.run("MATCH (p:Probe) RETURN p.id", write=False).rows}
+            present = {row[0] for row in read_rows(store, "MATCH (p:Probe) RETURN p.id")}
         missing = [i for i in acked if i not in present]
         assert acked and not missing, f"{moment}: {len(missing)} of {len(acked)} acknowledged probe writes lost: {missing[:5]}"
     assert landed, f"FAULT_SEED={SEED}: no kill of {stage.name} came before it reported success"
