@@ -23,8 +23,8 @@ the graph must equal that of the clean run: the same nodes with the same propert
 clocks aside), the same edges, nothing twice.
 
 `FAULT_SEED=<n>` draws other moments, `FAULT_KILLS=<n>` kills each stage n times (2 by default); every
-failure message names the seed and the moment. The last
-tests put a kill between two given steps, deterministically.
+failure message names the seed and the moment. The last tests put a kill between two given steps,
+deterministically.
 """
 
 from __future__ import annotations
