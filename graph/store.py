@@ -647,7 +647,8 @@ class FalkorStore(GraphStore):
         self._redis_errors = (redis.ConnectionError, redis.TimeoutError, ConnectionError, OSError)
         self._response_error = redis.ResponseError
         self.socket_path = socket_path or server.ensure_running(options.data_dir)
-        self._db = FalkorDB(unix_socket_path=str(self.socket_path))
+        with self._errors():  # the client asks the server what it is at once: it may have died since the start check
+            self._db = FalkorDB(unix_socket_path=str(self.socket_path))
         self._graph = self._db.select_graph(options.graph)
         self._async: tuple[asyncio.AbstractEventLoop, Any, Any] | None = None
 
@@ -704,9 +705,9 @@ class FalkorStore(GraphStore):
 
     async def arun(self, query: str, params: dict[str, Any] | None = None, *, write: bool = True) -> QueryResult:
         """`run` through FalkorDB's asyncio client: parameters encoded here, the server's answer awaited."""
-        graph = self._async_graph()
         text = _with_params(query, params)
-        with self._errors():
+        with self._errors():  # the asyncio client, made on first use, asks the server what it is at once
+            graph = self._async_graph()
             res = await (graph.query(text) if write else graph.ro_query(text))
         return self._result(res)
 
@@ -739,7 +740,7 @@ class FalkorStore(GraphStore):
         except self._redis_errors as exc:
             raise StoreUnavailable(
                 server.disk_full(self.options.data_dir)
-                or f"cannot reach the embedded FalkorDB at {self.socket_path}: {exc}. "
+                or f"cannot reach the embedded FalkorDB at {self.socket_path}: {str(exc).rstrip('.')}. "
                 "Run `personagraph db status`, then `personagraph db start`."
             ) from None
 
@@ -750,7 +751,7 @@ class FalkorStore(GraphStore):
         return QueryResult(columns=columns, rows=rows, stats=WriteStats.from_counters(res))
 
     def _create_unique(self, label: str, prop: str) -> None:
-        with contextlib.suppress(self._response_error):  # exists already
+        with self._errors(), contextlib.suppress(self._response_error):  # exists already
             self._graph.create_node_unique_constraint(label, prop)
 
     def iter_nodes(self, label: str = "Persona", page: int = 10_000) -> Iterator[list[dict[str, Any]]]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -14,6 +16,9 @@ from pipeline.dedup.index import DedupIndex, open_index
 from pipeline.dedup.pairs import Method
 
 MERGE_CHUNK = 1000
+# The groups a pass is merging, written before its first merge and removed when it is done: a pass
+# stopped part-way (a crash, a killed server) leaves it, and the next one finishes those merges first.
+PLAN_FILE = "merge_plan.json"
 
 
 class DedupReport(BaseModel):
@@ -37,6 +42,47 @@ def survivor_groups(ids: list[str], groups: list[LinkedGroup], candidates: dict[
     return out
 
 
+def _save_plan(index_dir: Path, groups: list[DuplicateGroup]) -> Path:
+    """Write the groups about to be merged beside the index (fsynced, replaced atomically); return the file."""
+    index_dir.mkdir(parents=True, exist_ok=True)
+    plan, tmp = index_dir / PLAN_FILE, index_dir / f"{PLAN_FILE}.tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump([g.model_dump() for g in groups], f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, plan)
+    return plan
+
+
+def _merge(store: GraphStore, groups: list[DuplicateGroup], report: DedupReport, note: Callable[[str], None]) -> None:
+    """Merge `groups` into their survivors, adding to `report`."""
+    # Merged in chunks: progress to show, and each chunk is a unit a crashed run does not redo.
+    for start in range(0, len(groups), MERGE_CHUNK):
+        note(f"merging groups {start + 1}-{min(start + MERGE_CHUNK, len(groups))} of {len(groups)}")
+        chunk = groups[start : start + MERGE_CHUNK]
+        report.write += store.merge_groups([(g.survivor, g.duplicates) for g in chunk])
+        report.merged += sum(len(g.duplicates) for g in chunk)
+
+
+def _finish_stopped_pass(store: GraphStore, index_dir: Path, note: Callable[[str], None]) -> DedupReport:
+    """Merge the groups a stopped pass left in its plan, as that pass chose them, then drop the plan.
+
+    Choosing again on the half-merged graph could pick other survivors (moved edges change degrees)
+    and so end with another graph than an uninterrupted pass.
+    """
+    plan = index_dir / PLAN_FILE
+    finished = DedupReport(personas=0)
+    if not plan.exists():
+        return finished
+    groups = [DuplicateGroup.model_validate(g) for g in json.loads(plan.read_text(encoding="utf-8"))]
+    present = store.get_personas([g.survivor for g in groups])  # a survivor deleted since (a purge) is skipped
+    finished.groups = [g for g in groups if g.survivor in present]
+    note(f"finishing the merges of {len(finished.groups)} groups a stopped dedup pass left")
+    _merge(store, finished.groups, finished, note)
+    plan.unlink()
+    return finished
+
+
 def merge_duplicates(
     store: GraphStore,
     config: DedupConfig,
@@ -50,10 +96,12 @@ def merge_duplicates(
     The survivor of a group is its most connected member, then the earliest created, then the
     smallest id. Signatures and vectors come from the dedup index beside the graph (synced first,
     so only personas new since the last run are hashed and embedded); after merging, the merged ids
-    leave the index, which is saved with the graph's new fingerprint.
+    leave the index, which is saved with the graph's new fingerprint. The groups are saved before
+    the first merge, so a pass stopped part-way is finished as it was chosen by the next one.
     """
     method = method or config.method
     note = on_progress or (lambda _msg: None)
+    finished = DedupReport(personas=0) if dry_run else _finish_stopped_pass(store, index_dir, note)
     note("syncing the dedup index with the graph")
     if method == config.method:
         index: DedupIndex = open_index(store, config, index_dir)
@@ -77,16 +125,14 @@ def merge_duplicates(
         pid: Candidate(id=pid, degree=degrees.get(pid, 0), created_at=index.created_at(pid)) for pid in involved
     }
     groups = survivor_groups(ids, linked, candidates)
-    report = DedupReport(personas=len(ids), pairs=counts, groups=groups, dry_run=dry_run)
+    report = DedupReport(personas=len(ids), pairs=counts, groups=finished.groups + groups, dry_run=dry_run,
+                         merged=finished.merged, write=finished.write)
     if dry_run or not groups:
         return report
-    # Merged in chunks: progress to show, and each chunk is a unit a crashed run does not redo.
-    for start in range(0, len(groups), MERGE_CHUNK):
-        note(f"merging groups {start + 1}-{min(start + MERGE_CHUNK, len(groups))} of {len(groups)}")
-        chunk = groups[start : start + MERGE_CHUNK]
-        report.write += store.merge_groups([(g.survivor, g.duplicates) for g in chunk])
-        report.merged += sum(len(g.duplicates) for g in chunk)
+    plan = _save_plan(index_dir, groups)
+    _merge(store, groups, report, note)
     index.forget(store, [d for g in groups for d in g.duplicates])
     if index.folder is not None:
         index.save()
+    plan.unlink()
     return report
