@@ -28,7 +28,13 @@ from typing import Any
 
 from graph.model import REGION_ATTRIBUTES, canonical_attributes, persona_id
 from pipeline.config import FilterConfig
-from pipeline.filter import FilterVerdict, cheap_check, cheap_checks, main_script, script_counts
+from pipeline.filter import (
+    FilterVerdict,
+    cheap_check,
+    cheap_checks,
+    main_script,
+    script_counts,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "tests" / "fixtures" / "filter"
@@ -57,6 +63,21 @@ def weak_outputs(path: Path = FIXTURES / "weak_model_outputs.jsonl") -> tuple[li
     return rows, [texts[r["source"]] if "source" in r else r["seed"] for r in rows]
 
 
+def score(rows: list[dict[str, Any]], checks: list[list[str]]) -> dict[str, dict[str, float]]:
+    """Per kind: rows, share rejected (recall), and precision of the checks meant for that kind."""
+    out: dict[str, dict[str, float]] = {}
+    for kind in KINDS:
+        labelled = [c for r, c in zip(rows, checks) if r["label"] == kind]
+        flagged = [r["label"] for r, c in zip(rows, checks) if any(CHECK_KIND.get(x) == kind for x in c)]
+        out[kind] = {
+            "n": len(labelled),
+            "recall": sum(1 for c in labelled if c) / len(labelled) if labelled else float("nan"),
+            "precision": flagged.count(kind) / len(flagged) if flagged else float("nan"),
+            "flagged": len(flagged),
+        }
+    return out
+
+
 def stage_checks(rows: list[dict[str, Any]], sources: list[str], config: FilterConfig) -> list[FilterVerdict]:
     """The cheap checks as each row's stage runs them: an extracted answer against its source text
     (`max_source_overlap`), a proposal against its seed (`max_seed_overlap`)."""
@@ -82,6 +103,13 @@ def same_as_seed(rows: list[dict[str, Any]]) -> list[bool]:
     return out
 
 
+def accepted_non_personas(rows: list[dict[str, Any]], rejected: list[bool]) -> tuple[list[dict[str, Any]], int]:
+    """The rows of every non-person kind but `language` (kept by default) that were not rejected, and
+    how many such rows there are."""
+    non = [(r, x) for r, x in zip(rows, rejected) if r["label"] not in ("person", "language")]
+    return [r for r, x in non if not x], len(non)
+
+
 def real_personas(path: Path) -> list[str]:
     """Persona texts of a JSONL file: its `persona` field (Persona Hub's `input persona` also works)."""
     rows = read_jsonl(path)
@@ -89,19 +117,51 @@ def real_personas(path: Path) -> list[str]:
     return [row[field] for row in rows]
 
 
-def score(rows: list[dict[str, Any]], checks: list[list[str]]) -> dict[str, dict[str, float]]:
-    """Per kind: rows, share rejected (recall), and precision of the checks meant for that kind."""
-    out: dict[str, dict[str, float]] = {}
+def report_real(real: list[str], verdicts: list[FilterVerdict], name: str, seconds: float, show: int) -> None:
+    """False rejection of real personas, per script."""
+    scripts = Counter(main_script(script_counts(p)) for p in real)
+    rejected = Counter(main_script(script_counts(p)) for p, v in zip(real, verdicts) if not v.ok)
+    total = sum(rejected.values())
+    print(f"real personas ({name}): {len(real):,}, rejected {total} ({total / len(real):.2%}); "
+          f"{seconds / len(real) * 1e6:.0f} us per persona")
+    for script, n in scripts.most_common():
+        print(f"  {script.lower():10} {n:5,}  rejected {rejected[script]} ({rejected[script] / n:.2%})")
+    for persona, verdict in [(p, v) for p, v in zip(real, verdicts) if not v.ok][:show]:
+        print(f"    rejected: {persona[:90]!r} {verdict.checks}")
+
+
+def report_weak(weak: list[dict[str, Any]], checks: list[list[str]], real_checks: list[list[str]],
+                same: list[bool] | None, show: int) -> None:
+    """Per kind of non-persona: share rejected and precision; acceptance of non-personas overall."""
+    # Real personas take part in precision: a check that rejects them is wrong there too.
+    rows = weak + [{"label": "person"} for _ in real_checks]
+    table = score(rows, checks + real_checks)
+    labels = Counter(r["label"] for r in weak)
+    print(f"\nweak-model outputs: {len(weak)} ({', '.join(f'{k} {v}' for k, v in labels.most_common())})")
+    print(f"{'kind':10} {'n':>4} {'rejected':>9} {'precision':>10}")
     for kind in KINDS:
-        labelled = [c for r, c in zip(rows, checks) if r["label"] == kind]
-        flagged = [r["label"] for r, c in zip(rows, checks) if any(CHECK_KIND.get(x) == kind for x in c)]
-        out[kind] = {
-            "n": len(labelled),
-            "recall": sum(1 for c in labelled if c) / len(labelled) if labelled else float("nan"),
-            "precision": flagged.count(kind) / len(flagged) if flagged else float("nan"),
-            "flagged": len(flagged),
-        }
-    return out
+        s = table[kind]
+        print(f"{kind:10} {s['n']:4.0f} {s['recall']:9.1%} {s['precision']:10.1%}  ({s['flagged']:.0f} flagged)")
+    accepted, n = accepted_non_personas(weak, [bool(c) for c in checks])
+    print(f"non-personas accepted by the filter (every kind but language): {len(accepted)} of {n} ({len(accepted) / n:.1%})")
+    for origin in sorted({r["origin"] for r in weak}):
+        mine = [r for r in weak if r["origin"] == origin]
+        left, total = accepted_non_personas(mine, [bool(c) for r, c in zip(weak, checks) if r["origin"] == origin])
+        print(f"  of the {origin} rows: {len(left)} of {total} ({len(left) / total:.1%})")
+    if same is not None:
+        staged, _ = accepted_non_personas(weak, [bool(c) or s for c, s in zip(checks, same)])
+        print(f"  as the stages run (expansion also rejects a proposal its dedup index matches to its seed, "
+              f"`[expand] dedup = \"index\"`): {len(staged)} of {n} ({len(staged) / n:.1%})")
+    persons = [(r, c) for r, c in zip(weak, checks) if r["label"] == "person"]
+    print(f"weak-model answers labelled `person` rejected: {sum(1 for _, c in persons if c)} of {len(persons)}"
+          + (f" (matched to their seed by dedup: {sum(1 for r, s in zip(weak, same) if s and r['label'] == 'person')})"
+             if same is not None else ""))
+    all_rejected = [r["label"] for r, c in zip(rows, checks + real_checks) if c]
+    print(f"precision of rejection over both sets: {sum(1 for x in all_rejected if x != 'person') / len(all_rejected):.1%}")
+    for row in accepted[:show]:
+        print(f"    accepted {row['label']}: {row['description'][:90]!r}")
+    for row, c in [(r, c) for r, c in persons if c][:show]:
+        print(f"    rejected person: {row['description'][:90]!r} {c}")
 
 
 def main() -> None:
@@ -115,60 +175,17 @@ def main() -> None:
                         help="skip the figure with expansion's dedup index (it loads the embedding model)")
     args = parser.parse_args()
     config = FilterConfig()
-    restricted = FilterConfig(languages=args.languages.split(","))
 
     real = real_personas(args.real)
     started = time.perf_counter()
     real_verdicts = cheap_checks(real, config=config)
-    seconds = time.perf_counter() - started
-    scripts = Counter(main_script(script_counts(p)) for p in real)
-    rejected = Counter(main_script(script_counts(p)) for p, v in zip(real, real_verdicts) if not v.ok)
-    n_rejected = sum(rejected.values())
-    print(f"real personas ({args.real.name}): {len(real):,}, rejected {n_rejected} ({n_rejected / len(real):.2%}); "
-          f"{seconds / len(real) * 1e6:.0f} us per persona")
-    for script, n in scripts.most_common():
-        print(f"  {script.lower():10} {n:5,}  rejected {rejected[script]} ({rejected[script] / n:.2%})")
-    for persona, verdict in [(p, v) for p, v in zip(real, real_verdicts) if not v.ok][: args.show]:
-        print(f"    rejected: {persona[:90]!r} {verdict.checks}")
+    report_real(real, real_verdicts, args.real.name, time.perf_counter() - started, args.show)
 
     weak, sources = weak_outputs(args.weak)
-    checks = [v.checks for v in stage_checks(weak, sources, config)]
-    in_language = stage_checks(weak, sources, restricted)
-    checks = [lang.checks if r["label"] == "language" else c for r, c, lang in zip(weak, checks, in_language)]
-    # Real personas take part in precision: a check that rejects them is wrong there too.
-    rows = weak + [{"label": "person"} for _ in real]
-    all_checks = checks + [v.checks for v in real_verdicts]
-    table = score(rows, all_checks)
-    labels = Counter(r["label"] for r in weak)
-    print(f"\nweak-model outputs ({args.weak.name}): {len(weak)} ({', '.join(f'{k} {v}' for k, v in labels.most_common())})")
-    print(f"{'kind':10} {'n':>4} {'rejected':>9} {'precision':>10}")
-    for kind in KINDS:
-        s = table[kind]
-        print(f"{kind:10} {s['n']:4.0f} {s['recall']:9.1%} {s['precision']:10.1%}  ({s['flagged']:.0f} flagged)")
-    non = [(r, c) for r, c in zip(weak, checks) if r["label"] not in ("person", "language")]
-    accepted = [r for r, c in non if not c]
-    print(f"non-personas accepted (all kinds but language, default config): {len(accepted)} of {len(non)} "
-          f"({len(accepted) / len(non):.1%})")
-    for origin in sorted({r["origin"] for r in weak}):
-        mine = [(r, c) for r, c in non if r["origin"] == origin]
-        print(f"  of the {origin} rows: {sum(1 for _, c in mine if not c)} of {len(mine)} "
-              f"({sum(1 for _, c in mine if not c) / len(mine):.1%})")
-    if args.dedup:
-        same = same_as_seed(weak)
-        staged = [r for (r, c), s in zip(non, [same[i] for i, (r, _) in enumerate(zip(weak, checks))
-                                                if r["label"] not in ("person", "language")]) if not c and not s]
-        print(f"  ... and as the stages run them (expansion also rejects what its dedup index matches to the seed, "
-              f"`[expand] dedup = \"index\"`): {len(staged)} of {len(non)} ({len(staged) / len(non):.1%}); "
-              f"`person` rows matched to their seed: {sum(1 for r, m in zip(weak, same) if m and r['label'] == 'person')}")
-    persons = [(r, c) for r, c in zip(weak, checks) if r["label"] == "person"]
-    print(f"weak-model personas labelled `person` rejected: {sum(1 for _, c in persons if c)} of {len(persons)}")
-    all_rejected = [r["label"] for r, c in zip(rows, all_checks) if c]
-    print(f"precision of rejection over both sets: {sum(1 for x in all_rejected if x != 'person') / len(all_rejected):.1%}")
-    for row in accepted[: args.show]:
-        print(f"    accepted {row['label']}: {row['description'][:90]!r}")
-    for row, c in [(r, c) for r, c in persons if c][: args.show]:
-        print(f"    rejected person: {row['description'][:90]!r} {c}")
-
+    as_run = stage_checks(weak, sources, config)
+    restricted = stage_checks(weak, sources, FilterConfig(languages=args.languages.split(",")))
+    checks = [lang.checks if r["label"] == "language" else v.checks for r, v, lang in zip(weak, as_run, restricted)]
+    report_weak(weak, checks, [v.checks for v in real_verdicts], same_as_seed(weak) if args.dedup else None, args.show)
     report_attributes(weak, args.show)
 
 
@@ -184,7 +201,7 @@ def report_attributes(rows: list[dict[str, Any]], show: int) -> None:
         kept.update(canonical.keys())
         for key, value in dropped.items():
             examples.setdefault(key, []).append(value)
-    print(f"\nattribute values of the weak model's structured answers: kept / given (dropped examples)")
+    print("\nattribute values of the weak model's structured answers: kept / given (dropped examples)")
     for key in REGION_ATTRIBUTES:
         shown = "; ".join(repr(v[:40]) for v in examples.get(key, [])[:show])
         print(f"  {key:11} {kept[key]:3} / {given[key]:3}  ({shown})")

@@ -75,8 +75,13 @@ _AGE_SYNONYMS = {"kid": "child", "kids": "child", "children": "child", "teen": "
                  "adolescent": "teenager", "youngadult": "young_adult", "youngadults": "young_adult",
                  "middleaged": "adult", "senior": "older_adult", "seniors": "older_adult", "elderly": "older_adult",
                  "olderadult": "older_adult", "olderadults": "older_adult", "retiree": "older_adult"}
-# An age in years ("34", "40s", "25 years old") placed into the age groups.
-_AGE_YEARS = re.compile(r"(\d{1,3})\s*(?:s|\+|yo|y/o|years?(?: old)?)?")
+# An age in years ("34", "40s", "25 years old", "18-30", "fourteen-year-old") placed into the age groups.
+_AGE_YEARS = re.compile(r"(\d{1,3})(?:\s*(?:-|–|to)\s*(\d{1,3}))?\s*(?:s|\+|yo|y/o|(?:-| )?years?(?:(?:-| )old)?)?")
+_NUMBER_WORDS = {w: n for n, w in enumerate(
+    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
+    "seventeen eighteen nineteen twenty".split())} | {w: 10 * n for n, w in enumerate(
+    "_ _ twenty thirty forty fifty sixty seventy eighty ninety".split()) if n >= 2}
+_SPELLED_AGE = re.compile(r"(%s)(?:[- ](%s))?\b" % ("|".join(_NUMBER_WORDS), "|".join(list(_NUMBER_WORDS)[1:10])))
 _AGE_BOUNDS = ((13, "child"), (18, "teenager"), (30, "young_adult"), (65, "adult"), (130, "older_adult"))
 # "Not given" spelled out: absent, not a value outside the vocabulary.
 NOT_GIVEN = frozenset({"unknown", "n/a", "na", "none", "null", "nil", "not specified", "unspecified",
@@ -119,13 +124,20 @@ def canonical_language(value: object) -> str | None:
 
 def _canonical_age_group(value: str) -> str | None:
     squashed = _squash(value)
-    if squashed in _AGE_SYNONYMS:
-        return _AGE_SYNONYMS[squashed]
-    years = _AGE_YEARS.fullmatch(value.strip(" .,;:").lower())
+    for spelling in (squashed, squashed.removesuffix("s")):  # "Teenagers", "adults"
+        if spelling in _AGE_SYNONYMS:
+            return _AGE_SYNONYMS[spelling]
+        if (group := next((a for a in AGE_GROUPS if _squash(a) == spelling), None)) is not None:
+            return group
+    text = value.strip(" .,;:").lower()
+    words = _SPELLED_AGE.match(text)
+    if words:  # "fourteen-year-old", "seventy-five years old"
+        text = str(_NUMBER_WORDS[words[1]] + _NUMBER_WORDS.get(words[2] or "", 0)) + text[words.end():]
+    years = _AGE_YEARS.fullmatch(text)
     if years:
-        age = int(years[1])
+        age = (int(years[1]) + int(years[2] or years[1])) / 2
         return next((group for bound, group in _AGE_BOUNDS if age < bound), None)
-    return next((a for a in AGE_GROUPS if _squash(a) == squashed), None)
+    return None
 
 
 def canonical_open_value(value: object) -> str | None:

@@ -60,7 +60,7 @@ _CHILD_KEYS = ("year", "toddler", "kindergart", "preschool")
 
 
 class FilterVerdict(BaseModel):
-    """Outcome of the cheap checks: ok, or the failed criteria each with a short reason, and the checks that failed."""
+    """Outcome of the cheap checks: ok, or the failed criteria each with a short reason, and the failed checks."""
 
     ok: bool
     reasons: dict[str, str] = Field(default_factory=dict)
@@ -94,16 +94,27 @@ _SLOT_KEYS = ("{", "[", "<", "___", "xxx", "(", "insert", "enter", "【")
 # A statement about the text, the prompt or the answer instead of a description of someone: "This text
 # describes...", "The person is likely to read the text", "Your persona description is: ...", "Here is ...".
 _STATEMENT_START = re.compile(
-    r"^\W*(?:here (?:is|are)|here's|sure\b|certainly\b|okay\b|of course\b|as an ai\b|i(?:'m| am) (?:sorry|not sure|unable|happy to)|"
-    r"i(?:'d| would) be happy|i (?:cannot|can't|can not|will try|would (?:describe|say))|note\s*:|answer\s*:|persona\s*\d*\s*[:：]|"
-    r"(?:your|my) persona\b|(?:the|this) persona (?:description|would|could|might|may)\b|this is (?:a|an|the)\b|"
+    r"^\W*(?:"
+    # the answer talked about instead of given
+    r"here (?:is|are)|here's|sure\b|certainly\b|okay\b|of course\b|as an ai\b|note\s*:|answer\s*:|persona\s*\d*\s*[:：]|"
+    r"i(?:'m| am) (?:sorry|not sure|unable|happy to|glad)|i(?:'d| would) be happy|"
+    r"i (?:cannot|can't|can not|will try|would (?:describe|say))|(?:your|my) persona\b|"
+    r"(?:the|this) persona (?:description|would|could|might|may)\b|this is (?:a|an|the)\b|"
+    # chatter with the user, or an instruction instead of an answer
+    r"i (?:would |)suggest|let me\b|let's\b|i hope\b|i think\b|in summary\b|overall,|please\b|thank(?:s| you)\b|"
+    r"hello\b|(?:describe|demonstrate|write|create|imagine|consider|provide|generate|use|explain|identify|answer)\b|"
+    r"your\b|to\b|how to\b|step \d|"
+    # the text, or the person asked about, as the subject
     r"(?:the|this|that) (?:text|passage|document|article|post|excerpt|content|story|blog|recipe|message|prompt|"
     r"question|task)\b|(?:the|this) (?:author|writer|reader)s?\b(?! of)|based on the\b|according to the\b|"
-    r"in (?:this|the) (?:text|passage)|(?:the|this|a) (?:persona|person|individual|reader|writer) (?:is|would be|who is|was) "
-    r"(?:likely|probably)|the (?:person|persona|individual) to describe|the [\w'’-]+(?: [\w'’-]+){0,3} (?:is|are|was|were|will|would|has|have|had|can|could|should|may|might|must|"
-    r"plans|says|said)\b|to\b|how to\b|step \d|(?!(?:an?|the|i)\b)[^.:!?\n\"]{1,50}:\s+\S|"
+    r"in (?:this|the) (?:text|passage)|the (?:person|persona|individual) to describe|"
     r"(?:the|this) (?:person|persona|seed)'s\b|the (?:person|individual|reader|writer|author|user|people)\b|"
+    r"(?:an?|the)\s+(?:person|persona|reader|writer|author|individual)\s*[:：]|"
+    # a guess (no real persona says "likely"), a sentence about an event, a heading
     r"[^.!?\n]{0,80}\b(?:likely|probably)\b|[^。！？\n]{0,20}(?:可能是|大概是|应该是)|"
+    r"the [\w'’-]+(?: [\w'’-]+){0,3} (?:is|are|was|were|will|would|has|have|had|can|could|should|may|might|must|"
+    r"plans|says|said)\b|(?:if|when|once|after|before|while|although|because|since|unless)\b|"
+    r"(?!(?:an?|i)\b)[^.:：!?\n\"]{1,50}[:：]\s*\S|"
     r"(?:这|该|此)(?:段|篇)?(?:文本|文章|文字|内容)|根据(?:这|该|以上|上述))",
     re.IGNORECASE,
 )
@@ -112,7 +123,8 @@ _STATEMENT_ANYWHERE = re.compile(
     r"(?:text|passage|article|post|document|excerpt)\b|"
     r"\b(?:this|the above|the following|the given|the provided|the original|the source) (?:text|passage|document|"
     r"excerpt|article|post|prompt)\b|\bpersona description\b|\bdescribe (?:that|this|the|one) (?:person|individual)\b|"
-    r"\bas a persona\b|\b(?:the|this|that|a|input|seed|your|my|our) persona\b|\bpersona'?s\b|\b(?:is|was) likely (?:to be )?(?:the|a) (?:reader|writer|author)\b|以下文本|上述文本|这段文字",
+    r"\bas a persona\b|\b(?:the|this|that|a|input|seed|your|my|our) persona\b|\bpersona'?s\b|"
+    r"\b(?:is|was) likely (?:to be )?(?:the|a) (?:reader|writer|author)\b|以下文本|上述文本|这段文字",
     re.IGNORECASE,
 )
 _STATEMENT_KEYS = ("text", "passage", "document", "excerpt", "article", "post", "prompt", "persona", "describe",
@@ -130,6 +142,8 @@ _NOT_SOMEONE = re.compile(
     r"^(?:(?:all|any|some|many) )?(?:people|readers|customers|clients|users|anyone|anybody|everyone|everybody|fans|"
     r"members|visitors|those|individuals|viewers|consumers|citizens|audience|families|folks)\b(?!['’])|"
     r"^the (?:general )?public\b|"
+    # a place or a name list: "Bathala, Punjab."
+    r"^(?-i:(?:[A-Z][\w'’-]*\.?\s*){1,3}(?:,\s*(?:[A-Z][\w'’-]*\.?\s*){1,3})+\.?)$|"
     r"^(?:an?|the)\s+(?:[\w'’-]+,?\s+){0,3}?(?:recipe|text|article|post|blog|story|list|note|document|book|website|"
     r"tutorial|method|summary|overview|report|map|poem|song|video|podcast|newsletter)"
     r"(?:\s+(?:for|of|about|with|that|which|on|in|to)\b|[.!,]|$)|"
@@ -156,12 +170,13 @@ _VAGUE = frozenset(
 _CHARS_PER_WORD = {"CJK": 1.7, "HIRAGANA": 2.5, "KATAKANA": 2.5, "THAI": 4.0, "LAO": 4.0, "KHMER": 4.0,
                    "MYANMAR": 4.0, "TIBETAN": 3.0}
 # Words that do not make a description longer: articles, and "I am" of a first-person persona.
-_FUNCTION_WORDS = frozenset("a an the i am i'm im un une una uno le la les el los las der die das ein eine een het".split())
+_FUNCTION_WORDS = frozenset(
+    "a an the i am i'm im un une una uno le la les el los las der die das ein eine een het".split()
+)
 # "一位" / "一个" ("a") and "我是" ("I am") opening a Chinese persona.
 _ZH_OPENING = re.compile(r"^(?:我是)?(?:一|某)?(?:位|个|個|名|種|种)?")
 _WORD = re.compile(r"[^\W\d]+(?:['’-][^\W\d]+)*|\d+", re.UNICODE)  # snake_case is one word
 _JOINERS = re.compile(r"['’_-]")
-_script_cache: dict[str, str] = {}
 
 
 # The script a language is written in (its letters' Unicode names start with it); the rest are Latin.
@@ -183,6 +198,7 @@ def language_scripts(languages: Sequence[str]) -> set[str]:
     return {script for code in languages for script in _LANGUAGE_SCRIPTS.get(code, ("LATIN",))}
 
 
+_script_cache: dict[str, str] = {}
 
 
 def _script(ch: str) -> str:
@@ -299,8 +315,8 @@ def _textual_checks(text: str, config: FilterConfig, source: str | None = None) 
         failed["repetition"] = f"a character repeated more than {config.max_char_run} times"
     elif _word_repeated(lowered.split()):
         failed["repetition"] = "a word repeated three times in a row"
-    if "\n" in stripped and len(_LIST.findall(stripped)) >= 2:
-        failed["list"] = "a list of several personas, not one description"
+    if "\n" in stripped and (len(_LIST.findall(stripped)) >= 2 or stripped.count("\n") >= 2):
+        failed["list"] = "a list or several lines, not one description"
     if config.languages:
         script = main_script(scripts)
         if script not in language_scripts(config.languages):

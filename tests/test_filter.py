@@ -4,7 +4,6 @@ both through extract and expand on the project's fake endpoint, the LLM judge, v
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -13,7 +12,20 @@ import pytest
 from aiohttp import web
 from pydantic import ValidationError
 
-from graph.model import Edge, Persona, PersonaStatus, canonical_attributes, canonical_region_value, persona_id
+from bench.bench_filter import (
+    accepted_non_personas,
+    same_as_seed,
+    stage_checks,
+    weak_outputs,
+)
+from graph.model import (
+    Edge,
+    Persona,
+    PersonaStatus,
+    canonical_attributes,
+    canonical_region_value,
+    persona_id,
+)
 from graph.store import GraphStore, StoreOptions
 from pipeline.config import FilterConfig, Settings
 from pipeline.expand import ExpandOptions, expand_frontier, inline_check
@@ -32,7 +44,6 @@ from pipeline.filter import (
     word_count,
 )
 from pipeline.llm import LLMClient
-from bench.bench_filter import stage_checks, weak_outputs
 from tests.expand_fake import expand_fake_server
 from tests.fake_llm_server import FakeLLM
 
@@ -226,8 +237,8 @@ SOURDOUGH = ("Day 4 of my rye starter and it finally doubled! I keep it at 26°C
     ("text", "check"),
     [
         ("Day 4 of my rye starter and it finally doubled! I keep it at 26°C on top of the fridge ...", "source_copy"),
-        ("Day 4 of my rye starter and it finally doubled, I keep it at 26°C on top of the fridge, feed 1:5:5 twice a "
-         "day, use a mix of whole rye and bread flour, and tomorrow is hungry — feed it more often.", "source_copy"),
+        (("Day 4 of my rye starter and it finally doubled, I keep it at 26°C on top of the fridge, feed 1:5:5 twice a "
+          "day, use a mix of whole rye and bread flour, and tomorrow is hungry — feed it more often."), "source_copy"),
         ("{ Person} is likely to read this text.", "template"),
         ("They are a skilled employee who is passionate about [industry/field].", "template"),
         ("A <occupation> from <city> who enjoys <hobby>.", "template"),
@@ -254,14 +265,15 @@ def test_a_persona_that_names_details_of_its_text_is_no_copy() -> None:
     assert source_overlap("今天早高峰地铁十号线又延误了二十分钟", "今天早高峰地铁十号线又延误了二十分钟,车厢里挤得连手机都拿不出来。") == 1.0
 
 
-def test_at_most_five_percent_of_weak_model_non_personas_is_accepted() -> None:
+def test_at_most_five_percent_of_weak_model_non_personas_get_into_the_graph() -> None:
     rows, sources = weak_outputs()
     verdicts = stage_checks(rows, sources, FilterConfig())
-    non_personas = [(r, v) for r, v in zip(rows, verdicts) if r["label"] not in ("person", "language")]
-    assert len(non_personas) >= 100
-    accepted = [(r["label"], r["description"][:80]) for r, v in non_personas if v.ok]
-    assert len(accepted) <= 0.05 * len(non_personas), accepted
-    # ... while what the weak model got right is kept
+    # As the stages run: the cheap checks, and in expansion the dedup index matching a proposal to its seed.
+    rejected = [not v.ok or same for v, same in zip(verdicts, same_as_seed(rows))]
+    accepted, non_personas = accepted_non_personas(rows, rejected)
+    assert non_personas >= 150
+    assert len(accepted) <= 0.05 * non_personas, [(r["label"], r["description"][:80]) for r in accepted]
+    # ... while what the weak model got right is kept by the checks
     assert all(v.ok for r, v in zip(rows, verdicts) if r["label"] == "person")
 
 
