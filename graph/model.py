@@ -13,7 +13,7 @@ import re
 import threading
 import time
 import unicodedata
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from enum import Enum
 from typing import Any
 
@@ -30,19 +30,128 @@ AGE_GROUPS = ("child", "teenager", "young_adult", "adult", "older_adult")
 VISIBILITIES = ("public-facing", "behind-the-scenes")
 # Region attributes with a closed vocabulary: any spelling of another value is dropped, not stored.
 REGION_VOCABULARY: dict[str, tuple[str, ...]] = {"age_group": AGE_GROUPS, "visibility": VISIBILITIES}
-# Language names a model writes instead of the ISO code asked for.
-LANGUAGE_CODES = {"english": "en", "chinese": "zh", "mandarin": "zh", "cantonese": "yue", "spanish": "es",
-                  "french": "fr", "german": "de", "hindi": "hi", "arabic": "ar", "portuguese": "pt", "russian": "ru",
-                  "japanese": "ja", "korean": "ko", "swahili": "sw", "turkish": "tr", "italian": "it",
-                  "中文": "zh", "汉语": "zh", "普通话": "zh", "英语": "en"}
-_AGE_SYNONYMS = {"kid": "child", "teen": "teenager", "youngadult": "young_adult", "senior": "older_adult",
-                 "elderly": "older_adult", "olderadult": "older_adult", "retiree": "older_adult"}
-
 # Properties owned by the store: attributes may not overwrite them.
 RESERVED_PROPERTIES = frozenset(
     {"id", "description", "status", "hop", "origin", "run_id", "created_at", "aliases",
      "merged_ids", "merged_into", "expanded", "pending"}
 )
+# A language attribute is an ISO 639-1 code, or one of the few ISO 639-3 codes of languages without one.
+ISO_LANGUAGE_CODES = frozenset("""
+    aa ab ae af ak am an ar as av ay az ba be bg bi bm bn bo br bs ca ce ch co cr cs cu cv cy da de dv dz ee
+    el en eo es et eu fa ff fi fj fo fr fy ga gd gl gn gu gv ha he hi ho hr ht hu hy hz ia id ie ig ii ik io
+    is it iu ja jv ka kg ki kj kk kl km kn ko kr ks ku kv kw ky la lb lg li ln lo lt lu lv mg mh mi mk ml mn
+    mr ms mt my na nb nd ne ng nl nn no nr nv ny oc oj om or os pa pi pl ps pt qu rm rn ro ru rw sa sc sd se
+    sg si sk sl sm sn so sq sr ss st su sv sw ta te tg th ti tk tl tn to tr ts tt tw ty ug uk ur uz ve vi vo
+    wa wo xh yi yo za zh zu
+    yue wuu nan hak fil ceb haw hmn
+""".split())
+# Language names (English and native) and three-letter codes a model writes instead of the code asked for.
+LANGUAGE_CODES = {
+    "english": "en", "chinese": "zh", "mandarin": "zh", "mandarin chinese": "zh", "cantonese": "yue",
+    "spanish": "es", "french": "fr", "german": "de", "hindi": "hi", "arabic": "ar", "portuguese": "pt",
+    "russian": "ru", "japanese": "ja", "korean": "ko", "swahili": "sw", "turkish": "tr", "italian": "it",
+    "thai": "th", "vietnamese": "vi", "indonesian": "id", "malay": "ms", "dutch": "nl", "polish": "pl",
+    "ukrainian": "uk", "greek": "el", "hebrew": "he", "persian": "fa", "farsi": "fa", "urdu": "ur",
+    "bengali": "bn", "bangla": "bn", "punjabi": "pa", "tamil": "ta", "telugu": "te", "marathi": "mr",
+    "gujarati": "gu", "kannada": "kn", "malayalam": "ml", "nepali": "ne", "sinhala": "si", "burmese": "my",
+    "khmer": "km", "lao": "lo", "tagalog": "tl", "filipino": "fil", "swedish": "sv", "norwegian": "no",
+    "danish": "da", "finnish": "fi", "icelandic": "is", "czech": "cs", "slovak": "sk", "hungarian": "hu",
+    "romanian": "ro", "bulgarian": "bg", "serbian": "sr", "croatian": "hr", "bosnian": "bs", "slovenian": "sl",
+    "lithuanian": "lt", "latvian": "lv", "estonian": "et", "irish": "ga", "welsh": "cy", "catalan": "ca",
+    "basque": "eu", "galician": "gl", "afrikaans": "af", "amharic": "am", "hausa": "ha", "yoruba": "yo",
+    "igbo": "ig", "zulu": "zu", "xhosa": "xh", "somali": "so", "armenian": "hy", "georgian": "ka",
+    "kazakh": "kk", "uzbek": "uz", "mongolian": "mn", "tibetan": "bo", "hawaiian": "haw", "latin": "la",
+    "中文": "zh", "汉语": "zh", "漢語": "zh", "普通话": "zh", "普通話": "zh", "华语": "zh", "國語": "zh",
+    "粤语": "yue", "粵語": "yue", "廣東話": "yue", "广东话": "yue", "英语": "en", "英文": "en",
+    "español": "es", "français": "fr", "deutsch": "de", "português": "pt", "italiano": "it", "русский": "ru",
+    "日本語": "ja", "한국어": "ko", "ไทย": "th", "tiếng việt": "vi", "bahasa indonesia": "id", "türkçe": "tr",
+    "nederlands": "nl", "polski": "pl", "українська": "uk", "ελληνικά": "el", "עברית": "he", "العربية": "ar",
+    "हिन्दी": "hi", "svenska": "sv",
+    "eng": "en", "zho": "zh", "chi": "zh", "cmn": "zh", "spa": "es", "fra": "fr", "fre": "fr", "deu": "de",
+    "ger": "de", "rus": "ru", "jpn": "ja", "kor": "ko", "ara": "ar", "hin": "hi", "por": "pt", "ita": "it",
+    "tha": "th", "vie": "vi", "tur": "tr", "nld": "nl", "dut": "nl", "pol": "pl", "ukr": "uk", "ind": "id",
+}
+_AGE_SYNONYMS = {"kid": "child", "kids": "child", "children": "child", "teen": "teenager", "teens": "teenager",
+                 "adolescent": "teenager", "youngadult": "young_adult", "youngadults": "young_adult",
+                 "middleaged": "adult", "senior": "older_adult", "seniors": "older_adult", "elderly": "older_adult",
+                 "olderadult": "older_adult", "olderadults": "older_adult", "retiree": "older_adult"}
+# An age in years ("34", "40s", "25 years old", "18-30", "fourteen-year-old") placed into the age groups.
+_AGE_YEARS = re.compile(r"(\d{1,3})(?:\s*(?:-|–|to)\s*(\d{1,3}))?\s*(?:s|\+|yo|y/o|(?:-| )?years?(?:(?:-| )old)?)?")
+_NUMBER_WORDS = {w: n for n, w in enumerate(
+    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
+    "seventeen eighteen nineteen twenty".split())} | {w: 10 * n for n, w in enumerate(
+    "_ _ twenty thirty forty fifty sixty seventy eighty ninety".split()) if n >= 2}
+_SPELLED_AGE = re.compile(r"(%s)(?:[- ](%s))?\b" % ("|".join(_NUMBER_WORDS), "|".join(list(_NUMBER_WORDS)[1:10])))
+_AGE_BOUNDS = ((13, "child"), (18, "teenager"), (30, "young_adult"), (65, "adult"), (130, "older_adult"))
+# "Not given" spelled out: absent, not a value outside the vocabulary.
+NOT_GIVEN = frozenset({"unknown", "n/a", "na", "none", "null", "nil", "not specified", "unspecified",
+                       "not applicable", "not given", "not known", "-", "?", "未知", "无"})
+# Open attributes (occupation, domain) that are not a value: the prompt or schema echoed back, a template
+# slot, a category word, or text cut off mid-phrase (a trailing comma or "and").
+_ECHO = ("field of life", "life or work", "job name", "job title", "iso code", "iso 639", "the person's",
+         "the persons", "this person", "persona", "public-facing or", "or behind-the-scenes", "age group", "age_group",
+         "e.g.", "[", "]", "{", "}", "<", ">", "___", "...", "…")
+_ECHO_WORDS = frozenset({"occupation", "domain", "job", "profession", "field", "work", "person", "people",
+                         "description", "language", "visibility", "various", "other", "others", "any", "general",
+                         "string", "text", "value", "example", "tbd", "todo", "xxx"})
+_CUT_OFF_WORDS = frozenset({"and", "or", "of", "the", "a", "an", "for", "in", "with", "to", "at", "from", "who",
+                            "that", "which"})
+_LETTER = re.compile(r"[^\W\d_]")
+MAX_OPEN_WORDS = 8
+MAX_OPEN_CHARS = 80
+
+
+def _squash(value: str) -> str:
+    return "".join(ch for ch in value.lower() if ch.isalnum())
+
+
+def canonical_language(value: object) -> str | None:
+    """An ISO code for a language attribute ('English' -> 'en', 'en-US' -> 'en', 'English, French' -> 'en');
+    None for anything else ('iso 3489', 'business; bakers; baking')."""
+    text = re.sub(r"\s*\([^)]*\)", "", " ".join(str(value).split()).lower()).strip(" .'\"`*")
+    first = re.split(r"\s*(?:[,;/|&]|\band\b|\bor\b)\s*", text, maxsplit=1)[0]
+    first = first.removesuffix(" language").strip()
+    if first in LANGUAGE_CODES:
+        return LANGUAGE_CODES[first]
+    if first in ISO_LANGUAGE_CODES:
+        return first
+    tagged = re.fullmatch(r"([a-z]{2,3})[-_][a-z0-9]{2,8}(?:[-_][a-z0-9]{1,8})*", first)  # BCP 47: en-US, zh-Hans-CN
+    if tagged:
+        primary = LANGUAGE_CODES.get(tagged[1], tagged[1])
+        return primary if primary in ISO_LANGUAGE_CODES else None
+    return None
+
+
+def _canonical_age_group(value: str) -> str | None:
+    squashed = _squash(value)
+    for spelling in (squashed, squashed.removesuffix("s")):  # "Teenagers", "adults"
+        if spelling in _AGE_SYNONYMS:
+            return _AGE_SYNONYMS[spelling]
+        if (group := next((a for a in AGE_GROUPS if _squash(a) == spelling), None)) is not None:
+            return group
+    text = value.strip(" .,;:").lower()
+    words = _SPELLED_AGE.match(text)
+    if words:  # "fourteen-year-old", "seventy-five years old"
+        text = str(_NUMBER_WORDS[words[1]] + _NUMBER_WORDS.get(words[2] or "", 0)) + text[words.end():]
+    years = _AGE_YEARS.fullmatch(text)
+    if years:
+        age = (int(years[1]) + int(years[2] or years[1])) / 2
+        return next((group for bound, group in _AGE_BOUNDS if age < bound), None)
+    return None
+
+
+def canonical_open_value(value: object) -> str | None:
+    """An open attribute (occupation, domain) trimmed and lower-cased; None when it is no value: the
+    prompt echoed back ('the field of life or work job name'), a slot ('[industry/field]'), several values
+    ('business; bakers; baking'), a cut-off phrase (a trailing comma), or a sentence rather than a name."""
+    text = " ".join(str(value).split()).lower().strip(" '\"`*").removesuffix(".").strip()
+    if not _LETTER.search(text) or text in _ECHO_WORDS or text in NOT_GIVEN or any(echo in text for echo in _ECHO):
+        return None
+    if text[-1] in ",;:/&(-–—" or text.rsplit(" ", 1)[-1] in _CUT_OFF_WORDS:
+        return None
+    if any(sep in text for sep in (";", "|", "\n")) or len(text) > MAX_OPEN_CHARS or text.count(" ") >= MAX_OPEN_WORDS:
+        return None
+    return text
 
 
 def pending_key(hop: int) -> str:
@@ -51,21 +160,48 @@ def pending_key(hop: int) -> str:
 
 
 def canonical_region_value(key: str, value: object) -> str | None:
-    """Map a spelling of a region value onto the vocabulary ('Young adult' -> 'young_adult'); None if it fits none.
+    """A region attribute's value in the form it is stored and counted in, or None when it is none.
 
-    Languages become ISO codes where the name is known ('English' -> 'en'); other open attributes
-    (occupation, domain) are trimmed and lower-cased.
+    Closed vocabularies (age_group, visibility) map spellings onto their values ('Young adult' ->
+    'young_adult', '34' -> 'adult'); a language becomes an ISO code (`canonical_language`); other
+    attributes are open (`canonical_open_value`). Anything that fits none is None: never stored as free text.
     """
+    if type(value) is str and value in _CANONICAL.get(key, ()):  # already canonical: the usual case
+        return value
     if value is None or isinstance(value, bool) or not str(value).strip():
         return None
+    if key == "language":
+        return canonical_language(value)
+    if key == "age_group":
+        return _canonical_age_group(str(value))
     allowed = REGION_VOCABULARY.get(key)
     if allowed is None:
-        text = " ".join(str(value).split()).lower()
-        return LANGUAGE_CODES.get(text, text) if key == "language" else text
-    squashed = "".join(ch for ch in str(value).lower() if ch.isalnum())
-    if key == "age_group" and squashed in _AGE_SYNONYMS:
-        return _AGE_SYNONYMS[squashed]
-    return next((a for a in allowed if "".join(ch for ch in a if ch.isalnum()) == squashed), None)
+        return canonical_open_value(value)
+    squashed = _squash(str(value))
+    return next((a for a in allowed if _squash(a) == squashed), None)
+
+
+_CANONICAL: dict[str, frozenset[str]] = {"language": ISO_LANGUAGE_CODES, **{k: frozenset(v) for k, v in REGION_VOCABULARY.items()}}
+
+
+def canonical_attributes(values: Mapping[str, object], keys: Sequence[str] = REGION_ATTRIBUTES) -> tuple[dict[str, str], dict[str, str]]:
+    """The region attributes among `values`, canonical (`canonical_region_value`), and those dropped
+    because they fit no value (key -> the value given, for the stage's count and report). A value that
+    says "not given" ('unknown', 'n/a', '') is neither."""
+    kept: dict[str, str] = {}
+    dropped: dict[str, str] = {}
+    for key in keys:
+        value = values.get(key)
+        if value is None or isinstance(value, bool):
+            continue
+        canonical = canonical_region_value(key, value)
+        if canonical is not None:
+            kept[key] = canonical
+            continue
+        given = " ".join(str(value).split())
+        if given and given.lower().strip(" .") not in NOT_GIVEN:
+            dropped[key] = given[:200]
+    return kept, dropped
 
 
 _gc_lock = threading.Lock()

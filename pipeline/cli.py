@@ -7,6 +7,7 @@ import json
 import sys
 import time
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -358,7 +359,11 @@ def extract(
         if summary.cleaned:
             table.add_row("texts cleaned", f"{summary.cleaned:,} (NUL characters or unpaired surrogates removed)")
         table.add_row("personas created", f"{summary.personas_created:,}")
+        table.add_row("rejected by the filter", f"{summary.personas_rejected:,} (kept with status rejected)"
+                      + "".join(f"\n  {k}: {v:,}" for k, v in summary.rejected.most_common()))
         table.add_row("already in the graph", f"{summary.personas_existing:,}")
+        if summary.attributes_dropped:
+            table.add_row("attribute values dropped", _dropped(summary.attributes_dropped))
         table.add_row("LLM requests", f"{llm.get('llm_requests', 0):,} ({llm.get('llm_cached', 0):,} cached, {llm.get('llm_failed', 0):,} failed, {llm.get('llm_calls', 0):,} calls)")
         table.add_row("tokens", f"{llm.get('llm_prompt_tokens', 0):,} prompt + {llm.get('llm_completion_tokens', 0):,} completion")
         console.print(table)
@@ -489,6 +494,11 @@ def stats(
         console.print(nodes, edges, hops)
 
 
+def _dropped(counts: Counter[str]) -> str:
+    """Attribute values a stage dropped because they fit no value of the region vocabulary, per attribute."""
+    return f"{sum(counts.values()):,} (fit no value of the vocabulary)" + "".join(f"\n  {k}: {v:,}" for k, v in counts.most_common())
+
+
 def _no_frontier(hops: int) -> str:
     """What `expand` says when no persona is left to expand (the run and its --dry-run alike)."""
     return (f"none: no accepted, unexpanded persona below hop {hops} (extracted personas become seeds once "
@@ -557,6 +567,8 @@ def expand(
         table.add_row("linked to existing personas", f"{summary.linked:,}")
         table.add_row("rejected", f"{sum(summary.rejected.values()):,}" + "".join(f"\n  {k}: {v:,}" for k, v in summary.rejected.most_common(8)))
         table.add_row("relation names rejected", f"{sum(summary.relation_rejected.values()):,}" + "".join(f"\n  {k}: {v:,}" for k, v in summary.relation_rejected.most_common(3)))
+        if summary.attributes_dropped:
+            table.add_row("attribute values dropped", _dropped(summary.attributes_dropped))
         table.add_row("edges created", f"{summary.edges_created:,}" + (f"  ({', '.join(f'{k}: {v:,}' for k, v in summary.edge_types.most_common(6))})" if summary.edge_types else ""))
         console.print(table)
 

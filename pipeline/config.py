@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -20,6 +20,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from graph.model import canonical_language
 from pipeline.relations import RelationSpec
 
 CONFIG_FILE_NAME = "personagraph.toml"
@@ -99,17 +100,43 @@ class DedupConfig(BaseModel):
 class FilterConfig(BaseModel):
     """Persona quality filter: cheap checks, then an LLM judge (see docs/dedup.md)."""
 
-    min_chars: int = Field(default=25, ge=1)
+    min_words: float = Field(
+        default=2, ge=0,
+        description="Fewest words that say something (articles and 'I am' do not count; in Chinese, Japanese or "
+                    "Thai a word is a few characters): 'PHP programmer' and '香港电影忠实粉丝' pass, 'A nurse.' does not",
+    )
     max_chars: int = Field(default=600, ge=1)
-    min_words: int = Field(default=5, ge=1)
     max_char_run: int = Field(default=4, ge=2, description="Longest run of one repeated character allowed")
-    languages: list[str] = Field(default_factory=lambda: ["en", "zh"], description="Accepted scripts: en (Latin), zh (CJK)")
+    languages: list[str] = Field(
+        default_factory=list,
+        description="Accepted languages as ISO codes, checked by script ([] = any; 'en' accepts any Latin-script text)",
+    )
+    max_source_overlap: float = Field(
+        default=0.5, gt=0, le=1,
+        description="Share of an extracted description's 3-word phrases found in its source text that makes it a copy",
+    )
+    max_seed_overlap: float = Field(
+        default=0.85, gt=0, le=1,
+        description="Share of a proposed description's 3-word phrases found in its seed persona that makes it the seed "
+                    "restated (expansion); closer paraphrases are for the dedup index to link",
+    )
     min_relevance: float = Field(default=0.2, ge=-1, le=1, description="Cosine to the seed persona, when there is one")
     use_llm: bool = Field(default=True, description="Ask the LLM judge about what passes the cheap checks")
     min_scores: dict[str, int] = Field(
         default_factory=lambda: {"relevance": 3, "plausibility": 3, "specificity": 3, "readability": 3},
         description="Lowest accepted judge score (1-5) per criterion",
     )
+
+    @field_validator("languages")
+    @classmethod
+    def _language_codes(cls, value: list[str]) -> list[str]:
+        codes = []
+        for given in value:
+            code = canonical_language(given)
+            if code is None:
+                raise ValueError(f"{given!r} is not a language: use ISO 639-1 codes such as en, zh, ru, th")
+            codes.append(code)
+        return list(dict.fromkeys(codes))
 
 
 class SynthesisConfig(BaseModel):
@@ -292,10 +319,11 @@ link_cosine = 0.75            # every two members of a merged group reach this c
 link_jaccard = 0.5            # ... or this Jaccard with method "minhash"
 
 [filter]
-min_chars = 25
+min_words = 2                 # words that say something; Chinese/Japanese/Thai count characters per word
 max_chars = 600
-min_words = 5
-languages = ["en", "zh"]
+languages = []                # [] = any language; e.g. ["en", "zh"] keeps only Latin-script and Chinese text
+max_source_overlap = 0.5      # an extracted description sharing this much of its phrasing with its text is a copy
+max_seed_overlap = 0.85       # a proposed description sharing this much with its seed is the seed restated
 min_relevance = 0.2           # cosine to the seed persona
 use_llm = true
 min_scores = { relevance = 3, plausibility = 3, specificity = 3, readability = 3 }

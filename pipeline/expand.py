@@ -29,15 +29,15 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 import numpy as np
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, ModelWrapValidatorHandler, PrivateAttr, model_validator
 
 import prompts
-from graph.model import Edge, Persona, PersonaStatus, canonical_region_value, pending_key, persona_id
+from graph.model import REGION_ATTRIBUTES, Edge, Persona, PersonaStatus, canonical_attributes, pending_key, persona_id
 from graph.store import GraphStore
 from pipeline.config import ExpandConfig, FilterConfig, Settings
 from pipeline.dedup.embedding import embed
 from pipeline.dedup.index import DedupIndex, index_folder, open_index
-from pipeline.filter import cheap_checks
+from pipeline.filter import cheap_checks, verdict_reasons
 from pipeline.llm import Estimate, LLMClient, LLMRequest, LLMResult
 from pipeline.relations import Relation, RelationError, RelationVocabulary, normalise_relation, relation_key
 
@@ -55,27 +55,29 @@ class ProposedPersona(BaseModel):
     visibility: Literal["public-facing", "behind-the-scenes"] | None = None
     language: str | None = Field(default=None, description="ISO code of the language the person mainly speaks")
     relation: str | None = Field(default=None, description="A more specific relation name, if one fits better")
+    _dropped: dict[str, str] = PrivateAttr(default_factory=dict)
 
-    @field_validator("age_group", mode="before")
+    @model_validator(mode="wrap")
     @classmethod
-    def _age(cls, v: Any) -> str | None:
-        return canonical_region_value("age_group", v)
+    def _canonical(cls, data: Any, handler: ModelWrapValidatorHandler[ProposedPersona]) -> ProposedPersona:
+        """Region attributes mapped onto the vocabulary before their types are checked; a value that fits
+        none is dropped (an answer is not failed for it) and remembered in `dropped`, for the run's count."""
+        dropped: dict[str, str] = {}
+        if isinstance(data, dict):
+            kept, dropped = canonical_attributes(data)
+            data = {**data, **{key: kept.get(key) for key in REGION_ATTRIBUTES}}
+        model = handler(data)
+        model._dropped = dropped
+        return model
 
-    @field_validator("visibility", mode="before")
-    @classmethod
-    def _visibility(cls, v: Any) -> str | None:
-        return canonical_region_value("visibility", v)
+    @property
+    def dropped(self) -> dict[str, str]:
+        """Attributes given with a value that fits none (name -> value given)."""
+        return self._dropped
 
     def attributes(self) -> dict[str, str]:
-        """The region attributes that were given, cleaned."""
-        out = {
-            "age_group": self.age_group,
-            "occupation": (self.occupation or "").strip().lower() or None,
-            "domain": (self.domain or "").strip().lower() or None,
-            "visibility": self.visibility,
-            "language": canonical_region_value("language", self.language),
-        }
-        return {k: v for k, v in out.items() if v}
+        """The region attributes that were given, canonical."""
+        return {key: value for key in REGION_ATTRIBUTES if (value := getattr(self, key))}
 
 
 class Proposals(BaseModel):
@@ -129,6 +131,7 @@ class ExpandSummary(BaseModel):
     linked: int = 0
     rejected: Counter[str] = Field(default_factory=Counter)
     relation_rejected: Counter[str] = Field(default_factory=Counter)
+    attributes_dropped: Counter[str] = Field(default_factory=Counter, description="Attribute values that fit no value, per attribute")
     edges_created: int = 0
     edge_types: Counter[str] = Field(default_factory=Counter)
     stopped_by: str = "frontier empty"
@@ -143,6 +146,8 @@ class ExpandSummary(BaseModel):
             "proposals": self.proposals, "created": self.created, "linked": self.linked,
             "rejected": sum(self.rejected.values()), "rejected_reasons": [f"{k}: {v}" for k, v in self.rejected.most_common()],
             "relations_rejected": sum(self.relation_rejected.values()), "edges_created": self.edges_created,
+            "attributes_dropped": sum(self.attributes_dropped.values()),
+            "attributes_dropped_by": [f"{k}: {v}" for k, v in self.attributes_dropped.most_common()],
             "stopped_by": self.stopped_by, "rounds": len(self.rounds),
             "graph_seconds": round(sum(r.graph_seconds for r in self.rounds), 3),
             "filter_seconds": round(sum(r.filter_seconds for r in self.rounds), 3),
@@ -207,11 +212,14 @@ ProposalCheck = Callable[[Sequence[str], Sequence[str]], list[list[str]]]
 
 
 def inline_check(config: FilterConfig, relevance: bool = True) -> ProposalCheck:
-    """The filter's cheap checks as reasons per proposal (relevance to the seed only if `relevance`)."""
+    """The filter's cheap checks as reasons per proposal (relevance to the seed only if `relevance`); the
+    seed is the text a proposal was made from, so the seed restated is rejected too (`max_seed_overlap`)."""
+    against_seed = config.model_copy(update={"max_source_overlap": config.max_seed_overlap})
 
     def check(descriptions: Sequence[str], seeds: Sequence[str]) -> list[list[str]]:
-        verdicts = cheap_checks(descriptions, list(seeds) if relevance else None, config, embed_fn=_embed_once)
-        return [[f"{criterion}: {reason}" for criterion, reason in v.reasons.items()] for v in verdicts]
+        verdicts = cheap_checks(descriptions, list(seeds) if relevance else None, against_seed, embed_fn=_embed_once,
+                                sources=seeds)
+        return [verdict_reasons(v) for v in verdicts]
 
     return check
 
@@ -457,6 +465,7 @@ class Expander:
             for proposed in result.value.personas[: opts.fanout]:  # type: ignore[union-attr]
                 proposed.description = " ".join(proposed.description.split())
                 summary.proposals += 1
+                summary.attributes_dropped.update(proposed.dropped.keys())
                 if not proposed.description:
                     summary.rejected["empty"] += 1
                     continue

@@ -5,8 +5,12 @@
 
 Records stream from `pipeline.readers`; each text is checked (unreadable, not text, too short, already
 extracted, repeated), split at paragraph breaks into chunks, and becomes one LLM request per chunk and
-stance, pulled lazily by the client's worker pool. Answers are written in batches as they stream back:
-`Persona` nodes (content-hash ids, origin=text, hop=0, status candidate), `Source` nodes and
+stance, pulled lazily by the client's worker pool. Each answer goes through the filter's cheap checks
+with the chunk it came from (a copy of the text is no persona; `pipeline.filter`), and its attributes
+through the region vocabulary (`graph.model.canonical_attributes`: what fits no value is dropped and
+counted). Answers are written in batches as they stream back:
+`Persona` nodes (content-hash ids, origin=text, hop=0, status candidate, or rejected with
+`filter_reasons` when a cheap check failed), `Source` nodes and
 `(:Persona)-[:EXTRACTED_FROM {stances, stance, chunk}]->(:Source)` edges, one per persona and source
 whichever stances gave the persona: `stances` lists them all, sorted (`stance` joins them with commas;
 graph.store pools them, so a later run's stance is added, not lost). A source is marked
@@ -34,9 +38,10 @@ from typing import IO, Any
 from pydantic import BaseModel, Field, ValidationError
 
 import prompts
-from graph.model import Edge, Persona, PersonaStatus, Source, canonical_region_value, clean_text, text_hash, text_problems
+from graph.model import Edge, Persona, PersonaStatus, Source, canonical_attributes, clean_text, text_hash, text_problems
 from graph.store import GraphStore
-from pipeline.config import ExtractConfig, Settings
+from pipeline.config import ExtractConfig, FilterConfig, Settings
+from pipeline.filter import cheap_check, verdict_reasons
 from pipeline.llm import Estimate, LLMClient, LLMRequest, LLMResult
 from pipeline.readers import TEXT_FIELDS, Record, choose_field, iter_records
 
@@ -45,7 +50,8 @@ ATTRIBUTES = ("age_group", "occupation", "domain", "visibility", "language")
 FLUSH_TEXTS = 200
 FLUSH_SECONDS = 2.0
 MAX_REPORTED = 20
-MIN_PERSONA_CHARS = 10
+# Shorter answers are failures (asked again on a rerun); what is short for its script is for the filter to say.
+MIN_PERSONA_CHARS = 2
 MAX_PERSONA_CHARS = 1000
 
 _CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
@@ -82,6 +88,9 @@ class ExtractSummary(BaseModel):
     failed_requests: int = 0
     personas_created: int = 0
     personas_existing: int = 0
+    personas_rejected: int = Field(default=0, description="Personas written as rejected: a cheap check failed")
+    rejected: Counter[str] = Field(default_factory=Counter, description="Cheap checks failed, per check")
+    attributes_dropped: Counter[str] = Field(default_factory=Counter, description="Attribute values that fit no value, per attribute")
     problems: list[str] = Field(default_factory=list)
     failures_file: str = ""
     llm: dict[str, int] = Field(default_factory=dict)
@@ -114,8 +123,11 @@ class ExtractSummary(BaseModel):
             "texts_extracted": self.texts_extracted, "texts_failed": self.texts_failed,
             "texts_skipped": self.texts_skipped, "texts_cleaned": self.cleaned, "chunks": self.chunks, "requests": self.requests,
             "failed_requests": self.failed_requests, "personas_created": self.personas_created,
-            "personas_existing": self.personas_existing, "seconds": round(self.seconds, 3),
+            "personas_existing": self.personas_existing, "personas_rejected": self.personas_rejected,
+            "attributes_dropped": sum(self.attributes_dropped.values()), "seconds": round(self.seconds, 3),
         }
+        props.update({f"rejected_{k}": v for k, v in self.rejected.items()})
+        props.update({f"dropped_{k}": v for k, v in self.attributes_dropped.items()})
         props.update({f"skipped_{re.sub(r'[^a-z0-9]+', '_', k)}": v for k, v in self.skipped.items()})
         props.update(self.llm)
         return props
@@ -176,11 +188,12 @@ class _Text:
 
 @dataclass(frozen=True, slots=True)
 class _Ask:
-    """What a request asks: of which source, which chunk, which stance."""
+    """What a request asks: of which source, which chunk (and its text, to compare the answer with), which stance."""
 
     source_id: str
     chunk: int
     stance: str
+    text: str
 
 
 class TextPlanner:
@@ -263,7 +276,7 @@ class TextPlanner:
                         key=f"{source.id}/{index}/{stance}",
                         messages=self.prompt(stance, lang).render(text=chunk),
                         schema=self.schema,
-                        meta=_Ask(source.id, index, stance),
+                        meta=_Ask(source.id, index, stance, chunk),
                     )
 
 
@@ -316,21 +329,26 @@ class GraphWriter:
         )
 
 
-def persona_from(result: LLMResult, run_id: str) -> Persona:
-    """The Persona node of a successful answer (plain text or ExtractedPersona); ValueError if unusable."""
+def persona_from(result: LLMResult, run_id: str, source: str | None = None,
+                 config: FilterConfig | None = None) -> tuple[Persona, list[str], dict[str, str]]:
+    """The Persona node of a successful answer (plain text or ExtractedPersona), the cheap checks it
+    failed against its `source` text (then it is `rejected`, with `filter_reasons`), and the attributes
+    dropped (name -> value given); ValueError if the answer holds no description."""
     attributes: dict[str, Any] = {}
+    dropped: dict[str, str] = {}
     if isinstance(result.value, ExtractedPersona):
         description = result.value.description.strip()
-        for name in ATTRIBUTES:
-            value = canonical_region_value(name, str(getattr(result.value, name))[:100])
-            if value and value not in ("unknown", "n/a", "none"):
-                attributes[name] = value
+        attributes, dropped = canonical_attributes({name: getattr(result.value, name) for name in ATTRIBUTES})
     else:
         description = plain_description(str(result.value))
     if len(description) < MIN_PERSONA_CHARS:
         raise ValueError(f"persona description too short: {description!r}")
-    return Persona(description=description[:MAX_PERSONA_CHARS], status=PersonaStatus.candidate, hop=0,
-                   origin="text", run_id=run_id, attributes=attributes)
+    description = description[:MAX_PERSONA_CHARS]
+    verdict = cheap_check(description, config=config, source=source)
+    if not verdict.ok:
+        attributes["filter_reasons"] = verdict_reasons(verdict)
+    return Persona(description=description, status=PersonaStatus.candidate if verdict.ok else PersonaStatus.rejected,
+                   hop=0, origin="text", run_id=run_id, attributes=attributes), verdict.checks, dropped
 
 
 def extracted_sources(store: GraphStore) -> dict[str, set[str]]:
@@ -394,7 +412,10 @@ async def extract_personas_async(
             error = result.error
             if result.ok:
                 try:
-                    persona = persona_from(result, summary.run_id)
+                    persona, failed_checks, dropped = persona_from(result, summary.run_id, ask.text, settings.filter)
+                    summary.personas_rejected += bool(failed_checks)
+                    summary.rejected.update(failed_checks)
+                    summary.attributes_dropped.update(dropped.keys())
                     text.personas.append(persona)
                     text.edges.append(Edge(source=persona.id, target=ask.source_id, type=EDGE_TYPE, props={
                         "stances": [ask.stance], "chunk": ask.chunk, "run_id": summary.run_id, "model": client.config.model}))

@@ -1,13 +1,16 @@
 """Filter stage: keep personas that are relevant, plausible, specific and readable.
 
-Cheap checks run first and alone decide most rejections: length bounds, one description only,
-repeated characters, accepted script (language), generic placeholder phrases, an implausible
-child-in-charge pattern, and relevance as embedding cosine to the seed persona. `cheap_check` is a
-pure function, so expansion can call it inline before writing a proposal. What passes goes to an LLM
-judge (`prompts/filter/judge.*.md`, one rubric file per criterion) that returns a 1-5 score and a
-one-line reason per criterion. Verdicts are written on the node (`status` accepted / rejected,
-`score_<criterion>`, `reason_<criterion>`, `filter_failed`, `filter_stage`, `filtered_at`), so a
-rerun skips what is decided; `purge_rejected` deletes the rejected, `filter_report` counts them.
+Cheap checks run first and alone decide most rejections (`CHECKS` names them): length that fits the
+script (words, or characters where a script writes no spaces), one description only, repetition,
+accepted languages (by script; any unless configured), a copy of the source text the persona was
+extracted from, an unfilled template, a statement about the text or the task instead of a person, a
+generic non-person, an implausible child-in-charge pattern, and relevance as embedding cosine to the
+seed persona. `cheap_checks` is a pure function, so extraction and expansion call it inline before
+they write. What passes goes to an LLM judge (`prompts/filter/judge.*.md`, one rubric file per
+criterion) that returns a 1-5 score and a one-line reason per criterion. Verdicts are written on the
+node (`status` accepted / rejected, `score_<criterion>`, `reason_<criterion>`, `filter_failed`,
+`filter_stage`, `filtered_at`), so a rerun skips what is decided; `purge_rejected` deletes the
+rejected, `filter_report` counts them. Measured on real and weak-model personas: docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -28,16 +31,22 @@ from pipeline.config import FilterConfig
 
 CRITERIA = ("relevance", "plausibility", "specificity", "readability")
 Criterion = Literal["relevance", "plausibility", "specificity", "readability"]
+# Each cheap check and the criterion its failure counts against.
+CHECKS: dict[str, Criterion] = {
+    "too_short": "specificity", "generic": "specificity", "source_copy": "specificity", "template": "specificity",
+    "statement": "readability", "too_long": "readability", "repetition": "readability", "list": "readability",
+    "language": "readability", "implausible": "plausibility", "relevance": "relevance",
+}
 
 # Whole descriptions (after the article) that name nobody in particular.
 _GENERIC = re.compile(
-    r"^(?:an?|the|some|one)?\s*(?:person|people|individual|human(?: being)?|someone|somebody|anyone|user|"
-    r"customer|customers|client|member of the public|man|woman|persona|character|guy|citizen|"
+    r"^(?:an?|the|some|one|any)?\s*(?:person|people|individual|human(?: being)?|someone|somebody|anyone|user|"
+    r"customer|customers|client|member of the public|man|woman|persona|character|guy|citizen|reader|readers|"
     r"(?:seed )?persona'?s? \w+)\s*[.!]?$",
     re.IGNORECASE,
 )
 _PLACEHOLDER = re.compile(r"\b(?:lorem ipsum|n/a|todo|tbd|placeholder|example persona|insert (?:name|persona))\b", re.I)
-_META = re.compile(r"^\s*(?:here is|here's|sure[,!]|as an ai|persona\s*\d*\s*:)", re.IGNORECASE)
+_PLACEHOLDER_KEYS = ("lorem", "n/a", "todo", "tbd", "placeholder", "example persona", "insert")
 _LIST = re.compile(r"(?:^|\n)\s*(?:\d+[.)]|[-*•])\s+\S", re.MULTILINE)
 # A young child described as holding an adult's position ("a 5-year-old CEO", "a toddler who runs a
 # bank"); the role must follow within three words, so "a 7-year-old who wants to become a surgeon" passes.
@@ -47,13 +56,15 @@ _CHILD_IN_CHARGE = re.compile(
     r"judge|senator|professor|airline pilot|owns (?:a|an) (?:company|factory|bank)|investment banker)\b",
     re.IGNORECASE,
 )
+_CHILD_KEYS = ("year", "toddler", "kindergart", "preschool")
 
 
 class FilterVerdict(BaseModel):
-    """Outcome of the cheap checks: ok, or the failed criteria each with a short reason."""
+    """Outcome of the cheap checks: ok, or the failed criteria each with a short reason, and the failed checks."""
 
     ok: bool
     reasons: dict[str, str] = Field(default_factory=dict)
+    checks: list[str] = Field(default_factory=list, description="Names of the failed checks (`CHECKS`)")
     relevance: float | None = Field(default=None, description="Cosine to the seed, when a seed was given")
 
 
@@ -73,56 +84,254 @@ class JudgeScores(BaseModel):
     readability: CriterionScore
 
 
-def _script_share(text: str) -> dict[str, float]:
-    """Share of letters per script family: latin (en) and cjk (zh)."""
-    counts: Counter[str] = Counter()
-    for ch in text:
-        if not ch.isalpha():
-            continue
-        if "\u4e00" <= ch <= "\u9fff" or "\u3400" <= ch <= "\u4dbf":
-            counts["zh"] += 1
-        elif ch.isascii() or "LATIN" in unicodedata.name(ch, ""):
-            counts["en"] += 1
+# Template slots a model left unfilled: "{ Person}", "[industry/field]", "<name>", "___", "(insert name)".
+_SLOT = re.compile(
+    r"\{[^{}\n]{0,60}\}|\[[^\[\]\n]{1,60}\]|<[^<>\n]{1,40}>|_{3,}|\bX{3,}\b|\((?:insert|your|enter) [^)]{0,40}\)|"
+    r"\b(?:insert|enter) (?:name|occupation|job|field|industry)\b|【[^】]{0,30}】",
+    re.IGNORECASE,
+)
+_SLOT_KEYS = ("{", "[", "<", "___", "xxx", "(", "insert", "enter", "【")
+# A statement about the text, the prompt or the answer instead of a description of someone: "This text
+# describes...", "The person is likely to read the text", "Your persona description is: ...", "Here is ...".
+_STATEMENT_START = re.compile(
+    r"^\W*(?:"
+    # the answer talked about instead of given
+    r"here (?:is|are)|here's|sure\b|certainly\b|okay\b|of course\b|as an ai\b|note\s*:|answer\s*:|persona\s*\d*\s*[:：]|"
+    r"i(?:'m| am) (?:sorry|not sure|unable|happy to|glad)|i(?:'d| would) be happy|"
+    r"i (?:cannot|can't|can not|will try|would (?:describe|say))|(?:your|my) persona\b|"
+    r"(?:the|this) persona (?:description|would|could|might|may)\b|this is (?:a|an|the)\b|"
+    # chatter with the user, or an instruction instead of an answer
+    r"i (?:would |)suggest|let me\b|let's\b|i hope\b|i think\b|in summary\b|overall,|please\b|thank(?:s| you)\b|"
+    r"hello\b|(?:describe|demonstrate|write|create|imagine|consider|provide|generate|use|explain|identify|answer)\b|"
+    r"your\b|to\b|how to\b|step \d|"
+    # the text, or the person asked about, as the subject
+    r"(?:the|this|that) (?:text|passage|document|article|post|excerpt|content|story|blog|recipe|message|prompt|"
+    r"question|task)\b|(?:the|this) (?:author|writer|reader)s?\b(?! of)|based on the\b|according to the\b|"
+    r"in (?:this|the) (?:text|passage)|the (?:person|persona|individual) to describe|"
+    r"(?:the|this) (?:person|persona|seed)'s\b|the (?:person|individual|reader|writer|author|user|people)\b|"
+    r"(?:an?|the)\s+(?:person|persona|reader|writer|author|individual)\s*[:：]|"
+    # a guess (no real persona says "likely"), a sentence about an event, a heading
+    r"[^.!?\n]{0,80}\b(?:likely|probably)\b|[^。！？\n]{0,20}(?:可能是|大概是|应该是)|"
+    r"the [\w'’-]+(?: [\w'’-]+){0,3} (?:is|are|was|were|will|would|has|have|had|can|could|should|may|might|must|"
+    r"plans|says|said)\b|(?:if|when|once|after|before|while|although|because|since|unless)\b|"
+    r"(?!(?:an?|i)\b)[^.:：!?\n\"]{1,50}[:：]\s*\S|"
+    r"(?:这|该|此)(?:段|篇)?(?:文本|文章|文字|内容)|根据(?:这|该|以上|上述))",
+    re.IGNORECASE,
+)
+_STATEMENT_ANYWHERE = re.compile(
+    r"\b(?:read|reads|reading|write|writes|wrote|written|writing|like|likes|enjoy|enjoys)\s+(?:this|the|that|such)\s+"
+    r"(?:text|passage|article|post|document|excerpt)\b|"
+    r"\b(?:this|the above|the following|the given|the provided|the original|the source) (?:text|passage|document|"
+    r"excerpt|article|post|prompt)\b|\bpersona description\b|\bdescribe (?:that|this|the|one) (?:person|individual)\b|"
+    r"\bas a persona\b|\b(?:the|this|that|a|input|seed|your|my|our) persona\b|\bpersona'?s\b|"
+    r"\b(?:is|was) likely (?:to be )?(?:the|a) (?:reader|writer|author)\b|以下文本|上述文本|这段文字",
+    re.IGNORECASE,
+)
+_STATEMENT_KEYS = ("text", "passage", "document", "excerpt", "article", "post", "prompt", "persona", "describe",
+                   "reader", "writer", "author", "likely", "文本", "文字")
+# A generic head ("a person", "someone", "they are a ...") with nothing particular after it: every word
+# after the head is one of these.
+_GENERIC_HEAD = re.compile(
+    r"^\W*(?:(?:an?|the|any|some|one)\s+)?(?:(?:skilled|young|older|typical|regular|average|ordinary|certain|"
+    r"curious|interested|passionate)\s+)*(?:person|people|individual|someone|somebody|anyone|human|user|reader|"
+    r"readers|customer|employee|professional|worker|they are|he is|she is|they're|he's|she's)\b",
+    re.IGNORECASE,
+)
+# A category of people, or a thing (a recipe, a blog post) where a person should be.
+_NOT_SOMEONE = re.compile(
+    r"^(?:(?:all|any|some|many) )?(?:people|readers|customers|clients|users|anyone|anybody|everyone|everybody|fans|"
+    r"members|visitors|those|individuals|viewers|consumers|citizens|audience|families|folks)\b(?!['’])|"
+    r"^the (?:general )?public\b|"
+    # a place or a name list: "Bathala, Punjab."
+    r"^(?-i:(?:[A-Z][\w'’-]*\.?\s*){1,3}(?:,\s*(?:[A-Z][\w'’-]*\.?\s*){1,3})+\.?)$|"
+    r"^(?:an?|the)\s+(?:[\w'’-]+,?\s+){0,3}?(?:recipe|text|article|post|blog|story|list|note|document|book|website|"
+    r"tutorial|method|summary|overview|report|map|poem|song|video|podcast|newsletter)"
+    r"(?:\s+(?:for|of|about|with|that|which|on|in|to)\b|[.!,]|$)|"
+    # keywords, not a description: "Tilburg, North-West, Canada", "cleaning, delivery, maintenance"
+    r"^(?!(?:an?|the|i|my|as)\b)(?:\s*[^,.;!?\s\u3000-\u9fff]+(?:\s+[^,.;!?\s\u3000-\u9fff]+){0,2}\s*)"
+    r"(?:,\s*[^,.;!?\s\u3000-\u9fff]+(?:\s+[^,.;!?\s\u3000-\u9fff]+){0,2}\s*){2,}\.?$",
+    re.IGNORECASE,
+)
+_VAGUE = frozenset(
+    "a an the and or of in on at to for with about who that which is are be being was were has have had their "
+    "his her its they them he she it this these those some any many various different general other others "
+    "person people individual someone somebody anyone human user reader readers customer employee professional "
+    "worker skilled young old older typical regular average ordinary certain curious interested interest "
+    "interests passionate enjoys enjoy likes like loves love wants want reads read reading learning learn learns "
+    "knowledge information topic topics subject subjects field fields area areas industry work works working job "
+    "life daily everyday things stuff new good great very really also always often likely probably text texts "
+    "content article articles post posts well known knows know experience experienced expert skills skill "
+    "dedicated hardworking hard motivated creative innovative helpful friendly same similar related relation "
+    "relationship role roles responsibility responsibilities responsible goal goals customers clients client team "
+    "member members company companies business businesses service services product products one ones whose whom "
+    "something thing".split()
+)
+# How many characters make a word in scripts written without spaces between words.
+_CHARS_PER_WORD = {"CJK": 1.7, "HIRAGANA": 2.5, "KATAKANA": 2.5, "THAI": 4.0, "LAO": 4.0, "KHMER": 4.0,
+                   "MYANMAR": 4.0, "TIBETAN": 3.0}
+# Words that do not make a description longer: articles, and "I am" of a first-person persona.
+_FUNCTION_WORDS = frozenset(
+    "a an the i am i'm im un une una uno le la les el los las der die das ein eine een het".split()
+)
+# "一位" / "一个" ("a") and "我是" ("I am") opening a Chinese persona.
+_ZH_OPENING = re.compile(r"^(?:我是)?(?:一|某)?(?:位|个|個|名|種|种)?")
+_WORD = re.compile(r"[^\W\d]+(?:['’-][^\W\d]+)*|\d+", re.UNICODE)  # snake_case is one word
+_JOINERS = re.compile(r"['’_-]")
+
+
+# The script a language is written in (its letters' Unicode names start with it); the rest are Latin.
+_LANGUAGE_SCRIPTS: dict[str, tuple[str, ...]] = {
+    **dict.fromkeys(("zh", "yue", "wuu", "nan", "hak"), ("CJK",)), "ja": ("HIRAGANA",), "ko": ("HANGUL", "CJK"),
+    **dict.fromkeys(("ru", "uk", "be", "bg", "mk", "kk", "ky", "tg", "mn", "tt", "ba", "cv", "ce", "os"), ("CYRILLIC",)),
+    "sr": ("CYRILLIC", "LATIN"), "el": ("GREEK",), "hy": ("ARMENIAN",), "ka": ("GEORGIAN",),
+    **dict.fromkeys(("ar", "fa", "ur", "ps", "ug", "sd", "ku"), ("ARABIC",)), **dict.fromkeys(("he", "yi"), ("HEBREW",)),
+    **dict.fromkeys(("hi", "mr", "ne", "sa"), ("DEVANAGARI",)), **dict.fromkeys(("bn", "as"), ("BENGALI",)),
+    "pa": ("GURMUKHI",), "gu": ("GUJARATI",), "ta": ("TAMIL",), "te": ("TELUGU",), "kn": ("KANNADA",),
+    "ml": ("MALAYALAM",), "si": ("SINHALA",), "or": ("ORIYA",), "th": ("THAI",), "lo": ("LAO",), "km": ("KHMER",),
+    "my": ("MYANMAR",), **dict.fromkeys(("bo", "dz"), ("TIBETAN",)), **dict.fromkeys(("am", "ti"), ("ETHIOPIC",)),
+    "dv": ("THAANA",), "iu": ("CANADIAN",),
+}
+
+
+def language_scripts(languages: Sequence[str]) -> set[str]:
+    """The scripts (`main_script` names) text in `languages` is written in: 'en' -> {'LATIN'}, 'zh' -> {'CJK'}."""
+    return {script for code in languages for script in _LANGUAGE_SCRIPTS.get(code, ("LATIN",))}
+
+
+_script_cache: dict[str, str] = {}
+
+
+def _script(ch: str) -> str:
+    """The script of a letter, as the first word of its Unicode name ('LATIN', 'CJK', 'CYRILLIC', ...)."""
+    script = _script_cache.get(ch)
+    if script is None:
+        name = unicodedata.name(ch, "")
+        script = "CJK" if name.startswith("CJK") else (name.split(" ", 1)[0] if name else "OTHER")
+        if len(_script_cache) < 100_000:
+            _script_cache[ch] = script
+    return script
+
+
+def script_counts(text: str) -> Counter[str]:
+    """Letters per script ('LATIN', 'CJK', 'CYRILLIC', 'THAI', ...); ASCII text costs one check (and is
+    counted by its length)."""
+    if text.isascii():
+        return Counter({"LATIN": len(text)})
+    return Counter(_script(ch) if not ch.isascii() else "LATIN" for ch in text if ch.isalpha())
+
+
+def word_count(text: str, scripts: Counter[str] | None = None) -> float:
+    """Words in `text` that say something: articles and "I am" do not count; in a script written without
+    spaces (Chinese, Japanese, Thai, ...) a word is a few characters (`_CHARS_PER_WORD`)."""
+    scripts = scripts if scripts is not None else script_counts(text)
+    unspaced = {s: n for s, n in scripts.items() if s in _CHARS_PER_WORD}
+    if not unspaced:
+        return float(sum(1 for w in _WORD.findall(text) if w.lower() not in _FUNCTION_WORDS))
+    if "CJK" in unspaced:
+        unspaced["CJK"] -= len(_ZH_OPENING.match(text.strip()).group(0))  # type: ignore[union-attr]
+    spaced = " ".join(w for w in _WORD.findall(text) if _script(w[0]) not in _CHARS_PER_WORD or w[0].isascii())
+    return sum(n / _CHARS_PER_WORD[s] for s, n in unspaced.items()) + word_count(spaced, Counter({"LATIN": 1}))
+
+
+def main_script(scripts: Counter[str]) -> str:
+    """The script most letters are in; Japanese (kana with or without kanji) is 'HIRAGANA'."""
+    if not scripts:
+        return "OTHER"
+    main = scripts.most_common(1)[0][0]
+    if main == "CJK" and (scripts["HIRAGANA"] or scripts["KATAKANA"]) or main == "KATAKANA":
+        return "HIRAGANA"
+    return main
+
+
+def _tokens(text: str) -> list[str]:
+    """Case-folded words, each CJK character a word of its own (for overlap with a source)."""
+    out: list[str] = []
+    for word in _WORD.findall(unicodedata.normalize("NFKC", text).casefold()):
+        if word.isascii() or _script(word[0]) not in _CHARS_PER_WORD:
+            out.append(_JOINERS.sub("", word))  # "water-damaged" and "waterdamaged" are one word
         else:
-            counts["other"] += 1
-    total = sum(counts.values()) or 1
-    return {k: v / total for k, v in counts.items()}
+            out.extend(word)
+    return out
 
 
-def _word_count(text: str) -> int:
-    """Words, counting each CJK character as one (Chinese has no spaces)."""
-    cjk = sum(1 for ch in text if "\u4e00" <= ch <= "\u9fff")
-    return len(re.findall(r"[^\W\u4e00-\u9fff]+", text)) + cjk
+def source_overlap(description: str, source: str, n: int = 3) -> float:
+    """Share of the description's word n-grams that also occur in `source`: 1.0 for a verbatim copy of
+    any part of it, or when all its words are in `source` (the source cut short or reordered); ~0.1-0.3
+    for a persona that names a few of its details."""
+    words = _tokens(description)
+    src = _tokens(source)
+    if len(words) >= 2 and set(words) <= set(src):
+        return 1.0
+    if len(words) < n:
+        return 0.0
+    grams = {tuple(words[i : i + n]) for i in range(len(words) - n + 1)}
+    found = {tuple(src[i : i + n]) for i in range(len(src) - n + 1)}
+    return len(grams & found) / len(grams)
 
 
-def _textual_checks(text: str, config: FilterConfig) -> dict[str, str]:
-    """The checks that need only the text: criterion -> reason for each failure."""
+def _is_generic(text: str, lowered: str) -> bool:
+    """A generic or placeholder description, or a generic head with only vague words after it."""
+    if _GENERIC.match(text) or _NOT_SOMEONE.match(text) or (
+            any(k in lowered for k in _PLACEHOLDER_KEYS) and _PLACEHOLDER.search(text)):
+        return True
+    head = _GENERIC_HEAD.match(text)
+    if head is None:
+        return False
+    rest = [w for w in _WORD.findall(text[head.end():].lower()) if w not in _VAGUE]
+    return len(rest) < 2
+
+
+def _word_repeated(tokens: list[str]) -> bool:
+    """A word three times in a row ("baker baker baker")."""
+    return any(a == b == c for a, b, c in zip(tokens, tokens[1:], tokens[2:]))
+
+
+def _may(lowered: str, keys: tuple[str, ...]) -> bool:
+    """Whether a pattern can match at all: it needs one of `keys` (a cheap test before the regex, which
+    most descriptions then skip)."""
+    return any(key in lowered for key in keys)
+
+
+def _textual_checks(text: str, config: FilterConfig, source: str | None = None) -> dict[str, str]:
+    """The checks that need only the text (and the source it came from): check name -> reason for each failure."""
     failed: dict[str, str] = {}
     stripped = text.strip()
-    if len(stripped) < config.min_chars:
-        failed["specificity"] = f"too short ({len(stripped)} < {config.min_chars} characters)"
-    elif _word_count(stripped) < config.min_words:
-        failed["specificity"] = f"too few words ({_word_count(stripped)} < {config.min_words})"
-    if _GENERIC.match(stripped) or _PLACEHOLDER.search(stripped):
-        failed["specificity"] = "a generic or placeholder description, not a particular person"
+    lowered = stripped.lower()
+    scripts = script_counts(stripped)
+    words = word_count(stripped, scripts)
+    if words < config.min_words:
+        failed["too_short"] = f"too short ({words:.3g} words < {config.min_words})"
+    if _is_generic(stripped, lowered):
+        failed["generic"] = "a generic or placeholder description, not a particular person"
+    if source and (overlap := source_overlap(stripped, source)) >= config.max_source_overlap:
+        failed["source_copy"] = f"a copy of the text it was made from ({overlap:.0%} of its phrases), not a new person"
+    if _may(lowered, _SLOT_KEYS) and (slot := _SLOT.search(stripped)):
+        failed["template"] = f"an unfilled template slot ({slot.group(0)!r})"
+    if _STATEMENT_START.search(stripped) or (_may(lowered, _STATEMENT_KEYS) and _STATEMENT_ANYWHERE.search(stripped)):
+        failed["statement"] = "about the text, the task or another persona, not a description of someone"
     if len(stripped) > config.max_chars:
-        failed["readability"] = f"too long ({len(stripped)} > {config.max_chars} characters)"
-    elif re.search(r"(.)\1{%d,}" % config.max_char_run, stripped):
-        failed["readability"] = f"a character repeated more than {config.max_char_run} times"
-    elif re.search(r"\b(\w+)(?:\s+\1\b){2,}", stripped, re.IGNORECASE):
-        failed["readability"] = "a word repeated three times in a row"
-    elif _META.search(stripped):
-        failed["readability"] = "meta-commentary instead of a description"
-    elif len(_LIST.findall(stripped)) >= 2:
-        failed["readability"] = "a list of several personas, not one description"
-    else:
-        shares = _script_share(stripped)
-        main = max(shares, key=shares.get) if shares else "other"
-        if main not in config.languages:
-            failed["readability"] = f"not in an accepted language ({', '.join(config.languages)})"
-    if _CHILD_IN_CHARGE.search(stripped):
-        failed["plausibility"] = "a young child in an adult's position of responsibility"
+        failed["too_long"] = f"too long ({len(stripped)} > {config.max_chars} characters)"
+    if re.search(r"(.)\1{%d,}" % config.max_char_run, stripped):
+        failed["repetition"] = f"a character repeated more than {config.max_char_run} times"
+    elif _word_repeated(lowered.split()):
+        failed["repetition"] = "a word repeated three times in a row"
+    if "\n" in stripped and (len(_LIST.findall(stripped)) >= 2 or stripped.count("\n") >= 2):
+        failed["list"] = "a list or several lines, not one description"
+    if config.languages:
+        script = main_script(scripts)
+        if script not in language_scripts(config.languages):
+            failed["language"] = f"{script.lower()} script: not an accepted language ({', '.join(config.languages)})"
+    if _may(lowered, _CHILD_KEYS) and _CHILD_IN_CHARGE.search(stripped):
+        failed["implausible"] = "a young child in an adult's position of responsibility"
     return failed
+
+
+def _verdict(failed: dict[str, str]) -> FilterVerdict:
+    reasons: dict[str, str] = {}
+    for check, reason in failed.items():
+        criterion = CHECKS[check]
+        reasons[criterion] = f"{reasons[criterion]}; {reason}" if criterion in reasons else reason
+    return FilterVerdict(ok=not failed, reasons=reasons, checks=list(failed))
 
 
 def cheap_checks(
@@ -130,11 +339,15 @@ def cheap_checks(
     seeds: Sequence[str | None] | None = None,
     config: FilterConfig | None = None,
     embed_fn: Callable[[Sequence[str]], Any] | None = None,
+    sources: Sequence[str | None] | None = None,
 ) -> list[FilterVerdict]:
-    """Cheap verdicts for many descriptions; relevance to `seeds[i]` is one batched embedding pass."""
+    """Cheap verdicts for many descriptions, each compared with the text it was extracted from
+    (`sources[i]`, if given); relevance to `seeds[i]` is one batched embedding pass."""
     config = config or FilterConfig()
     seeds = list(seeds) if seeds is not None else [None] * len(descriptions)
-    verdicts = [FilterVerdict(ok=True, reasons=_textual_checks(d, config)) for d in descriptions]
+    sources = list(sources) if sources is not None else [None] * len(descriptions)
+    failed = [_textual_checks(d, config, src) for d, src in zip(descriptions, sources)]
+    relevance: dict[int, float] = {}
     with_seed = [i for i, s in enumerate(seeds) if s]
     if with_seed:
         if embed_fn is None:
@@ -142,20 +355,23 @@ def cheap_checks(
         vecs = embed_fn([descriptions[i] for i in with_seed] + [seeds[i] for i in with_seed])
         n = len(with_seed)
         for k, i in enumerate(with_seed):
-            cos = float(vecs[k] @ vecs[n + k])
-            verdicts[i].relevance = cos
+            cos = relevance[i] = float(vecs[k] @ vecs[n + k])
             if cos < config.min_relevance:
-                verdicts[i].reasons.setdefault(
-                    "relevance", f"unrelated to the seed persona (cosine {cos:.2f} < {config.min_relevance})"
-                )
-    for v in verdicts:
-        v.ok = not v.reasons
+                failed[i]["relevance"] = f"unrelated to the seed persona (cosine {cos:.2f} < {config.min_relevance})"
+    verdicts = [_verdict(f) for f in failed]
+    for i, cos in relevance.items():
+        verdicts[i].relevance = cos
     return verdicts
 
 
-def cheap_check(description: str, seed_description: str | None = None, config: FilterConfig | None = None) -> FilterVerdict:
-    """Cheap verdict for one description (usable inline during expansion)."""
-    return cheap_checks([description], [seed_description], config)[0]
+def cheap_check(description: str, seed_description: str | None = None, config: FilterConfig | None = None,
+                source: str | None = None) -> FilterVerdict:
+    """Cheap verdict for one description (usable inline during extraction and expansion)."""
+    return cheap_checks([description], [seed_description], config, sources=[source])[0]
+
+def verdict_reasons(verdict: FilterVerdict) -> list[str]:
+    """A failed verdict as the `filter_reasons` a persona rejected inline carries: 'criterion: reason' each."""
+    return [f"{criterion}: {reason}" for criterion, reason in verdict.reasons.items()]
 
 
 def judge_messages(description: str, seed: str | None, relation: str | None, lang: str = "en") -> list[dict[str, str]]:
@@ -195,6 +411,7 @@ class FilterSummary(BaseModel):
     judge_failed: int = Field(default=0, description="Judge calls that failed; these stay undecided for a rerun")
     rejected_by: dict[str, int] = Field(default_factory=dict, description="Rejections per criterion")
     by_stage: dict[str, int] = Field(default_factory=dict, description="Rejections by the cheap checks vs the judge")
+    by_check: dict[str, int] = Field(default_factory=dict, description="Failures per cheap check (`CHECKS`)")
 
 
 def pending_items(store: GraphStore) -> list[FilterItem]:
@@ -266,6 +483,8 @@ def filter_personas(
             rows.clear()
 
     for item, verdict in zip(items, verdicts):
+        for check in verdict.checks:
+            summary.by_check[check] = summary.by_check.get(check, 0) + 1
         if not verdict.ok or client is None or not config.use_llm:
             record(item, verdict.reasons, "cheap")
         else:

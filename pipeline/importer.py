@@ -15,7 +15,7 @@ from typing import Any
 from pydantic import BaseModel, Field, ValidationError
 
 from graph.model import (
-    PROPERTY_RE, REGION_ATTRIBUTES, RESERVED_PROPERTIES, Persona, PersonaStatus, canonical_region_value, clean_props,
+    PROPERTY_RE, REGION_ATTRIBUTES, RESERVED_PROPERTIES, Persona, PersonaStatus, canonical_attributes, clean_props,
     clean_value, persona_id, text_problems,
 )
 from graph.store import GraphStore
@@ -95,6 +95,9 @@ def _attributes(rec: Record, field: str, summary: ImportSummary, everything: boo
     for key in (data if everything else REGION_ATTRIBUTES):
         if key in data and key != field and key != "attributes":
             attrs[key] = data[key]
+    region, dropped = canonical_attributes(attrs)
+    for key, value in dropped.items():
+        summary.clean(rec, "attribute values dropped", f"{key} {value!r} dropped: it fits no value of the region vocabulary")
     out: dict[str, Any] = {}
     for key, value in attrs.items():
         if key in RESERVED_PROPERTIES:
@@ -107,9 +110,9 @@ def _attributes(rec: Record, field: str, summary: ImportSummary, everything: boo
                           f"attribute {key!r} dropped: a property name is letters, digits and underscores")
             continue
         if key in REGION_ATTRIBUTES:
-            value = canonical_region_value(key, value)
-            if value is None:
+            if key not in region:
                 continue
+            value = region[key]
         out[key] = value
     cleaned = clean_props(out)
     if cleaned is not out:

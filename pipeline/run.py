@@ -88,7 +88,8 @@ def run_pipeline(
     t = time.monotonic()
     ex = extract_personas(settings, store, client, options.corpus, options.field, run_id=f"{run_id}-extract")
     _timed(summary, "extract", t, texts=ex.texts_read, skipped=ex.texts_skipped, failed=ex.texts_failed,
-           personas_created=ex.personas_created, already_present=ex.personas_existing)
+           personas_created=ex.personas_created, rejected=ex.personas_rejected, already_present=ex.personas_existing,
+           attributes_dropped=sum(ex.attributes_dropped.values()))
 
     def filter_and_dedup(label: str) -> None:
         say(f"filter{label}: relevance, plausibility, specificity, readability")
@@ -110,7 +111,8 @@ def run_pipeline(
                                          language=options.lang)
         es = expand_with_settings(store, client, settings, opts, run_id=f"{run_id}-expand")
         _timed(summary, "expand", t, seeds=es.seeds_expanded, created=es.created, linked=es.linked,
-               edges=es.edges_created, rejected=sum(es.rejected.values()), stopped_by=es.stopped_by)
+               edges=es.edges_created, rejected=sum(es.rejected.values()),
+               attributes_dropped=sum(es.attributes_dropped.values()), stopped_by=es.stopped_by)
         filter_and_dedup(" (expanded)")
 
     options.output_dir.mkdir(parents=True, exist_ok=True)

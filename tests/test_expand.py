@@ -167,7 +167,8 @@ def test_rejected_proposals_are_counted_with_reasons_and_get_no_edge(
         {"description": "A hospital pharmacist who prepares the night's medication trays for her ward"},
     ]
     summary = run(store, llm, hops=1, fanout=3, relations=["colleague"], relations_per_seed=1)
-    assert summary.rejected == {"specificity": 1, "same as the seed": 1}
+    # The seed proposed again is the seed, and a copy of the text it was made from (specificity).
+    assert summary.rejected == {"specificity": 2, "same as the seed": 1}
     assert summary.created == 1
     rejected = [n for n in personas(store).values() if n["status"] == "rejected"]
     assert [n["description"] for n in rejected] == ["A person"]

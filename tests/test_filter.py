@@ -1,12 +1,35 @@
-"""Filter: the cheap checks, the LLM judge through the project's fake endpoint, verdicts on a real graph."""
+"""Filter: the cheap checks on real and weak-model personas, attributes held to the region vocabulary,
+both through extract and expand on the project's fake endpoint, the LLM judge, verdicts on a real graph."""
 
 from __future__ import annotations
 
-import pytest
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
-from graph.model import Edge, Persona, PersonaStatus
-from graph.store import GraphStore
+import pytest
+from aiohttp import web
+from pydantic import ValidationError
+
+from bench.bench_filter import (
+    accepted_non_personas,
+    same_as_seed,
+    stage_checks,
+    weak_outputs,
+)
+from graph.model import (
+    Edge,
+    Persona,
+    PersonaStatus,
+    canonical_attributes,
+    canonical_region_value,
+    persona_id,
+)
+from graph.store import GraphStore, StoreOptions
 from pipeline.config import FilterConfig, Settings
+from pipeline.expand import ExpandOptions, expand_frontier, inline_check
+from pipeline.extract import extract_personas
 from pipeline.filter import (
     CriterionScore,
     JudgeScores,
@@ -17,7 +40,14 @@ from pipeline.filter import (
     judge_messages,
     judged_failures,
     purge_rejected,
+    source_overlap,
+    word_count,
 )
+from pipeline.llm import LLMClient
+from tests.expand_fake import expand_fake_server
+from tests.fake_llm_server import FakeLLM
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "filter"
 
 GOOD = "A night-shift nurse in a Lyon children's hospital who calms anxious parents and studies for a midwifery degree."
 SEED = "A pediatric nurse in Lyon who trains for marathons and reads crime novels."
@@ -34,7 +64,6 @@ SEED = "A pediatric nurse in Lyon who trains for marathons and reads crime novel
         ("A baker baker baker in Lyon who wakes at four every day to bake.", "readability"),
         ("Here is a persona: a baker in Lyon who wakes at four every day.", "readability"),
         ("1. A baker in Lyon who wakes early.\n2. A fisherman in Brest who mends nets.", "readability"),
-        ("Пекарь из Лиона, который просыпается в четыре утра каждый день.", "readability"),
         ("A 5-year-old CEO who runs a multinational company from her bedroom in Paris.", "plausibility"),
         ("x" * 700, "readability"),
     ],
@@ -64,8 +93,8 @@ def test_relevance_is_embedding_similarity_to_the_seed() -> None:
 
 def test_thresholds_come_from_config() -> None:
     short = "A baker in Lyon who bakes."
-    assert cheap_check(short, config=FilterConfig(min_chars=10)).ok
-    assert not cheap_check(short, config=FilterConfig(min_chars=40)).ok
+    assert cheap_check(short, config=FilterConfig(min_words=5)).ok  # baker, in, Lyon, who, bakes
+    assert not cheap_check(short, config=FilterConfig(min_words=6)).ok
     assert not cheap_check("一位在成都开小面馆的退休厨师，每天清晨给附近的学生做早餐。", config=FilterConfig(languages=["en"])).ok
 
 
@@ -139,3 +168,226 @@ def test_llm_judge_scores_what_the_cheap_checks_pass(store: GraphStore, fake_llm
         assert 1 <= node[f"score_{criterion}"] <= 5 and node[f"reason_{criterion}"]
     expected = "rejected" if node["filter_failed"] else "accepted"
     assert node["status"] == expected
+
+
+# -- real personas pass, whatever their script ------------------------------------------------------
+
+REAL_SHORT = [  # released Persona Hub personas (tests/fixtures/filter/README.md) that the length rules once rejected
+    "台灣環保人士", "香港电影忠实粉丝", "篮球评论员", "李文华（生态学家）",
+    "A practicing Kabbalist.", "A loyal PlayStation fanboy", "PHP programmer", "Heather A. Cameron", "An NZR employee",
+    "Айтишник с двадцатилетним опытом работы", "Российский айтишник, который заботится о безопасности серверов.",
+    "นักพัฒนาซอฟต์แวร์ที่เชี่ยวชาญในงานการพัฒนาเว็บไซต์", "นักออกแบบภาษาไอคอนที่พัฒนากราฟิกและแสดงผลให้กับส่วนต่างๆของอินเทอร์เฟซ",
+]
+
+
+@pytest.mark.parametrize("text", REAL_SHORT)
+def test_short_real_personas_in_chinese_english_russian_and_thai_pass(text: str) -> None:
+    verdict = cheap_check(text)
+    assert verdict.ok, verdict.reasons
+
+
+@pytest.mark.parametrize("text", ["A nurse.", "一位护士", "我是老师", "Врач.", "ครู", "The reader."])
+def test_one_word_is_too_short_in_every_script(text: str) -> None:
+    assert "too_short" in cheap_check(text).checks
+
+
+def test_words_are_counted_per_script() -> None:
+    assert word_count("A loyal PlayStation fanboy") == 3  # the article does not count
+    assert word_count("I am a bureaucratic satirist.") == 2
+    assert word_count("一位护士") == pytest.approx(2 / 1.7)  # "一位" (a) does not count; ~1.7 characters a word
+    assert word_count("香港电影忠实粉丝") == pytest.approx(8 / 1.7)
+    assert 2 < word_count("นักพัฒนาซอฟต์แวร์") < 5
+
+
+def test_any_language_is_kept_unless_the_config_restricts_it() -> None:
+    russian, thai = REAL_SHORT[9], REAL_SHORT[11]
+    assert cheap_check(russian).ok and cheap_check(thai).ok
+    en_zh = FilterConfig(languages=["en", "zh"])
+    assert not cheap_check(russian, config=en_zh).ok and "cyrillic" in cheap_check(russian, config=en_zh).reasons["readability"]
+    assert not cheap_check(thai, config=en_zh).ok and cheap_check("香港电影忠实粉丝", config=en_zh).ok
+    russian_only = FilterConfig(languages=["Russian"])  # a name is taken for its code
+    assert russian_only.languages == ["ru"]
+    assert cheap_check(russian, config=russian_only).ok and not cheap_check(GOOD, config=russian_only).ok
+    assert not cheap_check("日本の小さな町でパン屋を営む女性", config=FilterConfig(languages=["zh"])).ok
+    assert cheap_check("日本の小さな町でパン屋を営む女性", config=FilterConfig(languages=["ja"])).ok
+    with pytest.raises(ValidationError, match="not a language"):
+        FilterConfig(languages=["klingon"])
+
+
+def _jsonl(name: str) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in (FIXTURES / name).read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def test_at_most_half_a_percent_of_real_personas_is_rejected() -> None:
+    real = [row["persona"] for row in _jsonl("real_personas.jsonl")]
+    assert len(real) >= 3000
+    rejected = [(p, v.checks) for p, v in zip(real, cheap_checks(real)) if not v.ok]
+    assert len(rejected) <= 0.005 * len(real), rejected
+
+
+# -- non-personas are stopped --------------------------------------------------------------------------
+
+SOURDOUGH = ("Day 4 of my rye starter and it finally doubled! I keep it at 26°C on top of the fridge, feed 1:5:5 "
+             "twice a day, and use a mix of whole rye and bread flour. Tomorrow I'll try a 70% hydration country "
+             "loaf with a long cold retard. If your starter smells like nail polish remover, it's hungry — feed it "
+             "more often.")
+
+
+@pytest.mark.parametrize(
+    ("text", "check"),
+    [
+        ("Day 4 of my rye starter and it finally doubled! I keep it at 26°C on top of the fridge ...", "source_copy"),
+        (("Day 4 of my rye starter and it finally doubled, I keep it at 26°C on top of the fridge, feed 1:5:5 twice a "
+          "day, use a mix of whole rye and bread flour, and tomorrow is hungry — feed it more often."), "source_copy"),
+        ("{ Person} is likely to read this text.", "template"),
+        ("They are a skilled employee who is passionate about [industry/field].", "template"),
+        ("A <occupation> from <city> who enjoys <hobby>.", "template"),
+        ("{ Person} is likely to read this text.", "statement"),
+        ("This text describes a person who has just finished their rye starter and wants to share it.", "statement"),
+        ("The persona description is a phrase \"I'm writing about,\" which was likely an early version of the text.", "statement"),
+        ("A person who has written this text is likely to have been a travel writer.", "statement"),
+        ("Here is a persona: a baker in Lyon who wakes at four every day.", "statement"),
+        ("They are a skilled employee who is passionate about their work.", "generic"),
+        ("A person who enjoys reading and learning new things.", "generic"),
+        ("Someone who is interested in this topic.", "generic"),
+    ],
+)
+def test_weak_model_non_personas_are_rejected_by_the_check_that_fits(text: str, check: str) -> None:
+    verdict = cheap_check(text, source=SOURDOUGH)
+    assert not verdict.ok and check in verdict.checks, verdict
+
+
+def test_a_persona_that_names_details_of_its_text_is_no_copy() -> None:
+    persona = "A home baker who keeps a rye starter on top of the fridge and plans a 70% hydration country loaf"
+    assert source_overlap(persona, SOURDOUGH) < 0.5
+    assert cheap_check(persona, source=SOURDOUGH).ok
+    assert source_overlap(SOURDOUGH[:120], SOURDOUGH) == 1.0
+    assert source_overlap("今天早高峰地铁十号线又延误了二十分钟", "今天早高峰地铁十号线又延误了二十分钟,车厢里挤得连手机都拿不出来。") == 1.0
+
+
+def test_at_most_five_percent_of_weak_model_non_personas_get_into_the_graph() -> None:
+    rows, sources = weak_outputs()
+    verdicts = stage_checks(rows, sources, FilterConfig())
+    # As the stages run: the cheap checks, and in expansion the dedup index matching a proposal to its seed.
+    rejected = [not v.ok or same for v, same in zip(verdicts, same_as_seed(rows))]
+    accepted, non_personas = accepted_non_personas(rows, rejected)
+    assert non_personas >= 150
+    assert len(accepted) <= 0.05 * non_personas, [(r["label"], r["description"][:80]) for r in accepted]
+    # ... while what the weak model got right is kept by the checks
+    assert all(v.ok for r, v in zip(rows, verdicts) if r["label"] == "person")
+
+
+# -- attributes are held to the region vocabulary ---------------------------------------------------
+
+@pytest.mark.parametrize(
+    ("key", "given", "stored"),
+    [
+        ("language", "English", "en"), ("language", "en-US", "en"), ("language", "ZH", "zh"), ("language", "中文", "zh"),
+        ("language", "Русский", "ru"), ("language", "Thai", "th"), ("language", "English, French", "en"),
+        ("language", "iso 3489", None), ("language", "business; bakers; baking", None), ("language", "iso code", None),
+        ("age_group", "Young Adult", "young_adult"), ("age_group", "34", "adult"), ("age_group", "70s", "older_adult"),
+        ("age_group", "younger adults", None), ("age_group", "Millbrook children,", None),
+        ("visibility", "Behind the scenes", "behind-the-scenes"), ("visibility", "public-facing or behind-the-scenes", None),
+        ("occupation", " Night Cleaner ", "night cleaner"), ("domain", "Health care.", "health care"),
+        ("domain", "the field of life or work job name", None), ("domain", "[industry/field]", None),
+        ("occupation", "founder of the world's largest commercial yeast-based bread company,", None),
+        ("occupation", "An age_group", None), ("domain", "Environmental Protection,", None),
+    ],
+)
+def test_attribute_values_fit_the_vocabulary_or_are_dropped(key: str, given: str, stored: str | None) -> None:
+    assert canonical_region_value(key, given) == stored
+
+
+def test_dropped_attributes_are_reported_and_unknown_is_no_value() -> None:
+    kept, dropped = canonical_attributes({"age_group": "unknown", "language": "iso 3489", "occupation": "baker",
+                                          "visibility": "", "domain": "N/A"})
+    assert kept == {"occupation": "baker"} and dropped == {"language": "iso 3489"}
+
+
+# -- through extract and expand on the test endpoint ---------------------------------------------------
+
+BAKER = "A home baker in Leeds who keeps a rye starter on top of her fridge and bakes country loaves at weekends"
+
+
+class ScriptedExtractFake(FakeLLM):
+    """The fake endpoint answering each extract prompt with the persona `answer(text)` gives for its text."""
+
+    def __init__(self, answer: Callable[[str], dict[str, Any]]) -> None:
+        super().__init__()
+        self.answer = answer
+
+    async def _chat(self, request: web.Request) -> web.Response:
+        user = str((await request.json())["messages"][-1]["content"])
+        completion = json.loads((await super()._chat(request)).body)  # type: ignore[arg-type]
+        text = user.split("Text:\n", 1)[1].rsplit("\n\n", 1)[0]
+        completion["choices"][0]["message"]["tool_calls"][0]["function"]["arguments"] = json.dumps(self.answer(text))
+        return web.json_response(completion)
+
+
+def test_extract_rejects_a_copy_and_a_template_and_drops_attributes_outside_the_vocabulary(
+    store: GraphStore, store_options: StoreOptions, tmp_path: Path
+) -> None:
+    texts = [SOURDOUGH, "Flour shortage at the Leeds market again: three stalls had no strong bread flour by nine.",
+             "Our school bake sale raised 412 pounds for the library; thanks to every parent who baked."]
+    answers = {
+        texts[0]: {"description": SOURDOUGH[:150], "age_group": "adult", "occupation": "baker", "domain": "baking",
+                   "visibility": "public-facing", "language": "en"},
+        texts[1]: {"description": "{ Person} is likely to read this text.", "age_group": "adult", "occupation": "trader",
+                   "domain": "retail", "visibility": "public-facing", "language": "en"},
+        texts[2]: {"description": BAKER, "age_group": "younger adults", "occupation": "home baker,",
+                   "domain": "the field of life or work job name", "visibility": "Behind the scenes", "language": "iso 3489"},
+    }
+    path = tmp_path / "texts.jsonl"
+    path.write_text("".join(json.dumps({"uri": f"t/{i}", "text": t}) + "\n" for i, t in enumerate(texts)), encoding="utf-8")
+    fake = ScriptedExtractFake(lambda text: answers[text]).start()
+    try:
+        settings = Settings(llm={"base_url": fake.base_url, "model": "fake-model", "cache": False},
+                            store={"data_dir": store_options.data_dir, "graph": store_options.graph})
+        with LLMClient.from_settings(settings) as client:
+            summary = extract_personas(settings, store, client, path)
+    finally:
+        fake.stop()
+    assert summary.texts_extracted == 3 and summary.personas_created == 3 and summary.personas_rejected == 2
+    assert summary.rejected["source_copy"] == 1 and summary.rejected["template"] == 1
+    assert summary.attributes_dropped == {"age_group": 1, "occupation": 1, "domain": 1, "language": 1}
+    nodes = store.get_personas([persona_id(a["description"]) for a in answers.values()])
+    copy, template, baker = (nodes[persona_id(a["description"])] for a in answers.values())
+    assert copy["status"] == template["status"] == "rejected"
+    assert any("copy of the text" in r for r in copy["filter_reasons"])
+    assert any("template" in r for r in template["filter_reasons"])
+    assert baker["status"] == "candidate" and baker["visibility"] == "behind-the-scenes"
+    assert not {"age_group", "occupation", "domain", "language"} & set(baker)
+    run = store.run("MATCH (r:Run {id: $id}) RETURN r", {"id": summary.run_id}, write=False).value()
+    assert run["personas_rejected"] == 2 and run["dropped_language"] == 1
+    # The filter stage has only the candidate left to decide.
+    assert filter_personas(store, FilterConfig()).examined == 1
+
+
+def test_expand_rejects_a_copy_of_its_seed_and_a_template_and_drops_attributes_outside_the_vocabulary(
+    store: GraphStore, tmp_path: Path
+) -> None:
+    seed = "A pediatric nurse in a busy Lyon hospital who calms anxious parents during night shifts"
+    store.upsert_personas([Persona(description=seed)])
+    pharmacist = "A hospital pharmacist in Lyon who prepares the night's medication trays for the children's ward"
+    with expand_fake_server() as fake:
+        fake.propose = lambda ask: [
+            # what SmolLM2 proposes as the nurse's patient: the nurse again, two words dropped
+            {"description": "A pediatric nurse in Lyon hospital who calms anxious parents during night shifts."},
+            {"description": "They are a skilled employee who is passionate about [industry/field]", "age_group": "adult"},
+            {"description": pharmacist, "age_group": "younger adults", "visibility": "sometimes", "language": "iso 3489",
+             "occupation": "hospital pharmacist", "domain": "the field of life or work job name"},
+        ]
+        settings = Settings(llm={"base_url": fake.base_url, "model": "fake-model", "cache": False}, store={"data_dir": tmp_path})
+        with LLMClient.from_settings(settings) as client:
+            summary = expand_frontier(store, client, ExpandOptions(hops=1, fanout=3, relations=["colleague"],
+                                                                   relations_per_seed=1),
+                                      run_id="run-test", check=inline_check(FilterConfig(), relevance=False))
+    assert summary.created == 1 and summary.rejected["specificity"] == 2
+    assert summary.attributes_dropped == {"age_group": 1, "visibility": 1, "language": 1, "domain": 1}
+    nodes = {n["description"]: n for n in store.iter_personas(statuses=None)}
+    assert nodes[pharmacist]["status"] == "accepted" and nodes[pharmacist]["occupation"] == "hospital pharmacist"
+    assert not {"age_group", "visibility", "language", "domain"} & set(nodes[pharmacist])
+    rejected = [n for n in nodes.values() if n["status"] == "rejected"]
+    assert len(rejected) == 2
+    assert any("copy of the text" in r for n in rejected for r in n["filter_reasons"])
+    assert any("template" in r for n in rejected for r in n["filter_reasons"])
