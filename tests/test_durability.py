@@ -3,6 +3,7 @@ said as such, only our own server ever signalled, private files."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -57,6 +58,26 @@ def count(data_dir: Path, query: str) -> int:
         st.close()
 
 
+@contextlib.contextmanager
+def raw_server(data_dir: Path, *args: str) -> Iterator[redis.Redis]:
+    """The bundled redis-server + FalkorDB on the folder's socket, started by hand with `args` and none
+    of personagraph's start-up (no conversion, no index guard), as a user's own server would run."""
+    redis_server, module = server._binaries()
+    sock = data_dir / server.SOCKET_NAME
+    proc = subprocess.Popen([redis_server, "--port", "0", "--unixsocket", str(sock), "--dir", str(data_dir), *args,
+                             "--loadmodule", module], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    client = redis.Redis(unix_socket_path=str(sock))
+    try:
+        deadline = time.monotonic() + 10
+        while not server._ping(sock) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        yield client
+    finally:
+        client.close()
+        proc.kill()
+        proc.wait()
+
+
 def rewrite_aof(data_dir: Path) -> None:
     """Compact the AOF into its RDB base now, as the server does by itself as the file grows: a
     restart then loads the graph from RDB, where the engine drops index entries."""
@@ -103,23 +124,10 @@ def test_api_writes_survive_kill_9_without_any_closing_step(data_dir: Path) -> N
 
 def test_a_folder_with_a_snapshot_from_before_the_aof_is_converted_and_kept(data_dir: Path) -> None:
     # A folder written by an earlier personagraph: RDB snapshots only.
-    redis_server, module = server._binaries()
-    sock = data_dir / server.SOCKET_NAME
-    old = subprocess.Popen([redis_server, "--port", "0", "--unixsocket", str(sock), "--dir", str(data_dir),
-                            "--dbfilename", server.LEGACY_RDB, "--appendonly", "no", "--loadmodule", module],
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 10
-        while not server._ping(sock) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        client = redis.Redis(unix_socket_path=str(sock))
+    with raw_server(data_dir, "--dbfilename", server.LEGACY_RDB, "--appendonly", "no") as client:
         client.execute_command("GRAPH.QUERY", "personas", "UNWIND range(1, 300) AS i CREATE (:Persona {id: 'p_' + toString(i), hop: 0})")
         client.save()
-        client.close()
-    finally:
-        old.kill()
-        old.wait()
-    sock.unlink(missing_ok=True)
+    (data_dir / server.SOCKET_NAME).unlink(missing_ok=True)
     st = open_store(data_dir)
     try:
         assert st.run("MATCH (p:Persona) WHERE p.hop = 0 RETURN count(p)").value() == 300
@@ -205,21 +213,9 @@ def test_the_engine_still_drops_what_the_guard_guards_against(data_dir: Path) ->
     pid = server.status(data_dir).pid
     assert pid is not None
     os.kill(pid, signal.SIGKILL)
-    redis_server, module = server._binaries()
-    raw = subprocess.Popen([redis_server, "--port", "0", "--unixsocket", str(sock), "--dir", str(data_dir),
-                            "--appendonly", "yes", "--appenddirname", server.AOF_DIR, "--save", "", "--loadmodule", module],
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 10
-        while not server._ping(sock) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        client = redis.Redis(unix_socket_path=str(sock))
+    with raw_server(data_dir, "--appendonly", "yes", "--appenddirname", server.AOF_DIR, "--save", "") as client:
         assert client.execute_command("GRAPH.QUERY", "raw", count.format("0"))[1] == [[0]]  # lost on load
         assert client.execute_command("GRAPH.QUERY", "raw", count.format("1"))[1] == [[1]]
-        client.close()
-    finally:
-        raw.kill()
-        raw.wait()
 
 
 def test_a_users_write_of_an_empty_string_into_an_indexed_property_drops_that_index(store: FalkorStore) -> None:
