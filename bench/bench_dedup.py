@@ -21,8 +21,8 @@ from pathlib import Path
 from datasketch import MinHash
 
 from bench.planted_duplicates import make_corpus, pair_scores
-from pipeline.config import DedupConfig
-from pipeline.dedup.minhash import MinHasher, words
+from personagraph.config import DedupConfig
+from personagraph.dedup.minhash import MinHasher, words
 
 
 def _shingles(text: str, k: int) -> list[bytes]:
@@ -55,7 +55,7 @@ def bench_embedding(n: int, batch_size: int) -> None:
     """Texts per second of the packaged all-MiniLM-L6-v2 on this CPU."""
     import torch
 
-    from pipeline.dedup.embedding import embed, load_encoder
+    from personagraph.dedup.embedding import embed, load_encoder
 
     texts = make_corpus(n, seed=2).texts[:n]
     load_encoder()
@@ -75,10 +75,10 @@ def _rss_mb(pid: int) -> float:
 
 def bench_full(n: int, method: str, minhash_threshold: float | None) -> None:
     """Import a planted corpus into a fresh embedded graph and run the dedup stage over it."""
-    from graph import server
-    from graph.model import Persona
-    from graph.store import FalkorStore, StoreOptions
-    from pipeline.dedup.stage import merge_duplicates
+    from personagraph.graph import server
+    from personagraph.graph.model import Persona
+    from personagraph.graph.store import FalkorStore, StoreConfig
+    from personagraph.dedup.stage import merge_duplicates
 
     n_base = int(n / 1.6)  # make_corpus adds ~0.6 copies per base at the default share
     t0 = time.perf_counter()
@@ -88,7 +88,7 @@ def bench_full(n: int, method: str, minhash_threshold: float | None) -> None:
     folder = Path(tempfile.mkdtemp(prefix="pgb-", dir="/tmp"))
     try:
         server.ensure_running(folder)
-        store = FalkorStore(StoreOptions(data_dir=folder, graph="bench", batch_size=10_000))
+        store = FalkorStore(StoreConfig(data_dir=folder, graph="bench", batch_size=10_000))
         store.ensure_schema()
         t0 = time.perf_counter()
         store.upsert_personas([Persona(description=t) for t in corpus.texts])

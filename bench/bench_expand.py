@@ -30,15 +30,15 @@ import tempfile
 import time
 from pathlib import Path
 
-import prompts
+from personagraph import prompts
 from bench.bench_llm import bare_loop
-from graph import server
-from graph.model import Persona
-from graph.store import FalkorStore, GraphStore, StoreOptions
-from pipeline.config import FilterConfig, Settings
-from pipeline.expand import ExpandOptions, ExpandSummary, Proposals, expand_frontier, inline_check
-from pipeline.llm import LLMClient
-from pipeline.relations import RelationVocabulary
+from personagraph.graph import server
+from personagraph.graph.model import Persona
+from personagraph.graph.store import FalkorStore, GraphStore, StoreConfig
+from personagraph.config import FilterConfig, Settings
+from personagraph.expand import ExpandOptions, ExpandSummary, Proposals, expand_frontier, inline_check
+from personagraph.llm import LLMClient
+from personagraph.relations import RelationVocabulary
 from tests.expand_fake import AGES, JOBS, PLACES, TRAITS, expand_fake_subprocess, persona_for
 from tests.fake_llm_server import Faults
 
@@ -116,7 +116,7 @@ def main() -> None:
             print(f"{calls} calls, concurrency {args.concurrency}, latency {args.latency}s, "
                   f"chunk {args.chunk_seeds} seeds; bare openai loop {bare_rate:.1f} calls/s")
             for scale in args.scales:
-                store = FalkorStore(StoreOptions(data_dir=folder, graph=f"bench{scale}", batch_size=LOAD_BATCH))
+                store = FalkorStore(StoreConfig(data_dir=folder, graph=f"bench{scale}", batch_size=LOAD_BATCH))
                 store.ensure_schema()
                 loaded = load(store, scale, args.seeds)
                 summary, wall = run_expansion(store, base_url, folder, args)

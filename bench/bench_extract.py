@@ -21,12 +21,12 @@ import time
 from pathlib import Path
 
 from bench.bench_llm import bare_loop
-from graph import server
-from graph.store import FalkorStore, StoreOptions
-from pipeline.config import Settings
-from pipeline.extract import ExtractedPersona, ExtractSummary, TextPlanner, extract_personas
-from pipeline.llm import LLMClient, ResponseCache
-from pipeline.readers import iter_records
+from personagraph.graph import server
+from personagraph.graph.store import FalkorStore, StoreConfig
+from personagraph.config import Settings
+from personagraph.extract import ExtractedPersona, ExtractSummary, TextPlanner, extract_personas
+from personagraph.llm import LLMClient, ResponseCache
+from personagraph.readers import iter_records
 from tests.fake_llm_server import Faults, fake_llm_subprocess
 
 
@@ -66,7 +66,7 @@ def main() -> None:
                 ok = asyncio.run(bare_loop(base_url, prompts, ExtractedPersona, args.concurrency))
                 bare.append((ok / (time.perf_counter() - wall), 1000 * (time.process_time() - cpu) / ok))
 
-                store = FalkorStore(StoreOptions(data_dir=folder, graph=f"bench{round_no}"))
+                store = FalkorStore(StoreConfig(data_dir=folder, graph=f"bench{round_no}"))
                 store.ensure_schema()
                 client = LLMClient(settings.llm, base_url, ResponseCache(folder / f"cache{round_no}"))
                 cpu, wall = time.process_time(), time.perf_counter()

@@ -26,9 +26,9 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from graph.model import REGION_ATTRIBUTES, canonical_attributes, persona_id
-from pipeline.config import FilterConfig
-from pipeline.filter import (
+from personagraph.graph.model import REGION_ATTRIBUTES, canonical_attributes, persona_id
+from personagraph.config import FilterConfig
+from personagraph.filter import (
     FilterVerdict,
     cheap_check,
     cheap_checks,
@@ -89,8 +89,8 @@ def stage_checks(rows: list[dict[str, Any]], sources: list[str], config: FilterC
 def same_as_seed(rows: list[dict[str, Any]]) -> list[bool]:
     """For each proposal, whether expansion's dedup index (default settings) matches it to its own seed,
     which expansion rejects as "same as the seed"; False for extracted rows."""
-    from pipeline.config import DedupConfig
-    from pipeline.dedup.index import DedupIndex
+    from personagraph.config import DedupConfig
+    from personagraph.dedup.index import DedupIndex
 
     seeds = sorted({r["seed"] for r in rows if r["stage"] == "expand"})
     index = DedupIndex(DedupConfig())

@@ -35,10 +35,10 @@ import networkx as nx
 import numpy as np
 
 from bench.planted_duplicates import ACTIVITIES, AGES, OCCUPATIONS, PLACES, TRAITS
-from graph import server
-from graph.model import Edge, Persona, gc_paused
-from graph.store import GraphStore, StoreOptions, open_store
-from graph.traversal import connected_clusters, ego_networks
+from personagraph.graph import server
+from personagraph.graph.model import Edge, Persona, gc_paused
+from personagraph.graph.store import GraphStore, StoreConfig, open_store
+from personagraph.graph.traversal import connected_clusters, ego_networks
 
 EDGE_TYPES = ("COLLEAGUE_OF", "NEIGHBOUR_OF", "FRIEND_OF", "PATIENT_OF", "SUPPLIER_OF", "PARENT_OF", "CUSTOMER_OF")
 EDGE_TYPE_WEIGHTS = (0.3, 0.2, 0.2, 0.1, 0.1, 0.05, 0.05)
@@ -276,7 +276,7 @@ def run(scale: float, batch_size: int, seed: int, data_dir: Path, samples: int, 
     edges, gen_s = timed(lambda: power_law_edges(n_nodes, n_edges, seed))
     report.add("edge generation (numpy)", f"{gen_s:.1f} s")
 
-    store = open_store(StoreOptions(data_dir=data_dir, graph="bench", batch_size=batch_size))
+    store = open_store(StoreConfig(data_dir=data_dir, graph="bench", batch_size=batch_size))
     cpu_before = cpu_seconds(data_dir)
     ids = import_graph(store, n_nodes, edges, report, lambda: cpu_seconds(data_dir), gc_pause, overlap)
     cpu_after = cpu_seconds(data_dir)
@@ -347,7 +347,7 @@ def restarts(data_dir: Path, n_nodes: int, report: Report) -> None:
     while server.pid_alive(pid):
         time.sleep(0.01)
     (_, crash_s) = timed(lambda: server.ensure_running(data_dir))
-    store = open_store(StoreOptions(data_dir=data_dir, graph="bench"), ensure_schema=False)
+    store = open_store(StoreConfig(data_dir=data_dir, graph="bench"), ensure_schema=False)
     kept = store.run("MATCH (p:Persona) RETURN count(p)").value()
     store.close()
     report.add("restart after kill -9 of the server group", f"{crash_s:.1f} s",

@@ -20,8 +20,8 @@ from typing import Any
 import openai
 from pydantic import BaseModel, Field
 
-from pipeline.config import Settings
-from pipeline.llm import LLMClient, LLMRequest
+from personagraph.config import Settings
+from personagraph.llm import LLMClient, LLMRequest
 from tests.fake_llm_server import Faults, fake_llm_subprocess
 
 

@@ -22,9 +22,9 @@ import networkx as nx
 import numpy as np
 
 from bench.bench_graph import Report, import_graph, power_law_edges, timed
-from graph import server
-from graph.store import StoreOptions, open_store
-from pipeline.sample import GraphSample, SampleSpec, sample_personas
+from personagraph.graph import server
+from personagraph.graph.store import StoreConfig, open_store
+from personagraph.sample import GraphSample, SampleSpec, sample_personas
 
 
 def connected(sample: GraphSample) -> bool:
@@ -40,7 +40,7 @@ def run(scale: float, count: int, seed: int, data_dir: Path) -> Report:
     report = Report()
     n_nodes, n_edges = int(1_000_000 * scale), int(3_000_000 * scale)
     report.add("graph", f"{n_nodes:,} personas, {n_edges:,} edges", f"scale {scale}")
-    store = open_store(StoreOptions(data_dir=data_dir, graph="bench", batch_size=10_000))
+    store = open_store(StoreConfig(data_dir=data_dir, graph="bench", batch_size=10_000))
     import_graph(store, n_nodes, power_law_edges(n_nodes, n_edges, seed), report)
     batches = [
         ("connected clusters (size 20)", SampleSpec(strategy="cluster", size=20, count=count, seed=seed)),

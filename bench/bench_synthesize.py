@@ -23,13 +23,13 @@ from pathlib import Path
 
 from bench.bench_graph import EDGE_TYPES, persona_chunks, power_law_edges
 from bench.bench_llm import bare_loop, measure
-from graph import server
-from graph.model import Edge
-from graph.store import GraphStore, StoreOptions, open_store
-from pipeline.config import Settings
-from pipeline.llm import LLMClient, LLMRequest
-from pipeline.sample import SampleSpec
-from pipeline.synthesize import SynthesisSpec, Synthesizer, pick_personas, synthesize_async
+from personagraph.graph import server
+from personagraph.graph.model import Edge
+from personagraph.graph.store import GraphStore, StoreConfig, open_store
+from personagraph.config import Settings
+from personagraph.llm import LLMClient, LLMRequest
+from personagraph.sample import SampleSpec
+from personagraph.synthesize import SynthesisSpec, Synthesizer, pick_personas, synthesize_async
 from tests.fake_llm_server import Faults, fake_llm_subprocess
 
 
@@ -56,7 +56,7 @@ def main() -> None:
     args = ap.parse_args()
     data_dir = Path(tempfile.mkdtemp(prefix="pgsyn-", dir="/tmp"))
     try:
-        store = open_store(StoreOptions(data_dir=data_dir, graph="bench"))
+        store = open_store(StoreConfig(data_dir=data_dir, graph="bench"))
         build_graph(store, args.personas, args.seed)
         settings = Settings(llm={"model": "fake-model", "cache": False, "concurrency": args.concurrency, "timeout": 60.0},
                             store={"data_dir": data_dir})

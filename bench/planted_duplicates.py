@@ -21,10 +21,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pipeline.config import DedupConfig
-from pipeline.dedup.embedding import embed
-from pipeline.dedup.groups import duplicate_groups
-from pipeline.dedup.pairs import minhasher
+from personagraph.config import DedupConfig
+from personagraph.dedup.embedding import embed
+from personagraph.dedup.groups import duplicate_groups
+from personagraph.dedup.pairs import minhasher
 
 OCCUPATIONS = [
     "pediatric nurse", "high school chemistry teacher", "long-haul truck driver", "software engineer",

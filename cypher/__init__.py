@@ -74,3 +74,13 @@ def statements(text: str) -> list[str]:
 def ready_made() -> list[str]:
     """Names of the user-facing queries in `cypher/queries/` (run with `personagraph query NAME`)."""
     return sorted(p.stem for p in (CYPHER_DIR / "queries").glob("*.cypher"))
+
+
+def resolve_query(text: str, dialect: str = "falkordb") -> str:
+    """A user's query: a `.cypher` file path, the name of a ready-made query in cypher/queries/, or literal Cypher."""
+    path = Path(text)
+    if text.endswith(".cypher") and path.is_file():
+        return path.read_text(encoding="utf-8")
+    if text in ready_made():
+        return load(f"queries/{text}", dialect)
+    return text

@@ -12,7 +12,7 @@ from typing import Any
 
 import networkx as nx
 
-from graph.store import LIVE_STATUSES, GraphStore
+from personagraph.graph.store import LIVE_STATUSES, GraphStore
 
 
 def to_networkx(

@@ -9,8 +9,8 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any, Literal
 
-from graph.analysis import flatten_for_graphml
-from graph.store import GraphStore
+from personagraph.graph.analysis import flatten_for_graphml
+from personagraph.graph.store import GraphStore
 
 ExportFormat = Literal["jsonl", "parquet", "graphml", "neo4j-csv"]
 FORMATS: tuple[str, ...] = ("jsonl", "parquet", "graphml", "neo4j-csv")
@@ -47,7 +47,7 @@ def export_graphml(store: GraphStore, path: Path, statuses: tuple[str, ...] | No
     """Personas and relationship edges as GraphML (lists stored as JSON strings)."""
     import networkx as nx
 
-    from graph.analysis import to_networkx
+    from personagraph.graph.analysis import to_networkx
 
     g = to_networkx(store, statuses=statuses)
     flat = nx.MultiDiGraph()

@@ -21,7 +21,7 @@ import logging
 from collections import defaultdict
 from typing import Any
 
-import cypher
+from personagraph import cypher
 
 log = logging.getLogger("personagraph.store")
 

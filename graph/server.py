@@ -247,7 +247,7 @@ def ensure_running(data_dir: Path) -> Path:
         _wait_for_socket(socket_path, proc.pid, data_dir)
         if convert:
             _convert_to_aof(data_dir, socket_path)
-        from graph.indexes import guard_server
+        from personagraph.graph.indexes import guard_server
 
         guard_server(str(socket_path))  # loaded from disk: no index may hold what the load dropped
         return socket_path

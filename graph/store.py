@@ -4,7 +4,7 @@ Every operation is Cypher from `cypher/` run with parameters; the two backends d
 query is sent and how results come back (`FalkorStore`, `Neo4jStore`), and in the few files of the
 per-dialect table (`cypher/falkordb/`, `cypher/neo4j/`). Nothing here knows about LLMs.
 
-    >>> store = open_store(StoreOptions(data_dir=Path(".personagraph")))
+    >>> store = open_store(StoreConfig(data_dir=Path(".personagraph")))
     >>> store.upsert_personas([Persona(description="A pediatric nurse in Lyon")])
     WriteStats(nodes_created=1, ...)
 """
@@ -22,11 +22,11 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, SecretStr
 
-import cypher
-from graph import server
-from graph.model import (
+from personagraph import cypher
+from personagraph.graph import server
+from personagraph.graph.model import (
     PERSONA_ROW,
     Edge,
     Persona,
@@ -37,7 +37,7 @@ from graph.model import (
     check_rel_type,
     gc_paused,
 )
-from graph.server import StoreUnavailable
+from personagraph.graph.server import StoreUnavailable
 
 LIVE_STATUSES: tuple[str, ...] = (PersonaStatus.candidate.value, PersonaStatus.accepted.value)
 UNIQUE_KEYS: tuple[tuple[str, str], ...] = (("Persona", "id"), ("Source", "id"), ("Run", "id"), ("Sample", "id"))
@@ -52,7 +52,7 @@ __all__ = [
     "QueryError",
     "ReadOnlyViolation",
     "StoreUnavailable",
-    "StoreOptions",
+    "StoreConfig",
     "QueryResult",
     "WriteStats",
     "LIVE_STATUSES",
@@ -68,15 +68,18 @@ class ReadOnlyViolation(QueryError):
     """A query that writes was sent as read-only."""
 
 
-class StoreOptions(BaseModel):
-    """How to reach the store (the `store` config section, minus what only the CLI needs)."""
+class StoreConfig(BaseModel):
+    """Where the graph lives (the `[store]` config section): the embedded FalkorDB folder, or a Neo4j URI."""
 
-    uri: str = "embedded"
-    data_dir: Path = Path(".personagraph")
-    graph: str = "personas"
+    uri: str = Field(
+        default="embedded",
+        description="'embedded' (FalkorDB child process in `data_dir`), or neo4j://host:7687 / bolt://...",
+    )
+    data_dir: Path = Field(default=Path(".personagraph"), description="Folder of the embedded store, caches and indexes")
+    graph: str = Field(default="personas", description="Graph name (FalkorDB key) or Neo4j database name ('' = default)")
     user: str = "neo4j"
-    password: str = ""
-    batch_size: int = Field(default=5000, ge=1)
+    password: SecretStr = SecretStr("")
+    batch_size: int = Field(default=5000, ge=1, description="Rows per UNWIND write query")
 
 
 class WriteStats(BaseModel):
@@ -262,7 +265,7 @@ class GraphStore(ABC):
 
     dialect: str = ""
 
-    def __init__(self, options: StoreOptions) -> None:
+    def __init__(self, options: StoreConfig) -> None:
         self.options = options
 
     # -- transport (backend-specific) -----------------------------------------------------------
@@ -634,7 +637,7 @@ class FalkorStore(GraphStore):
 
     dialect = "falkordb"
 
-    def __init__(self, options: StoreOptions, socket_path: Path | None = None) -> None:
+    def __init__(self, options: StoreConfig, socket_path: Path | None = None) -> None:
         super().__init__(options)
         import redis
         from falkordb import FalkorDB
@@ -772,7 +775,7 @@ class FalkorStore(GraphStore):
 
     def _after_user_write(self) -> None:
         super()._after_user_write()
-        from graph.indexes import guard_graph
+        from personagraph.graph.indexes import guard_graph
 
         with self._errors():
             guard_graph(self._graph, self.options.graph)
@@ -787,7 +790,7 @@ class Neo4jStore(GraphStore):
 
     dialect = "neo4j"
 
-    def __init__(self, options: StoreOptions) -> None:
+    def __init__(self, options: StoreConfig) -> None:
         super().__init__(options)
         import neo4j
         from neo4j.exceptions import AuthError, ServiceUnavailable
@@ -797,7 +800,7 @@ class Neo4jStore(GraphStore):
         if not driver_log.handlers:  # the driver's own warnings would print beside our one-line error
             driver_log.addHandler(logging.NullHandler())
         try:
-            self._driver = neo4j.GraphDatabase.driver(options.uri, auth=(options.user, options.password))
+            self._driver = neo4j.GraphDatabase.driver(options.uri, auth=(options.user, options.password.get_secret_value()))
             self._driver.verify_connectivity()
         except (ServiceUnavailable, AuthError, ValueError, OSError) as exc:
             reason = " ".join(str(exc).split())  # the driver's message spans lines
@@ -862,7 +865,7 @@ class Neo4jStore(GraphStore):
         self._driver.close()
 
 
-def open_store(options: StoreOptions, *, ensure_schema: bool = True) -> GraphStore:
+def open_store(options: StoreConfig, *, ensure_schema: bool = True) -> GraphStore:
     """Open the store the options name: the embedded FalkorDB, or Neo4j for neo4j:// / bolt:// URIs."""
     uri = options.uri.strip()
     if uri in ("", "embedded", "falkordb"):

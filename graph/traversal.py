@@ -15,7 +15,7 @@ from __future__ import annotations
 import random
 from collections.abc import Iterable, Sequence
 
-from graph.store import LIVE_STATUSES, GraphStore
+from personagraph.graph.store import LIVE_STATUSES, GraphStore
 
 __all__ = ["ego_networks", "random_walks", "connected_clusters"]
 

@@ -9,10 +9,12 @@ Sources, highest priority first: explicit overrides (CLI flags), environment var
 from __future__ import annotations
 
 import os
+from contextvars import ContextVar
+from enum import StrEnum
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -20,24 +22,57 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from graph.model import canonical_language
-from pipeline.relations import RelationSpec
+from personagraph.graph.model import canonical_language
+from personagraph.graph.store import StoreConfig
+from personagraph.relations import RelationSpec
 
 CONFIG_FILE_NAME = "personagraph.toml"
+# The TOML file `load_settings` was given (read by the settings source; no environment variable is written).
+_config_file: ContextVar[Path | None] = ContextVar("personagraph_config_file", default=None)
 
 
-class StoreConfig(BaseModel):
-    """Where the graph lives: the embedded FalkorDB folder, or a Neo4j URI."""
+# -- the method's vocabularies, defined once (config, API and CLI all use these) ----------------
+class Stance(StrEnum):
+    """Who a text's persona is: someone who would read, write or like it (Text-to-Persona)."""
 
-    uri: str = Field(
-        default="embedded",
-        description="'embedded' (FalkorDB child process in `data_dir`), or neo4j://host:7687 / bolt://...",
-    )
-    data_dir: Path = Field(default=Path(".personagraph"), description="Folder of the embedded store, caches and indexes")
-    graph: str = Field(default="personas", description="Graph name (FalkorDB key) or Neo4j database name ('' = default)")
-    user: str = "neo4j"
-    password: SecretStr = SecretStr("")
-    batch_size: int = Field(default=5000, ge=1, description="Rows per UNWIND write query")
+    read = "read"
+    write = "write"
+    like = "like"
+
+
+class Strategy(StrEnum):
+    """How personas are drawn from the graph (see personagraph.sample)."""
+
+    uniform = "uniform"
+    stratified = "stratified"
+    ego = "ego"
+    walk = "walk"
+    community = "community"
+    cluster = "cluster"
+
+
+class Mode(StrEnum):
+    """How a synthesis prompt is built: no examples, examples, examples with their authors, or the neighbours' samples."""
+
+    zero_shot = "zero_shot"
+    few_shot = "few_shot"
+    persona_few_shot = "persona_few_shot"
+    neighbourhood_few_shot = "neighbourhood_few_shot"
+
+
+class DedupMethod(StrEnum):
+    """Which detectors propose duplicate pairs."""
+
+    minhash = "minhash"
+    embedding = "embedding"
+    both = "both"
+
+
+class Lang(StrEnum):
+    """Prompt languages shipped in prompts/ (a task of your own may add others)."""
+
+    en = "en"
+    zh = "zh"
 
 
 class ImportConfig(BaseModel):
@@ -78,7 +113,7 @@ class LLMConfig(BaseModel):
 class DedupConfig(BaseModel):
     """Near-duplicate detection: MinHash LSH over word shingles and embedding cosine (see docs/dedup.md)."""
 
-    method: Literal["minhash", "embedding", "both"] = Field(default="both", description="Which detectors propose pairs")
+    method: DedupMethod = Field(default=DedupMethod.both, description="Which detectors propose pairs")
     shingle_size: int = Field(default=1, ge=1, description="Words per MinHash shingle")
     num_perm: int = Field(default=128, ge=16, description="MinHash permutations")
     minhash_threshold: float = Field(default=0.55, gt=0, le=1, description="Estimated Jaccard for LSH and verification")
@@ -139,29 +174,47 @@ class FilterConfig(BaseModel):
         return list(dict.fromkeys(codes))
 
 
-class SynthesisConfig(BaseModel):
-    """Sampling defaults and persona-driven synthesis (see docs/synthesis.md)."""
+class SampleConfig(BaseModel):
+    """How personas are drawn from the graph: `count` samples of `size` by `strategy`, reproducibly from `seed`.
 
-    strategy: Literal["uniform", "stratified", "ego", "walk", "community", "cluster"] = Field(
-        default="uniform", description="How personas are picked from the graph"
+    `min_size` (cluster only): the smallest cluster accepted; None means `size`, so every cluster has
+    exactly `size` members, and 1 accepts whatever the seed's component holds.
+    """
+
+    strategy: Strategy = Field(default=Strategy.uniform, description="How personas are picked from the graph")
+    size: int = Field(
+        default=20, ge=1, validation_alias=AliasChoices("size", "sample_size"),
+        description="Members per sample (ego, walk, community, cluster, stratified)",
     )
-    sample_size: int = Field(default=20, ge=1, description="Members per sample (ego, walk, community, cluster, stratified)")
+    count: int = Field(default=1, ge=0, description="Samples drawn")
     min_size: int | None = Field(
-        default=None, ge=1, description="Smallest connected cluster accepted (cluster); unset = sample_size, 1 = any"
+        default=None, ge=1, description="Smallest connected cluster accepted (cluster); unset = size, 1 = any"
     )
     hops: int = Field(default=2, ge=1, le=6, description="Radius of ego networks (and of the subgraph communities are found in)")
     stratify_by: str = Field(default="age_group", description="Persona attribute whose values get equal shares")
     statuses: list[str] = Field(default_factory=lambda: ["accepted"], description="Persona statuses that may be sampled")
     seed: int = Field(default=0, description="Random seed: the same seed on the same graph gives the same samples and rows")
-    lang: str = Field(default="en", description="Prompt language: en or zh")
-    mode: Literal["zero_shot", "few_shot", "persona_few_shot", "neighbourhood_few_shot"] = "zero_shot"
+
+    model_config = {"populate_by_name": True}
+
+    @property
+    def smallest_cluster(self) -> int:
+        """The fewest members a cluster may have (`min_size`, at most `size`)."""
+        return min(self.min_size or self.size, self.size)
+
+
+class SynthesisConfig(SampleConfig):
+    """Persona-driven synthesis (see docs/synthesis.md): the sampling it draws personas with, and the prompt."""
+
+    lang: str = Field(default=Lang.en, description="Prompt language: en or zh (or a language of your own task files)")
+    mode: Mode = Mode.zero_shot
     shots: int = Field(default=3, ge=1, description="Demonstrations per prompt in the few-shot modes")
     task_dirs: list[Path] = Field(default_factory=list, description="Folders of your own task prompts (<task>.<lang>.md), searched first")
     write_back: bool = Field(default=False, description="Also store each row as a (:Sample)-[:GENERATED_BY]->(:Persona) node")
 
 
 class ExpandConfig(BaseModel):
-    """Persona-to-Persona expansion (`personagraph expand`, see pipeline/expand.py and pipeline/relations.py)."""
+    """Persona-to-Persona expansion (see personagraph.expand and personagraph.relations), with a run's budgets."""
 
     hops: int = Field(default=6, ge=1, le=6, description="Deepest hop a proposed persona may get (six degrees)")
     fanout: int = Field(default=3, ge=1, le=20, description="Personas asked for per seed and relation")
@@ -169,19 +222,26 @@ class ExpandConfig(BaseModel):
     relations: list[str] = Field(default_factory=list, description="Relation names to use ([] = the whole vocabulary)")
     extra_relations: list[RelationSpec] = Field(default_factory=list, description="User relations added to the vocabulary")
     free_relations: bool = Field(default=True, description="Let the LLM name a more specific relation (validated)")
-    language: str = Field(default="en", description="Prompt language: en or zh")
+    lang: str = Field(
+        default=Lang.en, validation_alias=AliasChoices("lang", "language"), description="Prompt language: en or zh"
+    )
     chunk_seeds: int = Field(default=256, ge=1, description="Seeds whose proposals are written together, in seed order")
     dedup: Literal["index", "exact"] = Field(
         default="index", description="Match proposals to existing personas with the dedup index, or by exact text only"
     )
     relevance_check: bool = Field(default=True, description="Inline filter also checks embedding relevance to the seed")
+    max_new: int | None = Field(default=None, ge=0, description="Stop after creating this many personas")
+    max_calls: int | None = Field(default=None, ge=0, description="Stop after sending this many LLM requests")
+    focus: dict[str, list[str]] = Field(default_factory=dict, description="Regions to aim at: {attribute: [values]}")
+
+    model_config = {"populate_by_name": True}
 
 
 class ExtractConfig(BaseModel):
     """Text-to-Persona: which questions are asked of each text, in what format, on what pieces."""
 
-    stances: list[Literal["read", "write", "like"]] = Field(
-        default=["read"], min_length=1, description="Who would read / write / like the text: one persona per stance"
+    stances: list[Stance] = Field(
+        default=[Stance.read], min_length=1, description="Who would read / write / like the text: one persona per stance"
     )
     format: Literal["plain", "structured"] = Field(default="structured", description="Description only, or with attributes")
     lang: Literal["auto", "en", "zh"] = Field(default="auto", description="Prompt language; auto = zh for mostly-CJK texts")
@@ -189,6 +249,29 @@ class ExtractConfig(BaseModel):
     min_chars: int = Field(default=40, ge=1, description="Shorter texts are skipped as near-empty")
     chunk_chars: int = Field(default=4000, ge=200, description="Longer texts are split at paragraph breaks into chunks")
     max_chunks: int = Field(default=4, ge=1, description="Chunks used per text (the rest of a very long text is ignored)")
+
+
+class RunConfig(BaseModel):
+    """The whole method in one call (`personagraph run`): what it writes, and a first run's small budgets."""
+
+    output_dir: Path = Field(default=Path("out"), description="Where personas.jsonl and the synthesized rows go")
+    task: str = Field(default="math_problem", description="Synthesis task (see `personagraph synthesize --list`)")
+    count: int = Field(default=10, ge=0, description="Synthesized rows (0 = no synthesis)")
+    judge: bool | None = Field(
+        default=None, description="LLM judge in the filter; None = only with a configured endpoint (not the tiny embedded model)"
+    )
+    expand: dict[str, Any] = Field(
+        default_factory=lambda: {"hops": 2, "fanout": 2, "relations_per_seed": 2, "max_new": 60},
+        description="`[expand]` values for the run's expansion (a first run should take a minute or two); hops 0 = none",
+    )
+
+    @field_validator("expand")
+    @classmethod
+    def _expand_keys(cls, value: dict[str, Any]) -> dict[str, Any]:
+        unknown = set(value) - set(ExpandConfig.model_fields)
+        if unknown:
+            raise ValueError(f"not [expand] settings: {', '.join(sorted(unknown))}")
+        return value
 
 
 class Settings(BaseSettings):
@@ -209,6 +292,7 @@ class Settings(BaseSettings):
     filter: FilterConfig = Field(default_factory=FilterConfig)
     expand: ExpandConfig = Field(default_factory=ExpandConfig)
     synthesis: SynthesisConfig = Field(default_factory=SynthesisConfig)
+    run: RunConfig = Field(default_factory=RunConfig)
 
     @classmethod
     def settings_customise_sources(
@@ -219,7 +303,7 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        toml_path = os.environ.get("PERSONAGRAPH_CONFIG", CONFIG_FILE_NAME)
+        toml_path = _config_file.get() or os.environ.get("PERSONAGRAPH_CONFIG", CONFIG_FILE_NAME)
         return (
             init_settings,
             env_settings,
@@ -255,12 +339,30 @@ class _StandardEnvSource(PydanticBaseSettingsSource):
 
 
 def load_settings(config_path: Path | None = None, **overrides: Any) -> Settings:
-    """Read the settings once: TOML file (explicit path or default), env, then `overrides`."""
-    if config_path is not None:
-        if not config_path.exists():
-            raise FileNotFoundError(f"config file {config_path} does not exist")
-        os.environ["PERSONAGRAPH_CONFIG"] = str(config_path)
-    return Settings(**overrides)
+    """Read the settings once: TOML file (explicit path, `PERSONAGRAPH_CONFIG`, or ./personagraph.toml), env, then `overrides`."""
+    if config_path is not None and not Path(config_path).exists():
+        raise FileNotFoundError(f"config file {config_path} does not exist")
+    token = _config_file.set(Path(config_path) if config_path is not None else None)
+    try:
+        return Settings(**overrides)
+    finally:
+        _config_file.reset(token)
+
+
+Section = TypeVar("Section", bound=BaseModel)
+
+
+def with_overrides(section: Section, **overrides: Any) -> Section:
+    """A copy of a config section with the given values (None = keep the section's own), validated.
+
+    What the API's keyword arguments and the CLI's flags go through, so a wrong value is refused
+    with the field's name, as it would be in the TOML file.
+    """
+    given = {k: v for k, v in overrides.items() if v is not None}
+    unknown = set(given) - set(type(section).model_fields)
+    if unknown:
+        raise TypeError(f"unknown {type(section).__name__} settings: {', '.join(sorted(unknown))}")
+    return type(section).model_validate(section.model_dump() | given)
 
 
 def write_default_config(path: Path) -> None:
@@ -330,8 +432,8 @@ min_scores = { relevance = 3, plausibility = 3, specificity = 3, readability = 3
 
 [synthesis]
 strategy = "uniform"          # uniform | stratified | ego | walk | community | cluster
-sample_size = 20              # members per sample
-# min_size = 1                # cluster: accept clusters this small (default: only sample_size)
+size = 20                     # members per sample
+# min_size = 1                # cluster: accept clusters this small (default: only size)
 hops = 2                      # ego-network radius
 stratify_by = "age_group"     # equal shares per value of this attribute
 statuses = ["accepted"]
@@ -342,13 +444,20 @@ shots = 3
 task_dirs = []                # folders with your own <task>.<lang>.md prompts
 write_back = false            # store rows as (:Sample)-[:GENERATED_BY]->(:Persona)
 
+[run]                         # `personagraph run`: the whole method with a first run's small budgets
+output_dir = "out"
+task = "math_problem"
+count = 10                    # synthesized rows (0 = none)
+# judge = true                # LLM judge in the filter (default: only with a configured endpoint)
+expand = { hops = 2, fanout = 2, relations_per_seed = 2, max_new = 60 }   # [expand] values for the run (hops 0 = none)
+
 [expand]
 hops = 6                      # deepest hop (six degrees); --hops
 fanout = 3                    # personas per seed and relation; --fanout
 relations_per_seed = 3        # relations asked about per seed
 relations = []                # [] = all: patient, caregiver, colleague, supplier, client, child, ...
 free_relations = true         # accept a more specific relation the LLM names, if it is a valid name
-language = "en"               # or "zh"
+lang = "en"                   # or "zh"
 dedup = "index"               # proposals matching an existing persona (dedup index) link to it; "exact" = same text only
 relevance_check = true        # inline filter: cheap checks plus embedding relevance to the seed
 # [[expand.extra_relations]]  # add your own relation

@@ -15,11 +15,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import ClassVar
 
 from pydantic import BaseModel, Field
 
-from graph.model import REGION_ATTRIBUTES
-from graph.store import GraphStore
+from personagraph.graph.model import REGION_ATTRIBUTES, check_property
+from personagraph.graph.store import GraphStore
+from personagraph.stage import Stage, StageContext, StageSummary
 
 UNKNOWN = "unknown"
 OTHER = "other"
@@ -33,7 +35,7 @@ class RegionCount(BaseModel):
     share: float
 
 
-class CoverageReport(BaseModel):
+class CoverageReport(StageSummary):
     """Per attribute, its values with counts and shares (largest first; the tail folded into 'other')."""
 
     total: int = 0
@@ -94,3 +96,17 @@ def plot_coverage(report: CoverageReport, path: Path, before: CoverageReport | N
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+class Coverage(Stage[CoverageReport]):
+    """Live personas per region value (a query: no Run node); see `region_coverage`."""
+
+    name: ClassVar[str] = "coverage"
+    records_run: ClassVar[bool] = False
+    attributes: list[str] = Field(default_factory=lambda: list(REGION_ATTRIBUTES))
+    top: int = Field(default=12, ge=1, description="Values shown per attribute; the rest are summed as 'other'")
+
+    async def run(self, ctx: StageContext, run_id: str) -> CoverageReport:
+        import asyncio
+
+        return await asyncio.to_thread(region_coverage, ctx.store, [check_property(a) for a in self.attributes], self.top)

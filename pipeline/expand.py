@@ -6,8 +6,7 @@ LLM for `fanout` people per seed and relation, and writes what comes back: new p
 matches an existing persona becomes an edge to that persona (a cross-link), so expansion grows one
 connected social graph rather than a forest of trees.
 
-    >>> with LLMClient.from_settings(settings) as client:
-    ...     summary = expand_frontier(store, client, ExpandOptions(hops=2, fanout=3), run_id="expand-1")
+    >>> summary = personagraph.open(".personagraph").expand(hops=2, fanout=3)
     >>> summary.created, summary.linked, summary.rejected
 
 Crash safety: the frontier is walked in a fixed order, in chunks of `chunk_seeds` seeds. Results
@@ -26,20 +25,21 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, ClassVar, Literal, Protocol
 
 import numpy as np
 from pydantic import BaseModel, Field, ModelWrapValidatorHandler, PrivateAttr, model_validator
 
-import prompts
-from graph.model import REGION_ATTRIBUTES, Edge, Persona, PersonaStatus, canonical_attributes, pending_key, persona_id
-from graph.store import GraphStore
-from pipeline.config import ExpandConfig, FilterConfig, Settings
-from pipeline.dedup.embedding import embed
-from pipeline.dedup.index import DedupIndex, index_folder, open_index
-from pipeline.filter import cheap_checks, verdict_reasons
-from pipeline.llm import Estimate, LLMClient, LLMRequest, LLMResult
-from pipeline.relations import Relation, RelationError, RelationVocabulary, normalise_relation, relation_key
+from personagraph import prompts
+from personagraph.graph.model import REGION_ATTRIBUTES, Edge, Persona, PersonaStatus, canonical_attributes, pending_key, persona_id
+from personagraph.graph.store import GraphStore
+from personagraph.config import ExpandConfig, FilterConfig
+from personagraph.dedup.embedding import embed
+from personagraph.dedup.index import DedupIndex, index_folder, open_index
+from personagraph.filter import cheap_checks, verdict_reasons
+from personagraph.llm import Estimate, LLMClient, LLMRequest, LLMResult
+from personagraph.relations import Relation, RelationError, RelationVocabulary, normalise_relation, relation_key
+from personagraph.stage import Stage, StageContext, StageEstimate, StageSummary
 
 FRONTIER_LIMIT = 10_000_000
 MAX_ERRORS_KEPT = 100
@@ -86,28 +86,6 @@ class Proposals(BaseModel):
     personas: list[ProposedPersona] = Field(default_factory=list)
 
 
-class ExpandOptions(BaseModel):
-    """What one `expand` run does (config `[expand]` plus the command's budgets)."""
-
-    hops: int = Field(default=6, ge=1, le=6)
-    fanout: int = Field(default=3, ge=1)
-    max_new: int | None = Field(default=None, ge=0, description="Stop after creating this many personas")
-    max_calls: int | None = Field(default=None, ge=0, description="Stop after sending this many LLM requests")
-    focus: dict[str, list[str]] = Field(default_factory=dict, description="Regions to aim at: {attribute: [values]}")
-    relations: list[str] = Field(default_factory=list, description="Relation names to use ([] = all)")
-    relations_per_seed: int = Field(default=3, ge=1)
-    free_relations: bool = True
-    language: str = "en"
-    chunk_seeds: int = Field(default=256, ge=1)
-
-    @classmethod
-    def from_config(cls, config: ExpandConfig, **overrides: Any) -> ExpandOptions:
-        """Options from the `[expand]` section, with command-line values (None = keep config) on top."""
-        base = config.model_dump(include=set(cls.model_fields))
-        base.update({k: v for k, v in overrides.items() if v is not None})
-        return cls(**base)
-
-
 class RoundStats(BaseModel):
     """One round (hop) of expansion: its size and where its time went."""
 
@@ -119,10 +97,11 @@ class RoundStats(BaseModel):
     filter_seconds: float = Field(default=0.0, description="Inline filter checks of the proposals")
 
 
-class ExpandSummary(BaseModel):
+class ExpandSummary(StageSummary):
     """What a run did: the report `personagraph expand` prints and the Run node stores."""
 
-    run_id: str = ""
+    headline: ClassVar[tuple[str, ...]] = ("seeds_expanded", "created", "linked", "edges_created", "rejected", "attributes_dropped", "stopped_by")
+
     seeds_expanded: int = 0
     requests: int = 0
     failed_requests: int = 0
@@ -152,7 +131,6 @@ class ExpandSummary(BaseModel):
             "graph_seconds": round(sum(r.graph_seconds for r in self.rounds), 3),
             "filter_seconds": round(sum(r.filter_seconds for r in self.rounds), 3),
             "wall_seconds": round(sum(r.wall_seconds for r in self.rounds), 3),
-            **self.usage,
         }
 
 
@@ -270,7 +248,7 @@ class Expander:
         self,
         store: GraphStore,
         client: LLMClient,
-        options: ExpandOptions,
+        options: ExpandConfig,
         *,
         run_id: str,
         vocabulary: RelationVocabulary | None = None,
@@ -286,7 +264,7 @@ class Expander:
         self.matcher = matcher or ExactMatcher(store)
         self.check = check or inline_check(FilterConfig(), relevance=False)
         self.on_progress = on_progress
-        self.prompt = prompts.load("expand/propose", options.language)
+        self.prompt = prompts.load("expand/propose", options.lang)
         self.summary = ExpandSummary(run_id=run_id)
         self.candidates = self._candidate_relations()
         self._stop = ""
@@ -301,6 +279,7 @@ class Expander:
     # -- the loop -----------------------------------------------------------------------------------
     async def run(self) -> ExpandSummary:
         """Expand round by round until the hop limit, an empty frontier or a budget stops it."""
+        usage_before = self.client.usage.model_copy()
         try:
             for hop in range(self.options.hops):
                 if self._stop:
@@ -310,7 +289,7 @@ class Expander:
             await self.store.aclose()
         if self._stop:
             self.summary.stopped_by = self._stop
-        self.summary.usage = self.client.usage.as_dict()
+        self.summary.usage = self.client.usage.since(usage_before).as_dict()
         return self.summary
 
     def estimate(self) -> tuple[RoundStats, Estimate]:
@@ -523,69 +502,50 @@ class Expander:
             self.on_progress(label, done, total)
 
 
-def expand_frontier(
-    store: GraphStore,
-    client: LLMClient,
-    options: ExpandOptions,
-    *,
-    run_id: str,
-    vocabulary: RelationVocabulary | None = None,
-    matcher: PersonaMatcher | None = None,
-    check: ProposalCheck | None = None,
-    on_progress: Callable[[str, int, int], None] | None = None,
-) -> ExpandSummary:
-    """Expand the graph from its frontier (see the module docstring); records a `Run` node and returns the summary."""
-    return run_expansion(Expander(store, client, options, run_id=run_id, vocabulary=vocabulary, matcher=matcher,
-                                  check=check, on_progress=on_progress))
+def no_frontier(hops: int) -> str:
+    """What expansion says when no persona is left to expand (a run and its estimate alike)."""
+    return (f"none: no accepted, unexpanded persona below hop {hops} (extracted personas become seeds once "
+            "`personagraph filter` accepts them)")
 
 
-def run_expansion(expander: Expander) -> ExpandSummary:
-    """Run an Expander to the end and store its `Run` node."""
-    summary = asyncio.run(expander.run())
-    options = expander.options
-    expander.store.record_run(expander.run_id, {
-        "stage": "expand", "hops": options.hops, "fanout": options.fanout,
-        "focus": [f"{k}={v}" for k, vs in options.focus.items() for v in vs],
-        "model": expander.client.config.model, **summary.run_props()})
-    return summary
+class Expand(Stage[ExpandSummary]):
+    """Persona-to-Persona from the frontier, hop by hop, as typed edges (see the module docstring; rerun to resume).
 
+    With `[expand] dedup = "index"` proposals are matched against the dedup index beside the graph
+    (opened before and saved after), so a near-duplicate becomes an edge to the persona that exists.
+    """
 
-def expander_from_settings(
-    store: GraphStore,
-    client: LLMClient,
-    settings: Settings,
-    options: ExpandOptions,
-    *,
-    run_id: str,
-    index: DedupIndex | None = None,
-    on_progress: Callable[[str, int, int], None] | None = None,
-) -> Expander:
-    """An Expander with the vocabulary, inline filter and (given an index) dedup-on-insert the settings choose."""
-    cfg = settings.expand
-    vocabulary = RelationVocabulary.default(spec.to_relation() for spec in cfg.extra_relations)
-    return Expander(store, client, options, run_id=run_id, vocabulary=vocabulary,
-                    matcher=IndexMatcher(index) if index is not None else ExactMatcher(store),
-                    check=inline_check(settings.filter, relevance=cfg.relevance_check), on_progress=on_progress)
+    name: ClassVar[str] = "expand"
+    config: ExpandConfig = Field(default_factory=ExpandConfig)
+    filter: FilterConfig = Field(default_factory=FilterConfig, description="The inline filter's cheap checks")
 
+    def run_facts(self) -> dict[str, Any]:
+        return {"hops": self.config.hops, "fanout": self.config.fanout,
+                "focus": [f"{k}={v}" for k, vs in self.config.focus.items() for v in vs]}
 
-def expand_with_settings(
-    store: GraphStore,
-    client: LLMClient,
-    settings: Settings,
-    options: ExpandOptions,
-    *,
-    run_id: str,
-    on_progress: Callable[[str, int, int], None] | None = None,
-) -> ExpandSummary:
-    """`expand_frontier` as configured: `[expand] dedup = "index"` opens (and afterwards saves) the dedup index."""
-    index = None
-    if settings.expand.dedup == "index":
-        index = open_index(store, settings.dedup, index_folder(settings.store.data_dir, settings.store.graph))
-    try:
-        expander = expander_from_settings(store, client, settings, options, run_id=run_id, index=index,
-                                          on_progress=on_progress)
-        return run_expansion(expander)
-    finally:
-        if index is not None:
-            index.confirm(store)  # take the graph's new fingerprint, so the next open need not reread it
-            index.save()
+    def expander(self, ctx: StageContext, run_id: str, index: DedupIndex | None = None) -> Expander:
+        """The engine with the vocabulary, inline filter and (given an index) dedup-on-insert this stage's config chooses."""
+        vocabulary = RelationVocabulary.default(spec.to_relation() for spec in self.config.extra_relations)
+        return Expander(ctx.store, ctx.llm, self.config, run_id=run_id, vocabulary=vocabulary,
+                        matcher=IndexMatcher(index) if index is not None else ExactMatcher(ctx.store),
+                        check=inline_check(self.filter, relevance=self.config.relevance_check),
+                        on_progress=ctx.progress)
+
+    async def run(self, ctx: StageContext, run_id: str) -> ExpandSummary:
+        index = None
+        if self.config.dedup == "index":
+            folder = index_folder(ctx.settings.store.data_dir, ctx.settings.store.graph)
+            index = await asyncio.to_thread(open_index, ctx.store, ctx.settings.dedup, folder)
+        try:
+            return await self.expander(ctx, run_id, index).run()
+        finally:
+            if index is not None:
+                index.confirm(ctx.store)  # take the graph's new fingerprint, so the next open need not reread it
+                index.save()
+
+    async def estimate(self, ctx: StageContext) -> StageEstimate:
+        """The next round's calls (later rounds depend on its answers, so they cannot be counted before it runs)."""
+        stats, llm = self.expander(ctx, "dry-run").estimate()
+        next_round = (f"hop {stats.hop} -> {stats.hop + 1}, {stats.seeds:,} seeds (later rounds depend on its answers)"
+                      if stats.seeds else no_frontier(self.config.hops))
+        return StageEstimate(stage=self.name, lines=[("next round", next_round)], llm=llm)

@@ -1,7 +1,6 @@
 """Text-to-Persona: ask, of every passage of a corpus, who would read / write / like it; put the answers in the graph.
 
-    with LLMClient.from_settings(settings) as client:
-        summary = extract_personas(settings, store, client, Path("corpus.jsonl"), "text")
+    summary = personagraph.open(".personagraph").extract("corpus.jsonl", field="text")
 
 Records stream from `pipeline.readers`; each text is checked (unreadable, not text, too short, already
 extracted, repeated), split at paragraph breaks into chunks, and becomes one LLM request per chunk and
@@ -27,23 +26,23 @@ import asyncio
 import json
 import re
 import time
-import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, ClassVar
 
 from pydantic import BaseModel, Field, ValidationError
 
-import prompts
-from graph.model import Edge, Persona, PersonaStatus, Source, canonical_attributes, clean_text, text_hash, text_problems
-from graph.store import GraphStore
-from pipeline.config import ExtractConfig, FilterConfig, Settings
-from pipeline.filter import cheap_check, verdict_reasons
-from pipeline.llm import Estimate, LLMClient, LLMRequest, LLMResult
-from pipeline.readers import TEXT_FIELDS, Record, choose_field, iter_records
+from personagraph import prompts
+from personagraph.graph.model import Edge, Persona, PersonaStatus, Source, canonical_attributes, clean_text, text_hash, text_problems
+from personagraph.graph.store import GraphStore
+from personagraph.config import ExtractConfig, FilterConfig
+from personagraph.filter import cheap_check, verdict_reasons
+from personagraph.llm import LLMRequest, LLMResult
+from personagraph.readers import TEXT_FIELDS, Record, choose_field, count_records, iter_records
+from personagraph.stage import Stage, StageContext, StageEstimate, StageSummary
 
 EDGE_TYPE = "EXTRACTED_FROM"
 ATTRIBUTES = ("age_group", "occupation", "domain", "visibility", "language")
@@ -72,12 +71,13 @@ class ExtractedPersona(BaseModel):
     language: str = Field(description="ISO code of the language the person mainly speaks")
 
 
-class ExtractSummary(BaseModel):
+class ExtractSummary(StageSummary):
     """What an extract run did; every text read is extracted, failed (kept for a rerun) or skipped with a reason."""
+
+    headline: ClassVar[tuple[str, ...]] = ("texts_read", "texts_skipped", "texts_failed", "personas_created", "personas_rejected", "personas_existing", "attributes_dropped")
 
     path: str
     field: str
-    run_id: str
     texts_read: int = 0
     texts_extracted: int = 0
     texts_failed: int = 0
@@ -94,7 +94,6 @@ class ExtractSummary(BaseModel):
     problems: list[str] = Field(default_factory=list)
     failures_file: str = ""
     llm: dict[str, int] = Field(default_factory=dict)
-    seconds: float = 0.0
 
     def skip(self, where: str, reason: str, detail: str) -> None:
         """Count a skipped text under `reason`, keeping the first messages."""
@@ -119,17 +118,16 @@ class ExtractSummary(BaseModel):
     def run_props(self) -> dict[str, Any]:
         """Flat numbers for the `Run` node."""
         props: dict[str, Any] = {
-            "stage": "extract", "path": self.path, "field": self.field, "texts_read": self.texts_read,
+            "path": self.path, "field": self.field, "texts_read": self.texts_read,
             "texts_extracted": self.texts_extracted, "texts_failed": self.texts_failed,
             "texts_skipped": self.texts_skipped, "texts_cleaned": self.cleaned, "chunks": self.chunks, "requests": self.requests,
             "failed_requests": self.failed_requests, "personas_created": self.personas_created,
             "personas_existing": self.personas_existing, "personas_rejected": self.personas_rejected,
-            "attributes_dropped": sum(self.attributes_dropped.values()), "seconds": round(self.seconds, 3),
+            "attributes_dropped": sum(self.attributes_dropped.values()), "seconds": self.seconds,
         }
         props.update({f"rejected_{k}": v for k, v in self.rejected.items()})
         props.update({f"dropped_{k}": v for k, v in self.attributes_dropped.items()})
         props.update({f"skipped_{re.sub(r'[^a-z0-9]+', '_', k)}": v for k, v in self.skipped.items()})
-        props.update(self.llm)
         return props
 
 
@@ -379,96 +377,79 @@ class _FailureLog:
             self._fh.close()
 
 
-def _start(settings: Settings, path: Path, field_name: str | None, run_id: str | None) -> tuple[ExtractSummary, str]:
-    """The summary of a new run and the text field to read."""
-    chosen = choose_field(path, TEXT_FIELDS, field_name or settings.extract.field)
-    run = run_id or f"extract-{time.strftime('%Y%m%d%H%M%S')}-{uuid.uuid4().hex[:6]}"
-    return ExtractSummary(path=str(path), field=chosen, run_id=run), chosen
+class Extract(Stage[ExtractSummary]):
+    """Text-to-Persona on a corpus (JSONL, Parquet, CSV or a folder of texts); see the module docstring."""
 
+    name: ClassVar[str] = "extract"
+    config: ExtractConfig = Field(default_factory=ExtractConfig)
+    path: Path
+    field: str | None = Field(default=None, description="Field holding the text (found automatically when obvious)")
+    limit: int | None = Field(default=None, ge=1, description="Read only the first `limit` records")
 
-async def extract_personas_async(
-    settings: Settings,
-    store: GraphStore,
-    client: LLMClient,
-    path: Path,
-    field_name: str | None = None,
-    *,
-    run_id: str | None = None,
-    limit: int | None = None,
-    on_progress: Callable[[ExtractSummary], None] | None = None,
-) -> ExtractSummary:
-    """Extract personas from the texts in `path` (the first `limit` records) into `store`; see the module docstring."""
-    started, usage_before = time.monotonic(), client.usage.model_copy()
-    summary, field_name = _start(settings, path, field_name, run_id)
-    planner = TextPlanner(settings.extract, summary, extracted_sources(store))
-    writer = GraphWriter(store, summary)
-    failures = _FailureLog(settings.store.data_dir / "runs" / summary.run_id / "extract_failures.jsonl")
-    try:
-        records = islice(iter_records(path), limit)
-        async for result in client.stream(planner.requests(records, field_name, summary.run_id)):
-            ask: _Ask = result.request.meta
-            text = planner.in_flight[ask.source_id]
-            text.pending -= 1
-            error = result.error
-            if result.ok:
-                try:
-                    persona, failed_checks, dropped = persona_from(result, summary.run_id, ask.text, settings.filter)
-                    summary.personas_rejected += bool(failed_checks)
-                    summary.rejected.update(failed_checks)
-                    summary.attributes_dropped.update(dropped.keys())
-                    text.personas.append(persona)
-                    text.edges.append(Edge(source=persona.id, target=ask.source_id, type=EDGE_TYPE, props={
-                        "stances": [ask.stance], "chunk": ask.chunk, "run_id": summary.run_id, "model": client.config.model}))
-                except (ValueError, ValidationError) as exc:
-                    error = f"unusable persona: {exc}"
-            if error:
-                text.failed += 1
-                summary.failed_requests += 1
-                summary.note(f"{text.where}: {ask.stance}: {error[:300]}")
-                failures.write({"where": text.where, "source": ask.source_id, "chunk": ask.chunk, "stance": ask.stance,
-                                "error": error, "raw_text": result.raw_text})
-            if text.pending == 0:
-                del planner.in_flight[ask.source_id]
-                if text.failed:
-                    summary.texts_failed += 1
-                else:
-                    summary.texts_extracted += 1
-                await writer.add(text)
-            if on_progress is not None:
-                on_progress(summary)
-    finally:
-        await writer.flush()  # what was answered is kept even when the run stops early
-        failures.close()
-    if failures.path.exists():
-        summary.failures_file = str(failures.path)
-    summary.llm = client.usage.since(usage_before).as_dict()
-    summary.seconds = time.monotonic() - started
-    store.record_run(summary.run_id, summary.run_props())
-    return summary
+    def _plan(self, run_id: str, track: bool, done: dict[str, set[str]]) -> tuple[ExtractSummary, TextPlanner, Iterator[LLMRequest]]:
+        """The summary, the planner and the lazy requests of a run (or of its estimate)."""
+        field_name = choose_field(self.path, TEXT_FIELDS, self.field or self.config.field)
+        summary = ExtractSummary(path=str(self.path), field=field_name, run_id=run_id)
+        planner = TextPlanner(self.config, summary, done, track=track)
+        return summary, planner, planner.requests(islice(iter_records(self.path), self.limit), field_name, run_id)
 
+    async def run(self, ctx: StageContext, run_id: str) -> ExtractSummary:
+        """Extract personas from the texts into the graph, writing as answers stream back."""
+        client, store = ctx.llm, ctx.store
+        usage_before = client.usage.model_copy()
+        summary, planner, requests = self._plan(run_id, True, extracted_sources(store))
+        writer = GraphWriter(store, summary)
+        failures = _FailureLog(ctx.settings.store.data_dir / "runs" / run_id / "extract_failures.jsonl")
+        total = count_records(self.path)
+        total = min(total, self.limit) if total and self.limit else total or self.limit
+        label = f"extracting {self.path.name}"
+        try:
+            async for result in client.stream(requests):
+                ask: _Ask = result.request.meta
+                text = planner.in_flight[ask.source_id]
+                text.pending -= 1
+                error = result.error
+                if result.ok:
+                    try:
+                        persona, failed_checks, dropped = persona_from(result, run_id, ask.text, ctx.settings.filter)
+                        summary.personas_rejected += bool(failed_checks)
+                        summary.rejected.update(failed_checks)
+                        summary.attributes_dropped.update(dropped.keys())
+                        text.personas.append(persona)
+                        text.edges.append(Edge(source=persona.id, target=ask.source_id, type=EDGE_TYPE, props={
+                            "stances": [ask.stance], "chunk": ask.chunk, "run_id": run_id, "model": client.config.model}))
+                    except (ValueError, ValidationError) as exc:
+                        error = f"unusable persona: {exc}"
+                if error:
+                    text.failed += 1
+                    summary.failed_requests += 1
+                    summary.note(f"{text.where}: {ask.stance}: {error[:300]}")
+                    failures.write({"where": text.where, "source": ask.source_id, "chunk": ask.chunk, "stance": ask.stance,
+                                    "error": error, "raw_text": result.raw_text})
+                if text.pending == 0:
+                    del planner.in_flight[ask.source_id]
+                    if text.failed:
+                        summary.texts_failed += 1
+                    else:
+                        summary.texts_extracted += 1
+                    await writer.add(text)
+                ctx.progress(label, summary.texts_done, total)
+        finally:
+            await writer.flush()  # what was answered is kept even when the run stops early
+            failures.close()
+        if failures.path.exists():
+            summary.failures_file = str(failures.path)
+        summary.llm = client.usage.since(usage_before).as_dict()
+        ctx.progress(label, summary.texts_done, summary.texts_read)
+        if client.cache is not None and client.cache.write_error is not None:
+            raise client.cache.write_error
+        return summary
 
-def extract_personas(
-    settings: Settings,
-    store: GraphStore,
-    client: LLMClient,
-    path: Path,
-    field_name: str | None = None,
-    *,
-    run_id: str | None = None,
-    limit: int | None = None,
-    on_progress: Callable[[ExtractSummary], None] | None = None,
-) -> ExtractSummary:
-    """Synchronous `extract_personas_async` (for the CLI and scripts)."""
-    return asyncio.run(extract_personas_async(
-        settings, store, client, path, field_name, run_id=run_id, limit=limit, on_progress=on_progress))
-
-
-def estimate_extract(
-    settings: Settings, store: GraphStore, client: LLMClient, path: Path, field_name: str | None = None,
-    *, limit: int | None = None,
-) -> tuple[ExtractSummary, Estimate]:
-    """What `extract_personas` would do (`--dry-run`): texts it would skip, calls and rough tokens; writes nothing."""
-    summary, field_name = _start(settings, path, field_name, "dry-run")
-    planner = TextPlanner(settings.extract, summary, extracted_sources(store), track=False)
-    estimate = client.estimate(planner.requests(islice(iter_records(path), limit), field_name, summary.run_id))
-    return summary, estimate
+    async def estimate(self, ctx: StageContext) -> StageEstimate:
+        """The texts a run would skip, and the calls and rough tokens it would spend; writes nothing."""
+        summary, _, requests = self._plan("dry-run", False, extracted_sources(ctx.store))
+        llm = ctx.llm.estimate(requests)
+        return StageEstimate(stage=self.name, llm=llm, lines=[
+            (f"texts read (field {summary.field!r})", f"{summary.texts_read:,}"),
+            ("would be skipped", f"{summary.texts_skipped:,}" + "".join(f"\n  {k}: {v:,}" for k, v in summary.skipped.most_common())),
+        ])

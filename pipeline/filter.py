@@ -15,19 +15,19 @@ rejected, `filter_report` counts them. Measured on real and weak-model personas:
 
 from __future__ import annotations
 
-import asyncio
 import re
 import time
 import unicodedata
 from collections import Counter
 from collections.abc import Callable, Sequence
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, Field
 
-import prompts
-from graph.store import GraphStore
-from pipeline.config import FilterConfig
+from personagraph import prompts
+from personagraph.graph.store import GraphStore
+from personagraph.config import FilterConfig, Lang
+from personagraph.stage import Stage, StageContext, StageEstimate, StageSummary
 
 CRITERIA = ("relevance", "plausibility", "specificity", "readability")
 Criterion = Literal["relevance", "plausibility", "specificity", "readability"]
@@ -351,7 +351,7 @@ def cheap_checks(
     with_seed = [i for i, s in enumerate(seeds) if s]
     if with_seed:
         if embed_fn is None:
-            from pipeline.dedup.embedding import embed as embed_fn
+            from personagraph.dedup.embedding import embed as embed_fn
         vecs = embed_fn([descriptions[i] for i in with_seed] + [seeds[i] for i in with_seed])
         n = len(with_seed)
         for k, i in enumerate(with_seed):
@@ -402,8 +402,10 @@ class FilterItem(BaseModel):
     relation: str | None = None
 
 
-class FilterSummary(BaseModel):
+class FilterSummary(StageSummary):
     """What a filter run did."""
+
+    headline: ClassVar[tuple[str, ...]] = ("examined", "accepted", "rejected", "judge_failed")
 
     examined: int = 0
     accepted: int = 0
@@ -445,75 +447,96 @@ def _row(item: FilterItem, failed: dict[str, str], stage: str, scores: JudgeScor
     return {"id": item.id, "props": props}
 
 
-def filter_personas(
-    store: GraphStore,
-    config: FilterConfig,
-    client: Any | None = None,
-    lang: str = "en",
-    on_progress: Callable[[int], None] | None = None,
-) -> FilterSummary:
-    """Give every live persona without a verdict one: cheap checks, then the judge (if `client`).
+class Filter(Stage[FilterSummary]):
+    """Give every live persona without a verdict one: cheap checks, then the LLM judge (with `judge`).
 
-    Without a client (or with `config.use_llm` off) the cheap checks decide alone. Verdicts are
+    Without the judge (or with `config.use_llm` off) the cheap checks decide alone. Verdicts are
     written in batches as they come, so an interrupted run keeps what it decided.
     """
-    items = pending_items(store)
-    summary = FilterSummary(examined=len(items))
-    tick = on_progress or (lambda _n: None)
-    verdicts = cheap_checks([i.description for i in items], [i.seed for i in items], config)
-    rows: list[dict[str, Any]] = []
-    to_judge: list[FilterItem] = []
 
-    def record(item: FilterItem, failed: dict[str, str], stage: str, scores: JudgeScores | None = None) -> None:
-        rows.append(_row(item, failed, stage, scores))
-        if failed:
-            summary.rejected += 1
-            summary.by_stage[stage] = summary.by_stage.get(stage, 0) + 1
-            for c in failed:
-                summary.rejected_by[c] = summary.rejected_by.get(c, 0) + 1
-        else:
-            summary.accepted += 1
-        if len(rows) >= store.options.batch_size:
-            flush()
-        tick(1)
+    name: ClassVar[str] = "filter"
+    config: FilterConfig = Field(default_factory=FilterConfig)
+    judge: bool = Field(default=True, description="Ask the LLM judge about what passes the cheap checks")
+    lang: str = Field(default=Lang.en, description="Judge prompt language: en or zh")
 
-    def flush() -> None:
-        if rows:
-            store.set_properties(rows)
-            rows.clear()
+    @property
+    def uses_judge(self) -> bool:
+        return self.judge and self.config.use_llm
 
-    for item, verdict in zip(items, verdicts):
-        for check in verdict.checks:
-            summary.by_check[check] = summary.by_check.get(check, 0) + 1
-        if not verdict.ok or client is None or not config.use_llm:
-            record(item, verdict.reasons, "cheap")
-        else:
-            to_judge.append(item)
-    if to_judge:
-        requests = (
-            _judge_request(item, lang) for item in to_judge
-        )
+    def _triage(self, store: GraphStore, summary: FilterSummary) -> tuple[list[tuple[FilterItem, dict[str, str]]], list[FilterItem]]:
+        """(decided by the cheap checks with their failures, left for the judge)."""
+        items = pending_items(store)
+        summary.examined = len(items)
+        verdicts = cheap_checks([i.description for i in items], [i.seed for i in items], self.config)
+        decided: list[tuple[FilterItem, dict[str, str]]] = []
+        to_judge: list[FilterItem] = []
+        for item, verdict in zip(items, verdicts):
+            for check in verdict.checks:
+                summary.by_check[check] = summary.by_check.get(check, 0) + 1
+            if not verdict.ok or not self.uses_judge:
+                decided.append((item, verdict.reasons))
+            else:
+                to_judge.append(item)
+        return decided, to_judge
 
-        async def judge() -> None:
-            async for result in client.stream(requests):
-                item: FilterItem = result.request.meta
-                if result.ok:
-                    scores: JudgeScores = result.value
-                    record(item, judged_failures(scores, config), "llm", scores)
-                else:
-                    summary.judge_failed += 1
-                    tick(1)
+    async def run(self, ctx: StageContext, run_id: str) -> FilterSummary:
+        store = ctx.store
+        summary = FilterSummary()
+        decided, to_judge = self._triage(store, summary)
+        rows: list[dict[str, Any]] = []
+        done = 0
 
+        def flush() -> None:
+            if rows:
+                store.set_properties(rows)
+                rows.clear()
+
+        def record(item: FilterItem, failed: dict[str, str], stage: str, scores: JudgeScores | None = None) -> None:
+            nonlocal done
+            rows.append(_row(item, failed, stage, scores))
+            if failed:
+                summary.rejected += 1
+                summary.by_stage[stage] = summary.by_stage.get(stage, 0) + 1
+                for c in failed:
+                    summary.rejected_by[c] = summary.rejected_by.get(c, 0) + 1
+            else:
+                summary.accepted += 1
+            if len(rows) >= store.options.batch_size:
+                flush()
+            done += 1
+            ctx.progress("filtering", done, summary.examined)
+
+        for item, failed in decided:
+            record(item, failed, "cheap")
         try:
-            asyncio.run(judge())
+            if to_judge:
+                async for result in ctx.llm.stream(_judge_request(item, self.lang) for item in to_judge):
+                    item: FilterItem = result.request.meta
+                    if result.ok:
+                        scores: JudgeScores = result.value
+                        record(item, judged_failures(scores, self.config), "llm", scores)
+                    else:
+                        summary.judge_failed += 1
+                        done += 1
+                        ctx.progress("filtering", done, summary.examined)
         finally:
             flush()  # the verdicts so far stay written when the judge's endpoint goes down
-    flush()
-    return summary
+        return summary
+
+    async def estimate(self, ctx: StageContext) -> StageEstimate:
+        """How many personas the cheap checks would decide, and the judge calls for the rest."""
+        summary = FilterSummary()
+        decided, to_judge = self._triage(ctx.store, summary)
+        rejected = sum(1 for _, failed in decided if failed)
+        lines = [("personas without a verdict", f"{summary.examined:,}"),
+                 ("rejected by the cheap checks", f"{rejected:,}"),
+                 ("left for the judge", f"{len(to_judge):,}" if self.uses_judge else "none: the judge is off")]
+        llm = ctx.llm.estimate(_judge_request(item, self.lang) for item in to_judge) if to_judge else None
+        return StageEstimate(stage=self.name, lines=lines, llm=llm)
 
 
 def _judge_request(item: FilterItem, lang: str) -> Any:
-    from pipeline.llm import LLMRequest
+    from personagraph.llm import LLMRequest
 
     return LLMRequest(
         key=f"filter/{item.id}", messages=judge_messages(item.description, item.seed, item.relation, lang),

@@ -7,25 +7,32 @@ store (a NUL character, an unpaired surrogate) is cleaned and reported, never th
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import Field, ValidationError
 
-from graph.model import (
+from personagraph.graph.model import (
     PROPERTY_RE, REGION_ATTRIBUTES, RESERVED_PROPERTIES, Persona, PersonaStatus, canonical_attributes, clean_props,
     clean_value, persona_id, text_problems,
 )
-from graph.store import GraphStore
-from pipeline.readers import PERSONA_FIELDS, Record, choose_field, iter_records
+from personagraph.graph.store import GraphStore
+from personagraph.config import ImportConfig
+from personagraph.readers import PERSONA_FIELDS, Record, choose_field, iter_records
+from personagraph.stage import Stage, StageContext, StageSummary
 
 MAX_REPORTED = 20
 
 
-class ImportSummary(BaseModel):
+class ImportSummary(StageSummary):
     """What an import did: counts, and the first problems with their file:line."""
+
+    headline: ClassVar[tuple[str, ...]] = ("read", "imported", "already_present", "skipped_total")
+
+    not_recorded: ClassVar[frozenset[str]] = frozenset({"problems", "changes"})
 
     path: str
     field: str
@@ -234,3 +241,23 @@ def import_personas(
     elif on_progress:
         on_progress(summary.read)
     return summary
+
+
+class Import(Stage[ImportSummary]):
+    """Import ready-made personas (JSONL, Parquet or CSV) as nodes; re-importing the same file changes nothing."""
+
+    name: ClassVar[str] = "import"
+    config: ImportConfig = Field(default_factory=ImportConfig)
+    path: Path
+    field: str | None = Field(default=None, description="Field holding the description (found automatically when obvious)")
+
+    def run_facts(self) -> dict[str, Any]:
+        return {"bytes": self.path.stat().st_size if self.path.is_file() else 0}
+
+    async def run(self, ctx: StageContext, run_id: str) -> ImportSummary:
+        label = f"importing {self.path.name}"
+        summary = await asyncio.to_thread(
+            import_personas, ctx.store, self.path, self.field, min_chars=self.config.min_chars,
+            max_chars=self.config.max_chars, run_id=run_id, on_progress=lambda read: ctx.progress(label, read, None))
+        ctx.progress(label, summary.read, summary.read)
+        return summary

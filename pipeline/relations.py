@@ -32,7 +32,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
-from graph.model import check_property, check_rel_type
+from personagraph.graph.model import check_property, check_rel_type
 
 Direction = Literal["to_seed", "from_seed"]
 

@@ -1,136 +1,110 @@
-"""The whole method in one call: Text-to-Persona, filter, dedup, Persona-to-Persona, synthesis.
+"""The whole method as a list of stages: Text-to-Persona, filter, dedup, Persona-to-Persona, filter, dedup, export, synthesis.
 
-`run_pipeline` composes the stages exactly as their own commands do (each stage is resumable, so a
-rerun after a crash or Ctrl-C continues where the last one stopped and ends with the same graph).
-It is what `personagraph run CORPUS` calls, and what the README's first command runs on the
-embedded store and the embedded SmolLM2 model.
+`method_stages` builds the list from the settings (the `[run]` section holds a first run's small
+budgets); `Run` is itself a stage that runs the list in order, each stage recording its own `Run`
+node, then records one for the whole. Every stage is resumable, so a rerun after a crash or Ctrl-C
+continues where the last one stopped and ends with the same graph. It is what `personagraph run
+CORPUS` and `Graph.run` call, and what the README's first command runs on the embedded defaults.
+
+    >>> summary = personagraph.open(".personagraph").run("docs/examples/texts.jsonl")
+    >>> [s.stage for s in summary.stages]
+    ['extract', 'filter', 'dedup', 'expand', 'filter', 'dedup', 'export', 'synthesize']
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from pydantic import BaseModel, Field
 
-from graph.export import export_jsonl
-from graph.store import LIVE_STATUSES, GraphStore
-from pipeline.config import Settings
-from pipeline.dedup.index import index_folder
-from pipeline.dedup.stage import merge_duplicates
-from pipeline.expand import ExpandOptions, expand_with_settings
-from pipeline.extract import extract_personas
-from pipeline.filter import filter_personas
-from pipeline.llm import LLMClient
-from pipeline.sample import SampleSpec
-from pipeline.synthesize import SynthesisSpec, synthesize
-
-
-class RunOptions(BaseModel):
-    """The budgets of one end-to-end run (small by default: a first run should take a minute or two)."""
-
-    corpus: Path
-    field: str | None = None
-    output_dir: Path = Path("out")
-    hops: int = Field(default=2, ge=0, le=6, description="Persona-to-Persona hops (0 = no expansion)")
-    fanout: int = Field(default=2, ge=1)
-    relations_per_seed: int = Field(default=2, ge=1)
-    max_new: int = Field(default=60, ge=0)
-    task: str = "math_problem"
-    count: int = Field(default=10, ge=0, description="Synthesized rows (0 = no synthesis)")
-    lang: str = "en"
-    seed: int = 0
-    judge: bool | None = Field(default=None, description="LLM judge in the filter; None = only with a configured endpoint")
+from personagraph.config import RunConfig, Settings, with_overrides
+from personagraph.dedup.stage import Dedup
+from personagraph.expand import Expand
+from personagraph.export import Export
+from personagraph.extract import Extract
+from personagraph.filter import Filter
+from personagraph.graph.store import LIVE_STATUSES
+from personagraph.stage import Stage, StageContext, StageSummary
+from personagraph.synthesize import Synthesize
 
 
 class StageResult(BaseModel):
-    """One stage's headline numbers for the end-of-run summary."""
+    """One stage's run id, time and headline numbers, for the end-of-run summary."""
 
     stage: str
+    run_id: str
     seconds: float
     numbers: dict[str, Any]
 
 
-class RunSummary(BaseModel):
+class RunSummary(StageSummary):
     """Every stage's result, the files written and the graph's counts at the end."""
 
+    not_recorded: ClassVar[frozenset[str]] = frozenset({"stages"})
+    headline: ClassVar[tuple[str, ...]] = ("live_personas", "edges")
+
+    corpus: str = ""
     stages: list[StageResult] = Field(default_factory=list)
-    personas_file: Path | None = None
-    samples_file: Path | None = None
+    personas_file: str | None = None
+    samples_file: str | None = None
     live_personas: int = 0
     edges: int = 0
-    usage: dict[str, int] = Field(default_factory=dict)
 
 
-def _timed(summary: RunSummary, stage: str, started: float, **numbers: Any) -> None:
-    summary.stages.append(StageResult(stage=stage, seconds=round(time.monotonic() - started, 2), numbers=numbers))
+def method_stages(settings: Settings, corpus: Path, *, field: str | None = None, run: RunConfig | None = None,
+                  lang: str | None = None) -> list[Stage[Any]]:
+    """The whole method on `corpus` as stages, in order, with the run's budgets (`[run]`) and `lang` for every prompt."""
+    run = run or settings.run
+    judge = run.judge if run.judge is not None else settings.llm.base_url is not None
+    filter_stage = Filter(config=settings.filter, judge=judge, lang=lang or "en")
+    dedup_stage = Dedup(config=settings.dedup)
+    stages: list[Stage[Any]] = [
+        Extract(config=with_overrides(settings.extract, lang=lang), path=corpus, field=field), filter_stage, dedup_stage]
+    budget = dict(run.expand)
+    if budget.get("hops", 1) > 0 and budget.get("max_new", 1) != 0:
+        expand = with_overrides(settings.expand, **budget, lang=lang)
+        stages += [Expand(config=expand, filter=settings.filter), filter_stage, dedup_stage]
+    stages.append(Export(output=run.output_dir / "personas.jsonl", format="jsonl"))
+    if run.count > 0:
+        stages.append(Synthesize(config=with_overrides(settings.synthesis, lang=lang), task=run.task, count=run.count,
+                                 output=run.output_dir / f"{run.task}.jsonl"))
+    return stages
 
 
-def run_pipeline(
-    settings: Settings,
-    store: GraphStore,
-    client: LLMClient,
-    options: RunOptions,
-    *,
-    run_id: str,
-    on_stage: Callable[[str], None] | None = None,
-) -> RunSummary:
-    """Run extract -> filter -> dedup -> expand (-> filter, dedup) -> synthesize on `options.corpus`."""
-    summary = RunSummary()
-    say = on_stage or (lambda _stage: None)
-    use_judge = options.judge if options.judge is not None else settings.llm.base_url is not None
-    judge = client if (use_judge and settings.filter.use_llm) else None
-    dedup_dir = index_folder(settings.store.data_dir, settings.store.graph)
+class Run(Stage[RunSummary]):
+    """A list of stages run in order (each records its own Run node), then the graph's counts."""
 
-    say("extract: who would read, write or like each text")
-    t = time.monotonic()
-    ex = extract_personas(settings, store, client, options.corpus, options.field, run_id=f"{run_id}-extract")
-    _timed(summary, "extract", t, texts=ex.texts_read, skipped=ex.texts_skipped, failed=ex.texts_failed,
-           personas_created=ex.personas_created, rejected=ex.personas_rejected, already_present=ex.personas_existing,
-           attributes_dropped=sum(ex.attributes_dropped.values()))
+    name: ClassVar[str] = "run"
+    corpus: Path
+    stages: list[Stage[Any]]
 
-    def filter_and_dedup(label: str) -> None:
-        say(f"filter{label}: relevance, plausibility, specificity, readability")
-        t = time.monotonic()
-        fs = filter_personas(store, settings.filter, judge, options.lang)
-        _timed(summary, f"filter{label}", t, examined=fs.examined, accepted=fs.accepted, rejected=fs.rejected,
-               judge="llm" if judge else "cheap checks")
-        say(f"dedup{label}: MinHash + embeddings, duplicates merged")
-        t = time.monotonic()
-        dd = merge_duplicates(store, settings.dedup, dedup_dir)
-        _timed(summary, f"dedup{label}", t, groups=len(dd.groups), merged=dd.merged)
+    def run_facts(self) -> dict[str, Any]:
+        return {"corpus": str(self.corpus), "stages": [s.name for s in self.stages]}
 
-    filter_and_dedup("")
-    if options.hops > 0 and options.max_new > 0:
-        say(f"expand: related personas, up to {options.hops} hops")
-        t = time.monotonic()
-        opts = ExpandOptions.from_config(settings.expand, hops=options.hops, fanout=options.fanout,
-                                         max_new=options.max_new, relations_per_seed=options.relations_per_seed,
-                                         language=options.lang)
-        es = expand_with_settings(store, client, settings, opts, run_id=f"{run_id}-expand")
-        _timed(summary, "expand", t, seeds=es.seeds_expanded, created=es.created, linked=es.linked,
-               edges=es.edges_created, rejected=sum(es.rejected.values()),
-               attributes_dropped=sum(es.attributes_dropped.values()), stopped_by=es.stopped_by)
-        filter_and_dedup(" (expanded)")
+    async def run(self, ctx: StageContext, run_id: str) -> RunSummary:
+        summary = RunSummary(corpus=str(self.corpus))
+        self.check_outputs()
+        for stage in self.stages:
+            result = await stage(ctx)
+            summary.stages.append(StageResult(stage=stage.name, run_id=result.run_id, seconds=result.seconds,
+                                              numbers=result.headline_numbers()))
+            if isinstance(stage, Export):
+                summary.personas_file = str(stage.output)
+            elif isinstance(stage, Synthesize):
+                summary.samples_file = str(stage.output)
+        counts = ctx.store.stats()
+        summary.live_personas = sum(r["nodes"] for r in counts["nodes"]
+                                    if r["label"] == "Persona" and r["status"] in LIVE_STATUSES)
+        summary.edges = sum(r["edges"] for r in counts["edges"])
+        return summary
 
-    options.output_dir.mkdir(parents=True, exist_ok=True)
-    summary.personas_file = options.output_dir / "personas.jsonl"
-    export_jsonl(store, summary.personas_file, LIVE_STATUSES)
-    if options.count > 0:
-        say(f"synthesize: {options.count} x {options.task}")
-        t = time.monotonic()
-        summary.samples_file = options.output_dir / f"{options.task}.jsonl"
-        spec = SynthesisSpec(task=options.task, count=options.count, lang=options.lang,
-                             sample=SampleSpec.from_config(settings.synthesis, seed=options.seed))
-        sy = synthesize(store, client, spec, summary.samples_file, f"{run_id}-synthesize")
-        _timed(summary, "synthesize", t, rows=sy.written, failed=sy.failed)
+    def check_outputs(self) -> None:
+        """Create the output folders and refuse unusable paths before the first LLM call, not after the last."""
+        for stage in self.stages:
+            if isinstance(stage, Export):
+                stage.output.parent.mkdir(parents=True, exist_ok=True)
+                stage.check()
+            elif isinstance(stage, Synthesize):
+                stage.output.parent.mkdir(parents=True, exist_ok=True)
 
-    counts = store.stats()
-    summary.live_personas = sum(r["nodes"] for r in counts["nodes"] if r["label"] == "Persona" and r["status"] in LIVE_STATUSES)
-    summary.edges = sum(r["edges"] for r in counts["edges"])
-    summary.usage = client.usage.as_dict()
-    store.record_run(run_id, {"stage": "run", "corpus": str(options.corpus), "live_personas": summary.live_personas,
-                              "edges": summary.edges, **summary.usage})
-    return summary

@@ -1,6 +1,6 @@
 """Sampling personas by where they sit in the graph: the `sample` stage, also what `synthesize` draws from.
 
-Strategies (`SampleSpec.strategy`):
+Strategies (`SampleConfig.strategy`, `personagraph.config.Strategy`):
 
 - `uniform`: personas drawn uniformly without replacement, `size` per sample (`draw_personas`).
 - `stratified`: equal shares per value of one attribute (`stratify_by`, e.g. age_group); members are
@@ -21,64 +21,36 @@ Everything is seeded: the same `seed` on the same graph gives the same samples. 
 "edges": [{"source", "target", "type"}]}` (edge properties: `GraphStore.edges_among`); members are
 fetched and edges found for many samples in one batched query each.
 
-    >>> draw = draw_samples(store, SampleSpec(strategy="cluster", size=20, count=1000, seed=7))
+    >>> draw = draw_samples(store, SampleConfig(strategy="cluster", size=20, count=1000, seed=7))
     >>> draw.samples[0].member_ids()[:3], draw.seeds_skipped
     (['p_1f…', 'p_9a…', 'p_03…'], 12)
 """
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import math
 import random
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, ClassVar
 
 import networkx as nx
 from pydantic import BaseModel, Field
 
-from graph.model import PROPERTY_RE, RESERVED_PROPERTIES, check_property
-from graph.store import GraphStore
-from graph.traversal import connected_clusters, ego_networks, random_walks
-from pipeline.config import SynthesisConfig
+from personagraph.graph.model import PROPERTY_RE, RESERVED_PROPERTIES, check_property
+from personagraph.graph.store import GraphStore
+from personagraph.graph.traversal import connected_clusters, ego_networks, random_walks
+from personagraph.config import SampleConfig
+from personagraph.stage import Stage, StageContext, StageSummary
 
-Strategy = Literal["uniform", "stratified", "ego", "walk", "community", "cluster"]
-STRATEGIES: tuple[str, ...] = ("uniform", "stratified", "ego", "walk", "community", "cluster")
 # A cluster draw tries at most this many seeds per cluster asked (and at least MIN_SEED_TRIES) before
 # it gives up: a seed in a component too small costs one neighbour lookup, so the bound is generous,
 # but a graph of isolated personas is told so instead of searched for ever.
 SEED_TRIES_PER_CLUSTER = 20
 MIN_SEED_TRIES = 1_000
-
-
-class SampleSpec(BaseModel):
-    """What to draw: `count` samples of up to `size` personas by `strategy`, reproducibly from `seed`.
-
-    `min_size` (cluster only): the smallest cluster accepted; None means `size`, so every cluster has
-    exactly `size` members, and 1 accepts whatever the seed's component holds.
-    """
-
-    strategy: Strategy = "uniform"
-    size: int = Field(default=20, ge=1)
-    count: int = Field(default=1, ge=0)
-    seed: int = 0
-    hops: int = Field(default=2, ge=1, le=6)
-    stratify_by: str = "age_group"
-    statuses: list[str] = Field(default_factory=lambda: ["accepted"])
-    min_size: int | None = Field(default=None, ge=1)
-
-    @property
-    def smallest_cluster(self) -> int:
-        """The fewest members a cluster may have (`min_size`, at most `size`)."""
-        return min(self.min_size or self.size, self.size)
-
-    @classmethod
-    def from_config(cls, config: SynthesisConfig, **overrides: Any) -> SampleSpec:
-        """The spec the `[synthesis]` config section describes, with explicit values (not None) on top."""
-        base = {"strategy": config.strategy, "size": config.sample_size, "seed": config.seed, "hops": config.hops,
-                "stratify_by": config.stratify_by, "statuses": list(config.statuses), "min_size": config.min_size}
-        return cls(**{**base, **{k: v for k, v in overrides.items() if v is not None}})
 
 
 class GraphSample(BaseModel):
@@ -209,7 +181,7 @@ class _Seeds:
     exhausted: bool = False
 
 
-def _cluster_groups(store: GraphStore, spec: SampleSpec, rng: random.Random, seeds: _Seeds) -> list[tuple[str | None, list[str]]]:
+def _cluster_groups(store: GraphStore, spec: SampleConfig, rng: random.Random, seeds: _Seeds) -> list[tuple[str | None, list[str]]]:
     """(seed, members) of `spec.count` connected clusters of at least `spec.smallest_cluster` members.
 
     Seeds are drawn in rounds, each grown in one batched traversal (graph.traversal.connected_clusters);
@@ -245,7 +217,7 @@ def _cluster_groups(store: GraphStore, spec: SampleSpec, rng: random.Random, see
     return groups
 
 
-def _seeded_groups(store: GraphStore, spec: SampleSpec, rng: random.Random, seeds: _Seeds) -> list[tuple[str | None, list[str]]]:
+def _seeded_groups(store: GraphStore, spec: SampleConfig, rng: random.Random, seeds: _Seeds) -> list[tuple[str | None, list[str]]]:
     """(seed persona, member ids) for each sample, before members and edges are fetched; `seeds` counts the seeds."""
     if spec.strategy == "uniform":
         drawn = draw_personas(store, spec.statuses, spec.size * spec.count, rng)
@@ -311,14 +283,32 @@ def fetch_members(store: GraphStore, ids: Sequence[str]) -> dict[str, dict[str, 
     return out
 
 
-class SampleDraw(BaseModel):
+class SampleDraw(StageSummary):
     """What `draw_samples` gave for `spec`: the samples, and how the seeds of a seeded strategy went."""
 
-    spec: SampleSpec
+    spec: SampleConfig
     samples: list[GraphSample]
     seeds_tried: int = Field(default=0, description="seed personas drawn (ego, walk, community, cluster)")
     seeds_skipped: int = Field(default=0, description="cluster seeds whose component held fewer than the smallest cluster")
     exhausted: bool = Field(default=False, description="every sampleable persona was tried as a seed, and clusters still fell short")
+
+    not_recorded: ClassVar[frozenset[str]] = frozenset({"spec", "samples"})
+
+    def write_jsonl(self, path: Path) -> Path:
+        """One sample per line: members (property maps) and the edges among them."""
+        with Path(path).open("w", encoding="utf-8") as fh:
+            for sample in self.samples:
+                fh.write(sample.model_dump_json() + "\n")
+        return Path(path)
+
+    def check_complete(self) -> None:
+        """Raise ValueError, naming what to change, when a cluster draw holds fewer clusters than asked."""
+        short = self.shortfall()
+        if short:
+            found, smallest = len(self.samples), self.spec.smallest_cluster
+            options = ([f"ask for {found:,}"] if found else []) + (
+                ["a smaller size", "min_size=1 (--allow-smaller) to accept smaller clusters"] if smallest > 1 else [])
+            raise ValueError(f"{short}; nothing written" + (f" ({', or '.join(options)})" if options else ""))
 
     def shortfall(self) -> str | None:
         """Why a cluster draw holds fewer clusters than asked, in one sentence; None if it holds them all."""
@@ -337,7 +327,7 @@ class SampleDraw(BaseModel):
                 f"{self.seeds_skipped:,} seeds sat in components of fewer than {smallest}")
 
 
-def draw_samples(store: GraphStore, spec: SampleSpec, with_edges: bool = True) -> SampleDraw:
+def draw_samples(store: GraphStore, spec: SampleConfig, with_edges: bool = True) -> SampleDraw:
     """Draw `spec.count` samples by `spec.strategy`, reproducibly from `spec.seed`, and say how the seeds went.
 
     Traversal is batched over all seeds (graph.traversal); members and edges of all samples are
@@ -364,6 +354,18 @@ def draw_samples(store: GraphStore, spec: SampleSpec, with_edges: bool = True) -
                       exhausted=seeds.exhausted)
 
 
-def sample_personas(store: GraphStore, spec: SampleSpec, with_edges: bool = True) -> list[GraphSample]:
+def sample_personas(store: GraphStore, spec: SampleConfig, with_edges: bool = True) -> list[GraphSample]:
     """The samples of `draw_samples` (fewer than `spec.count` if the graph runs out), for callers that need only them."""
     return draw_samples(store, spec, with_edges).samples
+
+
+class Sample(Stage[SampleDraw]):
+    """Draw samples of personas from the graph (a query: no Run node); see `draw_samples`."""
+
+    name: ClassVar[str] = "sample"
+    records_run: ClassVar[bool] = False
+    config: SampleConfig = Field(default_factory=SampleConfig)
+    with_edges: bool = Field(default=True, description="Also fetch the edges among each sample's members")
+
+    async def run(self, ctx: StageContext, run_id: str) -> SampleDraw:
+        return await asyncio.to_thread(draw_samples, ctx.store, self.config, self.with_edges)

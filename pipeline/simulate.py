@@ -12,24 +12,23 @@ prompted (`prompts/simulate/turn`) with the speaker's persona, the listener's, t
 what the two said before. All messages of a round, across all clusters, go to the LLM layer at once;
 rounds follow each other. The transcript says who spoke to whom.
 
-    >>> draw = draw_samples(store, SampleSpec(strategy="cluster", size=8, count=10))
-    >>> assert draw.shortfall() is None, draw.shortfall()
-    >>> clusters = export_clusters(draw.samples)
-    >>> asyncio.run(converse(client, clusters, rounds=2, lang="en"))
-    >>> write_clusters(clusters, Path("clusters/"))
+    >>> g = personagraph.open(".personagraph")
+    >>> summary = g.simulate("clusters/", count=10, size=8, rounds=2)
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from pydantic import BaseModel, Field
 
-import prompts
-from pipeline.llm import LLMClient, LLMRequest
-from pipeline.sample import GraphSample
+from personagraph import prompts
+from personagraph.config import Lang, SampleConfig, Strategy
+from personagraph.llm import LLMClient, LLMRequest
+from personagraph.sample import GraphSample, draw_samples
+from personagraph.stage import Stage, StageContext, StageSummary
 
 SIMULATE_DIR = prompts.PROMPTS_DIR / "simulate"
 
@@ -158,3 +157,46 @@ def write_clusters(clusters: Sequence[Cluster], folder: Path) -> list[Path]:
         path.write_text(cluster.model_dump_json(indent=2), encoding="utf-8")
         paths.append(path)
     return paths
+
+
+class SimulationSummary(StageSummary):
+    """What `simulate` wrote: clusters and agents, the files, and the conversation (when rounds were run)."""
+
+    headline: ClassVar[tuple[str, ...]] = ("clusters", "agents")
+
+    not_recorded: ClassVar[frozenset[str]] = frozenset({"paths"})
+
+    output: str = ""
+    clusters: int = 0
+    agents: int = 0
+    seeds_skipped: int = Field(default=0, description="Cluster seeds whose component was smaller than the smallest cluster")
+    paths: list[str] = Field(default_factory=list)
+    conversation: ConversationSummary | None = None
+
+
+class Simulate(Stage[SimulationSummary]):
+    """Connected persona clusters for multi-agent simulation, written as JSON, optionally with a conversation."""
+
+    name: ClassVar[str] = "simulate"
+    config: SampleConfig = Field(default_factory=lambda: SampleConfig(strategy=Strategy.cluster, count=5))
+    output: Path
+    rounds: int = Field(default=0, ge=0, description="Conversation rounds along the edges (0 = export only)")
+    lang: str = Field(default=Lang.en, description="Conversation language: en or zh")
+    scenario: str = Field(default="", description="The situation the members meet in")
+
+    def run_facts(self) -> dict[str, Any]:
+        return {"rounds": self.rounds, "seed": self.config.seed, "size": self.config.size}
+
+    async def run(self, ctx: StageContext, run_id: str) -> SimulationSummary:
+        """Draw the clusters (all of them, or an error before any conversation is paid for), talk, write."""
+        import asyncio
+
+        spec = self.config.model_copy(update={"strategy": Strategy.cluster})
+        ctx.progress(f"sampling {spec.count:,} connected clusters of {spec.size}", 0, None)
+        draw = await asyncio.to_thread(draw_samples, ctx.store, spec)
+        draw.check_complete()
+        clusters = export_clusters(draw.samples)
+        talk = await converse(ctx.llm, clusters, self.rounds, self.lang, self.scenario) if self.rounds > 0 else None
+        paths = write_clusters(clusters, self.output)
+        return SimulationSummary(output=str(self.output), clusters=len(clusters), agents=sum(len(c.agents) for c in clusters),
+                                 seeds_skipped=draw.seeds_skipped, paths=[str(p) for p in paths], conversation=talk)

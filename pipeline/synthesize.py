@@ -18,32 +18,30 @@ Personas come from `pipeline.sample` (any strategy). One output row per persona,
 order, so a rerun with the same seed on the same graph writes the same file; answers come from the
 LLM cache on a rerun, so an interrupted run resumes without paying twice.
 
-    >>> spec = SynthesisSpec(task="math_problem", count=100, sample=SampleSpec(strategy="cluster", size=10))
-    >>> with LLMClient.from_settings(settings) as client:
-    ...     summary = synthesize(store, client, spec, Path("math.jsonl"))
+    >>> g = personagraph.open(".personagraph")
+    >>> summary = g.synthesize("math_problem", "math.jsonl", count=100, strategy="cluster", size=10)
 """
 
 from __future__ import annotations
 
-import asyncio
 import heapq
 import math
 import random
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar
 
 from pydantic import BaseModel, Field
 
-import prompts
-from graph.model import Edge, content_id
-from graph.store import LIVE_STATUSES, GraphStore
-from pipeline.llm import Estimate, LLMClient, LLMRequest, LLMResult
-from pipeline.readers import InputError, iter_records
-from pipeline.sample import GraphSample, SampleSpec, sample_personas
+from personagraph import prompts
+from personagraph.graph.model import Edge, content_id
+from personagraph.graph.store import LIVE_STATUSES, GraphStore
+from personagraph.llm import LLMRequest, LLMResult
+from personagraph.readers import InputError, iter_records
+from personagraph.config import SampleConfig, SynthesisConfig
+from personagraph.sample import GraphSample, sample_personas
+from personagraph.stage import Stage, StageContext, StageEstimate, StageSummary
 
-Mode = Literal["zero_shot", "few_shot", "persona_few_shot", "neighbourhood_few_shot"]
-MODES: tuple[str, ...] = ("zero_shot", "few_shot", "persona_few_shot", "neighbourhood_few_shot")
 SYNTHESIS_DIR = prompts.PROMPTS_DIR / "synthesis"
 TASK_VARIABLES = {"persona", "demonstrations", "world"}
 
@@ -76,24 +74,14 @@ class SynthesisRow(BaseModel):
     text: str
 
 
-class SynthesisSpec(BaseModel):
-    """What to synthesize: `count` rows of `task` in `lang` and `mode`, personas drawn by `sample`."""
-
-    task: str
-    count: int = Field(ge=1)
-    mode: Mode = "zero_shot"
-    lang: str = "en"
-    sample: SampleSpec = Field(default_factory=SampleSpec)
-    shots: int = Field(default=3, ge=1)
-    examples: Path | None = None
-    world: str = ""
-    task_dirs: list[Path] = Field(default_factory=list)
-    write_back: bool = False
-
-
-class SynthesisSummary(BaseModel):
+class SynthesisSummary(StageSummary):
     """What a run did."""
 
+    headline: ClassVar[tuple[str, ...]] = ("personas", "written", "failed", "cached")
+
+    not_recorded: ClassVar[frozenset[str]] = frozenset({"failures"})
+
+    task: str = ""
     personas: int = 0
     written: int = 0
     failed: int = 0
@@ -174,14 +162,14 @@ def neighbour_samples(store: GraphStore, persona_ids: Sequence[str], task: str, 
     return out
 
 
-def pick_personas(store: GraphStore, spec: SampleSpec, count: int) -> list[tuple[GraphSample, dict[str, Any]]]:
+def pick_personas(store: GraphStore, spec: SampleConfig, count: int) -> list[tuple[GraphSample, dict[str, Any]]]:
     """`count` distinct personas (fewer if the graph runs out), each with the sample it was drawn in.
 
     Draws twice as many samples as `count / size` would need, since samples of graph strategies overlap.
     """
     wanted = math.ceil(count / spec.size) * (1 if spec.strategy in ("uniform", "stratified") else 2)
     picked: dict[str, tuple[GraphSample, dict[str, Any]]] = {}
-    for sample in sample_personas(store, spec.model_copy(update={"count": wanted}), with_edges=False):
+    for sample in sample_personas(store, spec.config.model_copy(update={"count": wanted}), with_edges=False):
         for member in sample.members:
             if len(picked) < count:
                 picked.setdefault(member["id"], (sample, member))
@@ -191,33 +179,33 @@ def pick_personas(store: GraphStore, spec: SampleSpec, count: int) -> list[tuple
 class Synthesizer:
     """Builds the prompt of each persona for one spec (demonstrations chosen reproducibly per persona)."""
 
-    def __init__(self, store: GraphStore, spec: SynthesisSpec) -> None:
+    def __init__(self, store: GraphStore, spec: Synthesize) -> None:
         self.store = store
         self.spec = spec
-        self.prompt = load_task(spec.task, spec.lang, spec.task_dirs)
+        self.prompt = load_task(spec.task, spec.config.lang, spec.config.task_dirs)
         self.variables = self.prompt.variables()
         if "world" in self.variables and not spec.world.strip():
             raise ValueError(f"task {spec.task!r} needs a description of the game world: pass --world FILE")
         self.pool: list[Demonstration] = []
         if spec.examples is not None:
-            self.pool = load_demonstrations(spec.examples, spec.task, spec.lang)
-        if spec.mode in ("few_shot", "persona_few_shot") and not self.pool:
-            raise ValueError(f"mode {spec.mode} needs examples of task {spec.task!r} ({spec.lang}): pass --examples FILE")
-        if spec.mode == "persona_few_shot":
+            self.pool = load_demonstrations(spec.examples, spec.task, spec.config.lang)
+        if spec.config.mode in ("few_shot", "persona_few_shot") and not self.pool:
+            raise ValueError(f"mode {spec.config.mode} needs examples of task {spec.task!r} ({spec.config.lang}): pass --examples FILE")
+        if spec.config.mode == "persona_few_shot":
             self.pool = [d for d in self.pool if d.persona]
             if not self.pool:
                 raise ValueError(f"mode persona_few_shot needs examples with a `persona` field in {spec.examples}")
         self.neighbour_pool: dict[str, list[Demonstration]] = {}
         modes = [SYNTHESIS_DIR / "modes"]
-        self.header = None if spec.mode == "zero_shot" else prompts.load(spec.mode, spec.lang, modes)
-        self.item = prompts.load("example" if spec.mode == "few_shot" else "persona_example", spec.lang, modes)
+        self.header = None if spec.config.mode == "zero_shot" else prompts.load(spec.config.mode, spec.config.lang, modes)
+        self.item = prompts.load("example" if spec.config.mode == "few_shot" else "persona_example", spec.config.lang, modes)
 
     def prepare_neighbourhoods(self, persona_ids: Sequence[str]) -> None:
         """For neighbourhood few-shot: the neighbours' samples of each persona, from the examples file or the graph."""
-        if self.spec.mode != "neighbourhood_few_shot":
+        if self.spec.config.mode != "neighbourhood_few_shot":
             return
         if self.spec.examples is None:
-            self.neighbour_pool = neighbour_samples(self.store, persona_ids, self.spec.task, self.spec.lang)
+            self.neighbour_pool = neighbour_samples(self.store, persona_ids, self.spec.task, self.spec.config.lang)
             return
         by_persona: dict[str, list[Demonstration]] = {}
         for demo in self.pool:
@@ -230,11 +218,11 @@ class Synthesizer:
 
     def demonstrations(self, persona_id: str) -> list[Demonstration]:
         """The demonstrations shown to this persona's prompt: a seeded choice, the same on every rerun."""
-        if self.spec.mode == "zero_shot":
+        if self.spec.config.mode == "zero_shot":
             return []
-        pool = self.neighbour_pool.get(persona_id, []) if self.spec.mode == "neighbourhood_few_shot" else self.pool
-        rng = random.Random(f"{self.spec.sample.seed}:{persona_id}:{self.spec.task}")
-        return sorted(rng.sample(pool, min(self.spec.shots, len(pool))), key=lambda d: d.id)
+        pool = self.neighbour_pool.get(persona_id, []) if self.spec.config.mode == "neighbourhood_few_shot" else self.pool
+        rng = random.Random(f"{self.spec.config.seed}:{persona_id}:{self.spec.task}")
+        return sorted(rng.sample(pool, min(self.spec.config.shots, len(pool))), key=lambda d: d.id)
 
     def render_demonstrations(self, demos: Sequence[Demonstration]) -> str:
         """The `${demonstrations}` block: the mode's header over numbered examples ('' when there are none)."""
@@ -256,11 +244,11 @@ class Synthesizer:
         for position, (sample, member) in enumerate(picked):
             demos = self.demonstrations(member["id"])
             row = {
-                "id": content_id(f"{member['id']}|{spec.task}|{spec.mode}|{spec.lang}|{spec.sample.seed}|{model}", "smp"),
-                "persona_id": member["id"], "persona": member["description"], "task": spec.task, "mode": spec.mode,
-                "lang": spec.lang, "prompt_file": self.prompt.path.name, "model": model,
-                "sampling_strategy": sample.strategy, "sample_id": sample.sample_id, "seed": spec.sample.seed,
-                "neighbourhood": sorted({d.persona_id for d in demos}) if spec.mode == "neighbourhood_few_shot" else [],
+                "id": content_id(f"{member['id']}|{spec.task}|{spec.config.mode}|{spec.config.lang}|{spec.config.seed}|{model}", "smp"),
+                "persona_id": member["id"], "persona": member["description"], "task": spec.task, "mode": spec.config.mode,
+                "lang": spec.config.lang, "prompt_file": self.prompt.path.name, "model": model,
+                "sampling_strategy": sample.strategy, "sample_id": sample.sample_id, "seed": spec.config.seed,
+                "neighbourhood": sorted({d.persona_id for d in demos}) if spec.config.mode == "neighbourhood_few_shot" else [],
                 "demonstrations": [d.id for d in demos],
             }
             yield LLMRequest(key=row["id"], messages=self.messages(member["description"], demos), meta=(position, row))
@@ -327,70 +315,67 @@ def write_samples_to_graph(store: GraphStore, rows: Sequence[SynthesisRow], run_
     return linked
 
 
-def plan_synthesis(store: GraphStore, spec: SynthesisSpec) -> tuple[Synthesizer, list[tuple[GraphSample, dict[str, Any]]]]:
+def plan_synthesis(store: GraphStore, spec: Synthesize) -> tuple[Synthesizer, list[tuple[GraphSample, dict[str, Any]]]]:
     """The prompt builder and the personas a run would prompt (neighbours' samples looked up): what
     `synthesize` and `estimate_synthesis` share."""
     synth = Synthesizer(store, spec)
-    picked = pick_personas(store, spec.sample, spec.count)
+    picked = pick_personas(store, spec.config, spec.count)
     if not picked:
-        raise ValueError(f"no persona with status {'/'.join(spec.sample.statuses)} to synthesize with: "
+        raise ValueError(f"no persona with status {'/'.join(spec.config.statuses)} to synthesize with: "
                          "import or extract personas first (`personagraph stats` shows what the graph holds)")
     synth.prepare_neighbourhoods([member["id"] for _, member in picked])
     return synth, picked
 
 
-def estimate_synthesis(store: GraphStore, client: LLMClient, spec: SynthesisSpec) -> tuple[int, Estimate]:
-    """(personas, calls and rough tokens) a run would spend, the cache consulted; nothing is called or written."""
-    synth, picked = plan_synthesis(store, spec)
-    return len(picked), client.estimate(synth.requests(picked, client.config.model))
+class Synthesize(Stage[SynthesisSummary]):
+    """Synthesize `count` rows of `task` with sampled personas into `output` (JSONL or Parquet), one row per persona."""
 
+    name: ClassVar[str] = "synthesize"
+    config: SynthesisConfig = Field(default_factory=SynthesisConfig)
+    task: str
+    output: Path
+    count: int = Field(default=10, ge=1, description="Rows to write (fewer when the graph has fewer personas)")
+    examples: Path | None = Field(default=None, description="Demonstrations: JSONL/Parquet with `text` (and `persona`)")
+    world: str = Field(default="", description="The game world (game_npc)")
 
-async def synthesize_async(
-    store: GraphStore,
-    client: LLMClient,
-    spec: SynthesisSpec,
-    output: Path,
-    run_id: str = "",
-    on_progress: Callable[[int, int], None] | None = None,
-) -> SynthesisSummary:
-    """Draw personas, prompt the model for each, write one row per answer to `output` in input order."""
-    synth, picked = plan_synthesis(store, spec)
-    summary = SynthesisSummary(personas=len(picked), output=str(output))
-    writer = RowWriter(output)
-    back: list[SynthesisRow] = []
-    try:
-        results = client.stream(synth.requests(picked, client.config.model))
-        async for result in in_input_order(results):
-            _, row = result.request.meta
-            summary.cached += result.cached
-            if spec.mode == "neighbourhood_few_shot" and not row["demonstrations"]:
-                summary.without_neighbour_samples += 1
-            if result.ok:
-                out = SynthesisRow(**row, text=str(result.value).strip())
-                writer.write(out)
-                summary.written += 1
-                if spec.write_back:
-                    back.append(out)
-            else:
-                summary.failed += 1
-                if len(summary.failures) < 5:
-                    summary.failures.append(f"{row['persona_id']}: {result.error}")
-            if on_progress is not None:
-                on_progress(summary.written + summary.failed, len(picked))
-    finally:
-        writer.close()
-    if back:
-        summary.written_back = write_samples_to_graph(store, back, run_id)
-    return summary
+    def run_facts(self) -> dict[str, Any]:
+        c = self.config
+        return {"task": self.task, "mode": c.mode, "lang": c.lang, "strategy": c.strategy, "seed": c.seed}
 
+    async def run(self, ctx: StageContext, run_id: str) -> SynthesisSummary:
+        """Draw personas, prompt the model for each, write one row per answer to `output` in input order."""
+        client, store = ctx.llm, ctx.store
+        synth, picked = plan_synthesis(store, self)
+        summary = SynthesisSummary(task=self.task, personas=len(picked), output=str(self.output))
+        writer = RowWriter(self.output)
+        back: list[SynthesisRow] = []
+        label = f"{self.task} ({self.config.mode}, {self.config.lang})"
+        try:
+            async for result in in_input_order(client.stream(synth.requests(picked, client.config.model))):
+                _, row = result.request.meta
+                summary.cached += result.cached
+                if self.config.mode == "neighbourhood_few_shot" and not row["demonstrations"]:
+                    summary.without_neighbour_samples += 1
+                if result.ok:
+                    out = SynthesisRow(**row, text=str(result.value).strip())
+                    writer.write(out)
+                    summary.written += 1
+                    if self.config.write_back:
+                        back.append(out)
+                else:
+                    summary.failed += 1
+                    if len(summary.failures) < 5:
+                        summary.failures.append(f"{row['persona_id']}: {result.error}")
+                ctx.progress(label, summary.written + summary.failed, len(picked))
+        finally:
+            writer.close()
+        if back:
+            summary.written_back = write_samples_to_graph(store, back, run_id)
+        return summary
 
-def synthesize(
-    store: GraphStore,
-    client: LLMClient,
-    spec: SynthesisSpec,
-    output: Path,
-    run_id: str = "",
-    on_progress: Callable[[int, int], None] | None = None,
-) -> SynthesisSummary:
-    """`synthesize_async` from synchronous code (the CLI)."""
-    return asyncio.run(synthesize_async(store, client, spec, output, run_id, on_progress))
+    async def estimate(self, ctx: StageContext) -> StageEstimate:
+        """The personas a run would draw, and the calls and rough tokens it would spend (the cache consulted)."""
+        synth, picked = plan_synthesis(ctx.store, self)
+        llm = ctx.llm.estimate(synth.requests(picked, ctx.llm.config.model))
+        return StageEstimate(stage=self.name, llm=llm, lines=[
+            ("personas sampled", f"{len(picked):,} ({self.config.strategy}, seed {self.config.seed})")])

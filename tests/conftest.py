@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from hypothesis import settings as hypothesis_settings
 
-from graph import server
-from graph.store import FalkorStore, GraphStore, StoreOptions
+from personagraph.graph import server
+from personagraph.graph.store import FalkorStore, GraphStore, StoreConfig
 from tests.fake_llm_server import FakeLLM, Faults, fake_llm_server
 
 # CI replays the same examples every run (a red CI blocks everything); locally, hypothesis explores.
@@ -46,13 +46,13 @@ def data_dir() -> Iterator[Path]:
 
 
 @pytest.fixture
-def store_options(falkordb_dir: Path) -> StoreOptions:
+def store_options(falkordb_dir: Path) -> StoreConfig:
     """Options naming a graph of its own for this test on the session's server."""
-    return StoreOptions(data_dir=falkordb_dir, graph=f"t{os.getpid()}_{next(_counter)}", batch_size=500)
+    return StoreConfig(data_dir=falkordb_dir, graph=f"t{os.getpid()}_{next(_counter)}", batch_size=500)
 
 
 @pytest.fixture
-def store(store_options: StoreOptions) -> Iterator[GraphStore]:
+def store(store_options: StoreConfig) -> Iterator[GraphStore]:
     """A fresh, schema-ready graph on the real embedded FalkorDB; deleted after the test."""
     st = FalkorStore(store_options)
     st.ensure_schema()

@@ -9,8 +9,8 @@ from typing import Any
 import networkx as nx
 import pytest
 
-from graph.model import Edge, Persona
-from graph.store import GraphStore, QueryResult
+from personagraph.graph.model import Edge, Persona
+from personagraph.graph.store import GraphStore, QueryResult
 
 REL_TYPES = ("COLLEAGUE_OF", "PATIENT_OF", "SUPPLIER_OF", "PARENT_OF")
 

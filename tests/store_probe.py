@@ -14,12 +14,12 @@ import sys
 import time
 from pathlib import Path
 
-from graph.store import FalkorStore, StoreOptions, StoreUnavailable
+from personagraph.graph.store import FalkorStore, StoreConfig, StoreUnavailable
 
 
 def write_probes(data_dir: Path, graph: str, ack_file: Path, prefix: str, pause: float = 0.02) -> int:
     """Write probes until the store is unavailable; return how many were acknowledged."""
-    store = FalkorStore(StoreOptions(data_dir=data_dir, graph=graph))
+    store = FalkorStore(StoreConfig(data_dir=data_dir, graph=graph))
     fd = os.open(ack_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     acknowledged = 0
     try:

@@ -10,16 +10,16 @@ import sys
 import tempfile
 from pathlib import Path
 
-from graph import server
-from graph.model import Edge, Persona, PersonaStatus, persona_id
-from graph.store import GraphStore, StoreOptions
+from personagraph.graph import server
+from personagraph.graph.model import Edge, Persona, PersonaStatus, persona_id
+from personagraph.graph.store import GraphStore, StoreConfig
 from tests.graphs import personas
 from tests.test_importer import GOOD, write_bad_jsonl
 
 PERSONAGRAPH = str(Path(sys.executable).with_name("personagraph"))
 
 
-def run_cli(*args: str, cwd: Path, options: StoreOptions | None = None) -> subprocess.CompletedProcess[str]:
+def run_cli(*args: str, cwd: Path, options: StoreConfig | None = None) -> subprocess.CompletedProcess[str]:
     """Run `personagraph [--data-dir D --graph G] ARGS` with a clean environment; wide lines, no wrapping."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PERSONAGRAPH_", "NEO4J_", "OPENAI_"))}
     env["COLUMNS"] = "1000"
@@ -32,7 +32,7 @@ def one_line(text: str) -> str:
     return " ".join("".join(" " if "\u2500" <= ch <= "\u257f" else ch for ch in text).split())
 
 
-def test_import_reports_each_bad_line_and_imports_the_rest(store: GraphStore, store_options: StoreOptions, tmp_path: Path) -> None:
+def test_import_reports_each_bad_line_and_imports_the_rest(store: GraphStore, store_options: StoreConfig, tmp_path: Path) -> None:
     path = tmp_path / "personas.jsonl"
     write_bad_jsonl(path)
     res = run_cli("import", str(path), cwd=tmp_path, options=store_options)
@@ -51,14 +51,14 @@ def test_import_reports_each_bad_line_and_imports_the_rest(store: GraphStore, st
     assert "personas created 0" in one_line(again.stdout) and "already in the graph 6" in one_line(again.stdout)
 
 
-def test_a_syntax_error_shows_the_databases_message_and_exits_2(store_options: StoreOptions, tmp_path: Path) -> None:
+def test_a_syntax_error_shows_the_databases_message_and_exits_2(store_options: StoreConfig, tmp_path: Path) -> None:
     res = run_cli("query", "MATCH (p:Persona RETURN p", cwd=tmp_path, options=store_options)
     assert res.returncode == 2
     assert "the database rejected the query:" in res.stderr and "Invalid input" in res.stderr
     assert "Traceback" not in res.stderr + res.stdout
 
 
-def test_a_write_without_write_is_refused_and_changes_nothing(store: GraphStore, store_options: StoreOptions, tmp_path: Path) -> None:
+def test_a_write_without_write_is_refused_and_changes_nothing(store: GraphStore, store_options: StoreConfig, tmp_path: Path) -> None:
     store.upsert_personas(personas(3, prefix="cli ro"))
     res = run_cli("query", "MATCH (p:Persona) DETACH DELETE p", cwd=tmp_path, options=store_options)
     assert res.returncode == 2 and "rerun with --write" in res.stderr
@@ -75,7 +75,7 @@ def test_an_unreachable_store_is_one_line_naming_the_address(tmp_path: Path) -> 
     assert "Traceback" not in res.stderr
 
 
-def test_query_json_params_csv_and_ready_made(store: GraphStore, store_options: StoreOptions, tmp_path: Path) -> None:
+def test_query_json_params_csv_and_ready_made(store: GraphStore, store_options: StoreConfig, tmp_path: Path) -> None:
     a, b = personas(2, prefix="cli query")
     store.upsert_personas([a, b])
     store.add_edges([Edge(source=a.id, target=b.id, type="COLLEAGUE_OF")])
@@ -92,7 +92,7 @@ def test_query_json_params_csv_and_ready_made(store: GraphStore, store_options: 
     assert bad.returncode == 2 and "expected NAME=VALUE" in bad.stderr
 
 
-def test_stats_json_counts_what_was_imported(store: GraphStore, store_options: StoreOptions, tmp_path: Path) -> None:
+def test_stats_json_counts_what_was_imported(store: GraphStore, store_options: StoreConfig, tmp_path: Path) -> None:
     store.upsert_personas(personas(4, prefix="cli stats"))
     res = run_cli("stats", "--json", cwd=tmp_path, options=store_options)
     data = json.loads(res.stdout)
@@ -102,7 +102,7 @@ def test_stats_json_counts_what_was_imported(store: GraphStore, store_options: S
 
 def test_db_start_status_stop(tmp_path: Path) -> None:
     folder = Path(tempfile.mkdtemp(prefix="pgc-", dir="/tmp"))
-    options = StoreOptions(data_dir=folder, graph="personas")
+    options = StoreConfig(data_dir=folder, graph="personas")
     try:
         assert run_cli("db", "status", cwd=tmp_path, options=options).returncode == 1
         started = run_cli("db", "start", cwd=tmp_path, options=options)
@@ -117,13 +117,13 @@ def test_db_start_status_stop(tmp_path: Path) -> None:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def test_a_missing_input_file_is_a_clear_error(store_options: StoreOptions, tmp_path: Path) -> None:
+def test_a_missing_input_file_is_a_clear_error(store_options: StoreConfig, tmp_path: Path) -> None:
     missing = tmp_path / "missing.jsonl"
     res = run_cli("import", str(missing), cwd=tmp_path, options=store_options)
     assert res.returncode == 2 and f"{missing}: no such file" in res.stderr and "Traceback" not in res.stderr
 
 
-def test_expand_dry_run_says_why_there_is_nothing_to_expand(store: GraphStore, store_options: StoreOptions, tmp_path: Path) -> None:
+def test_expand_dry_run_says_why_there_is_nothing_to_expand(store: GraphStore, store_options: StoreConfig, tmp_path: Path) -> None:
     store.upsert_personas([Persona(description="An extracted ferry mechanic not yet filtered", status=PersonaStatus.candidate)])
     res = run_cli("expand", "--dry-run", "--hops", "3", cwd=tmp_path, options=store_options)
     assert res.returncode == 0, res.stderr
@@ -131,7 +131,7 @@ def test_expand_dry_run_says_why_there_is_nothing_to_expand(store: GraphStore, s
     assert "no accepted, unexpanded persona below hop 3" in out and "hop 3 -> 4" not in out
 
 
-def test_import_exits_non_zero_with_one_line_when_nothing_usable_is_read(store_options: StoreOptions, tmp_path: Path) -> None:
+def test_import_exits_non_zero_with_one_line_when_nothing_usable_is_read(store_options: StoreConfig, tmp_path: Path) -> None:
     good = tmp_path / "good.jsonl"
     good.write_text(json.dumps({"persona": GOOD[0]}) + "\n")
     empty = tmp_path / "empty.jsonl"

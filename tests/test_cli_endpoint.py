@@ -15,8 +15,8 @@ import pytest
 from click.testing import Result
 from typer.testing import CliRunner
 
-from graph.store import FalkorStore, GraphStore, StoreOptions
-from pipeline.cli import app
+from personagraph.graph.store import FalkorStore, GraphStore, StoreConfig
+from personagraph.cli import app
 from tests.fake_llm_server import FakeLLM, Faults, fake_llm_subprocess
 from tests.graphs import personas
 from tests.test_extract_cli import flat, run
@@ -33,7 +33,7 @@ def texts_file(folder: Path, n: int) -> Path:
     return path
 
 
-def invoke(*args: str, options: StoreOptions, base_url: str, **llm: object) -> Result:
+def invoke(*args: str, options: StoreConfig, base_url: str, **llm: object) -> Result:
     """`personagraph ARGS` in-process, with the endpoint and `[llm]` settings given as environment variables."""
     env = {"OPENAI_BASE_URL": base_url, "OPENAI_MODEL": "fake-model", "COLUMNS": "1000",
            **{f"PERSONAGRAPH_LLM__{k.upper()}": str(v) for k, v in llm.items()}}
@@ -41,10 +41,10 @@ def invoke(*args: str, options: StoreOptions, base_url: str, **llm: object) -> R
 
 
 def test_extract_against_a_closed_port_exits_3_naming_it_and_keeps_what_was_answered(
-        fake_llm: FakeLLM, store: GraphStore, store_options: StoreOptions, tmp_path: Path) -> None:
+        fake_llm: FakeLLM, store: GraphStore, store_options: StoreConfig, tmp_path: Path) -> None:
     path = texts_file(tmp_path, 12)
     # The first 4 texts were answered once (on another graph of the same data folder): they are in the LLM cache.
-    warm = StoreOptions(data_dir=store_options.data_dir, graph=f"{store_options.graph}_warm")
+    warm = StoreConfig(data_dir=store_options.data_dir, graph=f"{store_options.graph}_warm")
     try:
         assert run("extract", str(path), "--limit", "4", cwd=tmp_path, options=warm, base_url=fake_llm.base_url).returncode == 0
     finally:
@@ -62,7 +62,7 @@ def test_extract_against_a_closed_port_exits_3_naming_it_and_keeps_what_was_answ
 
 
 def test_extract_against_a_hung_endpoint_stops_after_one_round_of_timeouts(
-        store: GraphStore, store_options: StoreOptions, tmp_path: Path) -> None:
+        store: GraphStore, store_options: StoreConfig, tmp_path: Path) -> None:
     path = texts_file(tmp_path, 40)
     with fake_llm_subprocess(Faults(timeout=1.0, hang=60)) as url:
         started = time.monotonic()
@@ -74,10 +74,10 @@ def test_extract_against_a_hung_endpoint_stops_after_one_round_of_timeouts(
 
 
 def test_filter_keeps_the_verdicts_it_had_when_the_endpoint_went_down(
-        fake_llm: FakeLLM, store: GraphStore, store_options: StoreOptions) -> None:
+        fake_llm: FakeLLM, store: GraphStore, store_options: StoreConfig) -> None:
     people = personas(30, prefix=f"nurse {uuid.uuid4().hex[:8]}")
     # The judge answered about the first 10 once (on another graph of the same data folder): they are in the LLM cache.
-    warm = FalkorStore(StoreOptions(data_dir=store_options.data_dir, graph=f"{store_options.graph}_warm"))
+    warm = FalkorStore(StoreConfig(data_dir=store_options.data_dir, graph=f"{store_options.graph}_warm"))
     try:
         warm.upsert_personas(people[:10])
         assert invoke("filter", options=warm.options, base_url=fake_llm.base_url).exit_code == 0
@@ -94,7 +94,7 @@ def test_filter_keeps_the_verdicts_it_had_when_the_endpoint_went_down(
 
 @pytest.mark.parametrize("command", ["extract", "filter", "expand", "synthesize", "simulate", "run"])
 def test_a_command_whose_every_llm_call_failed_exits_1_saying_why(
-        command: str, fake_llm: FakeLLM, store: GraphStore, store_options: StoreOptions, tmp_path: Path,
+        command: str, fake_llm: FakeLLM, store: GraphStore, store_options: StoreConfig, tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch) -> None:
     build_graph(store)  # accepted personas, unfiltered and unexpanded, with edges
     args = {
@@ -119,7 +119,7 @@ def test_a_command_whose_every_llm_call_failed_exits_1_saying_why(
 
 
 def test_a_command_with_some_llm_calls_answered_exits_0(fake_llm: FakeLLM, store: GraphStore,
-                                                       store_options: StoreOptions, tmp_path: Path) -> None:
+                                                       store_options: StoreConfig, tmp_path: Path) -> None:
     fake_llm.faults = Faults(error_500=0.5)
     res = invoke("extract", str(texts_file(tmp_path, 20)), options=store_options, base_url=fake_llm.base_url,
                  max_retries=0, cache="false")

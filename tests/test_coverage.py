@@ -7,9 +7,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from graph.model import Persona, PersonaStatus
-from graph.store import GraphStore
-from pipeline.coverage import CoverageReport, plot_coverage, region_coverage
+from personagraph.graph.model import Persona, PersonaStatus
+from personagraph.graph.store import GraphStore
+from personagraph.coverage import CoverageReport, plot_coverage, region_coverage
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -49,7 +49,7 @@ def test_chart_is_a_png_with_before_and_after(store: GraphStore, tmp_path: Path)
 
 def test_cli_saves_and_compares_reports(store: GraphStore, tmp_path: Path) -> None:
     fill(store)
-    base = [sys.executable, "-m", "pipeline.cli", "--data-dir", str(store.options.data_dir), "--graph", store.options.graph,
+    base = [sys.executable, "-m", "personagraph.cli", "--data-dir", str(store.options.data_dir), "--graph", store.options.graph,
             "coverage", "-a", "age_group"]
     env = {**os.environ, "COLUMNS": "120", "PERSONAGRAPH_CONFIG": str(tmp_path / "none.toml")}
     saved = tmp_path / "before.json"

@@ -7,14 +7,14 @@ import pytest
 from datasketch import MinHash
 
 from bench.planted_duplicates import make_corpus, pair_scores, score_methods
-from graph.model import Edge, Persona
-from graph.store import GraphStore
-from pipeline.config import DedupConfig
-from pipeline.dedup import Candidate, Pairs, choose_survivor, find_duplicates, link_pairs
-from pipeline.dedup.embedding import embed, model_path
-from pipeline.dedup.index import DedupIndex, index_folder, open_index
-from pipeline.dedup.minhash import MinHasher, words
-from pipeline.dedup.stage import merge_duplicates
+from personagraph.graph.model import Edge, Persona
+from personagraph.graph.store import GraphStore
+from personagraph.config import DedupConfig
+from personagraph.dedup import Candidate, Pairs, choose_survivor, find_duplicates, link_pairs
+from personagraph.dedup.embedding import embed, model_path
+from personagraph.dedup.index import DedupIndex, index_folder, open_index
+from personagraph.dedup.minhash import MinHasher, words
+from personagraph.dedup.stage import merge_duplicates
 
 TEXTS = [
     "A retired school teacher from rural Ohio who volunteers at the local library.",
@@ -181,7 +181,7 @@ def test_match_or_add_links_duplicates_within_and_across_batches(tmp_path) -> No
 def test_cli_dedup_dry_run_then_merge(store: GraphStore, store_options) -> None:
     from typer.testing import CliRunner
 
-    from pipeline.cli import app
+    from personagraph.cli import app
 
     ids = _seed(store)
     args = ["--data-dir", str(store_options.data_dir), "--graph", store_options.graph, "dedup"]
@@ -199,7 +199,7 @@ def test_cli_dedup_dry_run_then_merge(store: GraphStore, store_options) -> None:
 
 
 def test_adding_what_was_just_looked_up_embeds_it_once(tmp_path, monkeypatch) -> None:
-    import pipeline.dedup.index as index_module
+    import personagraph.dedup.index as index_module
 
     calls: list[int] = []
     real_embed = index_module.embed

@@ -10,10 +10,10 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from graph.model import Edge, Persona
-from graph.store import GraphStore
-from pipeline.config import DedupConfig
-from pipeline.dedup.stage import merge_duplicates
+from personagraph.graph.model import Edge, Persona
+from personagraph.graph.store import GraphStore
+from personagraph.config import DedupConfig
+from personagraph.dedup.stage import merge_duplicates
 
 BASES = [
     "A pediatric nurse in Lyon who trains for marathons and reads crime novels.",

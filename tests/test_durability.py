@@ -19,9 +19,9 @@ from typing import Any
 import pytest
 import redis
 
-from graph import server
-from graph.indexes import guard_graph
-from graph.store import FalkorStore, StoreOptions
+from personagraph.graph import server
+from personagraph.graph.indexes import guard_graph
+from personagraph.graph.store import FalkorStore, StoreConfig
 from tests.graphs import personas
 
 REPO = Path(__file__).resolve().parents[1]
@@ -46,7 +46,7 @@ def kill_server_group(data_dir: Path) -> None:
 
 
 def open_store(data_dir: Path, graph: str = "personas") -> FalkorStore:
-    return FalkorStore(StoreOptions(data_dir=data_dir, graph=graph))
+    return FalkorStore(StoreConfig(data_dir=data_dir, graph=graph))
 
 
 def count(data_dir: Path, query: str) -> int:
@@ -228,7 +228,7 @@ def test_a_users_write_of_an_empty_string_into_an_indexed_property_drops_that_in
 
 
 def test_the_store_never_writes_an_empty_attribute(store: FalkorStore) -> None:
-    from graph.model import Persona
+    from personagraph.graph.model import Persona
 
     store.upsert_personas([Persona(description="a ferry mechanic in Bergen", attributes={"domain": "", "occupation": "  ", "language": "no"})])
     props = store.query("MATCH (p:Persona) RETURN properties(p)").rows[0][0]
@@ -275,7 +275,7 @@ def test_a_server_whose_folder_was_deleted_stops_on_sigterm(data_dir: Path) -> N
     sock = server.ensure_running(data_dir)
     pid = server.status(data_dir).pid
     assert pid is not None
-    FalkorStore(StoreOptions(data_dir=data_dir), socket_path=sock).upsert_personas(personas(3, prefix="gone"))
+    FalkorStore(StoreConfig(data_dir=data_dir), socket_path=sock).upsert_personas(personas(3, prefix="gone"))
     shutil.rmtree(data_dir)
     os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + 10

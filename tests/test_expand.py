@@ -8,14 +8,14 @@ from typing import Any
 
 import pytest
 
-from graph.model import Edge, Persona, Source, persona_id
-from graph.store import GraphStore
-from pipeline.config import Settings
-from pipeline.coverage import region_coverage
-from pipeline.config import DedupConfig
-from pipeline.dedup.index import DedupIndex
-from pipeline.expand import Expander, ExpandOptions, ExpandSummary, IndexMatcher, expand_frontier
-from pipeline.llm import LLMClient
+from personagraph.graph.model import Edge, Persona, Source, persona_id
+from personagraph.graph.store import GraphStore
+from personagraph.config import Settings
+from personagraph.coverage import region_coverage
+from personagraph.config import DedupConfig
+from personagraph.dedup.index import DedupIndex
+from personagraph.expand import Expander, ExpandOptions, ExpandSummary, IndexMatcher, expand_frontier
+from personagraph.llm import LLMClient
 from tests.expand_fake import ExpandFakeLLM, ExpansionAsk, default_proposals, expand_fake_server
 
 SEEDS = [
@@ -224,7 +224,7 @@ def test_expansion_path_leads_back_to_the_root_and_its_source(store: GraphStore,
 
 
 def test_focused_run_raises_the_focused_regions_share(fake: ExpandFakeLLM, llm: LLMClient, store_options: Any) -> None:
-    from graph.store import FalkorStore
+    from personagraph.graph.store import FalkorStore
 
     shares = {}
     for label, focus in (("unfocused", {}), ("focused", {"age_group": ["child"]})):
@@ -243,7 +243,7 @@ def test_focused_run_raises_the_focused_regions_share(fake: ExpandFakeLLM, llm: 
 
 
 def test_chinese_prompt_takes_the_same_variables_and_names_the_region() -> None:
-    import prompts
+    from personagraph import prompts
 
     en, zh = prompts.load("expand/propose", "en"), prompts.load("expand/propose", "zh")
     assert zh.variables() == en.variables() == {"seed", "relation", "relation_description", "fanout", "region"}
@@ -253,7 +253,7 @@ def test_chinese_prompt_takes_the_same_variables_and_names_the_region() -> None:
 
 
 def test_proposed_attributes_are_normalised_to_the_region_vocabulary() -> None:
-    from pipeline.expand import ProposedPersona
+    from personagraph.expand import ProposedPersona
 
     p = ProposedPersona.model_validate({"description": "x", "age_group": "Young Adult", "visibility": "Behind the scenes",
                                         "language": "English", "occupation": " Night Cleaner ", "domain": ""})

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from graph.model import Persona
-from graph.store import FalkorStore, StoreOptions
+from personagraph.graph.model import Persona
+from personagraph.graph.store import FalkorStore, StoreConfig
 from tests.expand_fake import ExpandFakeLLM, expand_fake_server
 from tests.fake_llm_server import Faults
 from tests.test_expand import SEEDS
@@ -41,7 +41,7 @@ def expand_cli(data_dir: Path, graph: str, base_url: str, cache: bool) -> subpro
            "PERSONAGRAPH_EXPAND__CHUNK_SEEDS": "4", "PERSONAGRAPH_EXPAND__DEDUP": "exact",
            "PERSONAGRAPH_EXPAND__RELEVANCE_CHECK": "false", "PERSONAGRAPH_CONFIG": str(data_dir / "none.toml")}
     return subprocess.Popen(
-        [sys.executable, "-m", "pipeline.cli", "--data-dir", str(data_dir), "--graph", graph,
+        [sys.executable, "-m", "personagraph.cli", "--data-dir", str(data_dir), "--graph", graph,
          "expand", "--hops", "2", "--fanout", "2"],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
@@ -58,7 +58,7 @@ def snapshot(store: FalkorStore) -> tuple[set[tuple[Any, ...]], set[tuple[Any, .
 
 
 def test_kill_minus_nine_mid_round_then_rerun_equals_an_uninterrupted_run(
-    slow_fake: ExpandFakeLLM, falkordb_dir: Path, store_options: StoreOptions
+    slow_fake: ExpandFakeLLM, falkordb_dir: Path, store_options: StoreConfig
 ) -> None:
     stores = {}
     for name in ("killed", "clean"):

@@ -9,9 +9,9 @@ from pathlib import Path
 import networkx as nx
 import pytest
 
-from graph.export import export_graph
-from graph.model import Edge, Persona, Source
-from graph.store import LIVE_STATUSES, GraphStore, StoreOptions
+from personagraph.graph.export import export_graph
+from personagraph.graph.model import Edge, Persona, Source
+from personagraph.graph.store import LIVE_STATUSES, GraphStore, StoreConfig
 from tests.graphs import personas
 from tests.test_cli import run_cli
 
@@ -80,7 +80,7 @@ def test_neo4j_csv_has_admin_import_headers_and_script(store: GraphStore, graph:
     assert not script.rstrip().endswith("\\")
 
 
-def test_cli_export_writes_live_personas(store: GraphStore, store_options: StoreOptions, graph: dict[str, str], tmp_path: Path) -> None:
+def test_cli_export_writes_live_personas(store: GraphStore, store_options: StoreConfig, graph: dict[str, str], tmp_path: Path) -> None:
     out = tmp_path / "live.jsonl"
     res = run_cli("export", "--format", "jsonl", "-o", str(out), cwd=tmp_path, options=store_options)
     assert res.returncode == 0, res.stderr
@@ -90,7 +90,7 @@ def test_cli_export_writes_live_personas(store: GraphStore, store_options: Store
     assert bad.returncode == 2 and "unknown format" in bad.stderr
 
 
-def test_an_output_path_of_the_wrong_kind_is_one_line(store: GraphStore, store_options: StoreOptions, tmp_path: Path) -> None:
+def test_an_output_path_of_the_wrong_kind_is_one_line(store: GraphStore, store_options: StoreConfig, tmp_path: Path) -> None:
     store.upsert_personas(personas(2, prefix="export paths"))
     folder = tmp_path / "out"
     folder.mkdir()

@@ -18,11 +18,11 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from graph.store import FalkorStore, GraphStore, StoreOptions
-from pipeline.config import Settings
-from pipeline.extract import chunk_text, estimate_extract, extract_personas, plain_description, text_language
-from pipeline.llm import LLMClient, ResponseCache
-from pipeline.readers import count_records
+from personagraph.graph.store import FalkorStore, GraphStore, StoreConfig
+from personagraph.config import Settings
+from personagraph.extract import chunk_text, estimate_extract, extract_personas, plain_description, text_language
+from personagraph.llm import LLMClient, ResponseCache
+from personagraph.readers import count_records
 from tests.fake_llm_server import FakeLLM, Faults
 
 REPO = Path(__file__).resolve().parent.parent
@@ -37,7 +37,7 @@ def corpus(path: Path, n: int, extra: list[str] = ()) -> Path:  # type: ignore[a
     return path
 
 
-def settings_for(fake: FakeLLM, options: StoreOptions, **extract: Any) -> Settings:
+def settings_for(fake: FakeLLM, options: StoreConfig, **extract: Any) -> Settings:
     """Settings for the fake endpoint and the test's graph."""
     return Settings(
         llm={"base_url": fake.base_url, "model": "fake-model", "timeout": 5.0, "max_retries": 4, "concurrency": 8},
@@ -62,7 +62,7 @@ def graph_content(store: GraphStore) -> dict[str, Any]:
     return {"personas": personas, "sources": sources, "edges": edges}
 
 
-def test_extract_writes_personas_sources_and_edges(fake_llm: FakeLLM, store: GraphStore, store_options: StoreOptions,
+def test_extract_writes_personas_sources_and_edges(fake_llm: FakeLLM, store: GraphStore, store_options: StoreConfig,
                                                    tmp_path: Path) -> None:
     path = corpus(tmp_path / "texts.jsonl", 5, [
         '{"text": "too short"}', "{not json", '{"text": 42}', '{"body": "no text field here at all, just a body"}',
@@ -87,7 +87,7 @@ def test_extract_writes_personas_sources_and_edges(fake_llm: FakeLLM, store: Gra
 
 
 def test_a_nul_or_a_lone_surrogate_in_a_text_or_uri_costs_nothing(fake_llm: FakeLLM, store: GraphStore,
-                                                                   store_options: StoreOptions, tmp_path: Path) -> None:
+                                                                   store_options: StoreConfig, tmp_path: Path) -> None:
     path = corpus(tmp_path / "texts.jsonl", 8)
     lines = [json.loads(line) for line in path.read_text().splitlines()]
     lines[1]["text"] = lines[1]["text"].replace("valve", "val\x00ve")
@@ -110,7 +110,7 @@ def test_a_nul_or_a_lone_surrogate_in_a_text_or_uri_costs_nothing(fake_llm: Fake
 
 
 def test_rerun_skips_extracted_texts_and_dry_run_counts_calls(fake_llm: FakeLLM, store: GraphStore,
-                                                             store_options: StoreOptions, tmp_path: Path) -> None:
+                                                             store_options: StoreConfig, tmp_path: Path) -> None:
     path = corpus(tmp_path / "texts.jsonl", 6)
     settings = settings_for(fake_llm, store_options, stances=["read", "like"])
     with client_for(settings, tmp_path / "cache") as client:
@@ -125,7 +125,7 @@ def test_rerun_skips_extracted_texts_and_dry_run_counts_calls(fake_llm: FakeLLM,
 
 
 def test_faults_complete_and_every_text_is_accounted_for(fake_llm: FakeLLM, store: GraphStore,
-                                                         store_options: StoreOptions, tmp_path: Path) -> None:
+                                                         store_options: StoreConfig, tmp_path: Path) -> None:
     fake_llm.faults = Faults(error_500=0.05, error_429=0.05, malformed=0.05, retry_after=0.01, seed=7)
     path = corpus(tmp_path / "texts.jsonl", 80)
     settings = settings_for(fake_llm, store_options)
@@ -151,7 +151,7 @@ def test_faults_complete_and_every_text_is_accounted_for(fake_llm: FakeLLM, stor
     assert all(not failed for _, _, failed in graph_content(store)["sources"].values())
 
 
-def test_plain_format_and_chinese_prompts(fake_llm: FakeLLM, store: GraphStore, store_options: StoreOptions,
+def test_plain_format_and_chinese_prompts(fake_llm: FakeLLM, store: GraphStore, store_options: StoreConfig,
                                           tmp_path: Path) -> None:
     path = tmp_path / "texts.jsonl"
     path.write_text(json.dumps({"text": "今天我们在社区诊所给孩子们接种疫苗，护士们耐心地安慰每一位紧张的家长，还讲解了接种后的注意事项。"},
@@ -190,7 +190,7 @@ class OnePersonaPerText(FakeLLM):
 
 @pytest.mark.parametrize("late", ["read", "write"])
 def test_every_stance_that_gives_the_same_persona_is_recorded_whatever_the_order(
-    store: GraphStore, store_options: StoreOptions, tmp_path: Path, late: str
+    store: GraphStore, store_options: StoreConfig, tmp_path: Path, late: str
 ) -> None:
     path = corpus(tmp_path / "texts.jsonl", 3)
     fake = OnePersonaPerText(late).start()
@@ -215,7 +215,7 @@ def test_every_stance_that_gives_the_same_persona_is_recorded_whatever_the_order
 
 
 def test_folder_of_text_files_with_long_texts_chunked(fake_llm: FakeLLM, store: GraphStore,
-                                                      store_options: StoreOptions, tmp_path: Path) -> None:
+                                                      store_options: StoreConfig, tmp_path: Path) -> None:
     folder = tmp_path / "posts"
     folder.mkdir()
     long_text = "\n\n".join(f"Section {i}: the ward's night routine, medication rounds and handover notes." * 4
@@ -237,7 +237,7 @@ def test_folder_of_text_files_with_long_texts_chunked(fake_llm: FakeLLM, store: 
 
 @pytest.mark.parametrize("suffix", ["csv", "parquet"])
 def test_csv_and_parquet_inputs_with_the_text_field_found(fake_llm: FakeLLM, store: GraphStore,
-                                                          store_options: StoreOptions, tmp_path: Path, suffix: str) -> None:
+                                                          store_options: StoreConfig, tmp_path: Path, suffix: str) -> None:
     import pyarrow as pa
     import pyarrow.csv as pacsv
     import pyarrow.parquet as pq
@@ -265,20 +265,20 @@ def test_chunking_and_helpers() -> None:
 _RUNNER = """
 import json, sys
 from pathlib import Path
-from graph.store import FalkorStore, StoreOptions
-from pipeline.config import Settings
-from pipeline.extract import extract_personas
-from pipeline.llm import LLMClient, ResponseCache
+from personagraph.graph.store import FalkorStore, StoreConfig
+from personagraph.config import Settings
+from personagraph.extract import extract_personas
+from personagraph.llm import LLMClient, ResponseCache
 args = json.loads(sys.argv[1])
 settings = Settings(**args["settings"])
-store = FalkorStore(StoreOptions(**args["store"]))
+store = FalkorStore(StoreConfig(**args["store"]))
 client = LLMClient(settings.llm, settings.llm.base_url, ResponseCache(Path(args["cache"])))
 extract_personas(settings, store, client, Path(args["path"]))
 """
 
 
 @pytest.fixture
-def second_store(store_options: StoreOptions) -> Iterator[GraphStore]:
+def second_store(store_options: StoreConfig) -> Iterator[GraphStore]:
     """Another fresh graph on the session's server, for comparing two runs."""
     other = FalkorStore(store_options.model_copy(update={"graph": store_options.graph + "_b"}))
     other.ensure_schema()
@@ -290,7 +290,7 @@ def second_store(store_options: StoreOptions) -> Iterator[GraphStore]:
 
 
 def test_sigkill_halfway_then_rerun_gives_the_same_graph_without_repeated_calls(
-    fake_llm: FakeLLM, store: GraphStore, second_store: GraphStore, store_options: StoreOptions, tmp_path: Path
+    fake_llm: FakeLLM, store: GraphStore, second_store: GraphStore, store_options: StoreConfig, tmp_path: Path
 ) -> None:
     n = 60
     path = corpus(tmp_path / "texts.jsonl", n)

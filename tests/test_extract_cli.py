@@ -13,14 +13,14 @@ import tempfile
 import uuid
 from pathlib import Path
 
-from graph import server
-from graph.store import GraphStore, StoreOptions
+from personagraph.graph import server
+from personagraph.graph.store import GraphStore, StoreConfig
 from tests.fake_llm_server import FakeLLM
 
 PERSONAGRAPH = str(Path(sys.executable).with_name("personagraph"))
 
 
-def run(*args: str, cwd: Path, options: StoreOptions, base_url: str) -> subprocess.CompletedProcess[str]:
+def run(*args: str, cwd: Path, options: StoreConfig, base_url: str) -> subprocess.CompletedProcess[str]:
     """`personagraph --data-dir D --graph G ARGS` with the endpoint in OPENAI_BASE_URL; wide, unwrapped output."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PERSONAGRAPH_", "NEO4J_", "OPENAI_"))}
     env |= {"COLUMNS": "1000", "OPENAI_BASE_URL": base_url, "OPENAI_MODEL": "fake-model"}
@@ -33,7 +33,7 @@ def flat(text: str) -> str:
     return " ".join("".join(" " if "\u2500" <= ch <= "\u257f" else ch for ch in text).split())
 
 
-def test_extract_command_dry_run_then_run_then_rerun(fake_llm: FakeLLM, store: GraphStore, store_options: StoreOptions,
+def test_extract_command_dry_run_then_run_then_rerun(fake_llm: FakeLLM, store: GraphStore, store_options: StoreConfig,
                                                      tmp_path: Path) -> None:
     tag = uuid.uuid4().hex  # the session's data folder (and so its LLM cache) is shared: keep prompts unique
     path = tmp_path / "texts.jsonl"
@@ -58,7 +58,7 @@ def test_extract_command_dry_run_then_run_then_rerun(fake_llm: FakeLLM, store: G
     assert "already extracted: 3" in flat(again.stdout) and fake_llm.stats.requests == 6
 
 
-def test_doctor_command(fake_llm: FakeLLM, store: GraphStore, store_options: StoreOptions, tmp_path: Path) -> None:
+def test_doctor_command(fake_llm: FakeLLM, store: GraphStore, store_options: StoreConfig, tmp_path: Path) -> None:
     ok = run("doctor", cwd=tmp_path, options=store_options, base_url=fake_llm.base_url)
     assert ok.returncode == 0, ok.stderr
     assert "ok store" in flat(ok.stdout) and "ok LLM" in flat(ok.stdout)
@@ -66,7 +66,7 @@ def test_doctor_command(fake_llm: FakeLLM, store: GraphStore, store_options: Sto
     assert bad.returncode == 1 and "cannot list models" in flat(bad.stderr)
 
 
-def test_extract_command_names_a_bad_option(fake_llm: FakeLLM, store_options: StoreOptions, tmp_path: Path) -> None:
+def test_extract_command_names_a_bad_option(fake_llm: FakeLLM, store_options: StoreConfig, tmp_path: Path) -> None:
     path = tmp_path / "texts.jsonl"
     path.write_text('{"text": "anything at all, long enough to be read as a text"}\n', encoding="utf-8")
     res = run("extract", str(path), "--stance", "reed", cwd=tmp_path, options=store_options, base_url=fake_llm.base_url)
@@ -79,7 +79,7 @@ def test_extract_that_cannot_write_its_cache_stops_with_one_line_naming_the_file
     # fails; SQLite calls that an I/O error, a full disk "database or disk is full": see
     # tests/test_llm.py for that one); its FalkorDB server, started here, is not.
     folder = Path(tempfile.mkdtemp(prefix="pgf-", dir="/tmp"))
-    options = StoreOptions(data_dir=folder, graph="full")
+    options = StoreConfig(data_dir=folder, graph="full")
     server.ensure_running(folder)
     cap = 50_000
 
@@ -107,7 +107,7 @@ def test_extract_that_cannot_write_its_cache_stops_with_one_line_naming_the_file
 
 
 def test_extract_reads_compressed_texts_and_exits_non_zero_when_nothing_is_usable(
-    fake_llm: FakeLLM, store: GraphStore, store_options: StoreOptions, tmp_path: Path
+    fake_llm: FakeLLM, store: GraphStore, store_options: StoreConfig, tmp_path: Path
 ) -> None:
     import zstandard
 

@@ -48,15 +48,15 @@ from typing import Any
 import pytest
 import redis
 
-import cypher
-from graph import server
-from graph.model import Edge, Persona, persona_id
-from graph.store import (
+from personagraph import cypher
+from personagraph.graph import server
+from personagraph.graph.model import Edge, Persona, persona_id
+from personagraph.graph.store import (
     FalkorStore,
     GraphStore,
     QueryError,
     QueryResult,
-    StoreOptions,
+    StoreConfig,
     StoreUnavailable,
 )
 from tests.expand_fake import ExpandFakeLLM, expand_fake_server
@@ -108,7 +108,7 @@ def start_cli(folders: Folders, data_dir: Path, graph: str, args: list[str], llm
             "PERSONAGRAPH_STORE__BATCH_SIZE": "500", "PERSONAGRAPH_LLM__CONCURRENCY": "8",
             "PERSONAGRAPH_EXPAND__CHUNK_SEEDS": "2", "PERSONAGRAPH_EXPAND__DEDUP": "exact",
             "PERSONAGRAPH_EXPAND__RELEVANCE_CHECK": "false", "PERSONAGRAPH_DEDUP__METHOD": "minhash"}
-    return subprocess.Popen([sys.executable, "-m", "pipeline.cli", "--data-dir", str(data_dir), "--graph", graph, *args],
+    return subprocess.Popen([sys.executable, "-m", "personagraph.cli", "--data-dir", str(data_dir), "--graph", graph, *args],
                             cwd=folders.cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
@@ -449,7 +449,7 @@ def own_folder() -> Iterator[Path]:
 def test_a_server_gone_before_the_client_first_asks_is_a_clear_error(own_folder: Path) -> None:
     # What a kill right after the start check (the ping) leaves: a socket nobody answers on.
     with pytest.raises(StoreUnavailable, match="personagraph db start"):
-        FalkorStore(StoreOptions(data_dir=own_folder), socket_path=own_folder / server.SOCKET_NAME)
+        FalkorStore(StoreConfig(data_dir=own_folder), socket_path=own_folder / server.SOCKET_NAME)
 
 
 def test_a_server_gone_before_the_first_async_query_is_a_clear_error(own_folder: Path) -> None:
@@ -500,12 +500,12 @@ def two_families(store: GraphStore) -> None:
 
 
 def test_a_dedup_pass_stopped_at_any_write_then_rerun_ends_as_one_uninterrupted_pass(
-    store_options: StoreOptions, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    store_options: StoreConfig, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Deterministically, every point a kill can leave a dedup pass at (between two of its writes): the
     rerun must end with the graph of one uninterrupted pass (the same survivors, aliases and edges)."""
-    from pipeline.config import DedupConfig
-    from pipeline.dedup import stage as dedup_stage
+    from personagraph.config import DedupConfig
+    from personagraph.dedup import stage as dedup_stage
 
     monkeypatch.setattr(dedup_stage, "MERGE_CHUNK", 1)  # one group per merge call: A's, then B's
     config = DedupConfig(method="minhash")

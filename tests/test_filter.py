@@ -18,7 +18,7 @@ from bench.bench_filter import (
     stage_checks,
     weak_outputs,
 )
-from graph.model import (
+from personagraph.graph.model import (
     Edge,
     Persona,
     PersonaStatus,
@@ -26,11 +26,11 @@ from graph.model import (
     canonical_region_value,
     persona_id,
 )
-from graph.store import GraphStore, StoreOptions
-from pipeline.config import FilterConfig, Settings
-from pipeline.expand import ExpandOptions, expand_frontier, inline_check
-from pipeline.extract import extract_personas
-from pipeline.filter import (
+from personagraph.graph.store import GraphStore, StoreConfig
+from personagraph.config import FilterConfig, Settings
+from personagraph.expand import ExpandOptions, expand_frontier, inline_check
+from personagraph.extract import extract_personas
+from personagraph.filter import (
     CriterionScore,
     JudgeScores,
     cheap_check,
@@ -43,7 +43,7 @@ from pipeline.filter import (
     source_overlap,
     word_count,
 )
-from pipeline.llm import LLMClient
+from personagraph.llm import LLMClient
 from tests.expand_fake import expand_fake_server
 from tests.fake_llm_server import FakeLLM
 
@@ -152,7 +152,7 @@ def test_cheap_filter_run_writes_verdicts_reports_and_purges(store: GraphStore) 
 
 
 def test_llm_judge_scores_what_the_cheap_checks_pass(store: GraphStore, fake_llm, tmp_path) -> None:
-    from pipeline.llm import LLMClient
+    from personagraph.llm import LLMClient
 
     ids = _graph(store)
     settings = Settings(llm={"base_url": fake_llm.base_url, "model": "fake-model", "cache": False},
@@ -325,7 +325,7 @@ class ScriptedExtractFake(FakeLLM):
 
 
 def test_extract_rejects_a_copy_and_a_template_and_drops_attributes_outside_the_vocabulary(
-    store: GraphStore, store_options: StoreOptions, tmp_path: Path
+    store: GraphStore, store_options: StoreConfig, tmp_path: Path
 ) -> None:
     texts = [SOURDOUGH, "Flour shortage at the Leeds market again: three stalls had no strong bread flour by nine.",
              "Our school bake sale raised 412 pounds for the library; thanks to every parent who baked."]

@@ -10,10 +10,10 @@ import networkx as nx
 import pytest
 from pydantic import ValidationError
 
-import cypher
-from graph.analysis import to_networkx
-from graph.model import Edge, InvalidName, Persona, Source, check_rel_type, gc_frozen, persona_id
-from graph.store import FalkorStore, GraphStore, QueryError, ReadOnlyViolation
+from personagraph import cypher
+from personagraph.graph.analysis import to_networkx
+from personagraph.graph.model import Edge, InvalidName, Persona, Source, check_rel_type, gc_frozen, persona_id
+from personagraph.graph.store import FalkorStore, GraphStore, QueryError, ReadOnlyViolation
 from tests.graphs import count_queries, personas, write_random_graph
 
 

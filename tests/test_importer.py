@@ -11,10 +11,10 @@ import pyarrow.parquet as pq
 import pytest
 from pydantic import ValidationError
 
-from graph.model import InvalidName, Persona, PersonaStatus, check_label, check_property, check_rel_type, persona_id
-from graph.store import GraphStore
-from pipeline.importer import MAX_REPORTED, import_personas
-from pipeline.readers import InputError
+from personagraph.graph.model import InvalidName, Persona, PersonaStatus, check_label, check_property, check_rel_type, persona_id
+from personagraph.graph.store import GraphStore
+from personagraph.importer import MAX_REPORTED, import_personas
+from personagraph.readers import InputError
 
 GOOD = [f"a retired lighthouse keeper number {i} who writes letters" for i in range(6)]
 
@@ -129,7 +129,7 @@ def test_names_with_a_trailing_newline_are_not_valid_names() -> None:
 
 
 def test_reimporting_an_export_keeps_status_hop_and_every_property(store: GraphStore, tmp_path: Path) -> None:
-    from graph.export import export_graph
+    from personagraph.graph.export import export_graph
 
     kept, dup, rejected, far = (Persona(description=f"an exported persona, the {w} one, who keeps bees") for w in
                                 ("first", "second", "third", "fourth"))

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from pydantic import BaseModel, Field
 
-from pipeline.config import LLMConfig, Settings
-from pipeline.llm import EndpointUnavailable, LLMClient, LLMRequest, LLMResult, check_endpoint
+from personagraph.config import LLMConfig, Settings
+from personagraph.llm import EndpointUnavailable, LLMClient, LLMRequest, LLMResult, check_endpoint
 from tests.fake_llm_server import FakeLLM, Faults
 
 

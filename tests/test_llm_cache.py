@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.config import Settings
-from pipeline.llm import LLMClient, LLMRequest, ResponseCache
-from pipeline.llm.cache import CachedAnswer, CacheWriteError
+from personagraph.config import Settings
+from personagraph.llm import LLMClient, LLMRequest, ResponseCache
+from personagraph.llm.cache import CachedAnswer, CacheWriteError
 from tests.fake_llm_server import FakeLLM
 
 

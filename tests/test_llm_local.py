@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from graph.store import GraphStore
-from pipeline.config import Settings
-from pipeline.extract import extract_personas
-from pipeline.llm import LLMClient, check_endpoint
-from pipeline.llm.local_server import (
+from personagraph.graph.store import GraphStore
+from personagraph.config import Settings
+from personagraph.extract import extract_personas
+from personagraph.llm import LLMClient, check_endpoint
+from personagraph.llm.local_server import (
     LOCAL_CONCURRENCY,
     LOCAL_MODEL_NAME,
     ensure_local_server,

@@ -14,8 +14,8 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from graph.model import Edge, Source
-from graph.store import FalkorStore, GraphStore, StoreOptions
+from personagraph.graph.model import Edge, Source
+from personagraph.graph.store import FalkorStore, GraphStore, StoreConfig
 from tests.graphs import personas
 
 _graphs = itertools.count()
@@ -25,7 +25,7 @@ TYPES = ("COLLEAGUE_OF", "PATIENT_OF", "SUPPLIER_OF")
 @contextmanager
 def fresh_store(data_dir: Path) -> Iterator[GraphStore]:
     """A schema-ready graph of its own on the session server (one per hypothesis example), deleted after."""
-    st_ = FalkorStore(StoreOptions(data_dir=data_dir, graph=f"m{os.getpid()}_{next(_graphs)}", batch_size=7))
+    st_ = FalkorStore(StoreConfig(data_dir=data_dir, graph=f"m{os.getpid()}_{next(_graphs)}", batch_size=7))
     st_.ensure_schema()
     try:
         yield st_

@@ -15,8 +15,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from graph.model import Edge
-from graph.store import GraphStore, Neo4jStore, QueryError, ReadOnlyViolation, StoreOptions, open_store
+from personagraph.graph.model import Edge
+from personagraph.graph.store import GraphStore, Neo4jStore, QueryError, ReadOnlyViolation, StoreConfig, open_store
 from tests.graphs import personas
 from tests.test_graph_store import (  # noqa: F401  (collected and run here against Neo4j)
     test_a_failing_batch_stops_the_batches_after_it,
@@ -59,12 +59,12 @@ from tests.test_traversal import (  # noqa: F401
 pytestmark = pytest.mark.neo4j
 
 
-def neo4j_options() -> StoreOptions:
+def neo4j_options() -> StoreConfig:
     """Options from the standard NEO4J_* variables; skips the test when NEO4J_URI is not set."""
     uri = os.environ.get("NEO4J_URI")
     if not uri:
         pytest.skip("NEO4J_URI is not set: no Neo4j server to test against")
-    return StoreOptions(
+    return StoreConfig(
         uri=uri,
         user=os.environ.get("NEO4J_USER", os.environ.get("NEO4J_USERNAME", "neo4j")),
         password=os.environ.get("NEO4J_PASSWORD", ""),

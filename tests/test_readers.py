@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 import zstandard
 
-from pipeline.readers import PERSONA_FIELDS, TEXT_FIELDS, InputError, choose_field, count_records, iter_records
+from personagraph.readers import PERSONA_FIELDS, TEXT_FIELDS, InputError, choose_field, count_records, iter_records
 
 ROWS = [{"persona": f"a ferry mechanic number {i} who fixes engines at night", "domain": "maritime"} for i in range(5)]
 

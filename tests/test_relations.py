@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from graph.model import check_rel_type
-from pipeline.config import ExpandConfig
-from pipeline.relations import (
+from personagraph.graph.model import check_rel_type
+from personagraph.config import ExpandConfig
+from personagraph.relations import (
     RelationError,
     RelationSpec,
     RelationVocabulary,

@@ -11,10 +11,10 @@ import networkx as nx
 import pytest
 from typer.testing import CliRunner
 
-from graph.model import Edge, Persona, PersonaStatus
-from graph.store import GraphStore, StoreOptions
-from pipeline.cli import app
-from pipeline.sample import MIN_SEED_TRIES, STRATEGIES, SampleSpec, draw_samples, sample_personas
+from personagraph.graph.model import Edge, Persona, PersonaStatus
+from personagraph.graph.store import GraphStore, StoreConfig
+from personagraph.cli import app
+from personagraph.sample import MIN_SEED_TRIES, STRATEGIES, SampleSpec, draw_samples, sample_personas
 from tests.graphs import count_queries, personas
 
 AGE_GROUPS = {"child": 30, "adult": 12, "senior": 9}
@@ -200,7 +200,7 @@ def test_same_seed_same_samples(store: GraphStore, graph: nx.Graph, strategy: st
     assert other != first
 
 
-def test_cli_writes_one_json_line_per_sample(store: GraphStore, store_options: StoreOptions, graph: nx.Graph, tmp_path: Path) -> None:
+def test_cli_writes_one_json_line_per_sample(store: GraphStore, store_options: StoreConfig, graph: nx.Graph, tmp_path: Path) -> None:
     out = tmp_path / "clusters.jsonl"
     args = ["--data-dir", str(store_options.data_dir), "--graph", store_options.graph,
             "sample", "--strategy", "cluster", "--size", "5", "-n", "7", "--seed", "3", "-o", str(out)]
@@ -216,7 +216,7 @@ def test_cli_writes_one_json_line_per_sample(store: GraphStore, store_options: S
 
 
 def test_cli_cluster_sample_reports_skipped_seeds_and_refuses_a_short_draw(
-    store: GraphStore, store_options: StoreOptions, graph: nx.Graph, tmp_path: Path
+    store: GraphStore, store_options: StoreConfig, graph: nx.Graph, tmp_path: Path
 ) -> None:
     add_isolated(store, graph, 30)
     out = tmp_path / "clusters.jsonl"

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 import redis
 
-from graph import server
-from graph.store import FalkorStore, StoreOptions
+from personagraph.graph import server
+from personagraph.graph.store import FalkorStore, StoreConfig
 from tests.graphs import personas
 
 REPO = Path(__file__).resolve().parents[1]
@@ -25,7 +25,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 def count_personas(data_dir: Path) -> int:
     """Personas in the folder's default graph (starts the server if needed)."""
-    st = FalkorStore(StoreOptions(data_dir=data_dir))
+    st = FalkorStore(StoreConfig(data_dir=data_dir))
     try:
         return int(st.run("MATCH (p:Persona) RETURN count(p)").value())
     finally:
@@ -63,7 +63,7 @@ def test_server_listens_on_a_private_unix_socket_only(data_dir: Path) -> None:
 
 
 def test_data_survives_stop_and_restart(data_dir: Path) -> None:
-    st = FalkorStore(StoreOptions(data_dir=data_dir))
+    st = FalkorStore(StoreConfig(data_dir=data_dir))
     st.ensure_schema()
     st.upsert_personas(personas(300, prefix="durable"))
     st.close()
@@ -80,9 +80,9 @@ def test_data_survives_stop_and_restart(data_dir: Path) -> None:
 WRITER = """
 import sys
 from pathlib import Path
-from graph.model import Persona
-from graph.store import FalkorStore, StoreOptions
-st = FalkorStore(StoreOptions(data_dir=Path(sys.argv[1]), batch_size=100))
+from personagraph.graph.model import Persona
+from personagraph.graph.store import FalkorStore, StoreConfig
+st = FalkorStore(StoreConfig(data_dir=Path(sys.argv[1]), batch_size=100))
 st.upsert_personas([Persona(description=f"client-kill persona {i}, a ferry mechanic") for i in range(500)])
 print("written", flush=True)
 i = 0
@@ -156,7 +156,7 @@ def test_two_concurrent_cli_imports_share_one_server(data_dir: Path, tmp_path: P
     outputs = [p.communicate(timeout=120) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outputs
     assert len(servers_for(data_dir)) == 1
-    st = FalkorStore(StoreOptions(data_dir=data_dir))
+    st = FalkorStore(StoreConfig(data_dir=data_dir))
     try:
         assert st.run("MATCH (p:Persona) RETURN count(p), count(DISTINCT p.id)").rows == [[800, 800]]
         assert st.run("MATCH (r:Run) RETURN count(r)").value() == 2
@@ -165,7 +165,7 @@ def test_two_concurrent_cli_imports_share_one_server(data_dir: Path, tmp_path: P
 
 
 def test_a_database_that_went_away_is_a_clear_error_on_the_async_path_too(data_dir: Path) -> None:
-    st = FalkorStore(StoreOptions(data_dir=data_dir))
+    st = FalkorStore(StoreConfig(data_dir=data_dir))
     st.ensure_schema()
 
     async def write_then_lose_the_server() -> None:

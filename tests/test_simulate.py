@@ -10,12 +10,12 @@ import networkx as nx
 import pytest
 from typer.testing import CliRunner
 
-from graph.store import GraphStore, StoreOptions
-from pipeline.cli import app
-from pipeline.config import Settings
-from pipeline.llm import LLMClient
-from pipeline.sample import SampleSpec, sample_personas
-from pipeline.simulate import Cluster, converse, export_clusters, turn_messages, write_clusters
+from personagraph.graph.store import GraphStore, StoreConfig
+from personagraph.cli import app
+from personagraph.config import Settings
+from personagraph.llm import LLMClient
+from personagraph.sample import SampleSpec, sample_personas
+from personagraph.simulate import Cluster, converse, export_clusters, turn_messages, write_clusters
 from tests.fake_llm_server import FakeLLM
 from tests.test_sample import add_isolated, build_graph
 
@@ -81,7 +81,7 @@ def test_a_language_without_prompts_is_refused_before_any_call(store: GraphStore
     assert fake_llm.stats.requests == 0
 
 
-def test_cli_simulate_writes_transcripts(store: GraphStore, store_options: StoreOptions, graph: nx.Graph,
+def test_cli_simulate_writes_transcripts(store: GraphStore, store_options: StoreConfig, graph: nx.Graph,
                                          fake_llm: FakeLLM, tmp_path: Path) -> None:
     args = ["--data-dir", str(store_options.data_dir), "--graph", store_options.graph, "simulate",
             "-n", "3", "--size", "4", "--rounds", "2", "--seed", "5", "-o", str(tmp_path / "sim")]
@@ -95,7 +95,7 @@ def test_cli_simulate_writes_transcripts(store: GraphStore, store_options: Store
 
 
 def test_cli_simulate_clusters_have_the_size_asked_or_fail_before_any_call(
-    store: GraphStore, store_options: StoreOptions, graph: nx.Graph, fake_llm: FakeLLM, tmp_path: Path
+    store: GraphStore, store_options: StoreConfig, graph: nx.Graph, fake_llm: FakeLLM, tmp_path: Path
 ) -> None:
     isolated = set(add_isolated(store, graph, 30))  # 33 of 81 accepted personas in components smaller than 5
     base = ["--data-dir", str(store_options.data_dir), "--graph", store_options.graph, "simulate", "--size", "5",

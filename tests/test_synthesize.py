@@ -12,12 +12,12 @@ import pytest
 from datasets import load_dataset
 from typer.testing import CliRunner
 
-from graph.store import GraphStore, StoreOptions
-from pipeline.cli import app
-from pipeline.config import Settings
-from pipeline.llm import LLMClient
-from pipeline.sample import SampleSpec
-from pipeline.synthesize import (
+from personagraph.graph.store import GraphStore, StoreConfig
+from personagraph.cli import app
+from personagraph.config import Settings
+from personagraph.llm import LLMClient
+from personagraph.sample import SampleSpec
+from personagraph.synthesize import (
     SynthesisRow,
     SynthesisSpec,
     Synthesizer,
@@ -201,7 +201,7 @@ def test_a_task_dropped_into_a_configured_folder_is_used(store: GraphStore, grap
         Synthesizer(store, SynthesisSpec(task="haiku", lang="zh", count=1, task_dirs=[folder]))
 
 
-def test_cli_synthesize(store: GraphStore, store_options: StoreOptions, graph: nx.Graph, fake_llm: FakeLLM,
+def test_cli_synthesize(store: GraphStore, store_options: StoreConfig, graph: nx.Graph, fake_llm: FakeLLM,
                         tmp_path: Path) -> None:
     out = tmp_path / "cli.jsonl"
     env = {"OPENAI_BASE_URL": fake_llm.base_url, "OPENAI_MODEL": "fake-model"}

@@ -5,9 +5,9 @@ from __future__ import annotations
 import networkx as nx
 import pytest
 
-from graph.model import Edge
-from graph.store import GraphStore
-from graph.traversal import connected_clusters, ego_networks, random_walks
+from personagraph.graph.model import Edge
+from personagraph.graph.store import GraphStore
+from personagraph.graph.traversal import connected_clusters, ego_networks, random_walks
 from tests.graphs import count_queries, personas, write_random_graph
 
 

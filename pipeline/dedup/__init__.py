@@ -8,7 +8,7 @@
 - `stage`: the batch pass (`merge_duplicates`) behind `personagraph dedup`.
 """
 
-from pipeline.dedup.groups import (
+from personagraph.dedup.groups import (
     Candidate,
     DuplicateGroup,
     LinkedGroup,
@@ -18,7 +18,7 @@ from pipeline.dedup.groups import (
     find_duplicates,
     link_pairs,
 )
-from pipeline.dedup.pairs import Pairs
+from personagraph.dedup.pairs import Pairs
 
 __all__ = [
     "Candidate", "DuplicateGroup", "LinkedGroup", "Pairs", "UnionFind", "choose_survivor", "duplicate_groups",

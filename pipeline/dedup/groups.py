@@ -8,9 +8,9 @@ from typing import Generic, TypeVar
 import numpy as np
 from pydantic import BaseModel, Field
 
-from pipeline.config import DedupConfig
-from pipeline.dedup.embedding import embed
-from pipeline.dedup.pairs import METHODS, Method, Pairs, minhasher, pairs_from_arrays
+from personagraph.config import DedupConfig, DedupMethod
+from personagraph.dedup.embedding import embed
+from personagraph.dedup.pairs import METHODS, Pairs, minhasher, pairs_from_arrays
 
 K = TypeVar("K", bound=Hashable)
 
@@ -107,7 +107,7 @@ def cohesion(signatures: np.ndarray | None, vectors: np.ndarray | None, config: 
 
 
 def duplicate_groups(
-    signatures: np.ndarray | None, vectors: np.ndarray | None, config: DedupConfig, method: Method
+    signatures: np.ndarray | None, vectors: np.ndarray | None, config: DedupConfig, method: DedupMethod
 ) -> tuple[Pairs, list[LinkedGroup]]:
     """Verified pairs and the cohesive groups they form (rows of the arrays are the items)."""
     pairs = pairs_from_arrays(signatures, vectors, config, method)
@@ -115,7 +115,7 @@ def duplicate_groups(
     return pairs, link_pairs(pairs, cohesion(signatures, use_vectors, config))
 
 
-def find_duplicates(texts: Sequence[str], config: DedupConfig, method: Method | None = None) -> list[LinkedGroup]:
+def find_duplicates(texts: Sequence[str], config: DedupConfig, method: DedupMethod | None = None) -> list[LinkedGroup]:
     """Groups of near-duplicates among plain texts (positions into `texts`), as the dedup pass finds them.
 
     >>> find_duplicates(["A nurse in Lyon who runs.", "a nurse in Lyon, who runs!", "A baker in Oslo."],

@@ -19,12 +19,12 @@ import numpy as np
 from datasketch import MinHashLSH
 from pydantic import BaseModel
 
-from graph.model import persona_id
-from graph.store import LIVE_STATUSES, GraphStore
-from pipeline.config import DedupConfig
-from pipeline.dedup.embedding import DIM, embed
-from pipeline.dedup.minhash import estimated_jaccard
-from pipeline.dedup.pairs import minhasher, new_lsh
+from personagraph.graph.model import persona_id
+from personagraph.graph.store import LIVE_STATUSES, GraphStore
+from personagraph.config import DedupConfig
+from personagraph.dedup.embedding import DIM, embed
+from personagraph.dedup.minhash import estimated_jaccard
+from personagraph.dedup.pairs import minhasher, new_lsh
 
 FORMAT_VERSION = 1
 INDEX_FILE = "index.npz"

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 import numpy as np
 from datasketch import LeanMinHash, MinHash
 
-from graph.model import normalise_text
+from personagraph.graph.model import normalise_text
 
 _WORD = re.compile(r"\w+")
 _SCHEME = "affine32"

@@ -4,20 +4,19 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
 
 import numpy as np
 from datasketch import MinHashLSH
 
-from pipeline.config import DedupConfig
-from pipeline.dedup.embedding import similar_pairs
-from pipeline.dedup.minhash import MinHasher, estimated_jaccard
+from personagraph.config import DedupConfig, DedupMethod
+from personagraph.dedup.embedding import similar_pairs
+from personagraph.dedup.minhash import MinHasher, estimated_jaccard
 
-Method = Literal["minhash", "embedding", "both"]
+
 _FOLD = np.uint64(0x100000001B3)  # FNV-1a 64-bit prime: folds a band's rows into one key
 
 
-METHODS = ("minhash", "embedding")
+METHODS = (DedupMethod.minhash.value, DedupMethod.embedding.value)  # the detectors; "both" is the two together
 
 
 @dataclass(frozen=True)
@@ -115,7 +114,7 @@ def embedding_pairs(vectors: np.ndarray, config: DedupConfig) -> Pairs:
 
 
 def pairs_from_arrays(
-    signatures: np.ndarray | None, vectors: np.ndarray | None, config: DedupConfig, method: Method
+    signatures: np.ndarray | None, vectors: np.ndarray | None, config: DedupConfig, method: DedupMethod
 ) -> Pairs:
     """Verified pairs from precomputed signatures and/or unit vectors (rows = items).
 

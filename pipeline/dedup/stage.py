@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import ClassVar
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
-from graph.store import GraphStore, WriteStats
-from pipeline.config import DedupConfig
-from pipeline.dedup.groups import Candidate, DuplicateGroup, LinkedGroup, choose_survivor, duplicate_groups
-from pipeline.dedup.index import DedupIndex, open_index
-from pipeline.dedup.pairs import Method
+from personagraph.graph.store import GraphStore, WriteStats
+from personagraph.config import DedupConfig, DedupMethod
+from personagraph.dedup.groups import Candidate, DuplicateGroup, LinkedGroup, choose_survivor, duplicate_groups
+from personagraph.dedup.index import DedupIndex, index_folder, open_index
+from personagraph.stage import Stage, StageContext, StageSummary
 
 MERGE_CHUNK = 1000
 # The groups a pass is merging, written before its first merge and removed when it is done: a pass
@@ -21,15 +23,22 @@ MERGE_CHUNK = 1000
 PLAN_FILE = "merge_plan.json"
 
 
-class DedupReport(BaseModel):
+class DedupReport(StageSummary):
     """What a dedup pass found and (unless a dry run) merged."""
 
-    personas: int = Field(description="Live personas examined")
+    headline: ClassVar[tuple[str, ...]] = ("personas", "group_count", "merged")
+
+    personas: int = Field(default=0, description="Live personas examined")
     pairs: dict[str, int] = Field(default_factory=dict, description="Verified pairs per method")
     groups: list[DuplicateGroup] = Field(default_factory=list)
     merged: int = Field(default=0, description="Personas merged into a survivor")
     dry_run: bool = False
     write: WriteStats = Field(default_factory=WriteStats)
+
+    @property
+    def group_count(self) -> int:
+        """Duplicate groups found."""
+        return len(self.groups)
 
 
 def survivor_groups(ids: list[str], groups: list[LinkedGroup], candidates: dict[str, Candidate]) -> list[DuplicateGroup]:
@@ -87,7 +96,7 @@ def merge_duplicates(
     store: GraphStore,
     config: DedupConfig,
     index_dir: Path,
-    method: Method | None = None,
+    method: DedupMethod | None = None,
     dry_run: bool = False,
     on_progress: Callable[[str], None] | None = None,
 ) -> DedupReport:
@@ -136,3 +145,20 @@ def merge_duplicates(
         index.save()
     plan.unlink()
     return report
+
+
+class Dedup(Stage[DedupReport]):
+    """Merge near-duplicate live personas (MinHash and embeddings) into one survivor each, moving their edges."""
+
+    name: ClassVar[str] = "dedup"
+    config: DedupConfig = Field(default_factory=DedupConfig)
+    method: DedupMethod | None = Field(default=None, description="Detectors for this pass (default: the config's)")
+    dry_run: bool = Field(default=False, description="Only list the groups that would merge")
+
+    def recorded(self) -> bool:
+        return not self.dry_run
+
+    async def run(self, ctx: StageContext, run_id: str) -> DedupReport:
+        folder = index_folder(ctx.settings.store.data_dir, ctx.settings.store.graph)
+        return await asyncio.to_thread(merge_duplicates, ctx.store, self.config, folder, method=self.method,
+                                       dry_run=self.dry_run, on_progress=lambda msg: ctx.progress(msg, 0, None))

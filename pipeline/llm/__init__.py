@@ -2,8 +2,8 @@
 
 Usage (a stage)::
 
-    from pipeline.llm import LLMClient, LLMRequest
-    import prompts
+    from personagraph.llm import LLMClient, LLMRequest
+    from personagraph import prompts
 
     with LLMClient.from_settings(settings) as client:          # no llm.base_url -> embedded SmolLM2
         requests = (
@@ -38,8 +38,8 @@ What the layer guarantees:
   params, schema) and committed one by one, so a run killed at any point resumes without paying twice.
 """
 
-from pipeline.llm.cache import ResponseCache
-from pipeline.llm.client import (
+from personagraph.llm.cache import ResponseCache
+from personagraph.llm.client import (
     EndpointUnavailable,
     Estimate,
     LLMClient,
@@ -49,7 +49,7 @@ from pipeline.llm.client import (
     Usage,
     approx_tokens,
 )
-from pipeline.llm.doctor import check_endpoint
+from personagraph.llm.doctor import check_endpoint
 
 __all__ = [
     "EndpointUnavailable",

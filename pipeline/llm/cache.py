@@ -16,7 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from pipeline.errors import UserActionNeeded
+from personagraph.errors import UserActionNeeded
 
 
 class CachedAnswer(BaseModel):

@@ -24,11 +24,11 @@ from langchain_core.runnables import Runnable
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import BaseModel, Field, ValidationError
 
-import prompts
-from graph.model import gc_frozen
-from pipeline.config import LLMConfig, Settings
-from pipeline.errors import UserActionNeeded
-from pipeline.llm.cache import CachedAnswer, ResponseCache, cache_key
+from personagraph import prompts
+from personagraph.graph.model import gc_frozen
+from personagraph.config import LLMConfig, Settings
+from personagraph.errors import UserActionNeeded
+from personagraph.llm.cache import CachedAnswer, ResponseCache, cache_key
 
 _FENCE = re.compile(r"^\s*```(?:json)?\s*(.*?)\s*```\s*$", re.DOTALL)
 _T = TypeVar("_T")
@@ -279,7 +279,7 @@ class LLMClient:
         cfg = settings.llm
         base_url = cfg.base_url
         if base_url is None:
-            from pipeline.llm.local_server import LOCAL_CONCURRENCY, LOCAL_MODEL_NAME, LOCAL_TIMEOUT, ensure_local_server
+            from personagraph.llm.local_server import LOCAL_CONCURRENCY, LOCAL_MODEL_NAME, LOCAL_TIMEOUT, ensure_local_server
 
             base_url = ensure_local_server(settings).base_url if connect else None
             cfg = cfg.model_copy(update={

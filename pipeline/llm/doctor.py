@@ -5,11 +5,11 @@ from __future__ import annotations
 import openai
 from pydantic import BaseModel
 
-import prompts
+from personagraph import prompts
 
-from pipeline.config import Settings
-from pipeline.llm.client import LLMClient, LLMRequest, unreachable
-from pipeline.llm.local_server import LocalModelUnavailable, ensure_local_server
+from personagraph.config import Settings
+from personagraph.llm.client import LLMClient, LLMRequest, unreachable
+from personagraph.llm.local_server import LocalModelUnavailable, ensure_local_server
 
 
 def check_endpoint(settings: Settings) -> list[str]:
@@ -41,7 +41,7 @@ def check_endpoint(settings: Settings) -> list[str]:
             problems.append(f"model {model!r} is not served at {base_url} (it serves {', '.join(served[:10])}); set OPENAI_MODEL / llm.model")
     probe = cfg.model_copy(update={"cache": False, "max_retries": 0, "concurrency": 1, "validation_retries": 0})
     if cfg.base_url is None:
-        from pipeline.llm.local_server import LOCAL_MODEL_NAME
+        from personagraph.llm.local_server import LOCAL_MODEL_NAME
 
         probe.model = LOCAL_MODEL_NAME
     ping = prompts.load("llm/ping").render()

@@ -22,9 +22,9 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from pipeline.config import Settings
-from graph.server import pid_alive
-from pipeline.errors import UserActionNeeded
+from personagraph.config import Settings
+from personagraph.graph.server import pid_alive
+from personagraph.errors import UserActionNeeded
 
 LOCAL_MODEL_NAME = "smollm2-135m-instruct"
 # llama.cpp's server answers one call at a time; more in flight only queue there until they time out.
