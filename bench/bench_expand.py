@@ -10,7 +10,7 @@ In the same run:
   (seeds x relations x hops): its calls/s is the reference;
 - for each scale, a fresh graph on an embedded FalkorDB holds that many existing personas (hops 0-6,
   already expanded, so they are matched against but not expanded) plus `--seeds` unexpanded hop-0
-  seeds, and `expand_frontier` runs `--hops` rounds with `--relations` relations per seed, fanout 1,
+  seeds, and the expand stage (`Graph.expand`) runs `--hops` rounds with `--relations` relations per seed, fanout 1,
   capped at seeds x relations requests per hop (so each hop asks about `--seeds` seeds).
 Reported: expansion calls/s and its ratio to the bare loop (target >= 0.85), and per round the
 graph-side seconds (frontier query, dedup lookup, turning answers into rows, the write of personas,
@@ -35,9 +35,9 @@ from bench.bench_llm import bare_loop
 from personagraph.graph import server
 from personagraph.graph.model import Persona
 from personagraph.graph.store import FalkorStore, GraphStore, StoreConfig
-from personagraph.config import FilterConfig, Settings
-from personagraph.expand import ExpandOptions, ExpandSummary, Proposals, expand_frontier, inline_check
-from personagraph.llm import LLMClient
+from personagraph.api import Graph
+from personagraph.config import Settings
+from personagraph.expand import ExpandSummary, Proposals
 from personagraph.relations import RelationVocabulary
 from tests.expand_fake import AGES, JOBS, PLACES, TRAITS, expand_fake_subprocess, persona_for
 from tests.fake_llm_server import Faults
@@ -84,14 +84,12 @@ def load(store: GraphStore, scale: int, n_seeds: int) -> float:
 def run_expansion(store: GraphStore, base_url: str, data_dir: Path, args: argparse.Namespace) -> tuple[ExpandSummary, float]:
     """One expansion over the graph's seeds; returns its summary and wall seconds."""
     settings = Settings(llm={"base_url": base_url, "model": "fake-model", "cache": False,
-                             "concurrency": args.concurrency, "timeout": 60}, store={"data_dir": data_dir})
-    options = ExpandOptions(hops=args.hops, fanout=1, relations_per_seed=args.relations,
-                            max_calls=args.seeds * args.relations * args.hops, chunk_seeds=args.chunk_seeds)
-    with LLMClient.from_settings(settings) as client:
-        started = time.perf_counter()
-        summary = expand_frontier(store, client, options, run_id="bench",
-                                  check=inline_check(FilterConfig(), relevance=False))
-        return summary, time.perf_counter() - started
+                             "concurrency": args.concurrency, "timeout": 60}, store=store.options)
+    g = Graph(settings, store=store, progress=False)
+    started = time.perf_counter()
+    summary = g.expand(hops=args.hops, fanout=1, relations_per_seed=args.relations, dedup="exact", relevance_check=False,
+                       max_calls=args.seeds * args.relations * args.hops, chunk_seeds=args.chunk_seeds)
+    return summary, time.perf_counter() - started
 
 
 def main() -> None:

@@ -24,8 +24,8 @@ from bench.bench_llm import bare_loop
 from personagraph.graph import server
 from personagraph.graph.store import FalkorStore, StoreConfig
 from personagraph.config import Settings
-from personagraph.extract import ExtractedPersona, ExtractSummary, TextPlanner, extract_personas
-from personagraph.llm import LLMClient, ResponseCache
+from personagraph.api import Graph
+from personagraph.extract import ExtractedPersona, ExtractSummary, TextPlanner
 from personagraph.readers import iter_records
 from tests.fake_llm_server import Faults, fake_llm_subprocess
 
@@ -68,14 +68,15 @@ def main() -> None:
 
                 store = FalkorStore(StoreConfig(data_dir=folder, graph=f"bench{round_no}"))
                 store.ensure_schema()
-                client = LLMClient(settings.llm, base_url, ResponseCache(folder / f"cache{round_no}"))
+                g = Graph(settings.model_copy(update={
+                    "store": store.options, "llm": settings.llm.model_copy(update={"cache_dir": folder / f"cache{round_no}"})}),
+                    store=store, progress=False)
                 cpu, wall = time.process_time(), time.perf_counter()
-                summary = extract_personas(settings, store, client, corpus, "text")
+                summary = g.extract(corpus, field="text")
                 ours.append((summary.texts_extracted / (time.perf_counter() - wall),
                              1000 * (time.process_time() - cpu) / summary.texts_extracted))
                 assert summary.texts_extracted == args.n, summary
-                client.close()
-                store.close()
+                g.close()
     finally:
         server.stop(folder)
         shutil.rmtree(folder, ignore_errors=True)

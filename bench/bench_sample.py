@@ -24,7 +24,7 @@ import numpy as np
 from bench.bench_graph import Report, import_graph, power_law_edges, timed
 from personagraph.graph import server
 from personagraph.graph.store import StoreConfig, open_store
-from personagraph.sample import GraphSample, SampleSpec, sample_personas
+from personagraph.sample import GraphSample, SampleConfig, sample_personas
 
 
 def connected(sample: GraphSample) -> bool:
@@ -43,10 +43,10 @@ def run(scale: float, count: int, seed: int, data_dir: Path) -> Report:
     store = open_store(StoreConfig(data_dir=data_dir, graph="bench", batch_size=10_000))
     import_graph(store, n_nodes, power_law_edges(n_nodes, n_edges, seed), report)
     batches = [
-        ("connected clusters (size 20)", SampleSpec(strategy="cluster", size=20, count=count, seed=seed)),
-        ("2-hop ego networks (nearest 20)", SampleSpec(strategy="ego", size=20, hops=2, count=count, seed=seed)),
-        ("2-hop ego networks (nearest 100)", SampleSpec(strategy="ego", size=100, hops=2, count=count, seed=seed)),
-        ("uniform samples of 20", SampleSpec(strategy="uniform", size=20, count=count, seed=seed)),
+        ("connected clusters (size 20)", SampleConfig(strategy="cluster", size=20, count=count, seed=seed)),
+        ("2-hop ego networks (nearest 20)", SampleConfig(strategy="ego", size=20, hops=2, count=count, seed=seed)),
+        ("2-hop ego networks (nearest 100)", SampleConfig(strategy="ego", size=100, hops=2, count=count, seed=seed)),
+        ("uniform samples of 20", SampleConfig(strategy="uniform", size=20, count=count, seed=seed)),
     ]
     for label, spec in batches:
         samples, secs = timed(lambda: sample_personas(store, spec))

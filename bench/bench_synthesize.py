@@ -26,10 +26,10 @@ from bench.bench_llm import bare_loop, measure
 from personagraph.graph import server
 from personagraph.graph.model import Edge
 from personagraph.graph.store import GraphStore, StoreConfig, open_store
+from personagraph.api import Graph
 from personagraph.config import Settings
 from personagraph.llm import LLMClient, LLMRequest
-from personagraph.sample import SampleSpec
-from personagraph.synthesize import SynthesisSpec, Synthesizer, pick_personas, synthesize_async
+from personagraph.synthesize import Synthesizer, pick_personas
 from tests.fake_llm_server import Faults, fake_llm_subprocess
 
 
@@ -59,20 +59,21 @@ def main() -> None:
         store = open_store(StoreConfig(data_dir=data_dir, graph="bench"))
         build_graph(store, args.personas, args.seed)
         settings = Settings(llm={"model": "fake-model", "cache": False, "concurrency": args.concurrency, "timeout": 60.0},
-                            store={"data_dir": data_dir})
-        spec = SynthesisSpec(task="math_problem", count=args.n,
-                             sample=SampleSpec(strategy="uniform", size=args.n, seed=args.seed))
+                            store=store.options)
+        sampling = {"strategy": "uniform", "size": args.n, "seed": args.seed}
         with fake_llm_subprocess(Faults(latency=args.latency)) as base_url:
             llm_settings = settings.model_copy(update={"llm": settings.llm.model_copy(update={"base_url": base_url})})
 
             async def ours() -> int:
-                with LLMClient.from_settings(llm_settings) as client:
-                    summary = await synthesize_async(store, client, spec, data_dir / "rows.jsonl")
+                with Graph(llm_settings, store=store, progress=False) as g:  # the Python API, as a user calls it
+                    summary = await g.asynthesize("math_problem", data_dir / "rows.jsonl", count=args.n, **sampling)
                 return summary.written
 
             # The bare loop sends the very prompts synthesis renders (prepared outside its timing).
-            synth = Synthesizer(store, spec)
-            prompts = [synth.messages(member["description"], []) for _, member in pick_personas(store, spec.sample, spec.count)]
+            stage = Graph(llm_settings, store=store).synthesize_stage("math_problem", data_dir / "rows.jsonl", count=args.n,
+                                                                     **sampling)
+            synth = Synthesizer(store, stage)
+            prompts = [synth.messages(member["description"], []) for _, member in pick_personas(store, stage.config, args.n)]
             async def layer() -> int:
                 with LLMClient.from_settings(llm_settings) as client:
                     requests = (LLMRequest(key=str(i), messages=m) for i, m in enumerate(prompts))

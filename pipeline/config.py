@@ -107,6 +107,7 @@ class LLMConfig(BaseModel):
     )
     validation_retries: int = Field(default=2, ge=0, description="Extra calls when an answer does not fit its schema")
     cache: bool = Field(default=True, description="Answer repeated calls from the on-disk response cache")
+    cache_dir: Path | None = Field(default=None, description="Folder of the response cache (default: <data_dir>/llm_cache)")
     local_port: int = Field(default=0, ge=0, description="Port of the embedded model server (0 = pick a free one)")
 
 

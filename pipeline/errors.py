@@ -3,3 +3,7 @@
 
 class UserActionNeeded(RuntimeError):
     """Something outside the program must change (install a package, start a server, set a variable)."""
+
+
+class NothingToDo(ValueError):
+    """The input was fine but the graph cannot give what was asked (e.g. fewer clusters than `count`): nothing was written."""

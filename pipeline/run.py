@@ -77,7 +77,7 @@ class Run(Stage[RunSummary]):
 
     name: ClassVar[str] = "run"
     corpus: Path
-    stages: list[Stage[Any]]
+    stages: list[Stage]  # type: ignore[type-arg]  # any stage (a parametrised Stage[...] would not match them)
 
     def run_facts(self) -> dict[str, Any]:
         return {"corpus": str(self.corpus), "stages": [s.name for s in self.stages]}

@@ -44,6 +44,7 @@ from personagraph.graph.model import PROPERTY_RE, RESERVED_PROPERTIES, check_pro
 from personagraph.graph.store import GraphStore
 from personagraph.graph.traversal import connected_clusters, ego_networks, random_walks
 from personagraph.config import SampleConfig
+from personagraph.errors import NothingToDo
 from personagraph.stage import Stage, StageContext, StageSummary
 
 # A cluster draw tries at most this many seeds per cluster asked (and at least MIN_SEED_TRIES) before
@@ -302,13 +303,13 @@ class SampleDraw(StageSummary):
         return Path(path)
 
     def check_complete(self) -> None:
-        """Raise ValueError, naming what to change, when a cluster draw holds fewer clusters than asked."""
+        """Raise NothingToDo, naming what to change, when a cluster draw holds fewer clusters than asked."""
         short = self.shortfall()
         if short:
             found, smallest = len(self.samples), self.spec.smallest_cluster
             options = ([f"ask for {found:,}"] if found else []) + (
                 ["a smaller size", "min_size=1 (--allow-smaller) to accept smaller clusters"] if smallest > 1 else [])
-            raise ValueError(f"{short}; nothing written" + (f" ({', or '.join(options)})" if options else ""))
+            raise NothingToDo(f"{short}; nothing written" + (f" ({', or '.join(options)})" if options else ""))
 
     def shortfall(self) -> str | None:
         """Why a cluster draw holds fewer clusters than asked, in one sentence; None if it holds them all."""

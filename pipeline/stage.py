@@ -183,7 +183,7 @@ class Stage(BaseModel, ABC, Generic[S]):
         summary.seconds = round(time.monotonic() - started, 3)
         if self.recorded():
             props: dict[str, Any] = {"stage": self.name, **{k: _flat(v) for k, v in self.run_facts().items()},
-                                     **summary.run_props()}
+                                     **summary.run_props(), "seconds": summary.seconds}
             if ctx.llm_started:
                 usage = ctx.llm.usage
                 props |= (usage.since(usage_before) if usage_before is not None else usage).as_dict()

@@ -169,7 +169,7 @@ def pick_personas(store: GraphStore, spec: SampleConfig, count: int) -> list[tup
     """
     wanted = math.ceil(count / spec.size) * (1 if spec.strategy in ("uniform", "stratified") else 2)
     picked: dict[str, tuple[GraphSample, dict[str, Any]]] = {}
-    for sample in sample_personas(store, spec.config.model_copy(update={"count": wanted}), with_edges=False):
+    for sample in sample_personas(store, spec.model_copy(update={"count": wanted}), with_edges=False):
         for member in sample.members:
             if len(picked) < count:
                 picked.setdefault(member["id"], (sample, member))

@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 from hypothesis import settings as hypothesis_settings
 
+from personagraph.api import Graph
+from personagraph.config import Settings
 from personagraph.graph import server
 from personagraph.graph.store import FalkorStore, GraphStore, StoreConfig
 from tests.fake_llm_server import FakeLLM, Faults, fake_llm_server
@@ -76,3 +78,19 @@ def fake_llm(fake_llm_session: FakeLLM) -> FakeLLM:
     fake_llm_session.faults = Faults()
     fake_llm_session.reset()
     return fake_llm_session
+
+
+def graph_on(store: GraphStore, cache_dir: Path, llm: dict[str, object] | None = None, **sections: object) -> Graph:
+    """The Python API over a test's store and an endpoint (`llm` settings), with a response cache of its own
+    and no progress bars: what `personagraph.open` gives a user, on the test's graph."""
+    settings = Settings(store=store.options, llm={"cache_dir": cache_dir, **(llm or {})}, **sections)
+    return Graph(settings, store=store, progress=False)
+
+
+@pytest.fixture
+def graph(store: GraphStore, fake_llm: FakeLLM, tmp_path: Path) -> Iterator[Graph]:
+    """`personagraph.open` as a test needs it: this test's graph, the test endpoint, a fresh cache."""
+    g = graph_on(store, tmp_path / "llm_cache", llm={"base_url": fake_llm.base_url})
+    yield g
+    if g.llm_started:
+        g.llm.close()

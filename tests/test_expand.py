@@ -10,12 +10,10 @@ import pytest
 
 from personagraph.graph.model import Edge, Persona, Source, persona_id
 from personagraph.graph.store import GraphStore
-from personagraph.config import Settings
+from personagraph.api import Graph
 from personagraph.coverage import region_coverage
-from personagraph.config import DedupConfig
-from personagraph.dedup.index import DedupIndex
-from personagraph.expand import Expander, ExpandOptions, ExpandSummary, IndexMatcher, expand_frontier
-from personagraph.llm import LLMClient
+from personagraph.expand import ExpandSummary
+from tests.conftest import graph_on
 from tests.expand_fake import ExpandFakeLLM, ExpansionAsk, default_proposals, expand_fake_server
 
 SEEDS = [
@@ -33,15 +31,22 @@ def fake() -> Iterator[ExpandFakeLLM]:
         yield server
 
 
+LLM = {"model": "fake-model", "concurrency": 8, "timeout": 20, "max_retries": 1}
+
+
+def graph_for(store: GraphStore, fake: ExpandFakeLLM, cache: Path) -> Graph:
+    """The API on the expansion fake, with the dedup index on MinHash alone (no embedding model needed)."""
+    return graph_on(store, cache, llm=LLM | {"base_url": fake.base_url}, dedup={"method": "minhash"})
+
+
 @pytest.fixture
-def llm(fake: ExpandFakeLLM, tmp_path: Path) -> Iterator[LLMClient]:
-    """A real LLMClient on the fake endpoint with its own response cache."""
+def g(store: GraphStore, fake: ExpandFakeLLM, tmp_path: Path) -> Iterator[Graph]:
+    """The API over this test's graph on the fake endpoint, with its own response cache."""
     fake.propose = default_proposals
     fake.reset()
-    settings = Settings(llm={"base_url": fake.base_url, "model": "fake-model", "concurrency": 8, "timeout": 20,
-                             "max_retries": 1}, store={"data_dir": tmp_path})
-    with LLMClient.from_settings(settings) as client:
-        yield client
+    graph = graph_for(store, fake, tmp_path / "cache")
+    yield graph
+    graph.close()
 
 
 def seed_graph(store: GraphStore, descriptions: list[str] = SEEDS, **attributes: Any) -> list[str]:
@@ -49,9 +54,9 @@ def seed_graph(store: GraphStore, descriptions: list[str] = SEEDS, **attributes:
     return [persona_id(d) for d in descriptions]
 
 
-def run(store: GraphStore, client: LLMClient, **options: Any) -> ExpandSummary:
-    options.setdefault("chunk_seeds", 3)
-    return expand_frontier(store, client, ExpandOptions(**options), run_id=options.pop("run_id", "run-test"))
+def run(g: Graph, **options: Any) -> ExpandSummary:
+    """Expand with small chunks, proposals matched by exact text and no relevance check (unless the test says)."""
+    return g.expand(**{"chunk_seeds": 3, "dedup": "exact", "relevance_check": False, **options})
 
 
 def personas(store: GraphStore) -> dict[str, dict[str, Any]]:
@@ -62,9 +67,9 @@ def edges(store: GraphStore) -> list[dict[str, Any]]:
     return [e for e in store.iter_edges() if e["type"] not in ("EXTRACTED_FROM",)]
 
 
-def test_hop_limit_is_honoured_and_a_later_run_goes_deeper(store: GraphStore, llm: LLMClient) -> None:
+def test_hop_limit_is_honoured_and_a_later_run_goes_deeper(store: GraphStore, g: Graph) -> None:
     seed_graph(store)
-    summary = run(store, llm, hops=2, fanout=2, relations_per_seed=2)
+    summary = run(g, hops=2, fanout=2, relations_per_seed=2)
     nodes = personas(store)
     hops = {n["hop"] for n in nodes.values()}
     assert hops == {0, 1, 2}
@@ -76,20 +81,20 @@ def test_hop_limit_is_honoured_and_a_later_run_goes_deeper(store: GraphStore, ll
     assert store.get_personas(["x"]) == {}
 
     # the same run again finds nothing to do; a deeper one starts from the unexpanded hop-2 personas
-    again = run(store, llm, hops=2, fanout=2, relations_per_seed=2, run_id="run-again")
+    again = run(g, hops=2, fanout=2, relations_per_seed=2)
     assert (again.requests, again.created) == (0, 0)
-    deeper = run(store, llm, hops=3, fanout=2, relations_per_seed=2, run_id="run-deeper")
+    deeper = run(g, hops=3, fanout=2, relations_per_seed=2)
     assert [r.hop for r in deeper.rounds if r.seeds] == [2]
     assert max(n["hop"] for n in personas(store).values()) == 3
 
 
-def test_edges_are_typed_by_relation_with_direction_and_properties(store: GraphStore, llm: LLMClient) -> None:
+def test_edges_are_typed_by_relation_with_direction_and_properties(store: GraphStore, g: Graph) -> None:
     [nurse] = seed_graph(store, SEEDS[:1])
-    run(store, llm, hops=1, fanout=3, relations=["patient", "child"], relations_per_seed=2, run_id="run-typed")
+    summary = run(g, hops=1, fanout=3, relations=["patient", "child"], relations_per_seed=2)
     found = edges(store)
     assert {e["type"] for e in found} == {"PATIENT_OF", "PARENT_OF"}
     for e in found:
-        assert e["props"] == {"relation": e["props"]["relation"], "hop": 1, "run_id": "run-typed", "model": "fake-model"}
+        assert e["props"] == {"relation": e["props"]["relation"], "hop": 1, "run_id": summary.run_id, "model": "fake-model"}
         if e["type"] == "PATIENT_OF":  # (patient)-[:PATIENT_OF]->(nurse)
             assert (e["target"], e["props"]["relation"]) == (nurse, "patient")
         else:  # (nurse)-[:PARENT_OF]->(child)
@@ -99,7 +104,7 @@ def test_edges_are_typed_by_relation_with_direction_and_properties(store: GraphS
 
 
 def test_a_proposal_equal_to_an_existing_persona_links_instead_of_duplicating(
-    store: GraphStore, llm: LLMClient, fake: ExpandFakeLLM
+    store: GraphStore, g: Graph, fake: ExpandFakeLLM
 ) -> None:
     [nurse, fisherman] = seed_graph(store, SEEDS[:2])
     store.set_properties([{"id": fisherman, "props": {"expanded": True}}])  # only the nurse is a seed
@@ -110,7 +115,7 @@ def test_a_proposal_equal_to_an_existing_persona_links_instead_of_duplicating(
         return [{"description": "  " + SEEDS[1].upper().replace(" ", "  ")}, {"description": fresh}]
 
     fake.propose = propose
-    summary = run(store, llm, hops=1, fanout=2, relations=["patient"], relations_per_seed=1)
+    summary = run(g, hops=1, fanout=2, relations=["patient"], relations_per_seed=1)
     nodes = personas(store)
     assert set(nodes) == {nurse, fisherman, persona_id(fresh)}
     assert (summary.created, summary.linked) == (1, 1)
@@ -120,23 +125,20 @@ def test_a_proposal_equal_to_an_existing_persona_links_instead_of_duplicating(
 
 
 def test_a_reworded_proposal_links_to_the_existing_persona_through_the_dedup_index(
-    store: GraphStore, llm: LLMClient, fake: ExpandFakeLLM
+    store: GraphStore, g: Graph, fake: ExpandFakeLLM
 ) -> None:
     [nurse, fisherman] = seed_graph(store, SEEDS[:2])
     store.set_properties([{"id": fisherman, "props": {"expanded": True}}])
-    index = DedupIndex(DedupConfig(method="minhash"))
-    index.sync(store)
     reworded = "A retired fisherman in Izmir who mends the nets for the harbour cooperative each morning."
     fake.propose = lambda ask: [{"description": reworded}]
-    summary = expand_frontier(store, llm, ExpandOptions(hops=1, fanout=1, relations=["neighbour"], relations_per_seed=1),
-                              run_id="run-index", matcher=IndexMatcher(index))
+    summary = run(g, hops=1, fanout=1, relations=["neighbour"], relations_per_seed=1, dedup="index")
     assert (summary.created, summary.linked) == (0, 1)
     assert set(personas(store)) == {nurse, fisherman}
     assert [(e["source"], e["type"], e["target"]) for e in edges(store)] == [(nurse, "NEIGHBOUR_OF", fisherman)]
 
 
 def test_free_form_relations_become_edge_types_only_when_valid(
-    store: GraphStore, llm: LLMClient, fake: ExpandFakeLLM
+    store: GraphStore, g: Graph, fake: ExpandFakeLLM
 ) -> None:
     [nurse] = seed_graph(store, SEEDS[:1])
     fake.propose = lambda ask: [
@@ -147,7 +149,7 @@ def test_free_form_relations_become_edge_types_only_when_valid(
         {"description": "A junior doctor who started on the ward this autumn and asks her about every chart",
          "relation": "x` DETACH DELETE n //"},
     ]
-    summary = run(store, llm, hops=1, fanout=3, relations=["colleague"], relations_per_seed=1)
+    summary = run(g, hops=1, fanout=3, relations=["colleague"], relations_per_seed=1)
     types = sorted(e["type"] for e in edges(store))
     assert types == ["COLLEAGUE_OF", "COLLEAGUE_OF", "NIGHT_SHIFT_COLLEAGUE_OF"]
     reasons = list(summary.relation_rejected)
@@ -158,7 +160,7 @@ def test_free_form_relations_become_edge_types_only_when_valid(
 
 
 def test_rejected_proposals_are_counted_with_reasons_and_get_no_edge(
-    store: GraphStore, llm: LLMClient, fake: ExpandFakeLLM
+    store: GraphStore, g: Graph, fake: ExpandFakeLLM
 ) -> None:
     [nurse] = seed_graph(store, SEEDS[:1])
     fake.propose = lambda ask: [
@@ -166,7 +168,7 @@ def test_rejected_proposals_are_counted_with_reasons_and_get_no_edge(
         {"description": SEEDS[0]},
         {"description": "A hospital pharmacist who prepares the night's medication trays for her ward"},
     ]
-    summary = run(store, llm, hops=1, fanout=3, relations=["colleague"], relations_per_seed=1)
+    summary = run(g, hops=1, fanout=3, relations=["colleague"], relations_per_seed=1)
     # The seed proposed again is the seed, and a copy of the text it was made from (specificity).
     assert summary.rejected == {"specificity": 2, "same as the seed": 1}
     assert summary.created == 1
@@ -176,37 +178,39 @@ def test_rejected_proposals_are_counted_with_reasons_and_get_no_edge(
     assert len(edges(store)) == 1 and edges(store)[0]["source"] == nurse
 
 
-def test_budgets_stop_the_run(store: GraphStore, llm: LLMClient) -> None:
+def test_budgets_stop_the_run(store: GraphStore, g: Graph) -> None:
     seed_graph(store)
-    calls = run(store, llm, hops=3, fanout=2, relations_per_seed=2, max_calls=10, run_id="run-calls")
+    calls = run(g, hops=3, fanout=2, relations_per_seed=2, max_calls=10)
     assert calls.requests == 10 and calls.stopped_by == "max_calls"
-    assert llm.usage.requests == 10
-    new = run(store, llm, hops=3, fanout=2, relations_per_seed=2, max_new=5, run_id="run-new")
+    assert g.llm.usage.requests == 10
+    new = run(g, hops=3, fanout=2, relations_per_seed=2, max_new=5)
     assert new.created == 5 and new.stopped_by == "max_new"
-    assert sum(1 for n in personas(store).values() if n["run_id"] == "run-new") == 5
+    assert sum(1 for n in personas(store).values() if n["run_id"] == new.run_id) == 5
 
 
 def test_a_seed_cut_short_by_the_call_budget_is_not_marked_and_dry_run_counts_what_is_left(
-    store: GraphStore, llm: LLMClient
+    store: GraphStore, g: Graph
 ) -> None:
     ids = seed_graph(store)
-    opts = {"hops": 1, "fanout": 2, "relations_per_seed": 2, "chunk_seeds": 4}
-    before = Expander(store, llm, ExpandOptions(**opts), run_id="dry").estimate()
-    assert (before[0].hop, before[0].seeds, before[1].requests, before[1].cached) == (0, 4, 8, 0)
-    run(store, llm, max_calls=3, **opts)  # seed 0: both relations; seed 1: one of two
+    opts = {"hops": 1, "fanout": 2, "relations_per_seed": 2, "chunk_seeds": 4, "dedup": "exact", "relevance_check": False}
+    before = g.estimate(g.expand_stage(**opts))
+    assert before.lines[0][1].startswith("hop 0 -> 1, 4 seeds")
+    assert before.llm is not None and (before.llm.requests, before.llm.cached) == (8, 0)
+    run(g, max_calls=3, **opts)  # seed 0: both relations; seed 1: one of two
     marked = {i for i, n in personas(store).items() if n["expanded"]}
     frontier = sorted(ids)
     assert marked == {frontier[0]}
-    stats, est = Expander(store, llm, ExpandOptions(**opts), run_id="dry").estimate()
-    assert (stats.seeds, est.requests, est.cached, est.calls) == (3, 6, 1, 5)
+    after = g.estimate(g.expand_stage(**opts))
+    assert after.lines[0][1].startswith("hop 0 -> 1, 3 seeds")
+    assert after.llm is not None and (after.llm.requests, after.llm.cached, after.llm.calls) == (6, 1, 5)
 
 
-def test_expansion_path_leads_back_to_the_root_and_its_source(store: GraphStore, llm: LLMClient) -> None:
+def test_expansion_path_leads_back_to_the_root_and_its_source(store: GraphStore, g: Graph) -> None:
     [nurse, *_] = seed_graph(store)
     store.upsert_sources([Source(text_hash="ab" * 32, uri="https://example.org/night-shift")])
     store.add_edges([Edge(source=nurse, target="s_" + "ab" * 10, type="EXTRACTED_FROM", props={"stance": "write"})],
                     target_label="Source")
-    run(store, llm, hops=2, fanout=2, relations_per_seed=2)
+    summary = run(g, hops=2, fanout=2, relations_per_seed=2)
     deep = [n for n in personas(store).values()
             if n["hop"] == 2 and personas(store)[n["expanded_from"]]["expanded_from"] == nurse]
     assert deep
@@ -215,7 +219,7 @@ def test_expansion_path_leads_back_to_the_root_and_its_source(store: GraphStore,
     assert row["personas"][0]["id"] == nurse and row["personas"][-1]["id"] == deep[0]["id"]
     assert [s["hop"] for s in row["steps"]] == [1, 2] and all(s["relation"] and s["type"] for s in row["steps"])
     first = personas(store)[row["personas"][1]["id"]]
-    assert row["steps"][0] == {"relation": first["via_relation"], "type": first["via_edge"], "hop": 1, "run_id": "run-test"}
+    assert row["steps"][0] == {"relation": first["via_relation"], "type": first["via_edge"], "hop": 1, "run_id": summary.run_id}
     # the step is a real edge of that type between the two personas
     pair = {row["personas"][0]["id"], row["personas"][1]["id"]}
     assert any({e["source"], e["target"]} == pair and e["type"] == first["via_edge"] for e in edges(store))
@@ -223,7 +227,7 @@ def test_expansion_path_leads_back_to_the_root_and_its_source(store: GraphStore,
     assert row["sources"] == [{"id": "s_" + "ab" * 10, "uri": "https://example.org/night-shift", "stance": "write"}]
 
 
-def test_focused_run_raises_the_focused_regions_share(fake: ExpandFakeLLM, llm: LLMClient, store_options: Any) -> None:
+def test_focused_run_raises_the_focused_regions_share(fake: ExpandFakeLLM, store_options: Any, tmp_path: Path) -> None:
     from personagraph.graph.store import FalkorStore
 
     shares = {}
@@ -232,7 +236,7 @@ def test_focused_run_raises_the_focused_regions_share(fake: ExpandFakeLLM, llm: 
         try:
             store.ensure_schema()
             seed_graph(store, age_group="adult")
-            run(store, llm, hops=2, fanout=3, relations_per_seed=2, max_new=30, focus=focus, run_id=label)
+            run(graph_for(store, fake, tmp_path / label), hops=2, fanout=3, relations_per_seed=2, max_new=30, focus=focus)
             report = region_coverage(store)
             assert report.total == len(SEEDS) + 30
             shares[label] = report.share("age_group", "child")

@@ -19,10 +19,10 @@ import pytest
 from aiohttp import web
 
 from personagraph.graph.store import FalkorStore, GraphStore, StoreConfig
-from personagraph.config import Settings
-from personagraph.extract import chunk_text, estimate_extract, extract_personas, plain_description, text_language
-from personagraph.llm import LLMClient, ResponseCache
+from personagraph.api import Graph
+from personagraph.extract import chunk_text, plain_description, text_language
 from personagraph.readers import count_records
+from tests.conftest import graph_on
 from tests.fake_llm_server import FakeLLM, Faults
 
 REPO = Path(__file__).resolve().parent.parent
@@ -37,18 +37,10 @@ def corpus(path: Path, n: int, extra: list[str] = ()) -> Path:  # type: ignore[a
     return path
 
 
-def settings_for(fake: FakeLLM, options: StoreConfig, **extract: Any) -> Settings:
-    """Settings for the fake endpoint and the test's graph."""
-    return Settings(
-        llm={"base_url": fake.base_url, "model": "fake-model", "timeout": 5.0, "max_retries": 4, "concurrency": 8},
-        store={"data_dir": options.data_dir, "graph": options.graph},
-        extract=extract,
-    )
-
-
-def client_for(settings: Settings, cache_dir: Path) -> LLMClient:
-    """A client on the settings with the LLM cache in `cache_dir` (the session store's folder is shared)."""
-    return LLMClient(settings.llm, settings.llm.base_url, ResponseCache(cache_dir))
+def graph_for(fake: FakeLLM, store: GraphStore, cache: Path, **extract: Any) -> Graph:
+    """The API on the fake endpoint and the test's graph, with the LLM cache in `cache` (the session's folder is shared)."""
+    llm = {"base_url": fake.base_url, "model": "fake-model", "timeout": 5.0, "max_retries": 4, "concurrency": 8}
+    return graph_on(store, cache, llm=llm, extract=extract)
 
 
 def graph_content(store: GraphStore) -> dict[str, Any]:
@@ -69,9 +61,8 @@ def test_extract_writes_personas_sources_and_edges(fake_llm: FakeLLM, store: Gra
         json.dumps({"text": "Post 0: notes on repairing vintage radio set number 0, with the valve list, the hum "
                             "I chased for a week and the capacitor I finally replaced."}),
     ])
-    settings = settings_for(fake_llm, store_options, stances=["read", "write"])
-    with client_for(settings, tmp_path / "cache") as client:
-        summary = extract_personas(settings, store, client, path, "text")
+    g = graph_for(fake_llm, store, tmp_path / "cache", stances=["read", "write"])
+    summary = g.extract(path, field="text")
     assert summary.texts_read == 10 and summary.texts_extracted == 5 and summary.texts_failed == 0
     assert summary.skipped == {"too short": 1, "unreadable": 1, "not text": 1, "missing field": 1, "repeated text": 1}
     assert any(":7:" in p or "texts.jsonl:7" in p for p in summary.problems)  # file:line of the bad line
@@ -95,9 +86,8 @@ def test_a_nul_or_a_lone_surrogate_in_a_text_or_uri_costs_nothing(fake_llm: Fake
     lines[3]["uri"] = "doc/\x00three"
     lines[4]["uri"] = "doc/\udfff"
     path.write_text("".join(json.dumps(r) + "\n" for r in lines), encoding="utf-8")  # as JSON escapes
-    settings = settings_for(fake_llm, store_options)
-    with client_for(settings, tmp_path / "cache") as client:
-        summary = extract_personas(settings, store, client, path)
+    g = graph_for(fake_llm, store, tmp_path / "cache")
+    summary = g.extract(path)
     assert (summary.texts_read, summary.texts_extracted, summary.texts_failed, summary.cleaned) == (8, 8, 0, 2)
     assert summary.problems == [f"{path}:2: 'text': NUL characters removed",
                                 f"{path}:3: 'text': unpaired surrogates replaced by U+FFFD",
@@ -112,26 +102,25 @@ def test_a_nul_or_a_lone_surrogate_in_a_text_or_uri_costs_nothing(fake_llm: Fake
 def test_rerun_skips_extracted_texts_and_dry_run_counts_calls(fake_llm: FakeLLM, store: GraphStore,
                                                              store_options: StoreConfig, tmp_path: Path) -> None:
     path = corpus(tmp_path / "texts.jsonl", 6)
-    settings = settings_for(fake_llm, store_options, stances=["read", "like"])
-    with client_for(settings, tmp_path / "cache") as client:
-        before, estimate = estimate_extract(settings, store, client, path)
-        assert (estimate.calls, before.texts_read) == (12, 6) and fake_llm.stats.requests == 0
-        extract_personas(settings, store, client, path)
-        calls = fake_llm.stats.requests
-        again = extract_personas(settings, store, client, path)
-        _, estimate = estimate_extract(settings, store, client, path)
+    g = graph_for(fake_llm, store, tmp_path / "cache", stances=["read", "like"])
+    before = g.estimate(g.extract_stage(path))
+    assert before.llm is not None and before.llm.calls == 12 and fake_llm.stats.requests == 0
+    assert ("texts read (field 'text')", "6") in before.lines
+    g.extract(path)
+    calls = fake_llm.stats.requests
+    again = g.extract(path)
+    after = g.estimate(g.extract_stage(path))
     assert again.skipped == {"already extracted": 6} and again.requests == 0
-    assert fake_llm.stats.requests == calls and estimate.calls == 0
+    assert fake_llm.stats.requests == calls and after.llm is not None and after.llm.calls == 0
 
 
 def test_faults_complete_and_every_text_is_accounted_for(fake_llm: FakeLLM, store: GraphStore,
                                                          store_options: StoreConfig, tmp_path: Path) -> None:
     fake_llm.faults = Faults(error_500=0.05, error_429=0.05, malformed=0.05, retry_after=0.01, seed=7)
     path = corpus(tmp_path / "texts.jsonl", 80)
-    settings = settings_for(fake_llm, store_options)
-    settings.llm.validation_retries = 0  # so that malformed answers surface as failures
-    with client_for(settings, tmp_path / "cache") as client:
-        summary = extract_personas(settings, store, client, path)
+    g = graph_for(fake_llm, store, tmp_path / "cache")
+    g.settings.llm.validation_retries = 0  # so that malformed answers surface as failures
+    summary = g.extract(path)
     assert fake_llm.stats.outcomes["500"] and fake_llm.stats.outcomes["429"] and fake_llm.stats.outcomes["malformed"]
     assert summary.texts_read == 80 == summary.texts_extracted + summary.texts_failed
     assert summary.texts_failed == summary.failed_requests > 0
@@ -144,8 +133,7 @@ def test_faults_complete_and_every_text_is_accounted_for(fake_llm: FakeLLM, stor
     assert len({target for _, _, target, _, _ in graph["edges"]}) == summary.texts_extracted
     # a rerun retries only the failed texts, answering the rest from nothing at all
     fake_llm.faults = Faults()
-    with client_for(settings, tmp_path / "cache") as client:
-        rerun = extract_personas(settings, store, client, path)
+    rerun = g.extract(path)
     assert rerun.skipped["already extracted"] == summary.texts_extracted
     assert rerun.texts_extracted == summary.texts_failed and rerun.llm["llm_calls"] == summary.texts_failed
     assert all(not failed for _, _, failed in graph_content(store)["sources"].values())
@@ -156,9 +144,8 @@ def test_plain_format_and_chinese_prompts(fake_llm: FakeLLM, store: GraphStore, 
     path = tmp_path / "texts.jsonl"
     path.write_text(json.dumps({"text": "今天我们在社区诊所给孩子们接种疫苗，护士们耐心地安慰每一位紧张的家长，还讲解了接种后的注意事项。"},
                                ensure_ascii=False) + "\n", encoding="utf-8")
-    settings = settings_for(fake_llm, store_options, format="plain", stances=["read", "write", "like"], min_chars=10)
-    with client_for(settings, tmp_path / "cache") as client:
-        summary = extract_personas(settings, store, client, path)
+    g = graph_for(fake_llm, store, tmp_path / "cache", format="plain", stances=["read", "write", "like"], min_chars=10)
+    summary = g.extract(path)
     assert summary.texts_extracted == 1 and summary.personas_created == 3
     personas = list(store.iter_personas(statuses=None))
     assert all("社区诊所" in p["description"] for p in personas)  # the fake echoes the user turn it was given
@@ -195,9 +182,8 @@ def test_every_stance_that_gives_the_same_persona_is_recorded_whatever_the_order
     path = corpus(tmp_path / "texts.jsonl", 3)
     fake = OnePersonaPerText(late).start()
     try:
-        settings = settings_for(fake, store_options, stances=["read", "write"])
-        with client_for(settings, tmp_path / "cache") as client:
-            summary = extract_personas(settings, store, client, path)
+        g = graph_for(fake, store, tmp_path / "cache", stances=["read", "write"])
+        summary = g.extract(path)
         assert summary.texts_extracted == 3 and summary.personas_created == 3 and fake.stats.requests == 6
 
         def stances() -> list[tuple[Any, Any, Any]]:
@@ -205,10 +191,9 @@ def test_every_stance_that_gives_the_same_persona_is_recorded_whatever_the_order
 
         assert stances() == [(["read", "write"], "read,write", 0)] * 3
         # A later run asking a new stance adds it to the same edges; asking again adds nothing twice.
-        settings = settings_for(fake, store_options, stances=["read", "write", "like"])
+        g = graph_for(fake, store, tmp_path / "cache", stances=["read", "write", "like"])
         for _ in range(2):
-            with client_for(settings, tmp_path / "cache") as client:
-                extract_personas(settings, store, client, path)
+            g.extract(path)
             assert stances() == [(["like", "read", "write"], "like,read,write", 0)] * 3
     finally:
         fake.stop()
@@ -224,10 +209,9 @@ def test_folder_of_text_files_with_long_texts_chunked(fake_llm: FakeLLM, store: 
     (folder / "short.txt").write_text("Our allotment society meets on Sundays to swap seeds and compost tips.",
                                       encoding="utf-8")
     (folder / "ignored.csv").write_text("not,a,text,file\n", encoding="utf-8")
-    settings = settings_for(fake_llm, store_options, chunk_chars=1000, max_chunks=3)
+    g = graph_for(fake_llm, store, tmp_path / "cache", chunk_chars=1000, max_chunks=3)
     assert count_records(folder) == 2
-    with client_for(settings, tmp_path / "cache") as client:
-        summary = extract_personas(settings, store, client, folder)
+    summary = g.extract(folder)
     assert summary.field == "text" and summary.texts_extracted == 2
     assert summary.chunks == 4 and summary.requests == 4  # 3 of the long text's chunks, 1 for the short one
     sources = {s["uri"]: s for page in store.iter_nodes("Source") for s in page}
@@ -245,10 +229,9 @@ def test_csv_and_parquet_inputs_with_the_text_field_found(fake_llm: FakeLLM, sto
     rows = {"id": [1, 2, 3], "article": [f"Article {i}: how our village bakery switched to a wood-fired oven." for i in range(3)]}
     path = tmp_path / f"texts.{suffix}"
     (pq.write_table if suffix == "parquet" else pacsv.write_csv)(pa.table(rows), path)
-    settings = settings_for(fake_llm, store_options)
+    g = graph_for(fake_llm, store, tmp_path / "cache")
     assert count_records(path) == 3
-    with client_for(settings, tmp_path / "cache") as client:
-        summary = extract_personas(settings, store, client, path)
+    summary = g.extract(path)
     assert summary.field == "article" and summary.texts_extracted == 3 and summary.personas_created == 3
 
 
@@ -264,16 +247,10 @@ def test_chunking_and_helpers() -> None:
 
 _RUNNER = """
 import json, sys
-from pathlib import Path
-from personagraph.graph.store import FalkorStore, StoreConfig
-from personagraph.config import Settings
-from personagraph.extract import extract_personas
-from personagraph.llm import LLMClient, ResponseCache
+import personagraph as pg
 args = json.loads(sys.argv[1])
-settings = Settings(**args["settings"])
-store = FalkorStore(StoreConfig(**args["store"]))
-client = LLMClient(settings.llm, settings.llm.base_url, ResponseCache(Path(args["cache"])))
-extract_personas(settings, store, client, Path(args["path"]))
+g = pg.open(args["data_dir"], graph=args["graph"], llm=args["llm"], progress=False)
+g.extract(args["path"])
 """
 
 
@@ -295,10 +272,10 @@ def test_sigkill_halfway_then_rerun_gives_the_same_graph_without_repeated_calls(
     n = 60
     path = corpus(tmp_path / "texts.jsonl", n)
     fake_llm.faults = Faults(latency=0.05)
-    settings = settings_for(fake_llm, store_options)
-    settings.llm.concurrency = 4
-    args = {"settings": settings.model_dump(mode="json", by_alias=True) | {"llm": settings.llm.model_dump(mode="json") | {"api_key": ""}},
-            "store": store_options.model_dump(mode="json"), "cache": str(tmp_path / "cache"), "path": str(path)}
+    g = graph_for(fake_llm, store, tmp_path / "cache")
+    g.settings.llm.concurrency = 4
+    args = {"data_dir": str(store_options.data_dir), "graph": store_options.graph, "path": str(path),
+            "llm": g.settings.llm.model_dump(mode="json", exclude={"api_key"})}
     child = subprocess.Popen([sys.executable, "-c", _RUNNER, json.dumps(args)], cwd=REPO)
     deadline = time.monotonic() + 60
     while fake_llm.stats.requests < n // 2 and child.poll() is None and time.monotonic() < deadline:
@@ -311,11 +288,9 @@ def test_sigkill_halfway_then_rerun_gives_the_same_graph_without_repeated_calls(
     assert 0 < cached < n
     calls_before = fake_llm.stats.requests
     fake_llm.faults = Faults()
-    with client_for(settings, tmp_path / "cache") as client:
-        rerun = extract_personas(settings, store, client, path)
+    rerun = g.extract(path)
     assert fake_llm.stats.requests - calls_before == n - cached  # nothing the cache answered is asked again
     assert rerun.texts_read == n and rerun.texts_extracted + rerun.skipped["already extracted"] == n
-    with client_for(settings, tmp_path / "fresh-cache") as client:
-        extract_personas(settings, second_store, client, path)
+    graph_for(fake_llm, second_store, tmp_path / "fresh-cache").extract(path)
     assert graph_content(store) == graph_content(second_store)
     assert len(graph_content(store)["personas"]) == n

@@ -27,15 +27,13 @@ from personagraph.graph.model import (
     persona_id,
 )
 from personagraph.graph.store import GraphStore, StoreConfig
-from personagraph.config import FilterConfig, Settings
-from personagraph.expand import ExpandOptions, expand_frontier, inline_check
-from personagraph.extract import extract_personas
+from personagraph.config import FilterConfig
 from personagraph.filter import (
     CriterionScore,
     JudgeScores,
     cheap_check,
     cheap_checks,
-    filter_personas,
+    FilterSummary,
     filter_report,
     judge_messages,
     judged_failures,
@@ -43,11 +41,22 @@ from personagraph.filter import (
     source_overlap,
     word_count,
 )
-from personagraph.llm import LLMClient
+from personagraph.api import Graph
+from tests.conftest import graph_on
 from tests.expand_fake import expand_fake_server
 from tests.fake_llm_server import FakeLLM
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "filter"
+
+
+def api(store: GraphStore, base_url: str | None = None, **sections: object) -> Graph:
+    """The Python API on the test's graph; an endpoint (without a response cache) when one is given."""
+    return graph_on(store, Path("/nonexistent"), llm={"base_url": base_url, "model": "fake-model", "cache": False}, **sections)
+
+
+def decide(store: GraphStore, **config: object) -> FilterSummary:
+    """The filter stage through the API with the cheap checks alone (no judge)."""
+    return api(store).filter(judge=False, **config)
 
 GOOD = "A night-shift nurse in a Lyon children's hospital who calms anxious parents and studies for a midwifery degree."
 SEED = "A pediatric nurse in Lyon who trains for marathons and reads crime novels."
@@ -131,7 +140,7 @@ def _graph(store: GraphStore) -> dict[str, str]:
 
 def test_cheap_filter_run_writes_verdicts_reports_and_purges(store: GraphStore) -> None:
     ids = _graph(store)
-    summary = filter_personas(store, FilterConfig(min_relevance=0.3))
+    summary = decide(store, min_relevance=0.3)
     assert (summary.examined, summary.accepted, summary.rejected) == (4, 2, 2)
     assert summary.rejected_by["specificity"] == 1 and summary.rejected_by["relevance"] >= 1
     nodes = store.get_personas(list(ids.values()))
@@ -141,7 +150,7 @@ def test_cheap_filter_run_writes_verdicts_reports_and_purges(store: GraphStore) 
     assert "generic" in nodes[ids["vague"]]["reason_specificity"]
     assert nodes[ids["good"]]["status"] == "accepted" and nodes[ids["good"]]["filter_stage"] == "cheap"
     # A rerun has nothing left to decide.
-    assert filter_personas(store, FilterConfig(min_relevance=0.3)).examined == 0
+    assert decide(store, min_relevance=0.3).examined == 0
     report = filter_report(store)
     assert report.status == {"accepted": 2, "rejected": 2}
     assert sorted(d for d, _ in report.examples["relevance"]) == ["A medieval historian in Krakow who restores illuminated manuscripts.", "A person."]
@@ -152,13 +161,8 @@ def test_cheap_filter_run_writes_verdicts_reports_and_purges(store: GraphStore) 
 
 
 def test_llm_judge_scores_what_the_cheap_checks_pass(store: GraphStore, fake_llm, tmp_path) -> None:
-    from personagraph.llm import LLMClient
-
     ids = _graph(store)
-    settings = Settings(llm={"base_url": fake_llm.base_url, "model": "fake-model", "cache": False},
-                        store={"data_dir": tmp_path})
-    with LLMClient.from_settings(settings) as client:
-        summary = filter_personas(store, FilterConfig(min_relevance=0.3), client)
+    summary = api(store, fake_llm.base_url).filter(min_relevance=0.3)
     # Only the two personas the cheap checks passed reach the judge.
     assert fake_llm.stats.requests == 2
     assert summary.examined == 4 and summary.by_stage.get("cheap") == 2
@@ -341,10 +345,7 @@ def test_extract_rejects_a_copy_and_a_template_and_drops_attributes_outside_the_
     path.write_text("".join(json.dumps({"uri": f"t/{i}", "text": t}) + "\n" for i, t in enumerate(texts)), encoding="utf-8")
     fake = ScriptedExtractFake(lambda text: answers[text]).start()
     try:
-        settings = Settings(llm={"base_url": fake.base_url, "model": "fake-model", "cache": False},
-                            store={"data_dir": store_options.data_dir, "graph": store_options.graph})
-        with LLMClient.from_settings(settings) as client:
-            summary = extract_personas(settings, store, client, path)
+        summary = api(store, fake.base_url).extract(path)
     finally:
         fake.stop()
     assert summary.texts_extracted == 3 and summary.personas_created == 3 and summary.personas_rejected == 2
@@ -360,7 +361,7 @@ def test_extract_rejects_a_copy_and_a_template_and_drops_attributes_outside_the_
     run = store.run("MATCH (r:Run {id: $id}) RETURN r", {"id": summary.run_id}, write=False).value()
     assert run["personas_rejected"] == 2 and run["dropped_language"] == 1
     # The filter stage has only the candidate left to decide.
-    assert filter_personas(store, FilterConfig()).examined == 1
+    assert decide(store).examined == 1
 
 
 def test_expand_rejects_a_copy_of_its_seed_and_a_template_and_drops_attributes_outside_the_vocabulary(
@@ -377,11 +378,8 @@ def test_expand_rejects_a_copy_of_its_seed_and_a_template_and_drops_attributes_o
             {"description": pharmacist, "age_group": "younger adults", "visibility": "sometimes", "language": "iso 3489",
              "occupation": "hospital pharmacist", "domain": "the field of life or work job name"},
         ]
-        settings = Settings(llm={"base_url": fake.base_url, "model": "fake-model", "cache": False}, store={"data_dir": tmp_path})
-        with LLMClient.from_settings(settings) as client:
-            summary = expand_frontier(store, client, ExpandOptions(hops=1, fanout=3, relations=["colleague"],
-                                                                   relations_per_seed=1),
-                                      run_id="run-test", check=inline_check(FilterConfig(), relevance=False))
+        summary = api(store, fake.base_url).expand(hops=1, fanout=3, relations=["colleague"], relations_per_seed=1,
+                                                    dedup="exact", relevance_check=False)
     assert summary.created == 1 and summary.rejected["specificity"] == 2
     assert summary.attributes_dropped == {"age_group": 1, "visibility": 1, "language": 1, "domain": 1}
     nodes = {n["description"]: n for n in store.iter_personas(statuses=None)}

@@ -11,7 +11,7 @@ import pytest
 
 from personagraph.graph.store import GraphStore
 from personagraph.config import Settings
-from personagraph.extract import extract_personas
+from personagraph.api import Graph
 from personagraph.llm import LLMClient, check_endpoint
 from personagraph.llm.local_server import (
     LOCAL_CONCURRENCY,
@@ -54,8 +54,9 @@ def test_embedded_server_is_started_once_reused_and_healthy(local_settings: Sett
 def test_extract_runs_end_to_end_on_the_embedded_model(local_settings: Settings, store: GraphStore, tmp_path: Path) -> None:
     path = tmp_path / "texts.jsonl"
     path.write_text("".join(json.dumps({"text": t}) + "\n" for t in TEXTS), encoding="utf-8")
-    with LLMClient.from_settings(local_settings) as client:
-        summary = extract_personas(local_settings, store, client, path)
+    settings = local_settings.model_copy(update={"store": store.options.model_copy(update={"data_dir": local_settings.store.data_dir})})
+    with Graph(settings, store=store, progress=False) as g:  # the Python API, as a user calls it
+        summary = g.extract(path)
     assert summary.texts_read == 3 and summary.texts_extracted + summary.texts_failed == 3
     assert summary.texts_extracted >= 2, summary.problems  # grammar-constrained tool calls rarely fail
     personas = list(store.iter_personas(statuses=None))

@@ -14,7 +14,8 @@ from typer.testing import CliRunner
 from personagraph.graph.model import Edge, Persona, PersonaStatus
 from personagraph.graph.store import GraphStore, StoreConfig
 from personagraph.cli import app
-from personagraph.sample import MIN_SEED_TRIES, STRATEGIES, SampleSpec, draw_samples, sample_personas
+from personagraph.config import SampleConfig, Strategy
+from personagraph.sample import MIN_SEED_TRIES, draw_samples, sample_personas
 from tests.graphs import count_queries, personas
 
 AGE_GROUPS = {"child": 30, "adult": 12, "senior": 9}
@@ -71,7 +72,7 @@ def add_isolated(store: GraphStore, graph: nx.Graph, n: int) -> list[str]:
 
 
 def test_connected_clusters_are_connected_through_their_own_edges(store: GraphStore, graph: nx.Graph) -> None:
-    samples = sample_personas(store, SampleSpec(strategy="cluster", size=8, count=15, seed=1))
+    samples = sample_personas(store, SampleConfig(strategy="cluster", size=8, count=15, seed=1))
     assert len(samples) == 15
     for s in samples:
         ids = s.member_ids()
@@ -84,7 +85,7 @@ def test_connected_clusters_are_connected_through_their_own_edges(store: GraphSt
 
 def test_cluster_seeds_whose_component_is_too_small_are_skipped_and_counted(store: GraphStore, graph: nx.Graph) -> None:
     isolated = set(add_isolated(store, graph, 30))  # 30 of 81 accepted personas alone, 3 more on the island
-    draw = draw_samples(store, SampleSpec(strategy="cluster", size=5, count=15, seed=4))
+    draw = draw_samples(store, SampleConfig(strategy="cluster", size=5, count=15, seed=4))
     assert draw.shortfall() is None and draw.seeds_skipped > 0 and not draw.exhausted
     assert draw.seeds_tried >= 15 + draw.seeds_skipped
     assert [len(s.members) for s in draw.samples] == [5] * 15
@@ -92,13 +93,13 @@ def test_cluster_seeds_whose_component_is_too_small_are_skipped_and_counted(stor
         assert not isolated & set(s.member_ids())
         assert nx.is_connected(sample_graph(s.edges, s.member_ids())), s.sample_id
     # The list-only face gives the same samples.
-    spec = SampleSpec(strategy="cluster", size=5, count=15, seed=4)
+    spec = SampleConfig(strategy="cluster", size=5, count=15, seed=4)
     assert [s.member_ids() for s in sample_personas(store, spec)] == [s.member_ids() for s in draw.samples]
 
 
 def test_smaller_clusters_only_when_asked_for(store: GraphStore, graph: nx.Graph) -> None:
     isolated = add_isolated(store, graph, 30)
-    spec = SampleSpec(strategy="cluster", size=5, count=81, seed=4, min_size=1)
+    spec = SampleConfig(strategy="cluster", size=5, count=81, seed=4, min_size=1)
     draw = draw_samples(store, spec)  # one cluster per accepted persona, whatever its component holds
     assert draw.shortfall() is None and draw.seeds_skipped == 0
     sizes = {s.seed_persona: len(s.members) for s in draw.samples}
@@ -114,16 +115,16 @@ def test_a_graph_that_cannot_supply_the_clusters_says_how_many_it_can(store: Gra
     store.upsert_personas([a1, a2, a3, b1, b2, b3, c, d, bridge])
     store.add_edges([Edge(source=x.id, target=y.id, type="COLLEAGUE_OF")
                      for x, y in [(a1, a2), (a2, a3), (a3, bridge), (bridge, b1), (b1, b2), (b2, b3)]])
-    draw = draw_samples(store, SampleSpec(strategy="cluster", size=3, count=10, seed=1))
+    draw = draw_samples(store, SampleConfig(strategy="cluster", size=3, count=10, seed=1))
     assert len(draw.samples) == 6 and draw.exhausted and draw.seeds_skipped == 2
     assert {frozenset(s.member_ids()) for s in draw.samples} == {frozenset({a1.id, a2.id, a3.id}),
                                                                   frozenset({b1.id, b2.id, b3.id})}
     assert draw.shortfall() == ("the graph can supply only 6 connected clusters of 3 accepted personas, not 10: "
                                 "the other 2 such personas sit in components of fewer than 3")
     # Through live personas only: no cluster of 4 crosses the rejected bridge.
-    draw = draw_samples(store, SampleSpec(strategy="cluster", size=4, count=1, seed=1))
+    draw = draw_samples(store, SampleConfig(strategy="cluster", size=4, count=1, seed=1))
     assert draw.samples == [] and draw.seeds_skipped == 8 and "only 0 connected clusters of 4" in draw.shortfall()
-    draw = draw_samples(store, SampleSpec(strategy="cluster", size=4, count=9, seed=1, min_size=1))
+    draw = draw_samples(store, SampleConfig(strategy="cluster", size=4, count=9, seed=1, min_size=1))
     assert draw.shortfall() == "the graph has only 8 accepted personas to grow clusters from, not 9"
 
 
@@ -132,7 +133,7 @@ def test_a_hopeless_cluster_draw_stops_after_a_bounded_number_of_seeds_in_few_qu
 ) -> None:
     store.upsert_personas(personas(MIN_SEED_TRIES + 100, prefix="alone"))
     sent = count_queries(store, monkeypatch)
-    draw = draw_samples(store, SampleSpec(strategy="cluster", size=2, count=1, seed=3))
+    draw = draw_samples(store, SampleConfig(strategy="cluster", size=2, count=1, seed=3))
     assert draw.samples == [] and draw.seeds_tried == draw.seeds_skipped == MIN_SEED_TRIES and not draw.exhausted
     assert draw.shortfall() == ("found only 0 connected clusters of 2 accepted personas in 1,000 seeds tried, not 1: "
                                 "1,000 seeds sat in components of fewer than 2")
@@ -140,7 +141,7 @@ def test_a_hopeless_cluster_draw_stops_after_a_bounded_number_of_seeds_in_few_qu
 
 
 def test_stratified_gives_equal_shares_within_one_row(store: GraphStore, graph: nx.Graph) -> None:
-    samples = sample_personas(store, SampleSpec(strategy="stratified", size=10, count=2, stratify_by="age_group", seed=5))
+    samples = sample_personas(store, SampleConfig(strategy="stratified", size=10, count=2, stratify_by="age_group", seed=5))
     everyone: Counter[str] = Counter()
     for s in samples:
         shares = Counter(m["age_group"] for m in s.members)
@@ -153,11 +154,11 @@ def test_stratified_gives_equal_shares_within_one_row(store: GraphStore, graph: 
 
 def test_stratifying_by_a_missing_attribute_says_so(store: GraphStore, graph: nx.Graph) -> None:
     with pytest.raises(ValueError, match="'shoe_size' to stratify by"):
-        sample_personas(store, SampleSpec(strategy="stratified", stratify_by="shoe_size"))
+        sample_personas(store, SampleConfig(strategy="stratified", stratify_by="shoe_size"))
 
 
 def test_uniform_draws_only_accepted_personas_without_repeats(store: GraphStore, graph: nx.Graph) -> None:
-    samples = sample_personas(store, SampleSpec(strategy="uniform", size=20, count=5, seed=2))
+    samples = sample_personas(store, SampleConfig(strategy="uniform", size=20, count=5, seed=2))
     ids = [i for s in samples for i in s.member_ids()]
     assert [len(s.members) for s in samples] == [20, 20, 11]  # 51 accepted personas, then the graph runs out
     assert set(ids) == set(graph.nodes)
@@ -166,7 +167,7 @@ def test_uniform_draws_only_accepted_personas_without_repeats(store: GraphStore,
 
 
 def test_a_seeded_draw_is_the_same_after_other_commands_wrote_nodes(store: GraphStore, graph: nx.Graph) -> None:
-    spec = SampleSpec(strategy="uniform", size=7, count=2, seed=5)
+    spec = SampleConfig(strategy="uniform", size=7, count=2, seed=5)
     before = [s.member_ids() for s in sample_personas(store, spec)]
     for n in range(40):  # every command records a Run node; synthesis may add Sample nodes
         store.record_run(f"run-{n}", {"stage": "test"})
@@ -174,10 +175,10 @@ def test_a_seeded_draw_is_the_same_after_other_commands_wrote_nodes(store: Graph
 
 
 def test_ego_networks_hold_the_nearest_personas_within_k_hops(store: GraphStore, graph: nx.Graph) -> None:
-    for s in sample_personas(store, SampleSpec(strategy="ego", size=200, count=5, hops=2, seed=4)):
+    for s in sample_personas(store, SampleConfig(strategy="ego", size=200, count=5, hops=2, seed=4)):
         expected = nx.single_source_shortest_path_length(graph, s.seed_persona, cutoff=2)
         assert set(s.member_ids()) == set(expected)
-    for s in sample_personas(store, SampleSpec(strategy="ego", size=4, count=5, hops=2, seed=4)):
+    for s in sample_personas(store, SampleConfig(strategy="ego", size=4, count=5, hops=2, seed=4)):
         dist = nx.single_source_shortest_path_length(graph, s.seed_persona, cutoff=2)
         kept = sorted(dist[i] for i in s.member_ids())
         assert len(kept) == min(4, len(dist)) and kept == sorted(dist.values())[: len(kept)]  # nearest first
@@ -185,15 +186,15 @@ def test_ego_networks_hold_the_nearest_personas_within_k_hops(store: GraphStore,
 
 def test_walks_and_communities_are_connected_around_their_seed(store: GraphStore, graph: nx.Graph) -> None:
     for strategy in ("walk", "community"):
-        for s in sample_personas(store, SampleSpec(strategy=strategy, size=6, count=6, seed=9)):
+        for s in sample_personas(store, SampleConfig(strategy=strategy, size=6, count=6, seed=9)):
             ids = s.member_ids()
             assert s.seed_persona in ids and 1 <= len(ids) <= 6
             assert nx.is_connected(graph.subgraph(ids)), (strategy, s.sample_id)
 
 
-@pytest.mark.parametrize("strategy", STRATEGIES)
+@pytest.mark.parametrize("strategy", list(Strategy))
 def test_same_seed_same_samples(store: GraphStore, graph: nx.Graph, strategy: str) -> None:
-    spec = SampleSpec(strategy=strategy, size=5, count=4, seed=11)
+    spec = SampleConfig(strategy=strategy, size=5, count=4, seed=11)
     first = [s.model_dump() for s in sample_personas(store, spec)]
     assert first and first == [s.model_dump() for s in sample_personas(store, spec)]
     other = [s.model_dump() for s in sample_personas(store, spec.model_copy(update={"seed": 12}))]
@@ -225,7 +226,7 @@ def test_cli_cluster_sample_reports_skipped_seeds_and_refuses_a_short_draw(
     result = CliRunner().invoke(app, [*base, "-n", "15"])
     assert result.exit_code == 0, result.output
     assert [len(json.loads(line)["members"]) for line in out.read_text().splitlines()] == [5] * 15
-    skipped = draw_samples(store, SampleSpec(strategy="cluster", size=5, count=15, seed=4)).seeds_skipped
+    skipped = draw_samples(store, SampleConfig(strategy="cluster", size=5, count=15, seed=4)).seeds_skipped
     assert f"{skipped} seeds skipped, their component holding fewer than 5 accepted personas" in " ".join(result.output.split())
     out.unlink()
     result = CliRunner().invoke(app, [*base, "-n", "60"])  # 48 personas sit in components of 5 or more

@@ -14,7 +14,8 @@ from personagraph.graph.store import GraphStore, StoreConfig
 from personagraph.cli import app
 from personagraph.config import Settings
 from personagraph.llm import LLMClient
-from personagraph.sample import SampleSpec, sample_personas
+from personagraph.config import SampleConfig
+from personagraph.sample import sample_personas
 from personagraph.simulate import Cluster, converse, export_clusters, turn_messages, write_clusters
 from tests.fake_llm_server import FakeLLM
 from tests.test_sample import add_isolated, build_graph
@@ -26,7 +27,7 @@ def graph(store: GraphStore) -> nx.Graph:
 
 
 def clusters_of(store: GraphStore, count: int = 4, size: int = 5, seed: int = 2) -> list[Cluster]:
-    return export_clusters(sample_personas(store, SampleSpec(strategy="cluster", size=size, count=count, seed=seed)))
+    return export_clusters(sample_personas(store, SampleConfig(strategy="cluster", size=size, count=count, seed=seed)))
 
 
 def test_exported_clusters_are_connected_agents_with_their_relationships(store: GraphStore, graph: nx.Graph,

@@ -14,16 +14,10 @@ from typer.testing import CliRunner
 
 from personagraph.graph.store import GraphStore, StoreConfig
 from personagraph.cli import app
-from personagraph.config import Settings
-from personagraph.llm import LLMClient
-from personagraph.sample import SampleSpec
-from personagraph.synthesize import (
-    SynthesisRow,
-    SynthesisSpec,
-    Synthesizer,
-    available_tasks,
-    synthesize,
-)
+from personagraph.api import Graph
+from personagraph.config import SynthesisConfig
+from personagraph.synthesize import Synthesize, SynthesisRow, Synthesizer, available_tasks
+from tests.conftest import graph_on
 from tests.fake_llm_server import FakeLLM, Faults
 from tests.test_sample import build_graph
 
@@ -37,19 +31,24 @@ def graph(store: GraphStore) -> nx.Graph:
     return build_graph(store)
 
 
-def client_for(fake: FakeLLM, data_dir: Path, **llm: object) -> LLMClient:
-    settings = Settings(llm={"base_url": fake.base_url, "model": "fake-model", "timeout": 5.0, "concurrency": 8, **llm},
-                        store={"data_dir": data_dir})
-    return LLMClient.from_settings(settings)
+def api(store: GraphStore, fake: FakeLLM, tmp_path: Path, **llm: object) -> Graph:
+    """The Python API on the test's graph and the fake endpoint, with the response cache in tmp_path."""
+    return graph_on(store, tmp_path / "data" / "llm_cache",
+                    llm={"base_url": fake.base_url, "model": "fake-model", "timeout": 5.0, "concurrency": 8, **llm})
 
 
-def run(store: GraphStore, fake: FakeLLM, tmp_path: Path, out: str, **spec: object) -> list[dict]:
-    """Synthesize with `spec` into tmp_path/out and return the rows as dicts."""
-    spec.setdefault("world", WORLD)
-    with client_for(fake, tmp_path / "data") as client:
-        summary = synthesize(store, client, SynthesisSpec(**spec), tmp_path / out)
+def run(store: GraphStore, fake: FakeLLM, tmp_path: Path, out: str, task: str, **settings: object) -> list[dict]:
+    """Synthesize `task` (count, examples and `[synthesis]` settings) into tmp_path/out; the rows as dicts."""
+    settings.setdefault("world", WORLD)
+    summary = api(store, fake, tmp_path).synthesize(task, tmp_path / out, **settings)  # type: ignore[arg-type]
     assert summary.failed == 0, summary.failures
     return [json.loads(line) for line in (tmp_path / out).read_text(encoding="utf-8").splitlines()]
+
+
+def spec(task: str, count: int = 1, world: str = "", examples: Path | None = None, **config: object) -> Synthesize:
+    """The synthesize stage with `[synthesis]` settings `config`, to look at its prompts."""
+    return Synthesize(config=SynthesisConfig(**config), task=task, count=count, output=Path("unused.jsonl"),  # type: ignore[arg-type]
+                      world=world, examples=examples)
 
 
 def write_examples(path: Path, n: int = 6) -> list[str]:
@@ -72,7 +71,7 @@ def test_every_packaged_task_has_both_languages() -> None:
 def test_each_task_gives_rows_with_provenance(store: GraphStore, graph: nx.Graph, fake_llm: FakeLLM, tmp_path: Path,
                                              task: str, lang: str) -> None:
     rows = run(store, fake_llm, tmp_path, "out.jsonl", task=task, lang=lang, count=3,
-               sample=SampleSpec(strategy="cluster", size=3, seed=1))
+               strategy="cluster", size=3, seed=1)
     assert len(rows) == 3 and len({r["persona_id"] for r in rows}) == 3
     for r in rows:
         assert set(r) == set(SynthesisRow.model_fields)
@@ -82,12 +81,12 @@ def test_each_task_gives_rows_with_provenance(store: GraphStore, graph: nx.Graph
 
 
 def test_prompts_carry_the_persona_and_the_game_world(store: GraphStore, graph: nx.Graph) -> None:
-    synth = Synthesizer(store, SynthesisSpec(task="game_npc", count=1, lang="zh", world=WORLD))
+    synth = Synthesizer(store, spec(task="game_npc", count=1, lang="zh", world=WORLD))
     user = synth.messages("一位在灯塔工作了三十年的守塔人", [])[-1]["content"]
     assert "一位在灯塔工作了三十年的守塔人" in user and WORLD in user
     with pytest.raises(ValueError, match="--world"):
-        Synthesizer(store, SynthesisSpec(task="game_npc", count=1))
-    zh = Synthesizer(store, SynthesisSpec(task="absurd_premise", count=1, lang="zh")).messages("一名厨师", [])
+        Synthesizer(store, spec(task="game_npc", count=1))
+    zh = Synthesizer(store, spec(task="absurd_premise", count=1, lang="zh")).messages("一名厨师", [])
     assert "弱智吧" in zh[0]["content"] and "一名厨师" in zh[-1]["content"]
 
 
@@ -95,10 +94,10 @@ def test_prompts_carry_the_persona_and_the_game_world(store: GraphStore, graph: 
 def test_few_shot_modes_show_examples_from_the_file(store: GraphStore, graph: nx.Graph, fake_llm: FakeLLM,
                                                     tmp_path: Path, mode: str) -> None:
     texts = write_examples(tmp_path / "examples.jsonl")
-    spec = dict(task="math_problem", mode=mode, count=5, shots=2, examples=tmp_path / "examples.jsonl",
-                sample=SampleSpec(strategy="uniform", size=5, seed=3))
-    rows = run(store, fake_llm, tmp_path, "out.jsonl", **spec)
-    synth = Synthesizer(store, SynthesisSpec(**spec))
+    settings: dict = dict(task="math_problem", mode=mode, count=5, shots=2, examples=tmp_path / "examples.jsonl",
+                          strategy="uniform", size=5, seed=3)
+    rows = run(store, fake_llm, tmp_path, "out.jsonl", **settings)
+    synth = Synthesizer(store, spec(**settings))
     by_id = {d.id: d for d in synth.pool}
     assert len(by_id) == 6  # the zh example is not for this language
     for r in rows:
@@ -115,7 +114,7 @@ def test_neighbourhood_few_shot_uses_only_neighbours_samples(store: GraphStore, 
                                                             tmp_path: Path) -> None:
     # First pass: zero-shot rows for 20 personas, written back as Sample nodes.
     first = run(store, fake_llm, tmp_path, "first.jsonl", task="math_problem", count=20, write_back=True,
-                sample=SampleSpec(strategy="uniform", size=20, seed=5))
+                strategy="uniform", size=20, seed=5)
     author = {r["id"]: r["persona_id"] for r in first}
     linked = store.run("MATCH (s:Sample)-[:GENERATED_BY]->(p:Persona) RETURN count(s)").value()
     assert linked == 20  # "which personas produced this data" is one query
@@ -124,7 +123,7 @@ def test_neighbourhood_few_shot_uses_only_neighbours_samples(store: GraphStore, 
         rows = run(store, fake_llm, tmp_path, f"nbr-{source}.jsonl", task="math_problem", count=60,
                    mode="neighbourhood_few_shot", shots=2,
                    examples=tmp_path / "first.jsonl" if source == "file" else None,
-                   sample=SampleSpec(strategy="uniform", size=60, seed=6))
+                   strategy="uniform", size=60, seed=6)
         assert len(rows) == len(graph)
         with_demos = 0
         for r in rows:
@@ -141,34 +140,32 @@ def test_neighbourhood_few_shot_uses_only_neighbours_samples(store: GraphStore, 
 def test_stratified_synthesis_gives_each_region_an_equal_share(store: GraphStore, graph: nx.Graph, fake_llm: FakeLLM,
                                                               tmp_path: Path) -> None:
     rows = run(store, fake_llm, tmp_path, "strat.jsonl", task="user_instruction", count=17,
-               sample=SampleSpec(strategy="stratified", size=5, stratify_by="age_group", seed=3))
+               strategy="stratified", size=5, stratify_by="age_group", seed=3)
     groups = Counter(graph.nodes[r["persona_id"]]["age_group"] for r in rows)
     assert sum(groups.values()) == 17 and max(groups.values()) - min(groups.values()) <= 1
 
 
 def test_rerun_with_the_same_seed_reproduces_rows_from_the_cache(store: GraphStore, graph: nx.Graph,
                                                                  fake_llm: FakeLLM, tmp_path: Path) -> None:
-    spec = dict(task="logical_reasoning", lang="zh", count=12, sample=SampleSpec(strategy="walk", size=4, seed=8))
-    first = run(store, fake_llm, tmp_path, "a.jsonl", **spec)
+    settings: dict = dict(task="logical_reasoning", lang="zh", count=12, strategy="walk", size=4, seed=8)
+    first = run(store, fake_llm, tmp_path, "a.jsonl", **settings)
     calls = fake_llm.stats.requests
-    assert run(store, fake_llm, tmp_path, "b.jsonl", **spec) == first
+    assert run(store, fake_llm, tmp_path, "b.jsonl", **settings) == first
     assert (tmp_path / "a.jsonl").read_bytes() == (tmp_path / "b.jsonl").read_bytes()
     assert fake_llm.stats.requests == calls  # every answer came from the cache
-    other = run(store, fake_llm, tmp_path, "c.jsonl", **{**spec, "sample": SampleSpec(strategy="walk", size=4, seed=9)})
+    other = run(store, fake_llm, tmp_path, "c.jsonl", **{**settings, "seed": 9})
     assert [r["persona_id"] for r in other] != [r["persona_id"] for r in first]
 
 
 def test_an_interrupted_run_resumes_paying_only_for_what_failed(store: GraphStore, graph: nx.Graph, fake_llm: FakeLLM,
                                                                 tmp_path: Path) -> None:
-    spec = SynthesisSpec(task="knowledge_article", count=30, sample=SampleSpec(strategy="uniform", size=30, seed=4))
+    settings: dict = dict(count=30, strategy="uniform", size=30, seed=4)
     fake_llm.faults = Faults(error_500=0.4)
-    with client_for(fake_llm, tmp_path / "data", max_retries=0) as client:
-        first = synthesize(store, client, spec, tmp_path / "a.jsonl")
+    first = api(store, fake_llm, tmp_path, max_retries=0).synthesize("knowledge_article", tmp_path / "a.jsonl", **settings)
     assert first.failed > 0 and first.written == 30 - first.failed
     fake_llm.faults = Faults()
     calls = fake_llm.stats.requests
-    with client_for(fake_llm, tmp_path / "data", max_retries=0) as client:
-        second = synthesize(store, client, spec, tmp_path / "a.jsonl")
+    second = api(store, fake_llm, tmp_path, max_retries=0).synthesize("knowledge_article", tmp_path / "a.jsonl", **settings)
     assert second.written == 30 and second.cached == first.written
     assert fake_llm.stats.requests - calls == first.failed
 
@@ -176,12 +173,11 @@ def test_an_interrupted_run_resumes_paying_only_for_what_failed(store: GraphStor
 def test_output_loads_with_datasets_as_jsonl_and_parquet(store: GraphStore, graph: nx.Graph, fake_llm: FakeLLM,
                                                          tmp_path: Path) -> None:
     run(store, fake_llm, tmp_path, "seed.jsonl", task="tool_spec", count=15, write_back=True,
-        sample=SampleSpec(strategy="uniform", size=15, seed=1))
+        strategy="uniform", size=15, seed=1)
     for name in ("rows.jsonl", "rows.parquet"):
         path = tmp_path / name
-        with client_for(fake_llm, tmp_path / "data") as client:
-            summary = synthesize(store, client, SynthesisSpec(task="tool_spec", count=30, mode="neighbourhood_few_shot",
-                                                              sample=SampleSpec(strategy="cluster", size=10, seed=2)), path)
+        summary = api(store, fake_llm, tmp_path).synthesize("tool_spec", path, count=30, mode="neighbourhood_few_shot",
+                                                            strategy="cluster", size=10, seed=2)
         ds = load_dataset("parquet" if name.endswith("parquet") else "json", data_files=str(path), split="train",
                           cache_dir=str(tmp_path / "hf"))
         assert ds.num_rows == summary.written == 30
@@ -198,7 +194,7 @@ def test_a_task_dropped_into_a_configured_folder_is_used(store: GraphStore, grap
     rows = run(store, fake_llm, tmp_path, "haiku.jsonl", task="haiku", count=4, task_dirs=[folder])
     assert [r["prompt_file"] for r in rows] == ["haiku.en.md"] * 4
     with pytest.raises(ValueError, match="no synthesis task 'haiku' in language 'zh'"):
-        Synthesizer(store, SynthesisSpec(task="haiku", lang="zh", count=1, task_dirs=[folder]))
+        Synthesizer(store, spec(task="haiku", lang="zh", count=1, task_dirs=[folder]))
 
 
 def test_cli_synthesize(store: GraphStore, store_options: StoreConfig, graph: nx.Graph, fake_llm: FakeLLM,

@@ -15,7 +15,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from personagraph.config import Settings, load_settings, with_overrides
-from personagraph.errors import UserActionNeeded
+from personagraph.errors import NothingToDo, UserActionNeeded
 from personagraph.graph.store import QueryError, ReadOnlyViolation, StoreUnavailable
 from personagraph.readers import InputError
 
@@ -112,6 +112,8 @@ def user_errors(app_state: AppState) -> Iterator[None]:
         fail(f"the database rejected the query: {exc}", 2)
     except ValidationError as exc:
         fail(_validation_line(exc), 2)
+    except NothingToDo as exc:
+        fail(str(exc), 1)
     except OSError as exc:  # a full disk or a permission on an output file: one line, not a traceback
         if isinstance(exc, FileNotFoundError):
             fail(str(exc), 2)

@@ -160,5 +160,7 @@ class Dedup(Stage[DedupReport]):
 
     async def run(self, ctx: StageContext, run_id: str) -> DedupReport:
         folder = index_folder(ctx.settings.store.data_dir, ctx.settings.store.graph)
-        return await asyncio.to_thread(merge_duplicates, ctx.store, self.config, folder, method=self.method,
-                                       dry_run=self.dry_run, on_progress=lambda msg: ctx.progress(msg, 0, None))
+        report = await asyncio.to_thread(merge_duplicates, ctx.store, self.config, folder, method=self.method,
+                                         dry_run=self.dry_run, on_progress=lambda msg: ctx.progress(msg, 0, None))
+        ctx.progress(f"dedup: {len(report.groups):,} groups, {report.merged:,} merged", 1, 1)
+        return report

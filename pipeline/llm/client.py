@@ -285,7 +285,7 @@ class LLMClient:
             cfg = cfg.model_copy(update={
                 "model": LOCAL_MODEL_NAME, "provider": "openai", "concurrency": min(cfg.concurrency, LOCAL_CONCURRENCY),
                 "timeout": max(cfg.timeout, LOCAL_TIMEOUT)})
-        cache = ResponseCache(settings.store.data_dir / "llm_cache") if cfg.cache else None
+        cache = ResponseCache(cfg.cache_dir or settings.store.data_dir / "llm_cache") if cfg.cache else None
         return cls(cfg, base_url, cache)
 
     def close(self) -> None:

@@ -1,0 +1,5 @@
+"""`python -m personagraph`: the `personagraph` command."""
+
+from personagraph.cli import main
+
+main()
