@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from personagraph.config import LLMConfig, Settings, load_settings, with_overrides
 from personagraph.graph.store import GraphStore, open_store
-from personagraph.stage import ProgressFn, Stage, StageContext, StageEstimate, StageSummary, run_sync
+from personagraph.stage import LazyLLM, ProgressFn, Stage, StageContext, StageEstimate, StageSummary, run_sync
 
 if TYPE_CHECKING:
     import networkx as nx
@@ -33,9 +33,10 @@ if TYPE_CHECKING:
     from personagraph.expand import ExpandSummary
     from personagraph.export import ExportSummary
     from personagraph.extract import ExtractSummary
-    from personagraph.filter import FilterSummary
+    from personagraph.filter import FilterReport, FilterSummary
     from personagraph.importer import ImportSummary
     from personagraph.llm import LLMClient
+    from personagraph.relations import Relation
     from personagraph.run import RunSummary
     from personagraph.sample import SampleDraw
     from personagraph.simulate import SimulationSummary
@@ -99,7 +100,7 @@ class Graph:
         self.settings = settings
         self.progress = progress
         self._store = store
-        self._llm: LLMClient | None = None
+        self._llm = LazyLLM(self._make_llm)
 
     # -- what the stages share --------------------------------------------------------------------
     @property
@@ -109,31 +110,25 @@ class Graph:
             self._store = open_store(self.settings.store)
         return self._store
 
+    def _make_llm(self, connect: bool = True) -> LLMClient:
+        from personagraph.llm import LLMClient
+
+        return LLMClient.from_settings(self.settings, connect=connect)
+
     @property
     def llm(self) -> LLMClient:
         """The LLM client, made on first use (starting the embedded model when no endpoint is configured)."""
-        if self._llm is None:
-            from personagraph.llm import LLMClient
-
-            self._llm = LLMClient.from_settings(self.settings)
-        return self._llm
+        return self._llm.client
 
     @property
     def llm_started(self) -> bool:
         """Whether a stage has used the LLM yet (its usage is in `g.llm.usage`)."""
-        return self._llm is not None
+        return self._llm.started
 
     def _context(self, on_progress: ProgressFn | None, *, connect: bool = True) -> StageContext:
-        if connect:
-            factory: Callable[[], LLMClient] = lambda: self.llm  # noqa: E731
-        else:
-            from personagraph.llm import LLMClient
-
-            factory = functools.partial(LLMClient.from_settings, self.settings, connect=False)
-        ctx = StageContext(settings=self.settings, store=self.store, llm_factory=factory, on_progress=on_progress)
-        if connect and self._llm is not None:
-            ctx._llm = self._llm
-        return ctx
+        """A stage's context: this graph's store and client; an estimate gets a client that starts no model."""
+        lazy = self._llm if connect else LazyLLM(functools.partial(self._make_llm, connect=False))
+        return StageContext(settings=self.settings, store=self.store, lazy_llm=lazy, on_progress=on_progress)
 
     async def arun_stage(self, stage: Stage[Any]) -> Any:
         """Run any stage (yours too) on this graph: progress as configured, its Run node recorded."""
@@ -148,7 +143,12 @@ class Graph:
 
     async def aestimate(self, stage: Stage[Any]) -> StageEstimate:
         """What `stage` would do, calling no model (the cache is consulted) and writing nothing: a `--dry-run`."""
-        return await stage.estimate(self._context(None, connect=False))
+        ctx = self._context(None, connect=False)
+        try:
+            return await stage.estimate(ctx)
+        finally:
+            if ctx.lazy_llm is not None:
+                ctx.lazy_llm.close()
 
     estimate = synced(aestimate)
 
@@ -171,6 +171,30 @@ class Graph:
     def stats(self) -> dict[str, Any]:
         """Counts of nodes by label and status, edges by type, live personas by hop."""
         return self.store.stats()
+
+    def filter_report(self, examples: int = 3) -> FilterReport:
+        """What the filter decided so far: counts per status and per failed criterion, with examples."""
+        from personagraph.filter import filter_report
+
+        return filter_report(self.store, examples)
+
+    def purge_rejected(self) -> int:
+        """Delete the rejected personas and their edges; returns how many were deleted."""
+        from personagraph.filter import purge_rejected
+
+        return purge_rejected(self.store)
+
+    def relations(self) -> list[Relation]:
+        """The relation vocabulary expansion asks about (the defaults plus `[expand] extra_relations`)."""
+        from personagraph.relations import RelationVocabulary
+
+        return list(RelationVocabulary.default(spec.to_relation() for spec in self.settings.expand.extra_relations))
+
+    def tasks(self) -> dict[str, list[str]]:
+        """The synthesis tasks and their languages (packaged ones and those in `[synthesis] task_dirs`)."""
+        from personagraph.synthesize import available_tasks
+
+        return available_tasks(self.settings.synthesis.task_dirs)
 
     # -- the stages -------------------------------------------------------------------------------
     async def aimport_personas(self, path: str | Path, *, field: str | None = None, **settings: Any) -> ImportSummary:
@@ -293,9 +317,7 @@ class Graph:
 
     def close(self) -> None:
         """Close the store connection and the LLM cache (the embedded servers keep running for the next use)."""
-        if self._llm is not None:
-            self._llm.close()
-            self._llm = None
+        self._llm.close()
         if self._store is not None:
             self._store.close()
             self._store = None

@@ -402,6 +402,7 @@ concurrency = 16              # calls in flight
 structured_output = "function_calling"   # or "json_schema" (OpenAI, vLLM) or "json_mode"
 validation_retries = 2
 cache = true                  # on-disk response cache in data_dir/llm_cache
+# cache_dir = "llm_cache"     # elsewhere
 
 [extract]
 stances = ["read"]            # any of "read", "write", "like": one persona per stance per text

@@ -45,6 +45,10 @@ class CoverageReport(StageSummary):
         """Share of live personas with `attribute` = `value` (0.0 when absent)."""
         return next((r.share for r in self.attributes.get(attribute, []) if r.value == value), 0.0)
 
+    def plot(self, path: Path, before: CoverageReport | None = None) -> Path:
+        """Draw the shares as a PNG chart (with `before`, the earlier report beside each bar); see `plot_coverage`."""
+        return plot_coverage(self, path, before)
+
     def count(self, attribute: str, value: str) -> int:
         """Live personas with `attribute` = `value`."""
         return next((r.personas for r in self.attributes.get(attribute, []) if r.value == value), 0)

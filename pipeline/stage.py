@@ -20,7 +20,7 @@ from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
@@ -116,28 +116,48 @@ class StageEstimate(BaseModel):
     llm: Estimate | None = None
 
 
+class LazyLLM:
+    """An LLM client made on first use: building one may start the embedded model, so only a stage that calls it pays."""
+
+    def __init__(self, make: Callable[[], LLMClient]) -> None:
+        self._make = make
+        self._client: LLMClient | None = None
+
+    @property
+    def client(self) -> LLMClient:
+        if self._client is None:
+            self._client = self._make()
+        return self._client
+
+    @property
+    def started(self) -> bool:
+        return self._client is not None
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+
 @dataclass
 class StageContext:
-    """What a running stage may use: the settings, the store, the LLM client (started on first use), progress."""
+    """What a running stage may use: the settings, the store, the LLM client (made on first use), progress."""
 
     settings: Settings
     store: GraphStore
-    llm_factory: Callable[[], LLMClient] | None = None
+    lazy_llm: LazyLLM | None = None
     on_progress: ProgressFn | None = None
-    _llm: LLMClient | None = field(default=None, repr=False)
 
     @property
     def llm(self) -> LLMClient:
         """The LLM client, started (and, with no endpoint configured, the embedded model) on first use."""
-        if self._llm is None:
-            if self.llm_factory is None:
-                raise RuntimeError("this context has no LLM client")
-            self._llm = self.llm_factory()
-        return self._llm
+        if self.lazy_llm is None:
+            raise RuntimeError("this context has no LLM client")
+        return self.lazy_llm.client
 
     @property
     def llm_started(self) -> bool:
-        return self._llm is not None
+        return self.lazy_llm is not None and self.lazy_llm.started
 
     def progress(self, description: str, done: int, total: int | None = None) -> None:
         """Report progress (a rich bar in the CLI and in notebooks; nothing when no one listens)."""

@@ -271,3 +271,15 @@ def test_load_settings_leaves_the_environment_alone(tmp_path: Path) -> None:
     assert settings.expand.hops == 3 and settings.synthesis.size == 7  # the old key still reads
     assert dict(os.environ) == before
     assert pg.load_settings().expand.hops == 6
+
+
+def test_what_the_cli_lists_and_reports_the_api_gives_too(g: pg.Graph, tmp_path: Path) -> None:
+    assert {"patient", "colleague", "child"} <= {r.name for r in g.relations()}
+    assert g.tasks()["math_problem"] == ["en", "zh"]
+    g.import_personas(write_personas(g, ["A person", *DISTINCT[:3]]))
+    decided = g.filter(judge=False)
+    report = g.filter_report()
+    assert decided.rejected == 1 and report.status == {"accepted": 3, "rejected": 1}
+    assert g.purge_rejected() == 1 and g.filter_report().status == {"accepted": 3}
+    chart = g.coverage(["age_group"]).plot(tmp_path / "coverage.png")
+    assert chart.read_bytes()[:4] == b"\x89PNG"

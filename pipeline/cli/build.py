@@ -149,12 +149,10 @@ def filter_cmd(
     lang: Annotated[Lang, typer.Option("--lang", help="Judge prompt language")] = Lang.en,
 ) -> None:
     """Judge personas on relevance, plausibility, specificity and readability: cheap checks, then an LLM."""
-    from personagraph.filter import filter_report, purge_rejected
-
     st = state(ctx)
     with user_errors(st):
         if report:
-            rep = filter_report(st.graph.store)
+            rep = st.graph.filter_report()
             console.print("status: " + ", ".join(f"{k} {v:,}" for k, v in sorted(rep.status.items())))
             table = Table("criterion", "rejected", "examples (reason)", title="rejections by criterion")
             for criterion, n in sorted(rep.rejected_by.items(), key=lambda kv: -kv[1]):
@@ -162,7 +160,7 @@ def filter_cmd(
             console.print(table)
             return
         if purge:
-            console.print(f"purged {purge_rejected(st.graph.store):,} rejected personas")
+            console.print(f"purged {st.graph.purge_rejected():,} rejected personas")
             return
         summary = st.graph.filter(judge=not no_llm, lang=lang)
         console.print(f"examined {summary.examined:,}: accepted {summary.accepted:,}, rejected {summary.rejected:,}"
@@ -209,14 +207,13 @@ def expand(
 ) -> None:
     """Persona-to-Persona: propose related personas from the frontier, hop by hop, as typed edges (rerun to resume)."""
     from personagraph.expand import no_frontier
-    from personagraph.relations import RelationVocabulary, parse_focus
+    from personagraph.relations import parse_focus
 
     st = state(ctx)
     with user_errors(st):
         if list_relations:
-            vocabulary = RelationVocabulary.default(spec.to_relation() for spec in st.settings.expand.extra_relations)
             table = Table("relation", "edge", "leads to", "meaning", title="relations")
-            for rel in vocabulary:
+            for rel in st.graph.relations():
                 edge = f"(new)-[:{rel.edge_type}]->(seed)" if rel.direction == "to_seed" else f"(seed)-[:{rel.edge_type}]->(new)"
                 table.add_row(rel.name, edge, "; ".join(f"{k}={','.join(v)}" for k, v in rel.leads_to.items()), rel.description)
             console.print(table)

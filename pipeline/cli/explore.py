@@ -117,7 +117,7 @@ def coverage(
     compare: Annotated[Optional[Path], typer.Option("--compare", help="An earlier --save report: show the change in share")] = None,
 ) -> None:
     """How live personas spread over the regions (age group, domain, visibility, ...): counts and shares."""
-    from personagraph.coverage import CoverageReport, plot_coverage
+    from personagraph.coverage import CoverageReport
 
     st = state(ctx)
     with user_errors(st):
@@ -133,7 +133,7 @@ def coverage(
             save.write_text(report.model_dump_json(indent=2), encoding="utf-8")
             console.print(f"saved the report to {save}")
         if chart:
-            console.print(f"wrote the chart to {plot_coverage(report, chart, before)}")
+            console.print(f"wrote the chart to {report.plot(chart, before)}")
 
 
 @app.command()

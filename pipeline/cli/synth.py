@@ -33,12 +33,10 @@ def synthesize(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Count the personas, calls and rough tokens it would spend (cache consulted); call and write nothing")] = False,
 ) -> None:
     """Synthesize data with sampled personas: one row per persona, with the persona, task, mode and neighbourhood used."""
-    from personagraph.synthesize import available_tasks
-
     st = state(ctx)
     with user_errors(st):
         if list_tasks:
-            for name, langs in available_tasks(st.settings.synthesis.task_dirs).items():
+            for name, langs in st.graph.tasks().items():
                 console.print(f"[bold]{name}[/]  {', '.join(langs)}")
             return
         if not task or (output is None and not dry_run):

@@ -1,0 +1,31 @@
+"""The built wheel: one top-level name, `personagraph`, holding every module, query and prompt of the layout's folders."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+# layout folder -> where it lives in the installed package
+FOLDERS = {"pipeline": "personagraph", "graph": "personagraph/graph", "cypher": "personagraph/cypher",
+           "prompts": "personagraph/prompts"}
+SHIPPED = (".py", ".cypher", ".md", ".txt", ".toml")
+
+
+def test_the_wheel_holds_every_file_under_the_personagraph_name_and_nothing_else(tmp_path: Path) -> None:
+    built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
+                            str(tmp_path), str(ROOT)], capture_output=True, text=True, timeout=300)
+    assert built.returncode == 0, built.stderr
+    [wheel] = tmp_path.glob("personagraph-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    tops = {n.split("/", 1)[0] for n in names if not n.split("/", 1)[0].endswith(".dist-info")}
+    assert tops == {"personagraph"}
+    expected = {f"{package}/{path.relative_to(ROOT / folder).as_posix()}"
+                for folder, package in FOLDERS.items()
+                for path in (ROOT / folder).rglob("*")
+                if path.suffix in SHIPPED and "__pycache__" not in path.parts}
+    assert expected - names == set()
+    entry = next(n for n in names if n.endswith("entry_points.txt"))
+    assert "personagraph = personagraph.cli:main" in zipfile.ZipFile(wheel).read(entry).decode()
