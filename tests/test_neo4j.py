@@ -115,3 +115,23 @@ def test_a_constraint_violation_is_a_query_error(store: GraphStore) -> None:
     store.upsert_personas([a])
     with pytest.raises(QueryError):
         store.run("CREATE (:Persona {id: $id})", {"id": a.id})
+
+
+def test_the_python_api_opens_neo4j_by_uri_and_runs_stages_on_it(store: GraphStore, tmp_path, fake_llm) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    import personagraph as pg
+
+    people = tmp_path / "people.jsonl"
+    people.write_text("".join(json.dumps({"persona": d}) + "\n" for d in (
+        "A ferry captain in Split who knows every island's tides by heart",
+        "A school librarian in Tartu who runs a chess club on Friday afternoons")), encoding="utf-8")
+    with pg.open(os.environ["NEO4J_URI"], graph=os.environ.get("NEO4J_DATABASE", ""), progress=False,
+                 llm={"base_url": fake_llm.base_url, "model": "fake-model", "cache_dir": tmp_path / "cache"}) as g:
+        assert g.import_personas(people).imported == 2
+        assert g.filter(judge=False).accepted == 2
+        assert g.query("MATCH (p:Persona) RETURN count(p) AS n") == [{"n": 2}]
+        assert g.to_networkx().number_of_nodes() == 2
+        made = g.synthesize("math_problem", tmp_path / "rows.jsonl", count=2)
+        assert made.written == 2
+        assert {r["stage"] for r in g.query("MATCH (r:Run) RETURN r.stage AS stage")} == {"import", "filter", "synthesize"}

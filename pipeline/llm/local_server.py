@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import importlib.util
+import json
 import os
 import signal
 import socket
@@ -33,6 +34,10 @@ LOCAL_CONCURRENCY = 2
 # but on one thread of a busy machine a 512-token answer behind another can take minutes.
 LOCAL_TIMEOUT = 300.0
 START_TIMEOUT = 180.0
+# How to build llama.cpp without the AMX kernels: CPUs report AMX that many VMs do not enable, and
+# the server then dies with an illegal instruction at its first answer.
+NO_AMX_BUILD = ('CMAKE_ARGS="-DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF" '
+                "pip install --force-reinstall --no-deps --no-cache-dir 'llama-cpp-python[server]'")
 
 
 class LocalModelUnavailable(UserActionNeeded):
@@ -93,6 +98,28 @@ def _healthy(port: int, timeout: float = 2.0) -> bool:
         return False
 
 
+def _answers(port: int, timeout: float = LOCAL_TIMEOUT) -> bool:
+    """Whether the server answers one tiny chat call (it can list models and still die at its first answer)."""
+    body = json.dumps({"model": LOCAL_MODEL_NAME, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 1})
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/v1/chat/completions", data=body.encode(),
+                                     headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+def died_saying(returncode: int | None, log_path: Path) -> str:
+    """Why the embedded server is gone, and what to do: a rebuild for an illegal instruction, else its log."""
+    if returncode == -signal.SIGILL:
+        return ("the embedded model server stopped with an illegal instruction at its first answer: llama.cpp was "
+                "built for a CPU feature this machine reports but does not enable (AMX, in many VMs); rebuild it "
+                f"without: {NO_AMX_BUILD}")
+    tail = log_path.read_text(errors="replace")[-2000:] if log_path.exists() else ""
+    return f"the embedded model server stopped (exit {returncode}; log {log_path}):\n{tail}"
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -139,6 +166,11 @@ def ensure_local_server(settings: Settings) -> LocalModelServer:
                 tail = log_path.read_text(errors="replace")[-2000:]
                 raise LocalModelUnavailable(f"the embedded model server did not start (log {log_path}):\n{tail}")
             time.sleep(0.3)
+        if not _answers(port):
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(timeout=2)
+            process.kill()
+            raise LocalModelUnavailable(died_saying(process.poll(), log_path))
         server = LocalModelServer(pid=process.pid, port=port, model_path=str(path))
         (folder / "server.json").write_text(server.model_dump_json())
         return server
