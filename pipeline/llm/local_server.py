@@ -34,10 +34,9 @@ LOCAL_CONCURRENCY = 2
 # but on one thread of a busy machine a 512-token answer behind another can take minutes.
 LOCAL_TIMEOUT = 300.0
 START_TIMEOUT = 180.0
-# How to build llama.cpp without the AMX kernels: CPUs report AMX that many VMs do not enable, and
-# the server then dies with an illegal instruction at its first answer.
-NO_AMX_BUILD = ('CMAKE_ARGS="-DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF" '
-                "pip install --force-reinstall --no-deps --no-cache-dir 'llama-cpp-python[server]'")
+# A build of llama.cpp for no particular CPU, for when the native one uses an instruction this machine lacks.
+PORTABLE_BUILD = ('CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON" '
+                  "pip install --force-reinstall --no-deps --no-cache-dir 'llama-cpp-python[server]'")
 
 
 class LocalModelUnavailable(UserActionNeeded):
@@ -114,8 +113,8 @@ def died_saying(returncode: int | None, log_path: Path) -> str:
     """Why the embedded server is gone, and what to do: a rebuild for an illegal instruction, else its log."""
     if returncode == -signal.SIGILL:
         return ("the embedded model server stopped with an illegal instruction at its first answer: llama.cpp was "
-                "built for a CPU feature this machine reports but does not enable (AMX, in many VMs); rebuild it "
-                f"without: {NO_AMX_BUILD}")
+                "built for a CPU feature this machine reports but does not enable (a VM, or a build copied from "
+                f"another machine); rebuild it for no particular CPU: {PORTABLE_BUILD}")
     tail = log_path.read_text(errors="replace")[-2000:] if log_path.exists() else ""
     return f"the embedded model server stopped (exit {returncode}; log {log_path}):\n{tail}"
 
@@ -152,7 +151,7 @@ def ensure_local_server(settings: Settings) -> LocalModelServer:
         port = settings.llm.local_port or _free_port()
         log_path = folder / "server.log"
         command = [
-            sys.executable, "-m", "llama_cpp.server", "--model", str(path), "--model_alias", LOCAL_MODEL_NAME,
+            sys.executable, "-m", "personagraph.llm.llama_server", "--model", str(path), "--model_alias", LOCAL_MODEL_NAME,
             # one batch thread: the default made prompt processing 20-200x slower on shared cores
             "--n_threads", "1", "--n_threads_batch", "1", "--n_ctx", "4096",
             "--host", "127.0.0.1", "--port", str(port),
