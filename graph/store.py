@@ -1,8 +1,17 @@
 """The persona graph store: one API over the embedded FalkorDB and a Neo4j 5 server.
 
-Every operation is Cypher from `cypher/` run with parameters; the two backends differ only in how a
-query is sent and how results come back (`FalkorStore`, `Neo4jStore`), and in the few files of the
-per-dialect table (`cypher/falkordb/`, `cypher/neo4j/`). Nothing here knows about LLMs.
+Every operation is Cypher from `cypher/` run with parameters. `GraphStore` is the domain API the
+stages use (writes, reads, and one named function per query a stage needs, batched here by
+`batch_size`); the backends differ only in how a query is sent and how results come back, and in
+the few files of the per-dialect table (`cypher/falkordb/`, `cypher/neo4j/`). Nothing here knows
+about LLMs. The package, by job:
+
+- `store` (this module): `GraphStore`, `StoreConfig`, results, errors, `open_store`.
+- `falkordb_store`, `neo4j_store`: the backends `FalkorStore` and `Neo4jStore` (importable from here too).
+- `merge`: the rows that merge duplicate personas (survivors, tombstones, moved edges).
+- `encoding`: parameter values as FalkorDB's `CYPHER name=value` header spells them.
+- `model`, `server`, `indexes`, `traversal`, `analysis`, `export`: data model, embedded server, and
+  functions over a store.
 
     >>> store = open_store(StoreConfig(data_dir=Path(".personagraph")))
     >>> store.upsert_personas([Persona(description="A pediatric nurse in Lyon")])
@@ -13,21 +22,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 from abc import ABC, abstractmethod
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
-from functools import partial
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field, SecretStr
 
 from personagraph import cypher
-from personagraph.graph import server
+from personagraph.graph import merge
+from personagraph.graph.merge import STANCE_EDGE, add_edge_row
 from personagraph.graph.model import (
     PERSONA_ROW,
+    PROPERTY_RE,
+    RESERVED_PROPERTIES,
     Edge,
     Persona,
     PersonaStatus,
@@ -36,14 +45,18 @@ from personagraph.graph.model import (
     check_property,
     check_rel_type,
     gc_paused,
+    pending_key,
 )
 from personagraph.graph.server import StoreUnavailable
 
+if TYPE_CHECKING:
+    from personagraph.graph.falkordb_store import FalkorStore
+    from personagraph.graph.neo4j_store import Neo4jStore
+
 LIVE_STATUSES: tuple[str, ...] = (PersonaStatus.candidate.value, PersonaStatus.accepted.value)
 UNIQUE_KEYS: tuple[tuple[str, str], ...] = (("Persona", "id"), ("Source", "id"), ("Run", "id"), ("Sample", "id"))
-# An EXTRACTED_FROM edge pools the stances of every write instead of keeping the first write's
-# (cypher/upsert_extracted_from.cypher); every other edge type is upserted by cypher/upsert_edges.cypher.
-STANCE_EDGE = "EXTRACTED_FROM"
+# The frontier query's LIMIT: a bound no real run reaches; the frontier is one ordered query.
+FRONTIER_LIMIT = 10_000_000
 
 __all__ = [
     "GraphStore",
@@ -79,7 +92,7 @@ class StoreConfig(BaseModel):
     graph: str = Field(default="personas", description="Graph name (FalkorDB key) or Neo4j database name ('' = default)")
     user: str = "neo4j"
     password: SecretStr = SecretStr("")
-    batch_size: int = Field(default=5000, ge=1, description="Rows per UNWIND write query")
+    batch_size: int = Field(default=5000, ge=1, description="Rows (or ids) per batched query")
 
 
 class WriteStats(BaseModel):
@@ -104,6 +117,12 @@ class WriteStats(BaseModel):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         return self
 
+    def add_batch(self, res: QueryResult) -> None:
+        """Add one batch's counters, and its `matched` column if it has one."""
+        self.__iadd__(res.stats)
+        if "matched" in res.columns:
+            self.matched += int(res.value(0) or 0)
+
 
 class QueryResult(BaseModel):
     """Columns and rows of a query; nodes come back as property maps, edges as maps with `_type`."""
@@ -121,9 +140,6 @@ class QueryResult(BaseModel):
         return self.rows[0][0] if self.rows and self.rows[0] else default
 
 
-def _batches(rows: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
-    for start in range(0, len(rows), size):
-        yield rows[start : start + size]
 
 
 def _first_per_key(rows: Iterable[dict[str, Any]], *keys: str) -> list[dict[str, Any]]:
@@ -136,82 +152,9 @@ def _first_per_key(rows: Iterable[dict[str, Any]], *keys: str) -> list[dict[str,
     return list(out.values())
 
 
-def _stances(props: dict[str, Any]) -> list[str]:
-    """The stances an EXTRACTED_FROM edge's properties record (`stances`, or a lone `stance` written before it)."""
-    return list(props.get("stances") or ([props["stance"]] if props.get("stance") else []))
-
-
-def _add_edge_row(pairs: dict[tuple[str, str], list[Any]], src: str, dst: str, props: dict[str, Any], rel_type: str) -> None:
-    """Add the row `[src, dst, props]` unless the pair has one already: the first row wins (see
-    _first_per_key), except that the stances of two EXTRACTED_FROM rows are pooled, as the database does."""
-    row = pairs.setdefault((src, dst), [src, dst, props])
-    if row[2] is not props and rel_type == STANCE_EDGE:
-        row[2] = {**row[2], "stances": sorted(set(_stances(row[2])) | set(_stances(props)))}
-
-
 def _upsert_query(rel_type: str) -> str:
     """The name of the query that upserts edges of `rel_type`."""
     return "upsert_extracted_from" if rel_type == STANCE_EDGE else "upsert_edges"
-
-
-def _account(total: WriteStats, res: QueryResult) -> None:
-    """Add one batch's counters (and its `matched` column, if any) to `total`."""
-    total += res.stats
-    if "matched" in res.columns:
-        total.matched += int(res.value(0) or 0)
-
-
-def _quote(value: str) -> str:
-    if "\\" in value:
-        value = value.replace("\\", "\\\\")
-    if '"' in value:
-        value = value.replace('"', '\\"')
-    return '"' + value + '"'
-
-
-def _literal_map(value: dict[str, Any]) -> str:
-    parts = []
-    for key, item in value.items():
-        if not key or "`" in key:
-            raise ValueError(f"cannot send map key {key!r} to FalkorDB (empty or contains a backtick)")
-        parts.append(f"`{key}`:{_cypher_literal(item)}")
-    return "{" + ",".join(parts) + "}"
-
-
-def _literal_list(value: Sequence[Any]) -> str:
-    return "[" + ",".join(map(_cypher_literal, value)) + "]"
-
-
-# Exact types first (one dict lookup per value instead of a chain of isinstance checks).
-_LITERALS: dict[type, Callable[[Any], str]] = {
-    str: _quote,
-    bool: lambda v: "true" if v else "false",
-    type(None): lambda v: "null",
-    int: int.__repr__,
-    float: float.__repr__,
-    list: _literal_list,
-    tuple: _literal_list,
-    dict: _literal_map,
-}
-
-
-def _cypher_literal(value: Any) -> str:
-    """A parameter value as FalkorDB's `CYPHER name=value` header spells it (what the falkordb client
-    sends, produced with less per-value overhead for large batches)."""
-    encode = _LITERALS.get(type(value))
-    if encode is not None:
-        return encode(value)
-    if isinstance(value, str):  # subclasses: str enums, ...
-        return _quote(value)
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if value is None:
-        return "null"
-    if isinstance(value, dict):
-        return _literal_map(value)
-    if isinstance(value, (list, tuple)):
-        return _literal_list(value)
-    return str(value)
 
 
 def _persona_rows(personas: Sequence[Persona]) -> dict[tuple[str, ...], list[list[Any]]]:
@@ -242,22 +185,6 @@ def _check_property_rows(rows: Sequence[dict[str, Any]]) -> None:
             check_property(key)
 
 
-def _with_params(query: str, params: dict[str, Any] | None) -> str:
-    """`query` with its parameters in FalkorDB's `CYPHER name=value ...` header (what the falkordb
-    client builds, with less per-value overhead for large batches)."""
-    if not params:
-        return query
-    header = " ".join(f"{name}={_cypher_literal(value)}" for name, value in params.items())
-    return f"CYPHER {header} {query}"
-
-
-def _union(*lists: Iterable[Any]) -> list[Any]:
-    """Order-preserving union of lists (aliases, merged ids)."""
-    seen: dict[Any, None] = {}
-    for items in lists:
-        for item in items or ():
-            seen.setdefault(item, None)
-    return list(seen)
 
 
 class GraphStore(ABC):
@@ -321,6 +248,12 @@ class GraphStore(ABC):
         """Run a query from `cypher/` by name."""
         return self.run(self.q(name, **fills), params or {}, write=write)
 
+    def _batched(self, rows: Sequence[Any]) -> Iterator[list[Any]]:
+        """`rows` in lists of at most `batch_size`, in order."""
+        size = self.options.batch_size
+        for start in range(0, len(rows), size):
+            yield list(rows[start : start + size])
+
     def _write_batches(self, query: str, rows: Sequence[Any], key: str = "rows") -> WriteStats:
         return self._write_many([(query, rows)], key)
 
@@ -328,8 +261,8 @@ class GraphStore(ABC):
         """Run each (query, rows) job in batches of `batch_size` rows, in order; counters summed."""
         total = WriteStats()
         for query, rows in jobs:
-            for chunk in _batches(rows, self.options.batch_size):
-                _account(total, self.run(query, {key: list(chunk)}, write=True))
+            for chunk in self._batched(rows):
+                total.add_batch(self.run(query, {key: chunk}, write=True))
         return total
 
     # -- schema -----------------------------------------------------------------------------------
@@ -441,7 +374,7 @@ class GraphStore(ABC):
     def _edge_rows(self, edges: Sequence[Edge], source_label: str, target_label: str, *,
                    redirect: bool) -> dict[str, list[list[Any]]]:
         """Edge rows `[src, dst, props]` by type, types and labels validated first; the first row of
-        a (src, dst) pair wins (see _add_edge_row). With `redirect`, persona endpoints merged away
+        a (src, dst) pair wins (see merge.add_edge_row). With `redirect`, persona endpoints merged away
         are replaced by their survivors."""
         check_label(source_label)
         check_label(target_label)
@@ -462,7 +395,7 @@ class GraphStore(ABC):
             src, dst = e.source, e.target
             if redirect_src or redirect_dst:
                 src, dst = redirect_src.get(src, src), redirect_dst.get(dst, dst)
-            _add_edge_row(by_type[e.type], src, dst, e.props, e.type)
+            add_edge_row(by_type[e.type], src, dst, e.props, e.type)
         return {rel_type: list(pairs.values()) for rel_type, pairs in by_type.items()}
 
     def record_run(self, run_id: str, props: dict[str, Any]) -> None:
@@ -479,8 +412,8 @@ class GraphStore(ABC):
     def get_personas(self, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         """Property maps of the personas with these ids (missing ids are absent)."""
         out: dict[str, dict[str, Any]] = {}
-        for chunk in _batches(list(ids), self.options.batch_size):
-            for (node,) in self.run_named("get_personas", {"ids": list(chunk)}).rows:
+        for chunk in self._batched(list(ids)):
+            for (node,) in self.run_named("get_personas", {"ids": chunk}).rows:
                 out[node["id"]] = node
         return out
 
@@ -506,16 +439,16 @@ class GraphStore(ABC):
         """Map each merged (tombstoned) id among `ids` to the live survivor it was merged into."""
         out: dict[str, str] = {}
         unique = list(dict.fromkeys(ids))
-        for chunk in _batches(unique, self.options.batch_size):
-            for rec in self.run_named("resolve_merged", {"ids": list(chunk)}).records():
+        for chunk in self._batched(unique):
+            for rec in self.run_named("resolve_merged", {"ids": chunk}).records():
                 out[rec["id"]] = rec["survivor"]
         return out
 
     def neighbours(self, ids: Sequence[str], statuses: Sequence[str] = LIVE_STATUSES) -> dict[str, list[str]]:
         """Persona neighbours (any type, either direction) of each id, in one query per batch."""
         out: dict[str, list[str]] = {}
-        for chunk in _batches(list(dict.fromkeys(ids)), self.options.batch_size):
-            res = self.run_named("neighbours", {"ids": list(chunk), "statuses": list(statuses)})
+        for chunk in self._batched(list(dict.fromkeys(ids))):
+            res = self.run_named("neighbours", {"ids": chunk, "statuses": list(statuses)})
             for node, nbrs in res.rows:
                 out[node] = sorted(nbrs)
         return out
@@ -527,8 +460,8 @@ class GraphStore(ABC):
     def degrees(self, ids: Sequence[str]) -> dict[str, int]:
         """Relationship degree (persona-persona edges) of each id."""
         out: dict[str, int] = {}
-        for chunk in _batches(list(ids), self.options.batch_size):
-            for node, degree in self.run_named("degrees", {"ids": list(chunk)}).rows:
+        for chunk in self._batched(list(ids)):
+            for node, degree in self.run_named("degrees", {"ids": chunk}).rows:
                 out[node] = int(degree)
         return out
 
@@ -543,13 +476,175 @@ class GraphStore(ABC):
         return {int(d): int(n) for d, n in res.rows}
 
     def stats(self) -> dict[str, Any]:
-        """Counts by label/status, by edge type and by hop: what `personagraph stats` shows."""
+        """Counts of nodes by label and status, of edges by type, and of live personas by hop."""
         nodes = self.run_named("stats_nodes").records()
         edges = self.run_named("stats_edges").records()
         hops = self.run_named("stats_hops", {"statuses": list(LIVE_STATUSES)}).records()
         return {"nodes": nodes, "edges": edges, "hops": hops}
 
-    # -- merge primitive --------------------------------------------------------------------------
+
+    # -- for the expansion ------------------------------------------------------------------------
+    def frontier(self, hop: int, focus: Mapping[str, Sequence[Any]] | None = None,
+                 limit: int = FRONTIER_LIMIT) -> list[dict[str, Any]]:
+        """The personas to expand from at `hop`: accepted and not expanded yet, as rows {id, description, focus_score}.
+
+        Those in the most `focus` regions ({attribute: values}) come first, then by id, so every run
+        walks them in the same order. One query, not batched: the order is over the whole frontier.
+
+            >>> store.frontier(0, {"age_group": ["child"]})
+            [{'id': 'p_3c…', 'description': 'A school nurse in Oslo …', 'focus_score': 1}, ...]
+        """
+        return self.run_named("expand_frontier", _frontier_params(hop, focus, limit)).records()
+
+    async def afrontier(self, hop: int, focus: Mapping[str, Sequence[Any]] | None = None,
+                        limit: int = FRONTIER_LIMIT) -> list[dict[str, Any]]:
+        """`frontier` for a caller on an event loop."""
+        return (await self.arun_named("expand_frontier", _frontier_params(hop, focus, limit))).records()
+
+    def match_ids(self, ids: Sequence[str]) -> dict[str, str]:
+        """The persona ids among `ids` that exist, each mapped to the persona that stands for it now:
+        itself, or the survivor a merged persona was merged into. Missing ids are absent.
+
+        Ids are content hashes, so this is exact dedup on insert: a proposal whose id is here exists.
+        """
+        found: dict[str, str] = {}
+        for chunk in self._batched(list(dict.fromkeys(ids))):
+            found.update(self.run_named("expand_match", {"ids": chunk}).rows)
+        return found
+
+    async def amatch_ids(self, ids: Sequence[str]) -> dict[str, str]:
+        """`match_ids` for a caller on an event loop."""
+        found: dict[str, str] = {}
+        for chunk in self._batched(list(dict.fromkeys(ids))):
+            found.update((await self.arun_named("expand_match", {"ids": chunk})).rows)
+        return found
+
+    # -- for the filter ---------------------------------------------------------------------------
+    def seeds_of(self, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """For each persona id, the neighbour it was most likely proposed from (the one of lowest hop
+        below its own) as {"seed": its description, "relation": the relation on their edge}: what
+        the filter judges relevance against. Both are None for a persona without such a neighbour;
+        ids not in the graph are absent.
+        """
+        found: dict[str, dict[str, Any]] = {}
+        for chunk in self._batched(list(ids)):
+            for rec in self.run_named("filter_seeds", {"ids": chunk}).records():
+                found[rec["id"]] = {"seed": rec["seed"], "relation": rec["relation"]}
+        return found
+
+    def purge_rejected(self) -> int:
+        """Delete rejected personas with their edges, `batch_size` per query; return how many were deleted."""
+        deleted = 0
+        while True:
+            n = int(self.run_named("filter_purge_rejected", {"limit": self.options.batch_size}, write=True).value(0) or 0)
+            deleted += n
+            if n == 0:
+                return deleted
+
+    # -- for dedup --------------------------------------------------------------------------------
+    def persona_fingerprint(self) -> dict[str, Any]:
+        """What changes whenever the live personas do, in one aggregate query: `total` personas (a
+        purge lowers it), `live` ones (a merge or a rejection lowers it) and the `newest` creation
+        time (an insert raises it). A dedup index built from the graph is stale once this differs.
+
+            >>> store.persona_fingerprint()
+            {'total': 1200, 'live': 1180, 'newest': 1718000000.5}
+        """
+        rec = self.run_named("dedup_fingerprint", {"statuses": list(LIVE_STATUSES)}).records()[0]
+        return {"total": int(rec["total"] or 0), "live": int(rec["live"] or 0), "newest": float(rec["newest"] or 0.0)}
+
+    # -- for sampling -----------------------------------------------------------------------------
+    def max_persona_node_id(self) -> int | None:
+        """The highest internal node id of a persona (None without personas). Uniform draws pick
+        internal ids up to it, so nodes of other labels written later (Run, Sample) do not change a seeded draw."""
+        max_id = self.run_named("max_persona_node_id").value()
+        return None if max_id is None else int(max_id)
+
+    def persona_ids_at(self, node_ids: Sequence[int], statuses: Sequence[str] = LIVE_STATUSES) -> dict[int, str]:
+        """The persona id behind each internal node id that is a persona with one of `statuses`; other node ids are absent."""
+        found: dict[int, str] = {}
+        for chunk in self._batched(list(node_ids)):
+            found.update(self.run_named("sample_by_node_id", {"node_ids": chunk, "statuses": list(statuses)}).rows)
+        return found
+
+    def region_ids(self, attribute: str, statuses: Sequence[str] = LIVE_STATUSES) -> dict[str, list[str]]:
+        """Persona ids per value of `attribute` (values as text; values and ids sorted): the members of
+        each region `region_counts` counts. Personas without the attribute are left out.
+
+            >>> store.region_ids("age_group")
+            {'adult': ['p_0a…', 'p_7f…'], 'child': ['p_3c…']}
+        """
+        res = self.run_named("sample_region_ids", {"statuses": list(statuses)}, PROP=check_property(attribute))
+        regions: dict[str, list[str]] = {}
+        for value, node_id in res.rows:
+            regions.setdefault(str(value), []).append(node_id)
+        return {value: sorted(ids) for value, ids in sorted(regions.items())}
+
+    def edges_among_groups(self, groups: Sequence[Sequence[str]]) -> list[list[dict[str, str]]]:
+        """For each group of persona ids, the relationship edges with both ends in it, as {source, target, type}, sorted.
+
+        Many groups go in one query, about `batch_size` ids per query; a group is never split. Like
+        `edges_among` for many groups at once, without edge properties.
+        """
+        out: list[list[dict[str, str]]] = [[] for _ in groups]
+        start = 0
+        while start < len(groups):
+            end, ids = start, 0
+            while end < len(groups) and (end == start or ids + len(groups[end]) <= self.options.batch_size):
+                ids += len(groups[end])
+                end += 1
+            for index, packed in self.run_named("sample_edges_among", {"groups": list(groups[start:end])}).rows:
+                for edge in sorted(packed):
+                    source, target, rel_type = edge.split(" ")
+                    out[start + index].append({"source": source, "target": target, "type": rel_type})
+            start = end
+        return out
+
+    def sample_members(self, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """Personas as samples show them, by id: id, description and the attributes they have (no
+        store bookkeeping: status, run_id, created_at, ...).
+
+        Per batch, one query finds the property keys present and one fetches those as a list per persona.
+        """
+        out: dict[str, dict[str, Any]] = {}
+        for chunk in self._batched(list(ids)):
+            present = {row[0] for row in self.run_named("sample_member_keys", {"ids": chunk}).rows}
+            # Keys Cypher could only name quoted (e.g. with a dash) are left out rather than interpolated.
+            keys = sorted(k for k in present if k not in RESERVED_PROPERTIES and PROPERTY_RE.match(k) and len(k) <= 64)
+            res = self.run_named("sample_members", {"ids": chunk}, ATTRS="".join(f", p.{k}" for k in keys))
+            for (row,) in res.rows:
+                member = {"id": row[0], "description": row[1] or ""}
+                member.update((k, v) for k, v in zip(keys, row[2:]) if v is not None)
+                out[row[0]] = member
+        return out
+
+    # -- for synthesis ----------------------------------------------------------------------------
+    def neighbour_samples(self, ids: Sequence[str], task: str, lang: str,
+                          statuses: Sequence[str] = LIVE_STATUSES) -> list[dict[str, Any]]:
+        """`Sample` nodes of `task` in `lang` generated by each persona's neighbours (an edge either
+        way; neighbours with one of `statuses`), not by the persona itself, as rows
+        {persona, neighbour, neighbour_description, id, text}."""
+        rows: list[dict[str, Any]] = []
+        for chunk in self._batched(list(ids)):
+            params = {"ids": chunk, "task": task, "lang": lang, "statuses": list(statuses)}
+            rows += self.run_named("synth_neighbour_samples", params).records()
+        return rows
+
+    def upsert_samples(self, samples: Sequence[dict[str, Any]]) -> WriteStats:
+        """MERGE `Sample` nodes `{"id", "persona_id", "props"}` by id, each with a `GENERATED_BY` edge to its persona.
+
+        Batch by batch, the nodes then their edges; a sample already there keeps its properties.
+        `matched` in the result counts the samples linked to a persona that exists.
+        """
+        total = WriteStats()
+        query = self.q("synth_upsert_samples")
+        for chunk in self._batched(samples):
+            total.add_batch(self.run(query, {"rows": [{"id": s["id"], "props": s["props"]} for s in chunk]}, write=True))
+            total += self.add_edges([Edge(source=s["id"], target=s["persona_id"], type="GENERATED_BY") for s in chunk],
+                                    source_label="Sample")
+        return total
+
+    # -- merge ------------------------------------------------------------------------------------
     def merge_nodes(self, survivor: str, duplicates: Sequence[str]) -> WriteStats:
         """Merge duplicate personas into `survivor`; see `merge_groups`."""
         return self.merge_groups([(survivor, list(duplicates))])
@@ -564,309 +659,44 @@ class GraphStore(ABC):
         (`merged_ids`); the duplicates stay as edgeless tombstones with status `merged` and
         `merged_into`, so later writes that name them are redirected (a survivor that is such a
         tombstone is redirected too). Idempotent: rerunning after a crash part-way gives the same graph.
+        The rows come from `graph.merge`; this reads what they are built from and writes them.
         """
         # A survivor that was itself merged away earlier stands for the persona it was merged into,
         # so no edge lands on a tombstone.
         live = self.resolve_merged([survivor for survivor, _ in groups])
-        groups = [(live.get(survivor, survivor), dups) for survivor, dups in groups]
-        owner: dict[str, str] = {}
-        for survivor, dups in groups:
-            for d in dups:
-                if d != survivor:
-                    owner[d] = survivor
+        owner = merge.owners([(live.get(survivor, survivor), dups) for survivor, dups in groups])
         if not owner:
             return WriteStats()
-        for survivor, dups in groups:
-            # A group with nothing to merge keeps no one, so it cannot conflict with another group.
-            if survivor in owner and any(d != survivor for d in dups):
-                raise ValueError(f"{survivor} is both a survivor and a duplicate in one merge call")
-        dup_ids = list(owner)
         survivors = list(dict.fromkeys(owner.values()))
-        nodes = self.get_personas(dup_ids + survivors)
+        nodes = self.get_personas(list(owner) + survivors)
         missing = [i for i in survivors if i not in nodes]
         if missing:
             raise KeyError(f"survivor persona(s) not found: {missing[:5]}")
-
-        def target(node_id: str, label: str) -> str:
-            return owner.get(node_id, node_id) if label == "Persona" else node_id
-
-        # (type, src_label, dst_label) -> rows; built from both directions, deduplicated.
-        moved: dict[tuple[str, str, str], dict[tuple[str, str], list[Any]]] = defaultdict(dict)
-        for direction in ("out", "in"):
-            for chunk in _batches(dup_ids, self.options.batch_size):
-                res = self.run_named(f"incident_{direction}", {"ids": list(chunk)})
-                for rec in res.records():
-                    node, other, label = rec["node"], rec["other"], rec["other_label"] or "Persona"
-                    new_node = owner.get(node, node)
-                    new_other = target(other, label)
-                    was_loop = node == other and label == "Persona"
-                    if label == "Persona" and new_node == new_other and not was_loop:
-                        continue  # an edge inside the group would become a new self-loop
-                    if direction == "out":
-                        key, src, dst, sl, dl = rec["type"], new_node, new_other, "Persona", label
-                    else:
-                        key, src, dst, sl, dl = rec["type"], new_other, new_node, label, "Persona"
-                    _add_edge_row(moved[(check_rel_type(key), check_label(sl), check_label(dl))],
-                                  src, dst, rec["props"] or {}, key)
+        incident = ((direction, rec) for direction in ("out", "in") for chunk in self._batched(list(owner))
+                    for rec in self.run_named(f"incident_{direction}", {"ids": chunk}).records())
         total = WriteStats()
-        for (rel_type, sl, dl), rows in moved.items():
-            query = self.q(_upsert_query(rel_type), TYPE=rel_type, SRC=sl, DST=dl)
-            total += self._write_batches(query, list(rows.values()))
-
-        members_of: dict[str, list[str]] = defaultdict(list)
-        for d in dup_ids:
-            if d in nodes:
-                members_of[owner[d]].append(d)
-        survivor_rows = []
-        for survivor in survivors:
-            s = nodes[survivor]
-            members = members_of[survivor]
-            aliases = _union(s.get("aliases"), *[[nodes[d]["description"]] + list(nodes[d].get("aliases") or []) for d in members])
-            aliases = [a for a in aliases if a != s.get("description")]
-            merged = _union(s.get("merged_ids"), *[[d] + list(nodes[d].get("merged_ids") or []) for d in members])
-            survivor_rows.append({"id": survivor, "aliases": aliases, "merged_ids": merged})
-        total += self._write_batches(self.q("merge_survivors"), survivor_rows)
-        tomb_rows = [{"id": d, "survivor": owner[d]} for d in dup_ids]
-        total += self._write_batches(self.q("merge_tombstones"), tomb_rows)
-        total += self._write_batches(self.q("merge_repoint"), tomb_rows)
+        for (rel_type, src_label, dst_label), rows in merge.moved_edge_rows(incident, owner).items():
+            total += self._write_batches(self.q(_upsert_query(rel_type), TYPE=rel_type, SRC=src_label, DST=dst_label), rows)
+        total += self._write_batches(self.q("merge_survivors"), merge.survivor_rows(owner, nodes))
+        tombstones = merge.tombstone_rows(owner)
+        total += self._write_batches(self.q("merge_tombstones"), tombstones)
+        total += self._write_batches(self.q("merge_repoint"), tombstones)
         return total
 
 
-class FalkorStore(GraphStore):
-    """The embedded default: FalkorDB over a unix socket, server started on first use."""
-
-    dialect = "falkordb"
-
-    def __init__(self, options: StoreConfig, socket_path: Path | None = None) -> None:
-        super().__init__(options)
-        import redis
-        from falkordb import FalkorDB
-        from falkordb.edge import Edge as FEdge
-        from falkordb.node import Node as FNode
-        from falkordb.path import Path as FPath
-
-        self._node_type, self._edge_type, self._path_type = FNode, FEdge, FPath
-
-        self._redis_errors = (redis.ConnectionError, redis.TimeoutError, ConnectionError, OSError)
-        self._response_error = redis.ResponseError
-        self.socket_path = socket_path or server.ensure_running(options.data_dir)
-        with self._errors():  # the client asks the server what it is at once: it may have died since the start check
-            self._db = FalkorDB(unix_socket_path=str(self.socket_path))
-        self._graph = self._db.select_graph(options.graph)
-        self._async: tuple[asyncio.AbstractEventLoop, Any, Any] | None = None
-
-    def describe(self) -> str:
-        return f"embedded FalkorDB at {self.socket_path} (graph {self.options.graph!r})"
-
-    def _convert(self, value: Any) -> Any:
-        # Called for every value of every row: scalars (most values) return first, and lists of
-        # scalars (neighbour id lists) are copied without a call per element.
-        if value is None or isinstance(value, (str, int, float)):
-            return value
-        if isinstance(value, list):
-            if all(v is None or isinstance(v, (str, int, float)) for v in value):
-                return list(value)
-            return [self._convert(v) for v in value]
-        if isinstance(value, self._node_type):
-            return dict(value.properties)
-        if isinstance(value, self._edge_type):
-            return {"_type": value.relation, **dict(value.properties)}
-        if isinstance(value, self._path_type):
-            return [self._convert(n) for n in value.nodes()]
-        if isinstance(value, dict):
-            return {k: self._convert(v) for k, v in value.items()}
-        return value
-
-    def run(self, query: str, params: dict[str, Any] | None = None, *, write: bool = True) -> QueryResult:
-        send = self._graph.query if write else self._graph.ro_query
-        text = _with_params(query, params)
-        return self._execute(lambda: send(text))
-
-    def _write_many(self, jobs: Iterable[tuple[str, Sequence[Any]]], key: str = "rows") -> WriteStats:
-        """Batched writes with the next batch's parameters serialised while the server runs the
-        previous one: client and server work overlap instead of taking turns (one query in flight).
-        One pipeline for all jobs (e.g. every edge type of an `add_edges` call), so it does not
-        drain and refill between them."""
-        total = WriteStats()
-        chunks = ((query, chunk) for query, rows in jobs for chunk in _batches(rows, self.options.batch_size))
-        with ThreadPoolExecutor(max_workers=1) as sender:
-            pending: Future[QueryResult] | None = None
-            for query, chunk in chunks:
-                text = _with_params(query, {key: list(chunk)})
-                if pending is not None:
-                    _account(total, pending.result())
-                pending = sender.submit(self._execute, partial(self._graph.query, text))
-            if pending is not None:
-                _account(total, pending.result())
-        return total
-
-    def _execute(self, send: Callable[[], Any]) -> QueryResult:
-        """Call `send` (one FalkorDB query) and turn its result or error into ours."""
-        with self._errors():
-            res = send()
-        return self._result(res)
-
-    async def arun(self, query: str, params: dict[str, Any] | None = None, *, write: bool = True) -> QueryResult:
-        """`run` through FalkorDB's asyncio client: parameters encoded here, the server's answer awaited."""
-        text = _with_params(query, params)
-        with self._errors():  # the asyncio client, made on first use, asks the server what it is at once
-            graph = self._async_graph()
-            res = await (graph.query(text) if write else graph.ro_query(text))
-        return self._result(res)
-
-    def _async_graph(self) -> Any:
-        """The asyncio client's graph for the running loop (one connection pool per loop)."""
-        loop = asyncio.get_running_loop()
-        if self._async is None or self._async[0] is not loop:
-            from falkordb.asyncio import FalkorDB as AsyncFalkorDB
-
-            db = AsyncFalkorDB(unix_socket_path=str(self.socket_path))
-            self._async = (loop, db, db.select_graph(self.options.graph))
-        return self._async[2]
-
-    async def aclose(self) -> None:
-        if self._async is not None and self._async[0] is asyncio.get_running_loop():
-            with contextlib.suppress(Exception):
-                await self._async[1].connection.aclose()
-        self._async = None
-
-    @contextlib.contextmanager
-    def _errors(self) -> Iterator[None]:
-        """FalkorDB's and the connection's errors as ours, naming what failed and what to do."""
-        try:
-            yield
-        except self._response_error as exc:
-            msg = str(exc)
-            if "read-only" in msg or "RO_QUERY" in msg:
-                raise ReadOnlyViolation(f"this query writes to the graph; it was sent read-only ({msg})") from None
-            raise QueryError(msg) from None
-        except self._redis_errors as exc:
-            raise StoreUnavailable(
-                server.disk_full(self.options.data_dir)
-                or f"cannot reach the embedded FalkorDB at {self.socket_path}: {str(exc).rstrip('.')}. "
-                "Run `personagraph db status`, then `personagraph db start`."
-            ) from None
-
-    def _result(self, res: Any) -> QueryResult:
-        """A FalkorDB result set as ours."""
-        columns = [h[1] if isinstance(h, (list, tuple)) else str(h) for h in (res.header or [])]
-        rows = [[self._convert(v) for v in row] for row in (res.result_set or [])]
-        return QueryResult(columns=columns, rows=rows, stats=WriteStats.from_counters(res))
-
-    def _create_unique(self, label: str, prop: str) -> None:
-        with self._errors(), contextlib.suppress(self._response_error):  # exists already
-            self._graph.create_node_unique_constraint(label, prop)
-
-    def iter_nodes(self, label: str = "Persona", page: int = 10_000) -> Iterator[list[dict[str, Any]]]:
-        max_id = self.run_named("max_node_id").value()
-        if max_id is None:
-            return
-        query = self.q("node_page", LABEL=check_label(label))
-        after = 0
-        while after <= int(max_id):
-            rows = self.run(query, {"after": after, "limit": page}, write=False).rows
-            if rows:
-                yield [node for _, node in rows]
-            after += page
-
-    def persist(self) -> None:
-        # Every acknowledged write was fsynced to the append-only file; check it still is written.
-        server.check_durable(self.socket_path, self.options.data_dir)
-
-    def _after_user_write(self) -> None:
-        super()._after_user_write()
-        from personagraph.graph.indexes import guard_graph
-
-        with self._errors():
-            guard_graph(self._graph, self.options.graph)
-
-    def close(self) -> None:
-        with contextlib.suppress(Exception):
-            self._db.connection.close()
-
-
-class Neo4jStore(GraphStore):
-    """A Neo4j 5 server over Bolt through the official driver (thin: transport and conversion only)."""
-
-    dialect = "neo4j"
-
-    def __init__(self, options: StoreConfig) -> None:
-        super().__init__(options)
-        import neo4j
-        from neo4j.exceptions import AuthError, ServiceUnavailable
-
-        self._neo4j = neo4j
-        driver_log = logging.getLogger("neo4j")
-        if not driver_log.handlers:  # the driver's own warnings would print beside our one-line error
-            driver_log.addHandler(logging.NullHandler())
-        try:
-            self._driver = neo4j.GraphDatabase.driver(options.uri, auth=(options.user, options.password.get_secret_value()))
-            self._driver.verify_connectivity()
-        except (ServiceUnavailable, AuthError, ValueError, OSError) as exc:
-            reason = " ".join(str(exc).split())  # the driver's message spans lines
-            raise StoreUnavailable(
-                f"cannot reach Neo4j at {options.uri}: {reason}. Check that the server runs and that "
-                "NEO4J_USER / NEO4J_PASSWORD (or [store] user/password) are right."
-            ) from None
-        self._database = options.graph if options.graph and options.graph != "personas" else None
-
-    def describe(self) -> str:
-        return f"Neo4j at {self.options.uri}" + (f" (database {self._database})" if self._database else "")
-
-    def _convert(self, value: Any) -> Any:
-        graph = self._neo4j.graph
-        if isinstance(value, graph.Node):
-            return dict(value)
-        if isinstance(value, graph.Relationship):
-            return {"_type": value.type, **dict(value)}
-        if isinstance(value, graph.Path):
-            return [dict(n) for n in value.nodes]
-        if isinstance(value, list):
-            return [self._convert(v) for v in value]
-        if isinstance(value, dict):
-            return {k: self._convert(v) for k, v in value.items()}
-        return value
-
-    def run(self, query: str, params: dict[str, Any] | None = None, *, write: bool = True) -> QueryResult:
-        from neo4j.exceptions import ClientError, ServiceUnavailable, SessionExpired
-
-        mode = self._neo4j.WRITE_ACCESS if write else self._neo4j.READ_ACCESS
-        try:
-            with self._driver.session(database=self._database, default_access_mode=mode) as session:
-                result = session.run(query, params or {})
-                columns = list(result.keys())
-                records = list(result)
-                summary = result.consume()
-        except ClientError as exc:
-            if not write and "write" in (exc.message or "").lower():
-                raise ReadOnlyViolation(f"this query writes to the graph; it was sent read-only ({exc.message})") from None
-            raise QueryError(exc.message or str(exc)) from None
-        except (ServiceUnavailable, SessionExpired, OSError) as exc:
-            raise StoreUnavailable(f"cannot reach Neo4j at {self.options.uri}: {' '.join(str(exc).split())}") from None
-        return QueryResult(columns=columns, rows=[[self._convert(v) for v in r.values()] for r in records],
-                           stats=WriteStats.from_counters(summary.counters))
-
-    def _create_unique(self, label: str, prop: str) -> None:
-        """Constraints come with schema.cypher in Neo4j's dialect."""
-
-    def iter_nodes(self, label: str = "Persona", page: int = 10_000) -> Iterator[list[dict[str, Any]]]:
-        query = self.q("node_page", LABEL=check_label(label))
-        after = ""
-        while True:
-            rows = self.run(query, {"after": after, "limit": page}, write=False).rows
-            if not rows:
-                return
-            yield [node for _, node in rows]
-            after = rows[-1][0]
-            if len(rows) < page:
-                return
-
-    def close(self) -> None:
-        self._driver.close()
+def _frontier_params(hop: int, focus: Mapping[str, Sequence[Any]] | None, limit: int) -> dict[str, Any]:
+    """Parameters of `cypher/expand_frontier.cypher`."""
+    return {"pending": pending_key(hop),
+            "focus": [{"key": key, "values": list(values)} for key, values in (focus or {}).items()],
+            "limit": limit}
 
 
 def open_store(options: StoreConfig, *, ensure_schema: bool = True) -> GraphStore:
     """Open the store the options name: the embedded FalkorDB, or Neo4j for neo4j:// / bolt:// URIs."""
+    # Imported here, not at the top: the backends' modules import this one.
+    from personagraph.graph.falkordb_store import FalkorStore
+    from personagraph.graph.neo4j_store import Neo4jStore
+
     uri = options.uri.strip()
     if uri in ("", "embedded", "falkordb"):
         store: GraphStore = FalkorStore(options)
@@ -877,3 +707,17 @@ def open_store(options: StoreConfig, *, ensure_schema: bool = True) -> GraphStor
     if ensure_schema:
         store.ensure_schema()
     return store
+
+
+def __getattr__(name: str) -> Any:
+    """`FalkorStore` and `Neo4jStore`, importable from here as before they had modules of their own
+    (imported on first use: their modules import this one)."""
+    if name == "FalkorStore":
+        from personagraph.graph.falkordb_store import FalkorStore
+
+        return FalkorStore
+    if name == "Neo4jStore":
+        from personagraph.graph.neo4j_store import Neo4jStore
+
+        return Neo4jStore
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -31,7 +31,7 @@ import numpy as np
 from pydantic import BaseModel, Field, ModelWrapValidatorHandler, PrivateAttr, model_validator
 
 from personagraph import prompts
-from personagraph.graph.model import REGION_ATTRIBUTES, Edge, Persona, PersonaStatus, canonical_attributes, pending_key, persona_id
+from personagraph.graph.model import REGION_ATTRIBUTES, Edge, Persona, PersonaStatus, canonical_attributes, persona_id
 from personagraph.graph.store import GraphStore
 from personagraph.config import ExpandConfig, FilterConfig
 from personagraph.dedup.embedding import embed
@@ -41,7 +41,6 @@ from personagraph.llm import Estimate, LLMClient, LLMRequest, LLMResult
 from personagraph.relations import Relation, RelationError, RelationVocabulary, normalise_relation, relation_key
 from personagraph.stage import Stage, StageContext, StageEstimate, StageSummary
 
-FRONTIER_LIMIT = 10_000_000
 MAX_ERRORS_KEPT = 100
 
 
@@ -155,7 +154,7 @@ class ExactMatcher:
 
     async def match(self, descriptions: Sequence[str]) -> list[str | None]:
         ids = [persona_id(d) for d in descriptions]
-        found = dict((await self.store.arun_named("expand_match", {"ids": list(dict.fromkeys(ids))})).rows)
+        found = await self.store.amatch_ids(ids)
         return [found.get(pid) for pid in ids]
 
     async def add(self, ids: Sequence[str], descriptions: Sequence[str]) -> None:
@@ -298,7 +297,7 @@ class Expander:
         Later rounds depend on this one's answers, so they cannot be counted before it runs.
         """
         for hop in range(self.options.hops):
-            seeds = self._frontier(hop)
+            seeds = self.store.frontier(hop, self.options.focus)
             if seeds:
                 stats = RoundStats(hop=hop, seeds=len(seeds))
                 size = self.options.chunk_seeds
@@ -306,17 +305,10 @@ class Expander:
                 return stats, self.client.estimate(self._requests(chunks, stats))
         return RoundStats(hop=self.options.hops), Estimate()
 
-    def _frontier_params(self, hop: int) -> dict[str, Any]:
-        focus = [{"key": k, "values": list(v)} for k, v in self.options.focus.items()]
-        return {"pending": pending_key(hop), "focus": focus, "limit": FRONTIER_LIMIT}
-
-    def _frontier(self, hop: int) -> list[dict[str, Any]]:
-        return self.store.run_named("expand_frontier", self._frontier_params(hop)).records()
-
     async def _round(self, hop: int) -> None:
         started = time.perf_counter()
         stats = RoundStats(hop=hop)
-        seeds = (await self.store.arun_named("expand_frontier", self._frontier_params(hop))).records()
+        seeds = await self.store.afrontier(hop, self.options.focus)
         stats.graph_seconds += time.perf_counter() - started
         stats.seeds = len(seeds)
         if not seeds:

@@ -419,11 +419,7 @@ class FilterSummary(StageSummary):
 def pending_items(store: GraphStore) -> list[FilterItem]:
     """Live personas without a filter verdict, each with its nearest lower-hop neighbour as seed."""
     todo = [n for n in store.iter_personas() if n.get("filtered_at") is None]
-    seeds: dict[str, dict[str, Any]] = {}
-    ids = [n["id"] for n in todo if int(n.get("hop") or 0) > 0]
-    for start in range(0, len(ids), store.options.batch_size):
-        for rec in store.run_named("filter_seeds", {"ids": ids[start : start + store.options.batch_size]}).records():
-            seeds[rec["id"]] = rec
+    seeds = store.seeds_of([n["id"] for n in todo if int(n.get("hop") or 0) > 0])
     return [
         FilterItem(id=n["id"], description=n["description"], seed=seeds.get(n["id"], {}).get("seed"),
                    relation=seeds.get(n["id"], {}).get("relation"))
@@ -571,9 +567,4 @@ def filter_report(store: GraphStore, examples: int = 3) -> FilterReport:
 
 def purge_rejected(store: GraphStore) -> int:
     """Delete rejected personas and their edges; returns how many were deleted."""
-    deleted = 0
-    while True:
-        n = int(store.run_named("filter_purge_rejected", {"limit": store.options.batch_size}, write=True).value(0) or 0)
-        deleted += n
-        if n == 0:
-            return deleted
+    return store.purge_rejected()

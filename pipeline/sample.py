@@ -19,7 +19,8 @@ Strategies (`SampleConfig.strategy`, `personagraph.config.Strategy`):
 Everything is seeded: the same `seed` on the same graph gives the same samples. One sample is
 `{"sample_id", "strategy", "seed_persona", "members": [{"id", "description", attributes...}],
 "edges": [{"source", "target", "type"}]}` (edge properties: `GraphStore.edges_among`); members are
-fetched and edges found for many samples in one batched query each.
+fetched and edges found for many samples in one batched query each (`GraphStore.sample_members`,
+`GraphStore.edges_among_groups`).
 
     >>> draw = draw_samples(store, SampleConfig(strategy="cluster", size=20, count=1000, seed=7))
     >>> draw.samples[0].member_ids()[:3], draw.seeds_skipped
@@ -40,7 +41,6 @@ from typing import Any, ClassVar
 import networkx as nx
 from pydantic import BaseModel, Field
 
-from personagraph.graph.model import PROPERTY_RE, RESERVED_PROPERTIES, check_property
 from personagraph.graph.store import GraphStore
 from personagraph.graph.traversal import connected_clusters, ego_networks, random_walks
 from personagraph.config import SampleConfig
@@ -93,8 +93,8 @@ class PersonaDraw:
     def __init__(self, store: GraphStore, statuses: Sequence[str], rng: random.Random) -> None:
         self.store = store
         self.statuses = list(statuses)
-        max_id = store.run_named("max_persona_node_id").value()
-        self._candidates = iter(()) if max_id is None else _distinct_node_ids(rng, int(max_id) + 1)
+        max_id = store.max_persona_node_id()
+        self._candidates = iter(()) if max_id is None else _distinct_node_ids(rng, max_id + 1)
         self._found: list[str] = []  # drawn by the last batch but not given yet
         self._empty = max_id is None
 
@@ -111,8 +111,7 @@ class PersonaDraw:
             if not batch:
                 self._empty = True
                 break
-            res = self.store.run_named("sample_by_node_id", {"node_ids": batch, "statuses": self.statuses})
-            hits = dict(res.rows)
+            hits = self.store.persona_ids_at(batch, self.statuses)
             self._found.extend(hits[n] for n in batch if n in hits)
         given, self._found = self._found[:k], self._found[k:]
         return given
@@ -121,15 +120,6 @@ class PersonaDraw:
 def draw_personas(store: GraphStore, statuses: Sequence[str], k: int, rng: random.Random) -> list[str]:
     """`k` distinct persona ids drawn uniformly from those with one of `statuses` (fewer if there are fewer)."""
     return PersonaDraw(store, statuses, rng).take(k) if k > 0 else []
-
-
-def region_ids(store: GraphStore, attribute: str, statuses: Sequence[str]) -> dict[str, list[str]]:
-    """Sampleable persona ids per value of `attribute` (values as text, ids sorted); personas without it are left out."""
-    res = store.run_named("sample_region_ids", {"statuses": list(statuses)}, PROP=check_property(attribute))
-    regions: dict[str, list[str]] = {}
-    for value, node_id in res.rows:
-        regions.setdefault(str(value), []).append(node_id)
-    return {value: sorted(ids) for value, ids in sorted(regions.items())}
 
 
 def interleave_regions(regions: dict[str, list[str]], rng: random.Random, total: int) -> list[str]:
@@ -224,7 +214,7 @@ def _seeded_groups(store: GraphStore, spec: SampleConfig, rng: random.Random, se
         drawn = draw_personas(store, spec.statuses, spec.size * spec.count, rng)
         return [(None, chunk) for chunk in _chunks(drawn, spec.size)]
     if spec.strategy == "stratified":
-        regions = region_ids(store, spec.stratify_by, spec.statuses)
+        regions = store.region_ids(spec.stratify_by, spec.statuses)
         if not regions:
             raise ValueError(f"no persona with status {'/'.join(spec.statuses)} has the attribute {spec.stratify_by!r} "
                              "to stratify by; `personagraph coverage` shows the attributes there are")
@@ -240,48 +230,11 @@ def _seeded_groups(store: GraphStore, spec: SampleConfig, rng: random.Random, se
     egos = ego_networks(store, drawn, spec.hops, spec.statuses)
     if spec.strategy == "ego":
         return [(s, _nearest_first(egos[s], spec.size, rng)) for s in drawn]
-    edges = _edges_of_groups(store, [list(egos[s]) for s in drawn])
+    edges = store.edges_among_groups([list(egos[s]) for s in drawn])
     return [
         (s, _community_of_seed(s, egos[s], [(e["source"], e["target"]) for e in edges[i]], spec.size, rng))
         for i, s in enumerate(drawn)
     ]
-
-
-def _edges_of_groups(store: GraphStore, groups: list[list[str]]) -> list[list[dict[str, Any]]]:
-    """Edges (source, target, type) with both ends inside each group, many groups per query (~`batch_size` ids each)."""
-    out: list[list[dict[str, Any]]] = [[] for _ in groups]
-    start = 0
-    while start < len(groups):
-        end, ids = start, 0
-        while end < len(groups) and (end == start or ids + len(groups[end]) <= store.options.batch_size):
-            ids += len(groups[end])
-            end += 1
-        for index, packed in store.run_named("sample_edges_among", {"groups": groups[start:end]}).rows:
-            for edge in sorted(packed):
-                source, target, rel_type = edge.split(" ")
-                out[start + index].append({"source": source, "target": target, "type": rel_type})
-        start = end
-    return out
-
-
-def fetch_members(store: GraphStore, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
-    """Personas as samples show them: id, description and attributes (no store bookkeeping), by id.
-
-    Only the attribute keys present on these personas are asked for, as one list per persona.
-    """
-    out: dict[str, dict[str, Any]] = {}
-    size = store.options.batch_size
-    for start in range(0, len(ids), size):
-        chunk = list(ids[start : start + size])
-        present = {row[0] for row in store.run_named("sample_member_keys", {"ids": chunk}).rows}
-        # Keys Cypher could only name quoted (e.g. with a dash) are left out rather than interpolated.
-        keys = sorted(k for k in present if k not in RESERVED_PROPERTIES and PROPERTY_RE.match(k) and len(k) <= 64)
-        res = store.run_named("sample_members", {"ids": chunk}, ATTRS="".join(f", p.{k}" for k in keys))
-        for (row,) in res.rows:
-            member = {"id": row[0], "description": row[1] or ""}
-            member.update((k, v) for k, v in zip(keys, row[2:]) if v is not None)
-            out[row[0]] = member
-    return out
 
 
 class SampleDraw(StageSummary):
@@ -339,8 +292,8 @@ def draw_samples(store: GraphStore, spec: SampleConfig, with_edges: bool = True)
     rng = random.Random(f"{spec.strategy}:{spec.seed}")
     seeds = _Seeds()
     groups = [(seed, ids) for seed, ids in _seeded_groups(store, spec, rng, seeds) if ids]
-    personas = fetch_members(store, list(dict.fromkeys(i for _, ids in groups for i in ids)))
-    edges = _edges_of_groups(store, [ids for _, ids in groups]) if with_edges else [[] for _ in groups]
+    personas = store.sample_members(list(dict.fromkeys(i for _, ids in groups for i in ids)))
+    edges = store.edges_among_groups([ids for _, ids in groups]) if with_edges else [[] for _ in groups]
     samples = [
         GraphSample(
             sample_id=f"{spec.strategy}-{spec.seed}-{n:06d}",

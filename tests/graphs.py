@@ -41,13 +41,19 @@ def write_random_graph(
 
 
 def count_queries(store: GraphStore, monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Record every query the store sends from now on (the real store still runs them)."""
+    """Record every query the store sends from now on, from a thread or an event loop (the real store still runs them)."""
     sent: list[str] = []
-    real_run = store.run
+    real_run, real_arun = store.run, store.arun
 
     def run(query: str, params: dict[str, Any] | None = None, *, write: bool = True) -> QueryResult:
         sent.append(query)
         return real_run(query, params, write=write)
 
+    async def arun(query: str, params: dict[str, Any] | None = None, *, write: bool = True) -> QueryResult:
+        sent.append(query)
+        return await real_arun(query, params, write=write)
+
     monkeypatch.setattr(store, "run", run)
+    if type(store).arun is not GraphStore.arun:  # an asyncio client of its own (the default sends through `run`)
+        monkeypatch.setattr(store, "arun", arun)
     return sent

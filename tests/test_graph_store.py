@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import doctest
 import gc
 import re
+from collections.abc import Callable
+from typing import Any
 
 import networkx as nx
 import pytest
 from pydantic import ValidationError
 
 from personagraph import cypher
+from personagraph.graph import encoding, merge
 from personagraph.graph.analysis import to_networkx
 from personagraph.graph.model import Edge, InvalidName, Persona, Source, check_rel_type, gc_frozen, persona_id
-from personagraph.graph.store import FalkorStore, GraphStore, QueryError, ReadOnlyViolation
+from personagraph.graph.store import LIVE_STATUSES, FalkorStore, GraphStore, QueryError, ReadOnlyViolation
 from tests.graphs import count_queries, personas, write_random_graph
 
 
@@ -354,3 +358,125 @@ def test_id_seeded_queries_start_from_the_id_lookup(store: GraphStore, name: str
               for n in re.findall(r"\$(\w+)", text)}
     scans = [line.strip() for line in str(store._graph.explain(text, params)).splitlines() if "Scan" in line]
     assert scans == [f"Node By Index Scan | ({seed_var}:{label})"], f"{name}: {scans}"
+
+
+def test_the_encoding_and_merge_examples_run_as_written() -> None:
+    for module in (encoding, merge):
+        assert doctest.testmod(module).failed == 0, module.__name__
+
+
+def stage_graph(store: GraphStore) -> dict[str, Any]:
+    """A small graph with something for each named function of the stages to find: two roots at
+    hop 0 with regions, five personas proposed from them (one merged away, one rejected), samples."""
+    roots = [Persona(description="a harbour master in Bergen", attributes={"age_group": "adult", "domain": "sea"}),
+             Persona(description="a schoolgirl in Bergen who sails", attributes={"age_group": "child"})]
+    proposed = [Persona(description=f"a deckhand number {i} on a Bergen ferry", hop=1, attributes={"age_group": "adult"})
+                for i in range(4)]
+    rejected = Persona(description="a person", hop=1, status="rejected")
+    people = [*roots, *proposed, rejected]
+    store.upsert_personas(people)
+    store.add_edges([Edge(source=roots[i % 2].id, target=p.id, type="COLLEAGUE_OF", props={"relation": "crew mate"})
+                     for i, p in enumerate([*proposed, rejected])]
+                    + [Edge(source=proposed[0].id, target=proposed[1].id, type="FRIEND_OF")])
+    store.merge_nodes(proposed[2].id, [proposed[3].id])
+    store.upsert_samples([{"id": f"s_{i}", "persona_id": p.id, "props": {"task": "math_problem", "lang": "en", "text": f"problem {i}"}}
+                          for i, p in enumerate(people[:4])])
+    ids = [p.id for p in people]
+    return {"ids": ids, "roots": [p.id for p in roots],
+            "groups": [ids[:3], ids[2:6], [ids[0]], ids, [], ids[3:5]]}
+
+
+# Each named function of the stages, called as a stage calls it on `stage_graph`; async twins run on a loop of their own.
+def _on_a_loop(call: Callable[[], Any], store: GraphStore) -> Any:
+    async def run() -> Any:
+        try:
+            return await call()
+        finally:
+            await store.aclose()
+
+    return asyncio.run(run())
+
+
+NAMED_READS: dict[str, Callable[[GraphStore, dict[str, Any]], Any]] = {
+    "frontier": lambda store, g: store.frontier(0, {"age_group": ["child"]}),
+    "afrontier": lambda store, g: _on_a_loop(lambda: store.afrontier(1), store),
+    "match_ids": lambda store, g: store.match_ids([*g["ids"], "p_not_there"]),
+    "amatch_ids": lambda store, g: _on_a_loop(lambda: store.amatch_ids([*g["ids"], "p_not_there"]), store),
+    "seeds_of": lambda store, g: store.seeds_of(g["ids"]),
+    "persona_fingerprint": lambda store, g: {k: v for k, v in store.persona_fingerprint().items() if k != "newest"},
+    "max_persona_node_id": lambda store, g: store.max_persona_node_id(),
+    "persona_ids_at": lambda store, g: store.persona_ids_at(range(store.max_persona_node_id() + 2), LIVE_STATUSES),
+    "region_ids": lambda store, g: store.region_ids("age_group"),
+    "edges_among_groups": lambda store, g: store.edges_among_groups(g["groups"]),
+    "sample_members": lambda store, g: store.sample_members(g["ids"]),
+    "neighbour_samples": lambda store, g: sorted(store.neighbour_samples(g["ids"], "math_problem", "en"),
+                                                 key=lambda r: (r["persona"], r["id"])),
+}
+# Those that take many ids (or groups) and split them into batches.
+BATCHED = {"match_ids", "amatch_ids", "seeds_of", "persona_ids_at", "edges_among_groups", "sample_members", "neighbour_samples"}
+
+
+@pytest.mark.parametrize("name", sorted(NAMED_READS))
+def test_a_named_read_in_small_batches_answers_what_one_batch_does(store: GraphStore, monkeypatch: pytest.MonkeyPatch,
+                                                                    name: str) -> None:
+    g = stage_graph(store)
+    read = NAMED_READS[name]
+    sent = count_queries(store, monkeypatch)
+    whole = read(store, g)
+    one_batch = len(sent)
+    assert whole, f"{name} found nothing to batch over"
+    monkeypatch.setattr(store.options, "batch_size", 2)
+    assert read(store, g) == whole
+    if name in BATCHED:
+        assert len(sent) - one_batch > one_batch  # it did split
+
+
+def test_named_reads_return_plain_data_about_the_graph(store: GraphStore) -> None:
+    g = stage_graph(store)
+    adult, child, p0, p1, p2, p3, rejected = g["ids"]
+    assert [row["id"] for row in store.frontier(0, {"age_group": ["child"]})] == [child, adult]  # the focus region first
+    assert store.match_ids([p2, p3, "p_not_there"]) == {p2: p2, p3: p2}  # p3 was merged into p2
+    assert store.seeds_of([p0, adult]) == {p0: {"seed": "a harbour master in Bergen", "relation": "crew mate"},
+                                           adult: {"seed": None, "relation": None}}
+    assert store.region_ids("age_group") == {"adult": sorted([adult, p0, p1, p2]), "child": [child]}
+    assert store.edges_among_groups([[p0, p1], [p1, adult]]) == [[{"source": p0, "target": p1, "type": "FRIEND_OF"}], []]
+    assert store.sample_members([child]) == {child: {"id": child, "description": "a schoolgirl in Bergen who sails",
+                                                     "age_group": "child"}}
+    assert {(r["persona"], r["neighbour"], r["id"]) for r in store.neighbour_samples([p1], "math_problem", "en")} == {
+        (p1, p0, "s_2"), (p1, child, "s_1")}
+    assert store.persona_fingerprint()["live"] == 5  # merged and rejected personas are not live
+
+
+def test_upserting_samples_in_small_batches_writes_what_one_batch_writes(store: GraphStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    people = personas(3, prefix="samples")
+    store.upsert_personas(people)
+    samples = [{"id": f"s_{i}", "persona_id": people[i % 3].id if i != 4 else "p_not_there", "props": {"text": f"problem {i}"}}
+               for i in range(7)]
+
+    def write() -> tuple[Any, ...]:
+        stats = store.upsert_samples(samples)
+        edges = sorted((e["source"], e["type"], e["target"]) for e in store.iter_edges())
+        nodes = store.run("MATCH (s:Sample) RETURN s.id, s.text ORDER BY s.id").rows
+        store.run("MATCH (s:Sample) DETACH DELETE s")
+        return stats, edges, nodes
+
+    whole = write()
+    assert whole[0].matched == 6 and len(whole[1]) == 6 and len(whole[2]) == 7  # the sample of a missing persona is not linked
+    monkeypatch.setattr(store.options, "batch_size", 2)
+    assert write() == whole
+
+
+def test_purging_rejected_personas_in_small_batches_deletes_what_one_batch_deletes(store: GraphStore,
+                                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    def purge() -> tuple[int, list[str]]:
+        people = personas(4, prefix="kept") + [Persona(description=f"a vague person {i}", status="rejected") for i in range(5)]
+        store.upsert_personas(people)
+        store.add_edges([Edge(source=people[0].id, target=p.id, type="KNOWS") for p in people[1:]])
+        deleted = store.purge_rejected()
+        return deleted, sorted(f"{e['source']} {e['target']}" for e in store.iter_edges())
+
+    whole = purge()
+    assert whole[0] == 5 and len(whole[1]) == 3
+    store.reset()
+    monkeypatch.setattr(store.options, "batch_size", 2)
+    assert purge() == whole

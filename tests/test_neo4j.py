@@ -20,11 +20,14 @@ from personagraph.graph.store import GraphStore, Neo4jStore, QueryError, ReadOnl
 from tests.graphs import personas
 from tests.test_graph_store import (  # noqa: F401  (collected and run here against Neo4j)
     test_a_failing_batch_stops_the_batches_after_it,
+    test_a_named_read_in_small_batches_answers_what_one_batch_does,
     test_duplicates_within_one_call_keep_the_first_occurrence,
     test_edges_to_sources_use_the_given_labels,
     test_extracted_from_edges_pool_every_stance_in_any_order,
     test_ids_are_content_hashes_and_attributes_become_properties,
     test_iter_nodes_pages_through_every_node,
+    test_named_reads_return_plain_data_about_the_graph,
+    test_purging_rejected_personas_in_small_batches_deletes_what_one_batch_deletes,
     test_read_only_queries_cannot_write_and_errors_are_the_databases,
     test_personas_with_different_attribute_keys_land_whole_in_one_call,
     test_reads_match_networkx,
@@ -34,6 +37,7 @@ from tests.test_graph_store import (  # noqa: F401  (collected and run here agai
     test_sources_upsert_idempotently,
     test_stats_and_record_run_and_reset,
     test_typed_edges_are_merged_once_per_type_and_pair,
+    test_upserting_samples_in_small_batches_writes_what_one_batch_writes,
     test_the_async_path_runs_the_same_queries_with_the_same_errors,
     test_values_survive_the_batched_write_path,
     test_write_together_does_what_the_three_writes_do_in_one_query,

@@ -48,8 +48,7 @@ class Match(BaseModel):
 
 def fingerprint(store: GraphStore) -> Fingerprint:
     """The graph's current fingerprint (one aggregate query)."""
-    rec = store.run_named("dedup_fingerprint", {"statuses": list(LIVE_STATUSES)}).records()[0]
-    return Fingerprint(total=int(rec["total"] or 0), live=int(rec["live"] or 0), newest=float(rec["newest"] or 0.0))
+    return Fingerprint(**store.persona_fingerprint())
 
 
 class DedupIndex:
