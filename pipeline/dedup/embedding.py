@@ -5,9 +5,9 @@ model hub. Two encoders give the same vectors (cosine >= 0.999 per text, tests/t
 
 - `onnx`, the default, needs no torch: the BERT encoder is written as an ONNX graph from the
   package's safetensors weights, once, into a cache file keyed by the weights' hash, and run by ONNX
-  Runtime on the CPU (docs/benchmarks.md: about 3x sentence-transformers' throughput on the same
+  Runtime on the CPU (docs/benchmarks.md: 2-3x sentence-transformers' throughput on the same
   cores). It stays float32: int8 quantisation was faster still but moved some texts below cosine
-  0.99 of the float32 vectors (measured in bench/bench_embed.py).
+  0.99 of the float32 vectors (bench/bench_embed.py).
 - `torch`: sentence-transformers, for users who installed it (`pip install 'personagraph[torch]'`),
   on their GPU.
 
@@ -63,7 +63,10 @@ class Encoder(Protocol):
 def set_backend(backend: Backend) -> None:
     """Choose the encoder `embed` uses in this process: "auto" (the default), "onnx" or "torch".
 
-    >>> set_backend("onnx")
+    Called where the settings are read:
+
+    >>> from personagraph.config import DedupConfig
+    >>> set_backend(DedupConfig().embedding_backend)
     """
     if backend not in get_args(Backend):
         raise ValueError(f"unknown embedding backend {backend!r}: use one of {', '.join(get_args(Backend))}")
