@@ -99,6 +99,9 @@ class Graph:
     def __init__(self, settings: Settings, *, store: GraphStore | None = None, progress: bool | ProgressFn = True) -> None:
         self.settings = settings
         self.progress = progress
+        from personagraph.dedup.embedding import set_backend
+
+        set_backend(settings.dedup.embedding_backend)  # the encoder dedup and the inline filter embed with
         self._store = store
         self._llm = LazyLLM(self._make_llm)
 

@@ -68,6 +68,11 @@ class DedupMethod(StrEnum):
     both = "both"
 
 
+# The sentence encoder dedup uses: ONNX Runtime (CPU, no torch), sentence-transformers (torch), or
+# auto (torch only with a CUDA device).
+EmbeddingBackend = Literal["auto", "onnx", "torch"]
+
+
 class Lang(StrEnum):
     """Prompt languages shipped in prompts/ (a task of your own may add others)."""
 
@@ -130,6 +135,9 @@ class DedupConfig(BaseModel):
     )
     embedding_neighbours: int = Field(default=16, ge=1, description="Nearest neighbours checked per persona")
     embed_batch_size: int = Field(default=64, ge=1)
+    embedding_backend: EmbeddingBackend = Field(
+        default="auto", description="Encoder: ONNX Runtime on the CPU, or sentence-transformers (auto: torch only with a CUDA device)"
+    )
     seed: int = Field(default=1, description="MinHash permutation seed (indexes are rebuilt if it changes)")
 
 
@@ -421,6 +429,7 @@ embedding_threshold = 0.86    # cosine (all-MiniLM-L6-v2)
 verify_cosine = 0.82          # "both": a MinHash pair must also reach this cosine
 link_cosine = 0.75            # every two members of a merged group reach this cosine
 link_jaccard = 0.5            # ... or this Jaccard with method "minhash"
+embedding_backend = "auto"    # "onnx" (CPU, no torch), "torch" (sentence-transformers), auto: torch only with CUDA
 
 [filter]
 min_words = 2                 # words that say something; Chinese/Japanese/Thai count characters per word
