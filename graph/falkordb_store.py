@@ -18,7 +18,7 @@ from typing import Any
 from personagraph.graph import server
 from personagraph.graph.encoding import with_params
 from personagraph.graph.model import check_label
-from personagraph.graph.server import StoreUnavailable
+from personagraph.graph.server import StoreUnavailable, StoreUnreachable
 from personagraph.graph.store import GraphStore, QueryError, QueryResult, ReadOnlyViolation, StoreConfig, WriteStats
 
 __all__ = ["FalkorStore"]
@@ -133,11 +133,10 @@ class FalkorStore(GraphStore):
                 raise ReadOnlyViolation(f"this query writes to the graph; it was sent read-only ({msg})") from None
             raise QueryError(msg) from None
         except self._redis_errors as exc:
-            raise StoreUnavailable(
-                server.disk_full(self.options.data_dir)
-                or f"cannot reach the embedded FalkorDB at {self.socket_path}: {str(exc).rstrip('.')}. "
-                "Run `personagraph db status`, then `personagraph db start`."
-            ) from None
+            full = server.disk_full(self.options.data_dir)
+            if full:
+                raise StoreUnavailable(full) from None
+            raise StoreUnreachable(f"cannot reach the embedded FalkorDB at {self.socket_path}: {str(exc).rstrip('.')}") from None
 
     def _result(self, res: Any) -> QueryResult:
         """A FalkorDB result set as ours."""

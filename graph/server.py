@@ -49,6 +49,10 @@ class StoreUnavailable(RuntimeError):
     """The graph database cannot be reached or started; the message says where and what to do."""
 
 
+class StoreUnreachable(StoreUnavailable):
+    """The store's server is not running or not answering (the caller says how to check and start it)."""
+
+
 @dataclass(frozen=True)
 class ServerStatus:
     """What `personagraph db status` reports about the embedded server."""
@@ -134,8 +138,8 @@ def make_private(data_dir: Path) -> Path:
     """Create the data folder if needed and make it private to the user (0700); return it resolved."""
     data_dir = Path(data_dir)
     if data_dir.exists() and not data_dir.is_dir():
-        raise StoreUnavailable(f"the data folder {data_dir} is a file: point --data-dir (or store.data_dir in the "
-                               "config) at a folder, new or existing")
+        raise StoreUnavailable(f"the data folder {data_dir} is a file: point the store's data_dir at a folder, "
+                               "new or existing")
     try:
         data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         data_dir.chmod(0o700)

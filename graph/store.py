@@ -47,7 +47,7 @@ from personagraph.graph.model import (
     gc_paused,
     pending_key,
 )
-from personagraph.graph.server import StoreUnavailable
+from personagraph.graph.server import StoreUnavailable, StoreUnreachable
 
 if TYPE_CHECKING:
     from personagraph.graph.falkordb_store import FalkorStore
@@ -65,6 +65,7 @@ __all__ = [
     "QueryError",
     "ReadOnlyViolation",
     "StoreUnavailable",
+    "StoreUnreachable",
     "StoreConfig",
     "QueryResult",
     "WriteStats",

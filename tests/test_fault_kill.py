@@ -448,7 +448,7 @@ def own_folder() -> Iterator[Path]:
 
 def test_a_server_gone_before_the_client_first_asks_is_a_clear_error(own_folder: Path) -> None:
     # What a kill right after the start check (the ping) leaves: a socket nobody answers on.
-    with pytest.raises(StoreUnavailable, match="personagraph db start"):
+    with pytest.raises(StoreUnavailable, match="cannot reach the embedded FalkorDB"):
         FalkorStore(StoreConfig(data_dir=own_folder), socket_path=own_folder / server.SOCKET_NAME)
 
 
@@ -457,7 +457,7 @@ def test_a_server_gone_before_the_first_async_query_is_a_clear_error(own_folder:
     store = open_store(own_folder)
     store.ensure_schema()
     kill_server_group(own_folder)
-    with pytest.raises(StoreUnavailable, match="personagraph db start"):
+    with pytest.raises(StoreUnavailable, match="cannot reach the embedded FalkorDB"):
         asyncio.run(store.arun("MATCH (p:Persona) RETURN count(p)", write=False))
 
 
@@ -475,7 +475,7 @@ def test_a_kill_between_the_indexes_and_the_constraints_is_a_clear_error(own_fol
         return result
 
     monkeypatch.setattr(store, "run", run_then_kill)
-    with pytest.raises(StoreUnavailable, match="personagraph db start"):
+    with pytest.raises(StoreUnavailable, match="cannot reach the embedded FalkorDB"):
         store.ensure_schema()
     assert len(sent) == statements
 

@@ -172,7 +172,7 @@ def test_a_database_that_went_away_is_a_clear_error_on_the_async_path_too(data_d
         await st.awrite_together(personas(3, prefix="async-gone"), redirect_merged=False)
         assert (await st.arun("MATCH (p:Persona) RETURN count(p)", write=False)).value() == 3
         server.stop(data_dir)
-        with pytest.raises(server.StoreUnavailable, match="personagraph db start"):
+        with pytest.raises(server.StoreUnavailable, match="cannot reach the embedded FalkorDB"):
             await st.arun("MATCH (p:Persona) RETURN count(p)", write=False)
         await st.aclose()
 

@@ -16,7 +16,7 @@ from rich.table import Table
 
 from personagraph.config import Settings, load_settings, with_overrides
 from personagraph.errors import NothingToDo, UserActionNeeded
-from personagraph.graph.store import QueryError, ReadOnlyViolation, StoreUnavailable
+from personagraph.graph.store import QueryError, ReadOnlyViolation, StoreUnavailable, StoreUnreachable
 from personagraph.readers import InputError
 
 if TYPE_CHECKING:  # the API and the stages are imported by the commands that run them (a fast --help)
@@ -104,6 +104,8 @@ def user_errors(app_state: AppState) -> Iterator[None]:
         app_state.finish()
         if why := app_state.nothing_answered():
             fail(why)
+    except StoreUnreachable as exc:
+        fail(f"{exc}; `personagraph db status` says why, `personagraph db start` starts it", 3)
     except (StoreUnavailable, UserActionNeeded) as exc:
         fail(str(exc), 3)
     except ReadOnlyViolation:
