@@ -24,7 +24,11 @@ from rich.progress import (
 
 
 class ProgressBars:
-    """A callable progress listener drawing one bar (used as a context manager around one stage run)."""
+    """A callable progress listener drawing bars (a context manager around a stage run, or a list of them).
+
+    A report whose count goes back (the next stage of a run, the next round of an expansion) starts
+    a new bar, so each bar's rate and time are its own.
+    """
 
     def __init__(self, console: Console | None = None, unit: str = "") -> None:
         self.unit = unit
@@ -41,6 +45,7 @@ class ProgressBars:
         )
         self._task: TaskID | None = None
         self._started = time.monotonic()
+        self._done = 0
 
     def __enter__(self) -> ProgressBars:
         self._progress.start()
@@ -50,9 +55,10 @@ class ProgressBars:
         self._progress.stop()
 
     def __call__(self, description: str, done: int, total: int | None = None) -> None:
-        if self._task is None:
+        if self._task is None or done < self._done:
             self._started = time.monotonic()
             self._task = self._progress.add_task(description, total=total, rate="")
+        self._done = done
         rate = done / max(time.monotonic() - self._started, 1e-6)
         self._progress.update(self._task, description=description, completed=done, total=total,
                               rate=f"{rate:,.1f}/s" if done else "")
