@@ -112,12 +112,19 @@ class LLMConfig(BaseModel):
 
 
 class DedupConfig(BaseModel):
-    """Near-duplicate detection: MinHash LSH over word shingles and embedding cosine (see docs/dedup.md)."""
+    """Near-duplicate detection: MinHash LSH over character or word shingles and embedding cosine (see docs/dedup.md)."""
 
     method: DedupMethod = Field(default=DedupMethod.both, description="Which detectors propose pairs")
-    shingle_size: int = Field(default=1, ge=1, description="Words per MinHash shingle")
+    shingles: Literal["chars", "words"] = Field(
+        default="chars", description="MinHash shingle unit: characters (any script, typo-tolerant) or words"
+    )
+    shingle_size: int = Field(default=3, ge=1, description="Tokens (characters or words) per MinHash shingle")
     num_perm: int = Field(default=128, ge=16, description="MinHash permutations")
     minhash_threshold: float = Field(default=0.55, gt=0, le=1, description="Estimated Jaccard for LSH and verification")
+    trust_jaccard: float = Field(
+        default=1.0, gt=0, le=1,
+        description="With method 'both', a MinHash pair this similar needs no cosine check (1 = always check)",
+    )
     embedding_threshold: float = Field(default=0.86, gt=0, le=1, description="Cosine similarity of duplicates")
     verify_cosine: float = Field(
         default=0.82, ge=-1, le=1, description="With method 'both', the cosine a MinHash pair must also reach"

@@ -60,17 +60,28 @@ class LinkedGroup(BaseModel):
     members: list[int]
     similarity: float
     methods: list[str]
+    representative: int = Field(description="The member that stands for the group (the survivor, when merged)")
 
 
 Cohesion = Callable[[list[int], list[int]], bool]
+Representatives = Callable[[list[list[int]]], list[int]]
 
 
-def link_pairs(pairs: Pairs, cohesive: Cohesion | None = None) -> list[LinkedGroup]:
+def first_members(groups: list[list[int]]) -> list[int]:
+    """The default representative of each group: its first position."""
+    return [min(g) for g in groups]
+
+
+def link_pairs(
+    pairs: Pairs, cohesive: Cohesion | None = None, representatives: Representatives = first_members
+) -> list[LinkedGroup]:
     """Union-find over pairs, strongest first; with `cohesive`, two sets join only if it agrees.
 
     A plain union-find chains: A~B and B~C put A with C however far apart they are, and one
     borderline pair can glue two unrelated groups. `cohesive` (e.g. every cross pair above a
     similarity floor: complete linkage) stops a join that would put dissimilar members together.
+    `representatives` picks the member that stands for each group, for all groups in one call (the
+    pass asks the graph for their degrees in one query); by default the first position.
     """
     uf: UnionFind[int] = UnionFind()
     weakest: dict[int, float] = {}
@@ -91,28 +102,72 @@ def link_pairs(pairs: Pairs, cohesive: Cohesion | None = None) -> list[LinkedGro
         weak = min(weakest.pop(ra, 1.0), weakest.pop(rb, 1.0), sim)
         found = methods.pop(ra, set()) | methods.pop(rb, set()) | {method}
         weakest[root], methods[root] = weak, found
+    groups = uf.groups()
     return [
-        LinkedGroup(members=m, similarity=weakest[uf.find(m[0])],
+        LinkedGroup(members=m, similarity=weakest[uf.find(m[0])], representative=rep,
                     methods=sorted(METHODS[k] for k in methods[uf.find(m[0])]))
-        for m in uf.groups()
+        for m, rep in zip(groups, representatives(groups))
     ]
 
 
 def cohesion(signatures: np.ndarray | None, vectors: np.ndarray | None, config: DedupConfig) -> Cohesion:
-    """Complete linkage: every cross pair reaches `link_cosine` (with vectors) or `link_jaccard` (MinHash only)."""
+    """Complete linkage: every cross pair reaches `link_cosine` (with vectors) or `link_jaccard` (MinHash only).
+
+    With both arrays, a cross pair whose estimated Jaccard reaches `trust_jaccard` also holds, as it
+    does when pairs are verified.
+    """
+    def jaccard(a: list[int], b: list[int]) -> np.ndarray:
+        assert signatures is not None
+        return (signatures[a][:, None, :] == signatures[b][None, :, :]).mean(-1)
+
     if vectors is not None:
-        return lambda a, b: float((vectors[a] @ vectors[b].T).min()) >= config.link_cosine
-    assert signatures is not None
-    return lambda a, b: float((signatures[a][:, None, :] == signatures[b][None, :, :]).mean(-1).min()) >= config.link_jaccard
+        if signatures is None or config.trust_jaccard >= 1:
+            return lambda a, b: float((vectors[a] @ vectors[b].T).min()) >= config.link_cosine
+        return lambda a, b: bool(((vectors[a] @ vectors[b].T >= config.link_cosine)
+                                  | (jaccard(a, b) >= config.trust_jaccard)).all())
+    return lambda a, b: float(jaccard(a, b).min()) >= config.link_jaccard
 
 
 def duplicate_groups(
-    signatures: np.ndarray | None, vectors: np.ndarray | None, config: DedupConfig, method: DedupMethod
+    signatures: np.ndarray | None, vectors: np.ndarray | None, config: DedupConfig, method: DedupMethod,
+    representatives: Representatives = first_members,
 ) -> tuple[Pairs, list[LinkedGroup]]:
-    """Verified pairs and the cohesive groups they form (rows of the arrays are the items)."""
-    pairs = pairs_from_arrays(signatures, vectors, config, method)
+    """Verified pairs and the cohesive groups they form (rows of the arrays are the items).
+
+    The groups are closed under their own linkage: with each group reduced to its representative,
+    a second search over what is left finds nothing. A pass that merges the groups can then be
+    rerun without merging more. Without the closure it can: A~B and B~C with A and C too far apart
+    make the group {A, B}; if B survives, B~C is a cohesive pair on the next run. So the search is
+    repeated on the representatives and the ungrouped items, groups it links are joined (their
+    representative chosen among the joined representatives), until it finds nothing.
+    """
     use_vectors = vectors if method in ("embedding", "both") else None
-    return pairs, link_pairs(pairs, cohesion(signatures, use_vectors, config))
+    pairs = pairs_from_arrays(signatures, vectors, config, method)
+    linked = link_pairs(pairs, cohesion(signatures, use_vectors, config), representatives)
+    by_rep = {g.representative: g for g in linked}
+    n = len(signatures) if signatures is not None else len(vectors)  # type: ignore[arg-type]
+    while by_rep:
+        left_mask = np.ones(n, dtype=bool)
+        left_mask[[m for g in by_rep.values() for m in g.members if m != g.representative]] = False
+        left = np.flatnonzero(left_mask)  # sorted, so sub-positions map back with searchsorted
+        sub_sigs = signatures[left] if signatures is not None else None
+        sub_vecs = vectors[left] if vectors is not None else None
+        again = link_pairs(
+            pairs_from_arrays(sub_sigs, sub_vecs, config, method),
+            cohesion(sub_sigs, sub_vecs if use_vectors is not None else None, config),
+            lambda subs: np.searchsorted(left, representatives([left[sub].tolist() for sub in subs])).tolist(),
+        )
+        if not again:
+            break
+        for g in again:
+            joined = [by_rep.pop(r, None) for r in left[g.members].tolist()]
+            rep = int(left[g.representative])
+            by_rep[rep] = LinkedGroup(
+                members=[m for j, r in zip(joined, left[g.members].tolist()) for m in (j.members if j else [r])],
+                representative=rep, similarity=min([g.similarity] + [j.similarity for j in joined if j]),
+                methods=sorted(set(g.methods).union(*(j.methods for j in joined if j))),
+            )
+    return pairs, list(by_rep.values())
 
 
 def find_duplicates(texts: Sequence[str], config: DedupConfig, method: DedupMethod | None = None) -> list[LinkedGroup]:

@@ -26,7 +26,7 @@ from personagraph.dedup.embedding import DIM, embed
 from personagraph.dedup.minhash import estimated_jaccard
 from personagraph.dedup.pairs import minhasher, new_lsh
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: character shingles (`shingles` in the settings); older files are rebuilt
 INDEX_FILE = "index.npz"
 
 
@@ -251,7 +251,8 @@ class DedupIndex:
     def _meta(self) -> dict[str, object]:
         c = self.config
         return {
-            "version": FORMAT_VERSION, "method": c.method, "num_perm": c.num_perm, "shingle_size": c.shingle_size,
+            "version": FORMAT_VERSION, "method": c.method, "num_perm": c.num_perm, "shingles": c.shingles,
+            "shingle_size": c.shingle_size,
             "seed": c.seed, "minhash_threshold": c.minhash_threshold, "model": "all-MiniLM-L6-v2",
         }
 

@@ -57,7 +57,7 @@ class Pairs:
 
 def minhasher(config: DedupConfig) -> MinHasher:
     """The MinHasher that `config` describes."""
-    return MinHasher(num_perm=config.num_perm, shingle_size=config.shingle_size, seed=config.seed)
+    return MinHasher(num_perm=config.num_perm, shingle_size=config.shingle_size, seed=config.seed, unit=config.shingles)
 
 
 def new_lsh(config: DedupConfig) -> MinHashLSH:
@@ -118,15 +118,17 @@ def pairs_from_arrays(
 ) -> Pairs:
     """Verified pairs from precomputed signatures and/or unit vectors (rows = items).
 
-    With "both", a MinHash pair must also reach `config.verify_cosine`: word overlap proposes,
-    meaning confirms, so two different people described with the same template words are kept apart.
+    With "both", a MinHash pair must also reach `config.verify_cosine` unless its Jaccard reaches
+    `config.trust_jaccard`: shingle overlap proposes, meaning confirms, so two different people
+    described with the same template words are kept apart, while a copy with a few typos (which can
+    move a small embedding model's cosine a lot) stands on its overlap alone.
     """
     parts: list[Pairs] = []
     if method in ("minhash", "both") and signatures is not None:
         found = minhash_pairs(signatures, config)
         if method == "both" and vectors is not None and len(found):
             cos = np.einsum("ij,ij->i", vectors[found.a], vectors[found.b])
-            found = found.select(cos >= config.verify_cosine)
+            found = found.select((cos >= config.verify_cosine) | (found.similarity >= config.trust_jaccard))
         parts.append(found)
     if method in ("embedding", "both") and vectors is not None:
         parts.append(embedding_pairs(vectors, config))
