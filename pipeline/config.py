@@ -120,17 +120,30 @@ class DedupConfig(BaseModel):
     )
     shingle_size: int = Field(default=3, ge=1, description="Tokens (characters or words) per MinHash shingle")
     num_perm: int = Field(default=128, ge=16, description="MinHash permutations")
-    minhash_threshold: float = Field(default=0.55, gt=0, le=1, description="Estimated Jaccard for LSH and verification")
-    trust_jaccard: float = Field(
-        default=1.0, gt=0, le=1,
-        description="With method 'both', a MinHash pair this similar needs no cosine check (1 = always check)",
+    minhash_threshold: float = Field(
+        default=0.3, gt=0, le=1,
+        description="Method 'both': the estimated Jaccard at which MinHash proposes a pair for the cosine check",
     )
-    embedding_threshold: float = Field(default=0.86, gt=0, le=1, description="Cosine similarity of duplicates")
+    trust_jaccard: float = Field(
+        default=0.7, gt=0, le=1,
+        description="The estimated Jaccard at which a MinHash pair is a duplicate with no cosine check: the threshold "
+                    "of method 'minhash'; with 'both', such a pair skips `verify_cosine` and `link_cosine`",
+    )
+    embedding_threshold: float = Field(default=0.88, gt=0, le=1, description="Cosine similarity of duplicates")
     verify_cosine: float = Field(
-        default=0.82, ge=-1, le=1, description="With method 'both', the cosine a MinHash pair must also reach"
+        default=0.5, ge=-1, le=1,
+        description="Method 'both': a MinHash pair below `trust_jaccard` and `embedding_threshold` is a duplicate "
+                    "at this cosine if the words that differ are on one side or misspelt (docs/dedup.md)",
     )
     link_cosine: float = Field(
-        default=0.75, ge=-1, le=1, description="Every two members of a group must reach this cosine (complete linkage)"
+        default=0.5, ge=-1, le=1,
+        description="Every two members of a group must reach this cosine, or be a pair as `verify_cosine` or "
+                    "`trust_jaccard` confirm one (complete linkage)",
+    )
+    min_jaccard: float = Field(
+        default=0.1, ge=0, le=1,
+        description="Method 'both': the estimated Jaccard an embedding pair must also reach (the embedding model "
+                    "reads English: unrelated Chinese personas reach cosine 0.9)",
     )
     link_jaccard: float = Field(
         default=0.5, ge=0, le=1, description="Method 'minhash': every two members of a group must reach this Jaccard"
@@ -421,13 +434,16 @@ max_chunks = 4
 
 [dedup]
 method = "both"               # "minhash", "embedding" or "both"
-shingle_size = 1              # words per shingle (measured: docs/dedup.md)
+shingles = "chars"            # MinHash shingles of characters (any script, typo-tolerant) or "words"
+shingle_size = 3              # characters (or words) per shingle (measured: docs/dedup.md)
 num_perm = 128
-minhash_threshold = 0.55      # estimated Jaccard
-embedding_threshold = 0.86    # cosine (all-MiniLM-L6-v2)
-verify_cosine = 0.82          # "both": a MinHash pair must also reach this cosine
-link_cosine = 0.75            # every two members of a merged group reach this cosine
-link_jaccard = 0.5            # ... or this Jaccard with method "minhash"
+minhash_threshold = 0.3       # "both": estimated Jaccard at which MinHash proposes a pair to confirm
+trust_jaccard = 0.7           # a MinHash pair this similar is a duplicate as is; the threshold of "minhash" alone
+embedding_threshold = 0.88    # cosine (all-MiniLM-L6-v2)
+verify_cosine = 0.5           # "both": cosine of a proposed pair whose differing words are on one side or misspelt
+link_cosine = 0.5             # every two members of a merged group reach this cosine (or are a confirmed pair)
+min_jaccard = 0.1             # "both": an embedding pair shares this much too (the model reads English only)
+link_jaccard = 0.5            # every two members reach this Jaccard with method "minhash"
 
 [filter]
 min_words = 2                 # words that say something; Chinese/Japanese/Thai count characters per word

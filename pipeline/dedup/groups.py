@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 
 from personagraph.config import DedupConfig, DedupMethod
 from personagraph.dedup.embedding import embed
-from personagraph.dedup.pairs import METHODS, Pairs, minhasher, pairs_from_arrays
+from personagraph.dedup.pairs import METHODS, Pairs, differs_on_one_side, minhasher, pairs_from_arrays
 
 K = TypeVar("K", bound=Hashable)
 
@@ -110,29 +110,43 @@ def link_pairs(
     ]
 
 
-def cohesion(signatures: np.ndarray | None, vectors: np.ndarray | None, config: DedupConfig) -> Cohesion:
+def cohesion(
+    signatures: np.ndarray | None, vectors: np.ndarray | None, config: DedupConfig, texts: Sequence[str] | None = None
+) -> Cohesion:
     """Complete linkage: every cross pair reaches `link_cosine` (with vectors) or `link_jaccard` (MinHash only).
 
-    With both arrays, a cross pair whose estimated Jaccard reaches `trust_jaccard` also holds, as it
-    does when pairs are verified.
+    With both arrays a cross pair also holds as a pair is confirmed without the cosine: a Jaccard
+    reaching `trust_jaccard`, or (with `texts`) a cosine reaching `verify_cosine` and the differing
+    words on one side. A copy with typos is far from a paraphrase of the same persona in cosine, and
+    must not be kept out of the group the paraphrase is in for that.
     """
     def jaccard(a: list[int], b: list[int]) -> np.ndarray:
         assert signatures is not None
         return (signatures[a][:, None, :] == signatures[b][None, :, :]).mean(-1)
 
-    if vectors is not None:
-        if signatures is None or config.trust_jaccard >= 1:
-            return lambda a, b: float((vectors[a] @ vectors[b].T).min()) >= config.link_cosine
-        return lambda a, b: bool(((vectors[a] @ vectors[b].T >= config.link_cosine)
-                                  | (jaccard(a, b) >= config.trust_jaccard)).all())
-    return lambda a, b: float(jaccard(a, b).min()) >= config.link_jaccard
+    if vectors is None:
+        return lambda a, b: float(jaccard(a, b).min()) >= config.link_jaccard
+    if signatures is None:
+        return lambda a, b: float((vectors[a] @ vectors[b].T).min()) >= config.link_cosine
+
+    def cohesive(a: list[int], b: list[int]) -> bool:
+        cos = vectors[a] @ vectors[b].T
+        ok = (cos >= config.link_cosine) | (jaccard(a, b) >= config.trust_jaccard)
+        if ok.all():
+            return True
+        if texts is None:
+            return False
+        return all(cos[i, j] >= config.verify_cosine and differs_on_one_side(texts[a[i]], texts[b[j]])
+                   for i, j in zip(*np.nonzero(~ok)))
+
+    return cohesive
 
 
 def duplicate_groups(
     signatures: np.ndarray | None, vectors: np.ndarray | None, config: DedupConfig, method: DedupMethod,
-    representatives: Representatives = first_members,
+    representatives: Representatives = first_members, texts: Sequence[str] | None = None,
 ) -> tuple[Pairs, list[LinkedGroup]]:
-    """Verified pairs and the cohesive groups they form (rows of the arrays are the items).
+    """Verified pairs and the cohesive groups they form (rows of the arrays and `texts` are the items).
 
     The groups are closed under their own linkage: with each group reduced to its representative,
     a second search over what is left finds nothing. A pass that merges the groups can then be
@@ -142,19 +156,21 @@ def duplicate_groups(
     representative chosen among the joined representatives), until it finds nothing.
     """
     use_vectors = vectors if method in ("embedding", "both") else None
-    pairs = pairs_from_arrays(signatures, vectors, config, method)
-    linked = link_pairs(pairs, cohesion(signatures, use_vectors, config), representatives)
+    use_sigs = signatures if method in ("minhash", "both") else None
+    pairs = pairs_from_arrays(signatures, vectors, config, method, texts)
+    linked = link_pairs(pairs, cohesion(use_sigs, use_vectors, config, texts), representatives)
     by_rep = {g.representative: g for g in linked}
     n = len(signatures) if signatures is not None else len(vectors)  # type: ignore[arg-type]
     while by_rep:
         left_mask = np.ones(n, dtype=bool)
         left_mask[[m for g in by_rep.values() for m in g.members if m != g.representative]] = False
         left = np.flatnonzero(left_mask)  # sorted, so sub-positions map back with searchsorted
-        sub_sigs = signatures[left] if signatures is not None else None
+        sub_sigs = use_sigs[left] if use_sigs is not None else None
         sub_vecs = vectors[left] if vectors is not None else None
+        sub_texts = None if texts is None else [texts[i] for i in left]
         again = link_pairs(
-            pairs_from_arrays(sub_sigs, sub_vecs, config, method),
-            cohesion(sub_sigs, sub_vecs if use_vectors is not None else None, config),
+            pairs_from_arrays(sub_sigs, sub_vecs, config, method, sub_texts),
+            cohesion(sub_sigs, sub_vecs if use_vectors is not None else None, config, sub_texts),
             lambda subs: np.searchsorted(left, representatives([left[sub].tolist() for sub in subs])).tolist(),
         )
         if not again:
@@ -180,7 +196,7 @@ def find_duplicates(texts: Sequence[str], config: DedupConfig, method: DedupMeth
     method = method or config.method
     sigs = minhasher(config).signatures(texts) if method in ("minhash", "both") else None
     vecs = embed(texts, config.embed_batch_size) if method in ("embedding", "both") else None
-    return duplicate_groups(sigs, vecs, config, method)[1]
+    return duplicate_groups(sigs, vecs, config, method, texts=texts)[1]
 
 
 class DuplicateGroup(BaseModel):

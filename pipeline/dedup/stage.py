@@ -137,7 +137,8 @@ def merge_duplicates(
                            for pid in fresh})
         return [min(g, key=lambda m: survivor_order(candidates[ids[m]])) for g in groups]
 
-    pairs, linked = duplicate_groups(sigs, vecs, index.config, method, representatives=survivors)
+    texts = [index.texts[r] for r in rows]
+    pairs, linked = duplicate_groups(sigs, vecs, index.config, method, representatives=survivors, texts=texts)
     counts = pairs.counts()
     note(f"choosing survivors of {len(linked)} groups ({len(pairs)} verified pairs)")
     groups = survivor_groups(ids, linked, candidates)
