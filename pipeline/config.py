@@ -149,6 +149,9 @@ class DedupConfig(BaseModel):
         default=0.5, ge=0, le=1, description="Method 'minhash': every two members of a group must reach this Jaccard"
     )
     embedding_neighbours: int = Field(default=16, ge=1, description="Nearest neighbours checked per persona")
+    minhash_neighbours: int = Field(
+        default=16, ge=1, description="Most similar MinHash pairs kept per persona (templated text floods LSH buckets)"
+    )
     embed_batch_size: int = Field(default=64, ge=1)
     seed: int = Field(default=1, description="MinHash permutation seed (indexes are rebuilt if it changes)")
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
+from functools import lru_cache
 from dataclasses import dataclass
 
 import numpy as np
@@ -81,17 +82,17 @@ def band_keys(signatures: np.ndarray, bands: int, rows: int) -> np.ndarray:
     return keys
 
 
-def minhash_pairs(
-    signatures: np.ndarray, config: DedupConfig, method: DedupMethod | None = None, max_bucket: int = 64
-) -> Pairs:
+def minhash_pairs(signatures: np.ndarray, config: DedupConfig, method: DedupMethod | None = None) -> Pairs:
     """Pairs that share an LSH band and whose estimated Jaccard reaches the floor of `method` (`jaccard_floor`).
 
     The banding (b bands of r rows) is the one datasketch's MinHashLSH picks for the threshold; the
     bucketing is vectorised (sort each band's keys, pair members of equal runs) instead of a Python
     dict insert per band per item, which dominates at a million personas. In a bucket larger than
-    `max_bucket` each member is paired with its next `max_bucket` neighbours only; union-find still
-    links the rest through them.
+    `config.minhash_neighbours` each member is paired with that many next members only (union-find
+    still links the rest through them), and each item keeps its `minhash_neighbours` most similar
+    pairs (`nearest`).
     """
+    max_bucket = config.minhash_neighbours
     n = len(signatures)
     lsh = new_lsh(config, method)
     keys = band_keys(signatures, lsh.b, lsh.r)
@@ -113,7 +114,27 @@ def minhash_pairs(
         estimated_jaccard(signatures[a[i : i + 65536]], signatures[b[i : i + 65536]]) for i in range(0, len(a), 65536)
     ])
     keep = sims >= jaccard_floor(config, method)
-    return Pairs.of(a[keep], b[keep], sims[keep], "minhash")
+    return nearest(Pairs.of(a[keep], b[keep], sims[keep], "minhash"), config.minhash_neighbours)
+
+
+def nearest(pairs: Pairs, k: int) -> Pairs:
+    """The pairs that are among the `k` most similar of at least one of their two items.
+
+    On templated text a low Jaccard threshold pairs each persona with hundreds of others that share
+    its frame (3.3M pairs among 32k templated personas at J >= 0.3); a persona has a few copies, so
+    its nearest `k` hold them, as the embedding side keeps each persona's `embedding_neighbours`.
+    """
+    if not len(pairs):
+        return pairs
+    ends = np.concatenate([pairs.a, pairs.b])
+    sims = np.concatenate([pairs.similarity, pairs.similarity])
+    order = np.lexsort((-sims, ends))  # by item, most similar first
+    sorted_ends = ends[order]
+    first = np.searchsorted(sorted_ends, sorted_ends, side="left")
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = np.arange(len(order)) - first
+    m = len(pairs)
+    return pairs.select((rank[:m] < k) | (rank[m:] < k))
 
 
 # Words whose presence says nothing about who someone is: "I am a nurse" and "A nurse who ..." differ only in these.
@@ -124,7 +145,8 @@ _FUNCTION_WORDS = frozenset(
 _CJK = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af]")
 
 
-def _content_tokens(text: str) -> set[str]:
+@lru_cache(maxsize=1 << 16)
+def _content_tokens(text: str) -> frozenset[str]:
     """Words of `text` that are not function words; text without word spaces (Chinese) counts by character."""
     out: set[str] = set()
     for w in words(text):
@@ -132,7 +154,7 @@ def _content_tokens(text: str) -> set[str]:
             out.update(w)
         elif w not in _FUNCTION_WORDS:
             out.add(w)
-    return out
+    return frozenset(out)
 
 
 def _misspelt(a: str, b: str) -> bool:
@@ -140,8 +162,8 @@ def _misspelt(a: str, b: str) -> bool:
     if min(len(a), len(b)) < 3:
         return False
     limit = 1 if max(len(a), len(b)) < 8 else 2
-    if abs(len(a) - len(b)) > limit:
-        return False
+    if abs(len(a) - len(b)) > limit or len(set(a) ^ set(b)) > 2 * limit:
+        return False  # each typo changes the letters used by at most two
     # Optimal-string-alignment distance (Levenshtein with adjacent swaps), on two short words.
     prev2: list[int] = []
     prev = list(range(len(b) + 1))
@@ -173,9 +195,8 @@ def differs_on_one_side(a: str, b: str) -> bool:
     only_a, only_b = ta - tb, tb - ta
     if not only_a or not only_b:
         return True
-    left = {w for w in only_a if not any(_misspelt(w, v) for v in only_b)}
-    right = {v for v in only_b if not any(_misspelt(v, w) for w in only_a)}
-    return not left or not right
+    return all(any(_misspelt(w, v) for v in only_b) for w in only_a) or \
+        all(any(_misspelt(v, w) for w in only_a) for v in only_b)
 
 
 def embedding_pairs(vectors: np.ndarray, config: DedupConfig) -> Pairs:
