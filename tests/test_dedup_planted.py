@@ -11,7 +11,12 @@ import numpy as np
 from bench.planted_duplicates import pair_scores
 from personagraph.config import DedupConfig
 from personagraph.dedup import duplicate_groups, find_duplicates
+from personagraph.dedup.index import DedupIndex, open_index
 from personagraph.dedup.minhash import MinHasher, tokens
+from personagraph.dedup.pairs import minhasher
+from personagraph.dedup.stage import merge_duplicates
+from personagraph.graph.model import Edge, Persona
+from personagraph.graph.store import GraphStore
 
 FIXTURE = Path(__file__).parent / "fixtures" / "dedup" / "planted_real.jsonl"
 
@@ -77,3 +82,27 @@ def test_planted_edits_of_real_personas_at_the_defaults() -> None:
     groups = find_duplicates([r["text"] for r in rows], DedupConfig())
     precision, recall = pair_scores([g.members for g in groups], [r["cluster"] for r in rows])
     assert precision >= 0.98 and recall >= 0.97, (precision, recall)
+
+
+def test_a_rerun_after_a_finished_pass_finds_nothing_to_merge(store: GraphStore, tmp_path: Path) -> None:
+    rows = [json.loads(line) for line in FIXTURE.read_text(encoding="utf-8").splitlines()]
+    personas = [Persona(description=r["text"]) for r in rows]
+    store.upsert_personas(personas)
+    ids = [p.id for p in personas]
+    # Edges make later copies the most connected: survivors are not simply the first of each group.
+    store.add_edges([Edge(source=ids[i], target=ids[(i * 7 + 3) % len(ids)], type="KNOWS")
+                     for i in range(len(ids)) if rows[i]["kind"] is not None])
+    first = merge_duplicates(store, DedupConfig(), tmp_path)
+    assert first.merged > 100
+    again = merge_duplicates(store, DedupConfig(), tmp_path)
+    assert again.groups == [] and again.merged == 0
+
+
+def test_an_index_saved_with_other_shingles_is_rebuilt_not_mixed(store: GraphStore, tmp_path: Path) -> None:
+    store.upsert_personas([Persona(description=t) for t in ("A beekeeper in Oslo.", "A tax accountant in Quito.")])
+    words = DedupConfig(method="minhash", shingles="words", shingle_size=1)
+    open_index(store, words, tmp_path)
+    chars = DedupConfig(method="minhash")
+    assert len(DedupIndex.load(chars, tmp_path)) == 0  # the saved signatures are of word shingles
+    index = open_index(store, chars, tmp_path)
+    assert np.array_equal(index.signatures, minhasher(chars).signatures(index.texts))
