@@ -122,23 +122,24 @@ class DedupConfig(BaseModel):
     num_perm: int = Field(default=128, ge=16, description="MinHash permutations")
     minhash_threshold: float = Field(
         default=0.3, gt=0, le=1,
-        description="Method 'both': the estimated Jaccard at which MinHash proposes a pair for the cosine check",
+        description="Method 'both': the estimated Jaccard at which MinHash proposes a pair for the checks below",
     )
     trust_jaccard: float = Field(
-        default=0.7, gt=0, le=1,
-        description="The estimated Jaccard at which a MinHash pair is a duplicate with no cosine check: the threshold "
-                    "of method 'minhash'; with 'both', such a pair skips `verify_cosine` and `link_cosine`",
+        default=0.7, gt=0, le=1, description="Method 'minhash': the estimated Jaccard of a duplicate (nothing confirms it)"
     )
-    embedding_threshold: float = Field(default=0.88, gt=0, le=1, description="Cosine similarity of duplicates")
+    embedding_threshold: float = Field(default=0.9, gt=0, le=1, description="Cosine similarity of duplicates")
     verify_cosine: float = Field(
-        default=0.5, ge=-1, le=1,
-        description="Method 'both': a MinHash pair below `trust_jaccard` and `embedding_threshold` is a duplicate "
-                    "at this cosine if the words that differ are on one side or misspelt (docs/dedup.md)",
+        default=0.82, ge=-1, le=1, description="Method 'both': the cosine that confirms a pair MinHash proposed"
+    )
+    shape_cosine: float = Field(
+        default=0.3, ge=-1, le=1,
+        description="Method 'both': a proposed pair below `verify_cosine` is a duplicate at this cosine if the words "
+                    "that differ are on one side or misspelt (docs/dedup.md)",
     )
     link_cosine: float = Field(
         default=0.5, ge=-1, le=1,
-        description="Every two members of a group must reach this cosine, or be a pair as `verify_cosine` or "
-                    "`trust_jaccard` confirm one (complete linkage)",
+        description="Every two members of a group must reach this cosine, or `shape_cosine` with the differing words "
+                    "on one side (complete linkage)",
     )
     min_jaccard: float = Field(
         default=0.1, ge=0, le=1,
@@ -441,10 +442,11 @@ shingles = "chars"            # MinHash shingles of characters (any script, typo
 shingle_size = 3              # characters (or words) per shingle (measured: docs/dedup.md)
 num_perm = 128
 minhash_threshold = 0.3       # "both": estimated Jaccard at which MinHash proposes a pair to confirm
-trust_jaccard = 0.7           # a MinHash pair this similar is a duplicate as is; the threshold of "minhash" alone
-embedding_threshold = 0.88    # cosine (all-MiniLM-L6-v2)
-verify_cosine = 0.5           # "both": cosine of a proposed pair whose differing words are on one side or misspelt
-link_cosine = 0.5             # every two members of a merged group reach this cosine (or are a confirmed pair)
+trust_jaccard = 0.7           # "minhash" alone: estimated Jaccard of a duplicate
+embedding_threshold = 0.9     # cosine (all-MiniLM-L6-v2) of an embedding pair
+verify_cosine = 0.82          # "both": cosine that confirms a proposed pair
+shape_cosine = 0.3            # "both": ... or this, if the words that differ are on one side or misspelt
+link_cosine = 0.5             # every two members of a merged group reach this cosine (or shape_cosine, one-sided)
 min_jaccard = 0.1             # "both": an embedding pair shares this much too (the model reads English only)
 link_jaccard = 0.5            # every two members reach this Jaccard with method "minhash"
 

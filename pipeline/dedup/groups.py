@@ -115,10 +115,9 @@ def cohesion(
 ) -> Cohesion:
     """Complete linkage: every cross pair reaches `link_cosine` (with vectors) or `link_jaccard` (MinHash only).
 
-    With both arrays a cross pair also holds as a pair is confirmed without the cosine: a Jaccard
-    reaching `trust_jaccard`, or (with `texts`) a cosine reaching `verify_cosine` and the differing
-    words on one side. A copy with typos is far from a paraphrase of the same persona in cosine, and
-    must not be kept out of the group the paraphrase is in for that.
+    With both arrays and `texts`, a cross pair also holds as the word-shape route confirms a pair: a
+    cosine reaching `shape_cosine` with the differing words on one side. A copy with typos can be far
+    from a paraphrase of the same persona in cosine, and must not be kept out of its group for that.
     """
     def jaccard(a: list[int], b: list[int]) -> np.ndarray:
         assert signatures is not None
@@ -126,17 +125,17 @@ def cohesion(
 
     if vectors is None:
         return lambda a, b: float(jaccard(a, b).min()) >= config.link_jaccard
-    if signatures is None:
+    if signatures is None or texts is None:
         return lambda a, b: float((vectors[a] @ vectors[b].T).min()) >= config.link_cosine
 
     def cohesive(a: list[int], b: list[int]) -> bool:
         cos = vectors[a] @ vectors[b].T
-        ok = (cos >= config.link_cosine) | (jaccard(a, b) >= config.trust_jaccard)
+        ok = cos >= config.link_cosine
         if ok.all():
             return True
         if texts is None:
             return False
-        return all(cos[i, j] >= config.verify_cosine and differs_on_one_side(texts[a[i]], texts[b[j]])
+        return all(cos[i, j] >= config.shape_cosine and differs_on_one_side(texts[a[i]], texts[b[j]])
                    for i, j in zip(*np.nonzero(~ok)))
 
     return cohesive

@@ -226,8 +226,8 @@ class DedupIndex:
             return None
         sims = estimated_jaccard(self.signatures[cands], sig[None, :])
         if vec is not None:
-            keep = confirmed(sims, self.vectors[cands] @ vec,
-                             lambda i: differs_on_one_side(self.texts[cands[i]], text), self.config)
+            keep = confirmed(self.vectors[cands] @ vec, lambda i: differs_on_one_side(self.texts[cands[i]], text),
+                             self.config)
             cands, sims = cands[keep], sims[keep]
         if not len(cands):
             return None

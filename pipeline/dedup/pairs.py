@@ -142,6 +142,7 @@ _FUNCTION_WORDS = frozenset(
     "a an the i am m is are was be been who that which whose and or but of in on at to for with from by as "
     "their his her its my our this".split()
 )
+_LONG_WORD = 8  # letters from which a word may carry two typos
 _CJK = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af]")
 
 
@@ -161,7 +162,7 @@ def _misspelt(a: str, b: str) -> bool:
     """`a` and `b` are one typo apart (two for words of 8+ letters): a swap, a drop, a doubling or a wrong key."""
     if min(len(a), len(b)) < 3:
         return False
-    limit = 1 if max(len(a), len(b)) < 8 else 2
+    limit = 1 if max(len(a), len(b)) < _LONG_WORD else 2
     if abs(len(a) - len(b)) > limit or len(set(a) ^ set(b)) > 2 * limit:
         return False  # each typo changes the letters used by at most two
     # Optimal-string-alignment distance (Levenshtein with adjacent swaps), on two short words.
@@ -205,12 +206,12 @@ def embedding_pairs(vectors: np.ndarray, config: DedupConfig) -> Pairs:
     return Pairs.of(a, b, sims, "embedding")
 
 
-def confirmed(jaccard: np.ndarray, cosine: np.ndarray, one_sided: Callable[[int], bool], config: DedupConfig) -> np.ndarray:
-    """Which MinHash candidates (method "both") are duplicates: a Jaccard reaching `trust_jaccard`, a
-    cosine reaching `embedding_threshold`, or a cosine reaching `verify_cosine` with the differing words
-    on one side (`differs_on_one_side`, asked through `one_sided(i)` only where it decides)."""
-    sure = (jaccard >= config.trust_jaccard) | (cosine >= config.embedding_threshold)
-    ask = np.flatnonzero(~sure & (cosine >= config.verify_cosine))
+def confirmed(cosine: np.ndarray, one_sided: Callable[[int], bool], config: DedupConfig) -> np.ndarray:
+    """Which MinHash candidates (method "both") are duplicates: a cosine reaching `verify_cosine`, or one
+    reaching `shape_cosine` with the differing words on one side (`differs_on_one_side`, asked through
+    `one_sided(i)` only where it decides)."""
+    sure = cosine >= config.verify_cosine
+    ask = np.flatnonzero(~sure & (cosine >= config.shape_cosine))
     sure[ask] = [one_sided(int(i)) for i in ask]
     return sure
 
@@ -222,9 +223,9 @@ def pairs_from_arrays(
     """Verified pairs from precomputed signatures and/or unit vectors (rows = items) and the texts.
 
     With "both", shingle overlap proposes and `confirmed` decides: meaning (cosine) confirms, and
-    where the cosine is only moderate the shape of the difference does (an edited copy changes words
-    on one side or misspells them; a different person in the same template replaces words on both).
-    Without `texts` that last route is closed. An embedding pair must also share `min_jaccard` of its
+    where the cosine is low the shape of the difference does (an edited copy changes words on one
+    side or misspells them; a different person in the same template replaces words on both). Without
+    `texts` that last route is closed. An embedding pair must also share `min_jaccard` of its
     shingles: all-MiniLM-L6-v2 reads English, and places unrelated Chinese personas at cosine 0.9.
     """
     parts: list[Pairs] = []
@@ -234,7 +235,7 @@ def pairs_from_arrays(
             cos = np.einsum("ij,ij->i", vectors[found.a], vectors[found.b])
             one_sided = (lambda i: differs_on_one_side(texts[found.a[i]], texts[found.b[i]])) if texts is not None \
                 else (lambda i: False)
-            found = found.select(confirmed(found.similarity, cos, one_sided, config))
+            found = found.select(confirmed(cos, one_sided, config))
         parts.append(found)
     if method in ("embedding", "both") and vectors is not None:
         found = embedding_pairs(vectors, config)
