@@ -258,7 +258,7 @@ def score_methods(corpus: Corpus, config: DedupConfig, methods: Sequence[str] = 
     vecs = embed(corpus.texts, config.embed_batch_size)
     out = {}
     for method in methods:
-        _, groups = duplicate_groups(sigs, vecs, config, method)  # type: ignore[arg-type]
+        _, groups = duplicate_groups(sigs, vecs, config, method, texts=corpus.texts)  # type: ignore[arg-type]
         out[method] = pair_scores([g.members for g in groups], corpus.cluster)
     return out
 
@@ -280,7 +280,7 @@ def main() -> None:
     print(f"embedded in {time.perf_counter() - t0:.1f}s")
 
     def line(config: DedupConfig, method: str, sigs: np.ndarray) -> str:
-        _, groups = duplicate_groups(sigs, vecs, config, method)  # type: ignore[arg-type]
+        _, groups = duplicate_groups(sigs, vecs, config, method, texts=corpus.texts)  # type: ignore[arg-type]
         p, r = pair_scores([g.members for g in groups], corpus.cluster)
         return f"P={p:.3f} R={r:.3f} groups={len(groups)}"
 

@@ -117,23 +117,47 @@ class LLMConfig(BaseModel):
 
 
 class DedupConfig(BaseModel):
-    """Near-duplicate detection: MinHash LSH over word shingles and embedding cosine (see docs/dedup.md)."""
+    """Near-duplicate detection: MinHash LSH over character or word shingles and embedding cosine (see docs/dedup.md)."""
 
     method: DedupMethod = Field(default=DedupMethod.both, description="Which detectors propose pairs")
-    shingle_size: int = Field(default=1, ge=1, description="Words per MinHash shingle")
+    shingles: Literal["chars", "words"] = Field(
+        default="chars", description="MinHash shingle unit: characters (any script, typo-tolerant) or words"
+    )
+    shingle_size: int = Field(default=3, ge=1, description="Tokens (characters or words) per MinHash shingle")
     num_perm: int = Field(default=128, ge=16, description="MinHash permutations")
-    minhash_threshold: float = Field(default=0.55, gt=0, le=1, description="Estimated Jaccard for LSH and verification")
-    embedding_threshold: float = Field(default=0.86, gt=0, le=1, description="Cosine similarity of duplicates")
+    minhash_threshold: float = Field(
+        default=0.3, gt=0, le=1,
+        description="Method 'both': the estimated Jaccard at which MinHash proposes a pair for the checks below",
+    )
+    trust_jaccard: float = Field(
+        default=0.7, gt=0, le=1, description="Method 'minhash': the estimated Jaccard of a duplicate (nothing confirms it)"
+    )
+    embedding_threshold: float = Field(default=0.9, gt=0, le=1, description="Cosine similarity of duplicates")
     verify_cosine: float = Field(
-        default=0.82, ge=-1, le=1, description="With method 'both', the cosine a MinHash pair must also reach"
+        default=0.86, ge=-1, le=1, description="Method 'both': the cosine that confirms a pair MinHash proposed (0.82 finds 1% more edited copies of real personas but merges template-made different people)"
+    )
+    shape_cosine: float = Field(
+        default=0.3, ge=-1, le=1,
+        description="Method 'both': a proposed pair below `verify_cosine` is a duplicate at this cosine if the words "
+                    "that differ are on one side or misspelt (docs/dedup.md)",
     )
     link_cosine: float = Field(
-        default=0.75, ge=-1, le=1, description="Every two members of a group must reach this cosine (complete linkage)"
+        default=0.5, ge=-1, le=1,
+        description="Every two members of a group must reach this cosine, or `shape_cosine` with the differing words "
+                    "on one side (complete linkage)",
+    )
+    min_jaccard: float = Field(
+        default=0.1, ge=0, le=1,
+        description="Method 'both': the estimated Jaccard an embedding pair must also reach (the embedding model "
+                    "reads English: unrelated Chinese personas reach cosine 0.9)",
     )
     link_jaccard: float = Field(
         default=0.5, ge=0, le=1, description="Method 'minhash': every two members of a group must reach this Jaccard"
     )
     embedding_neighbours: int = Field(default=16, ge=1, description="Nearest neighbours checked per persona")
+    minhash_neighbours: int = Field(
+        default=16, ge=1, description="Most similar MinHash pairs kept per persona (templated text floods LSH buckets)"
+    )
     embed_batch_size: int = Field(default=64, ge=1)
     embedding_backend: EmbeddingBackend = Field(
         default="auto", description="Encoder: ONNX Runtime on the CPU, or sentence-transformers (auto: torch only with a CUDA device)"
@@ -422,13 +446,17 @@ max_chunks = 4
 
 [dedup]
 method = "both"               # "minhash", "embedding" or "both"
-shingle_size = 1              # words per shingle (measured: docs/dedup.md)
+shingles = "chars"            # MinHash shingles of characters (any script, typo-tolerant) or "words"
+shingle_size = 3              # characters (or words) per shingle (measured: docs/dedup.md)
 num_perm = 128
-minhash_threshold = 0.55      # estimated Jaccard
-embedding_threshold = 0.86    # cosine (all-MiniLM-L6-v2)
-verify_cosine = 0.82          # "both": a MinHash pair must also reach this cosine
-link_cosine = 0.75            # every two members of a merged group reach this cosine
-link_jaccard = 0.5            # ... or this Jaccard with method "minhash"
+minhash_threshold = 0.3       # "both": estimated Jaccard at which MinHash proposes a pair to confirm
+trust_jaccard = 0.7           # "minhash" alone: estimated Jaccard of a duplicate
+embedding_threshold = 0.9     # cosine (all-MiniLM-L6-v2) of an embedding pair
+verify_cosine = 0.86          # "both": cosine that confirms a proposed pair
+shape_cosine = 0.3            # "both": ... or this, if the words that differ are on one side or misspelt
+link_cosine = 0.5             # every two members of a merged group reach this cosine (or shape_cosine, one-sided)
+min_jaccard = 0.1             # "both": an embedding pair shares this much too (the model reads English only)
+link_jaccard = 0.5            # every two members reach this Jaccard with method "minhash"
 embedding_backend = "auto"    # "onnx" (CPU, no torch), "torch" (sentence-transformers), auto: torch only with CUDA
 
 [filter]

@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 
 from personagraph.config import DedupConfig, DedupMethod
 from personagraph.dedup.embedding import embed
-from personagraph.dedup.pairs import METHODS, Pairs, minhasher, pairs_from_arrays
+from personagraph.dedup.pairs import METHODS, Pairs, differs_on_one_side, minhasher, pairs_from_arrays
 
 K = TypeVar("K", bound=Hashable)
 
@@ -60,17 +60,28 @@ class LinkedGroup(BaseModel):
     members: list[int]
     similarity: float
     methods: list[str]
+    representative: int = Field(description="The member that stands for the group (the survivor, when merged)")
 
 
 Cohesion = Callable[[list[int], list[int]], bool]
+Representatives = Callable[[list[list[int]]], list[int]]
 
 
-def link_pairs(pairs: Pairs, cohesive: Cohesion | None = None) -> list[LinkedGroup]:
+def first_members(groups: list[list[int]]) -> list[int]:
+    """The default representative of each group: its first position."""
+    return [min(g) for g in groups]
+
+
+def link_pairs(
+    pairs: Pairs, cohesive: Cohesion | None = None, representatives: Representatives = first_members
+) -> list[LinkedGroup]:
     """Union-find over pairs, strongest first; with `cohesive`, two sets join only if it agrees.
 
     A plain union-find chains: A~B and B~C put A with C however far apart they are, and one
     borderline pair can glue two unrelated groups. `cohesive` (e.g. every cross pair above a
     similarity floor: complete linkage) stops a join that would put dissimilar members together.
+    `representatives` picks the member that stands for each group, for all groups in one call (the
+    pass asks the graph for their degrees in one query); by default the first position.
     """
     uf: UnionFind[int] = UnionFind()
     weakest: dict[int, float] = {}
@@ -91,28 +102,87 @@ def link_pairs(pairs: Pairs, cohesive: Cohesion | None = None) -> list[LinkedGro
         weak = min(weakest.pop(ra, 1.0), weakest.pop(rb, 1.0), sim)
         found = methods.pop(ra, set()) | methods.pop(rb, set()) | {method}
         weakest[root], methods[root] = weak, found
+    groups = uf.groups()
     return [
-        LinkedGroup(members=m, similarity=weakest[uf.find(m[0])],
+        LinkedGroup(members=m, similarity=weakest[uf.find(m[0])], representative=rep,
                     methods=sorted(METHODS[k] for k in methods[uf.find(m[0])]))
-        for m in uf.groups()
+        for m, rep in zip(groups, representatives(groups))
     ]
 
 
-def cohesion(signatures: np.ndarray | None, vectors: np.ndarray | None, config: DedupConfig) -> Cohesion:
-    """Complete linkage: every cross pair reaches `link_cosine` (with vectors) or `link_jaccard` (MinHash only)."""
-    if vectors is not None:
+def cohesion(
+    signatures: np.ndarray | None, vectors: np.ndarray | None, config: DedupConfig, texts: Sequence[str] | None = None
+) -> Cohesion:
+    """Complete linkage: every cross pair reaches `link_cosine` (with vectors) or `link_jaccard` (MinHash only).
+
+    With both arrays and `texts`, a cross pair also holds as the word-shape route confirms a pair: a
+    cosine reaching `shape_cosine` with the differing words on one side. A copy with typos can be far
+    from a paraphrase of the same persona in cosine, and must not be kept out of its group for that.
+    """
+    def jaccard(a: list[int], b: list[int]) -> np.ndarray:
+        assert signatures is not None
+        return (signatures[a][:, None, :] == signatures[b][None, :, :]).mean(-1)
+
+    if vectors is None:
+        return lambda a, b: float(jaccard(a, b).min()) >= config.link_jaccard
+    if signatures is None or texts is None:
         return lambda a, b: float((vectors[a] @ vectors[b].T).min()) >= config.link_cosine
-    assert signatures is not None
-    return lambda a, b: float((signatures[a][:, None, :] == signatures[b][None, :, :]).mean(-1).min()) >= config.link_jaccard
+
+    def cohesive(a: list[int], b: list[int]) -> bool:
+        cos = vectors[a] @ vectors[b].T
+        ok = cos >= config.link_cosine
+        if ok.all():
+            return True
+        if texts is None:
+            return False
+        return all(cos[i, j] >= config.shape_cosine and differs_on_one_side(texts[a[i]], texts[b[j]])
+                   for i, j in zip(*np.nonzero(~ok)))
+
+    return cohesive
 
 
 def duplicate_groups(
-    signatures: np.ndarray | None, vectors: np.ndarray | None, config: DedupConfig, method: DedupMethod
+    signatures: np.ndarray | None, vectors: np.ndarray | None, config: DedupConfig, method: DedupMethod,
+    representatives: Representatives = first_members, texts: Sequence[str] | None = None,
 ) -> tuple[Pairs, list[LinkedGroup]]:
-    """Verified pairs and the cohesive groups they form (rows of the arrays are the items)."""
-    pairs = pairs_from_arrays(signatures, vectors, config, method)
+    """Verified pairs and the cohesive groups they form (rows of the arrays and `texts` are the items).
+
+    The groups are closed under their own linkage: with each group reduced to its representative,
+    a second search over what is left finds nothing. A pass that merges the groups can then be
+    rerun without merging more. Without the closure it can: A~B and B~C with A and C too far apart
+    make the group {A, B}; if B survives, B~C is a cohesive pair on the next run. So the search is
+    repeated on the representatives and the ungrouped items, groups it links are joined (their
+    representative chosen among the joined representatives), until it finds nothing.
+    """
     use_vectors = vectors if method in ("embedding", "both") else None
-    return pairs, link_pairs(pairs, cohesion(signatures, use_vectors, config))
+    use_sigs = signatures if method in ("minhash", "both") else None
+    pairs = pairs_from_arrays(signatures, vectors, config, method, texts)
+    linked = link_pairs(pairs, cohesion(use_sigs, use_vectors, config, texts), representatives)
+    by_rep = {g.representative: g for g in linked}
+    n = len(signatures) if signatures is not None else len(vectors)  # type: ignore[arg-type]
+    while by_rep:
+        left_mask = np.ones(n, dtype=bool)
+        left_mask[[m for g in by_rep.values() for m in g.members if m != g.representative]] = False
+        left = np.flatnonzero(left_mask)  # sorted, so sub-positions map back with searchsorted
+        sub_sigs = use_sigs[left] if use_sigs is not None else None
+        sub_vecs = vectors[left] if vectors is not None else None
+        sub_texts = None if texts is None else [texts[i] for i in left]
+        again = link_pairs(
+            pairs_from_arrays(sub_sigs, sub_vecs, config, method, sub_texts),
+            cohesion(sub_sigs, sub_vecs if use_vectors is not None else None, config, sub_texts),
+            lambda subs: np.searchsorted(left, representatives([left[sub].tolist() for sub in subs])).tolist(),
+        )
+        if not again:
+            break
+        for g in again:
+            joined = [by_rep.pop(r, None) for r in left[g.members].tolist()]
+            rep = int(left[g.representative])
+            by_rep[rep] = LinkedGroup(
+                members=[m for j, r in zip(joined, left[g.members].tolist()) for m in (j.members if j else [r])],
+                representative=rep, similarity=min([g.similarity] + [j.similarity for j in joined if j]),
+                methods=sorted(set(g.methods).union(*(j.methods for j in joined if j))),
+            )
+    return pairs, list(by_rep.values())
 
 
 def find_duplicates(texts: Sequence[str], config: DedupConfig, method: DedupMethod | None = None) -> list[LinkedGroup]:
@@ -125,7 +195,7 @@ def find_duplicates(texts: Sequence[str], config: DedupConfig, method: DedupMeth
     method = method or config.method
     sigs = minhasher(config).signatures(texts) if method in ("minhash", "both") else None
     vecs = embed(texts, config.embed_batch_size) if method in ("embedding", "both") else None
-    return duplicate_groups(sigs, vecs, config, method)[1]
+    return duplicate_groups(sigs, vecs, config, method, texts=texts)[1]
 
 
 class DuplicateGroup(BaseModel):

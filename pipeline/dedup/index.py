@@ -24,9 +24,9 @@ from personagraph.graph.store import LIVE_STATUSES, GraphStore
 from personagraph.config import DedupConfig
 from personagraph.dedup.embedding import DIM, embed
 from personagraph.dedup.minhash import estimated_jaccard
-from personagraph.dedup.pairs import minhasher, new_lsh
+from personagraph.dedup.pairs import confirmed, differs_on_one_side, jaccard_floor, minhasher, new_lsh
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: character shingles (`shingles` in the settings) and the texts; older files are rebuilt
 INDEX_FILE = "index.npz"
 
 
@@ -62,6 +62,7 @@ class DedupIndex:
         self.use_embedding = config.method in ("embedding", "both")
         self.ids: list[str] = []
         self.created: list[float] = []
+        self.texts: list[str] = []  # the descriptions: the shape of a difference is read from the words
         self.signatures = np.empty((0, config.num_perm), dtype=np.uint32)
         self.vectors = np.empty((0, DIM), dtype=np.float32)
         self.fingerprint = Fingerprint()
@@ -93,11 +94,13 @@ class DedupIndex:
         texts = [descriptions[i] for i in fresh]
         sigs, vecs = self._arrays(texts)
         created = [float(created_at[i]) if created_at is not None else 0.0 for i in fresh]
-        self._append(new_ids, created, sigs, vecs)
+        self._append(new_ids, texts, created, sigs, vecs)
 
-    def _append(self, ids: list[str], created: list[float], sigs: np.ndarray | None, vecs: np.ndarray | None) -> None:
+    def _append(self, ids: list[str], texts: list[str], created: list[float], sigs: np.ndarray | None,
+                vecs: np.ndarray | None) -> None:
         start = len(self.ids)
         self.ids.extend(ids)
+        self.texts.extend(texts)
         self.created.extend(created)
         for k, pid in enumerate(ids):
             self._pos[pid] = start + k
@@ -193,12 +196,15 @@ class DedupIndex:
         self._last_arrays = (sigs, vecs)
         if sigs is not None:
             for k, (i, sig) in enumerate(zip(pending, sigs)):
-                out[i] = self._best(out[i], self._minhash_match(sig, None if vecs is None else vecs[k]))
+                out[i] = self._best(out[i], self._minhash_match(sig, None if vecs is None else vecs[k], texts[k]))
         if vecs is not None:
             sims, poss = self._faiss.search(vecs, 1)
-            for i, s, pos in zip(pending, sims[:, 0].tolist(), poss[:, 0].tolist()):
-                if pos >= 0 and s >= self.config.embedding_threshold:
-                    out[i] = self._best(out[i], Match(id=self.ids[pos], similarity=s, method="embedding"))
+            for k, (i, s, pos) in enumerate(zip(pending, sims[:, 0].tolist(), poss[:, 0].tolist())):
+                if pos < 0 or s < self.config.embedding_threshold:
+                    continue
+                if sigs is not None and float((self.signatures[pos] == sigs[k]).mean()) < self.config.min_jaccard:
+                    continue  # as in the batch pass (`pairs.pairs_from_arrays`)
+                out[i] = self._best(out[i], Match(id=self.ids[pos], similarity=s, method="embedding"))
         return out
 
     def _arrays(self, texts: list[str]) -> tuple[np.ndarray | None, np.ndarray | None]:
@@ -212,16 +218,20 @@ class DedupIndex:
         vecs = embed(texts, self.config.embed_batch_size) if self.use_embedding else None
         return sigs, vecs
 
-    def _minhash_match(self, sig: np.ndarray, vec: np.ndarray | None) -> Match | None:
-        """Best LSH candidate by estimated Jaccard; with a vector, it must also reach `verify_cosine`."""
+    def _minhash_match(self, sig: np.ndarray, vec: np.ndarray | None, text: str) -> Match | None:
+        """Best LSH candidate by estimated Jaccard that is confirmed as in the batch pass (`pairs.confirmed`)."""
         cands = np.asarray(self.lsh.query(self.hasher.lean(sig)), dtype=np.int64)
-        if vec is not None and len(cands):
-            cands = cands[self.vectors[cands] @ vec >= self.config.verify_cosine]
         if not len(cands):
             return None
         sims = estimated_jaccard(self.signatures[cands], sig[None, :])
+        if vec is not None:
+            keep = confirmed(self.vectors[cands] @ vec, lambda i: differs_on_one_side(self.texts[cands[i]], text),
+                             self.config)
+            cands, sims = cands[keep], sims[keep]
+        if not len(cands):
+            return None
         best = int(np.argmax(sims))
-        if sims[best] < self.config.minhash_threshold:
+        if sims[best] < jaccard_floor(self.config):
             return None
         return Match(id=self.ids[cands[best]], similarity=float(sims[best]), method="minhash")
 
@@ -248,10 +258,12 @@ class DedupIndex:
 
     # -- persistence -------------------------------------------------------------------------------
     def _meta(self) -> dict[str, object]:
+        # What the stored arrays depend on; thresholds are not (the LSH is built from the config on first lookup).
         c = self.config
         return {
-            "version": FORMAT_VERSION, "method": c.method, "num_perm": c.num_perm, "shingle_size": c.shingle_size,
-            "seed": c.seed, "minhash_threshold": c.minhash_threshold, "model": "all-MiniLM-L6-v2",
+            "version": FORMAT_VERSION, "method": c.method, "num_perm": c.num_perm, "shingles": c.shingles,
+            "shingle_size": c.shingle_size,
+            "seed": c.seed, "model": "all-MiniLM-L6-v2",
         }
 
     def live_rows(self) -> np.ndarray:
@@ -269,6 +281,7 @@ class DedupIndex:
             "state": np.array(json.dumps(state)),
             "ids": np.array([self.ids[r] for r in rows], dtype=str),
             "created": np.array([self.created[r] for r in rows], dtype=np.float64),
+            "texts": np.array([self.texts[r] for r in rows], dtype=str),
         }
         if self.use_minhash:
             arrays["signatures"] = self.signatures[rows]
@@ -293,7 +306,7 @@ class DedupIndex:
             if state["meta"] != index._meta():
                 return index
             index._append(
-                data["ids"].tolist(), data["created"].tolist(),
+                data["ids"].tolist(), data["texts"].tolist(), data["created"].tolist(),
                 data["signatures"] if index.use_minhash else None,
                 data["vectors"] if index.use_embedding else None,
             )

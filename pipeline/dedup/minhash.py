@@ -1,7 +1,12 @@
-"""MinHash signatures over normalised word shingles, computed for many texts at once.
+"""MinHash signatures over normalised shingles (word or character n-grams), for many texts at once.
 
-Hashing is vectorised: each distinct word is hashed once (crc32, cached), shingle hashes are
-combined from word hashes with numpy, and all permutations are applied to all shingles of a batch
+A shingle is `k` consecutive tokens of the normalised text: words, or characters of the words
+joined by single spaces. Character n-grams survive a typo or an inflection (only the few n-grams
+around it change) and need no word boundaries, so Chinese or Japanese text shingles as well as
+English does.
+
+Hashing is vectorised: each distinct token is hashed once (crc32, cached), shingle hashes are
+combined from token hashes with numpy, and all permutations are applied to all shingles of a batch
 in one array operation per chunk, reduced per text with `np.minimum.reduceat`. The permutations are
 datasketch's own "affine32" scheme (same seed -> same `a`, `b`), so a signature here equals the one
 `datasketch.MinHash(hashfunc=identity)` builds by calling `update` on each shingle hash, and it
@@ -13,6 +18,7 @@ from __future__ import annotations
 import re
 import zlib
 from collections.abc import Sequence
+from typing import Literal
 
 import numpy as np
 from datasketch import LeanMinHash, MinHash
@@ -32,6 +38,19 @@ def words(text: str) -> list[str]:
     return _WORD.findall(normalise_text(text))
 
 
+ShingleUnit = Literal["words", "chars"]
+
+
+def tokens(text: str, unit: ShingleUnit = "words") -> list[str]:
+    """The tokens MinHash shingles: words, or the characters of the words joined by single spaces.
+
+    >>> tokens("A Nurse,  in LYON!", "chars")[:9]
+    ['a', ' ', 'n', 'u', 'r', 's', 'e', ' ', 'i']
+    """
+    found = words(text)
+    return found if unit == "words" else list(" ".join(found))
+
+
 def _fmix32(h: np.ndarray) -> np.ndarray:
     """MurmurHash3's 32-bit finalizer, as datasketch applies it before its affine permutations."""
     h = h ^ (h >> np.uint32(16))
@@ -42,18 +61,19 @@ def _fmix32(h: np.ndarray) -> np.ndarray:
 
 
 class ShingleHasher:
-    """Turns texts into 32-bit hashes of their word k-shingles; caches word hashes across calls."""
+    """Turns texts into 32-bit hashes of their k-shingles of `unit` tokens; caches token hashes across calls."""
 
-    def __init__(self, shingle_size: int) -> None:
+    def __init__(self, shingle_size: int, unit: ShingleUnit = "words") -> None:
         if shingle_size < 1:
             raise ValueError("shingle_size must be >= 1")
         self.k = shingle_size
-        self._word_hash: dict[str, int] = {}
+        self.unit = unit
+        self._token_hash: dict[str, int] = {}
 
-    def _word_ids(self, tokens: list[str]) -> list[int]:
-        cache = self._word_hash
+    def _token_ids(self, found: list[str]) -> list[int]:
+        cache = self._token_hash
         out = []
-        for w in tokens:
+        for w in found:
             h = cache.get(w)
             if h is None:
                 h = cache[w] = zlib.crc32(w.encode("utf-8"))
@@ -63,13 +83,13 @@ class ShingleHasher:
     def hashes(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         """Flat uint32 shingle hashes of all texts and the start offset of each text's run.
 
-        A text shorter than k words is one shingle of all its words, so every text has >= 1 shingle.
+        A text shorter than k tokens is one shingle of all its tokens, so every text has >= 1 shingle.
         """
         k = self.k
         flat: list[int] = []
         lengths = np.empty(len(texts), dtype=np.int64)
         for i, text in enumerate(texts):
-            ids = self._word_ids(words(text)) or [0]
+            ids = self._token_ids(tokens(text, self.unit)) or [0]
             flat.extend(ids)
             lengths[i] = len(ids)
         w = np.asarray(flat, dtype=np.uint64)
@@ -100,10 +120,10 @@ class ShingleHasher:
 class MinHasher:
     """Batch MinHash: `signatures(texts)` -> (n, num_perm) uint32, datasketch-compatible."""
 
-    def __init__(self, num_perm: int = 128, shingle_size: int = 3, seed: int = 1) -> None:
+    def __init__(self, num_perm: int = 128, shingle_size: int = 3, seed: int = 1, unit: ShingleUnit = "words") -> None:
         self.num_perm = num_perm
         self.seed = seed
-        self.shingles = ShingleHasher(shingle_size)
+        self.shingles = ShingleHasher(shingle_size, unit)
         a, b = MinHash(num_perm=num_perm, seed=seed, scheme=_SCHEME).permutations
         self._a = a.astype(np.uint32)
         self._b = b.astype(np.uint32)

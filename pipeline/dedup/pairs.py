@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import re
+from collections.abc import Callable, Sequence
+from functools import lru_cache
 from dataclasses import dataclass
 
 import numpy as np
@@ -10,7 +12,7 @@ from datasketch import MinHashLSH
 
 from personagraph.config import DedupConfig, DedupMethod
 from personagraph.dedup.embedding import similar_pairs
-from personagraph.dedup.minhash import MinHasher, estimated_jaccard
+from personagraph.dedup.minhash import MinHasher, estimated_jaccard, words
 
 
 _FOLD = np.uint64(0x100000001B3)  # FNV-1a 64-bit prime: folds a band's rows into one key
@@ -57,12 +59,18 @@ class Pairs:
 
 def minhasher(config: DedupConfig) -> MinHasher:
     """The MinHasher that `config` describes."""
-    return MinHasher(num_perm=config.num_perm, shingle_size=config.shingle_size, seed=config.seed)
+    return MinHasher(num_perm=config.num_perm, shingle_size=config.shingle_size, seed=config.seed, unit=config.shingles)
 
 
-def new_lsh(config: DedupConfig) -> MinHashLSH:
-    """An empty datasketch LSH index tuned (bands x rows) for `config.minhash_threshold`."""
-    return MinHashLSH(threshold=config.minhash_threshold, num_perm=config.num_perm)
+def jaccard_floor(config: DedupConfig, method: DedupMethod | None = None) -> float:
+    """The estimated Jaccard at which MinHash proposes a pair: `minhash_threshold` when embeddings
+    verify it ("both"), `trust_jaccard` when nothing does (MinHash alone)."""
+    return config.minhash_threshold if (method or config.method) == "both" else config.trust_jaccard
+
+
+def new_lsh(config: DedupConfig, method: DedupMethod | None = None) -> MinHashLSH:
+    """An empty datasketch LSH index tuned (bands x rows) for the Jaccard floor of `method`."""
+    return MinHashLSH(threshold=jaccard_floor(config, method), num_perm=config.num_perm)
 
 
 def band_keys(signatures: np.ndarray, bands: int, rows: int) -> np.ndarray:
@@ -74,17 +82,19 @@ def band_keys(signatures: np.ndarray, bands: int, rows: int) -> np.ndarray:
     return keys
 
 
-def minhash_pairs(signatures: np.ndarray, config: DedupConfig, max_bucket: int = 64) -> Pairs:
-    """Pairs that share an LSH band and whose estimated Jaccard reaches the threshold.
+def minhash_pairs(signatures: np.ndarray, config: DedupConfig, method: DedupMethod | None = None) -> Pairs:
+    """Pairs that share an LSH band and whose estimated Jaccard reaches the floor of `method` (`jaccard_floor`).
 
     The banding (b bands of r rows) is the one datasketch's MinHashLSH picks for the threshold; the
     bucketing is vectorised (sort each band's keys, pair members of equal runs) instead of a Python
     dict insert per band per item, which dominates at a million personas. In a bucket larger than
-    `max_bucket` each member is paired with its next `max_bucket` neighbours only; union-find still
-    links the rest through them.
+    `config.minhash_neighbours` each member is paired with that many next members only (union-find
+    still links the rest through them), and each item keeps its `minhash_neighbours` most similar
+    pairs (`nearest`).
     """
+    max_bucket = config.minhash_neighbours
     n = len(signatures)
-    lsh = new_lsh(config)
+    lsh = new_lsh(config, method)
     keys = band_keys(signatures, lsh.b, lsh.r)
     found: list[np.ndarray] = []
     for band in range(lsh.b):
@@ -103,8 +113,91 @@ def minhash_pairs(signatures: np.ndarray, config: DedupConfig, max_bucket: int =
     sims = np.concatenate([
         estimated_jaccard(signatures[a[i : i + 65536]], signatures[b[i : i + 65536]]) for i in range(0, len(a), 65536)
     ])
-    keep = sims >= config.minhash_threshold
-    return Pairs.of(a[keep], b[keep], sims[keep], "minhash")
+    keep = sims >= jaccard_floor(config, method)
+    return nearest(Pairs.of(a[keep], b[keep], sims[keep], "minhash"), config.minhash_neighbours)
+
+
+def nearest(pairs: Pairs, k: int) -> Pairs:
+    """The pairs that are among the `k` most similar of at least one of their two items.
+
+    On templated text a low Jaccard threshold pairs each persona with hundreds of others that share
+    its frame (3.3M pairs among 32k templated personas at J >= 0.3); a persona has a few copies, so
+    its nearest `k` hold them, as the embedding side keeps each persona's `embedding_neighbours`.
+    """
+    if not len(pairs):
+        return pairs
+    ends = np.concatenate([pairs.a, pairs.b])
+    sims = np.concatenate([pairs.similarity, pairs.similarity])
+    order = np.lexsort((-sims, ends))  # by item, most similar first
+    sorted_ends = ends[order]
+    first = np.searchsorted(sorted_ends, sorted_ends, side="left")
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = np.arange(len(order)) - first
+    m = len(pairs)
+    return pairs.select((rank[:m] < k) | (rank[m:] < k))
+
+
+# Words whose presence says nothing about who someone is: "I am a nurse" and "A nurse who ..." differ only in these.
+_FUNCTION_WORDS = frozenset(
+    "a an the i am m is are was be been who that which whose and or but of in on at to for with from by as "
+    "their his her its my our this".split()
+)
+_LONG_WORD = 8  # letters from which a word may carry two typos
+_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af]")
+
+
+@lru_cache(maxsize=1 << 16)
+def _content_tokens(text: str) -> frozenset[str]:
+    """Words of `text` that are not function words; text without word spaces (Chinese) counts by character."""
+    out: set[str] = set()
+    for w in words(text):
+        if _CJK.search(w):
+            out.update(w)
+        elif w not in _FUNCTION_WORDS:
+            out.add(w)
+    return frozenset(out)
+
+
+def _misspelt(a: str, b: str) -> bool:
+    """`a` and `b` are one typo apart (two for words of 8+ letters): a swap, a drop, a doubling or a wrong key."""
+    if min(len(a), len(b)) < 3:
+        return False
+    limit = 1 if max(len(a), len(b)) < _LONG_WORD else 2
+    if abs(len(a) - len(b)) > limit or len(set(a) ^ set(b)) > 2 * limit:
+        return False  # each typo changes the letters used by at most two
+    # Optimal-string-alignment distance (Levenshtein with adjacent swaps), on two short words.
+    prev2: list[int] = []
+    prev = list(range(len(b) + 1))
+    for i in range(1, len(a) + 1):
+        row = [i] + [0] * len(b)
+        for j in range(1, len(b) + 1):
+            row[j] = min(prev[j] + 1, row[j - 1] + 1, prev[j - 1] + (a[i - 1] != b[j - 1]))
+            if i > 1 and j > 1 and a[i - 1] == b[j - 2] and a[i - 2] == b[j - 1]:
+                row[j] = min(row[j], prev2[j - 2] + 1)
+        prev2, prev = prev, row
+    return prev[-1] <= limit
+
+
+def differs_on_one_side(a: str, b: str) -> bool:
+    """Whether the content words that one text has and the other lacks are all on one side, misspellings aside.
+
+    What an edited copy looks like: a typo changes a word into a near-identical one, an added or dropped
+    detail puts new words on one side only, "I am a ..." for "A ..." adds function words. Two different
+    people described in one template differ by words replaced on both sides ("a seventy-year-old nurse in
+    Lima" / "a forty-year-old night cleaner in Lima"), which a small embedding model can place at
+    cosine 0.8 while a copy with two typos can fall to 0.4.
+
+    >>> differs_on_one_side("A nurse in Lima who likes jazz", "I am a nurse in Lmia who likes jazz and tango")
+    True
+    >>> differs_on_one_side("A nurse in Lima who likes jazz", "A cleaner in Lima who likes jazz")
+    False
+    """
+    ta, tb = _content_tokens(a), _content_tokens(b)
+    only_a, only_b = ta - tb, tb - ta
+    if not only_a or not only_b:
+        return True
+    return all(any(_misspelt(w, v) for v in only_b) for w in only_a) or \
+        all(any(_misspelt(v, w) for w in only_a) for v in only_b)
 
 
 def embedding_pairs(vectors: np.ndarray, config: DedupConfig) -> Pairs:
@@ -113,21 +206,40 @@ def embedding_pairs(vectors: np.ndarray, config: DedupConfig) -> Pairs:
     return Pairs.of(a, b, sims, "embedding")
 
 
-def pairs_from_arrays(
-    signatures: np.ndarray | None, vectors: np.ndarray | None, config: DedupConfig, method: DedupMethod
-) -> Pairs:
-    """Verified pairs from precomputed signatures and/or unit vectors (rows = items).
+def confirmed(cosine: np.ndarray, one_sided: Callable[[int], bool], config: DedupConfig) -> np.ndarray:
+    """Which MinHash candidates (method "both") are duplicates: a cosine reaching `verify_cosine`, or one
+    reaching `shape_cosine` with the differing words on one side (`differs_on_one_side`, asked through
+    `one_sided(i)` only where it decides)."""
+    sure = cosine >= config.verify_cosine
+    ask = np.flatnonzero(~sure & (cosine >= config.shape_cosine))
+    sure[ask] = [one_sided(int(i)) for i in ask]
+    return sure
 
-    With "both", a MinHash pair must also reach `config.verify_cosine`: word overlap proposes,
-    meaning confirms, so two different people described with the same template words are kept apart.
+
+def pairs_from_arrays(
+    signatures: np.ndarray | None, vectors: np.ndarray | None, config: DedupConfig, method: DedupMethod,
+    texts: Sequence[str] | None = None,
+) -> Pairs:
+    """Verified pairs from precomputed signatures and/or unit vectors (rows = items) and the texts.
+
+    With "both", shingle overlap proposes and `confirmed` decides: meaning (cosine) confirms, and
+    where the cosine is low the shape of the difference does (an edited copy changes words on one
+    side or misspells them; a different person in the same template replaces words on both). Without
+    `texts` that last route is closed. An embedding pair must also share `min_jaccard` of its
+    shingles: all-MiniLM-L6-v2 reads English, and places unrelated Chinese personas at cosine 0.9.
     """
     parts: list[Pairs] = []
     if method in ("minhash", "both") and signatures is not None:
-        found = minhash_pairs(signatures, config)
+        found = minhash_pairs(signatures, config, method)
         if method == "both" and vectors is not None and len(found):
             cos = np.einsum("ij,ij->i", vectors[found.a], vectors[found.b])
-            found = found.select(cos >= config.verify_cosine)
+            one_sided = (lambda i: differs_on_one_side(texts[found.a[i]], texts[found.b[i]])) if texts is not None \
+                else (lambda i: False)
+            found = found.select(confirmed(cos, one_sided, config))
         parts.append(found)
     if method in ("embedding", "both") and vectors is not None:
-        parts.append(embedding_pairs(vectors, config))
+        found = embedding_pairs(vectors, config)
+        if method == "both" and signatures is not None and len(found):
+            found = found.select(estimated_jaccard(signatures[found.a], signatures[found.b]) >= config.min_jaccard)
+        parts.append(found)
     return Pairs.concat(parts)

@@ -13,7 +13,7 @@ from pydantic import Field
 
 from personagraph.graph.store import GraphStore, WriteStats
 from personagraph.config import DedupConfig, DedupMethod
-from personagraph.dedup.groups import Candidate, DuplicateGroup, LinkedGroup, choose_survivor, duplicate_groups
+from personagraph.dedup.groups import Candidate, DuplicateGroup, LinkedGroup, duplicate_groups, survivor_order
 from personagraph.dedup.index import DedupIndex, index_folder, open_index
 from personagraph.stage import Stage, StageContext, StageSummary
 
@@ -42,11 +42,12 @@ class DedupReport(StageSummary):
 
 
 def survivor_groups(ids: list[str], groups: list[LinkedGroup], candidates: dict[str, Candidate]) -> list[DuplicateGroup]:
-    """Each linked group (positions into `ids`) with its survivor chosen by the survivor rule."""
+    """Each linked group (positions into `ids`) with its representative as survivor, the rest by the survivor rule."""
     out = []
     for g in groups:
-        survivor, dups = choose_survivor(candidates[ids[m]] for m in g.members)
-        out.append(DuplicateGroup(survivor=survivor, duplicates=dups, similarity=g.similarity, methods=g.methods))
+        rest = sorted((candidates[ids[m]] for m in g.members if m != g.representative), key=survivor_order)
+        out.append(DuplicateGroup(survivor=ids[g.representative], duplicates=[c.id for c in rest],
+                                  similarity=g.similarity, methods=g.methods))
     out.sort(key=lambda g: (-len(g.duplicates), g.survivor))
     return out
 
@@ -125,14 +126,21 @@ def merge_duplicates(
     sigs = index.signatures[rows] if index.use_minhash else None
     vecs = index.vectors[rows] if index.use_embedding else None
     note(f"finding duplicate pairs among {len(ids)} personas ({method})")
-    pairs, linked = duplicate_groups(sigs, vecs, index.config, method)
+    # The survivor rule picks each group's representative, so the closure check (groups.duplicate_groups)
+    # runs on the personas that will be left, and a rerun finds nothing more to merge.
+    candidates: dict[str, Candidate] = {}
+
+    def survivors(groups: list[list[int]]) -> list[int]:
+        fresh = sorted({ids[m] for g in groups for m in g} - candidates.keys())
+        degrees = store.degrees(fresh) if fresh else {}
+        candidates.update({pid: Candidate(id=pid, degree=degrees.get(pid, 0), created_at=index.created_at(pid))
+                           for pid in fresh})
+        return [min(g, key=lambda m: survivor_order(candidates[ids[m]])) for g in groups]
+
+    texts = [index.texts[r] for r in rows]
+    pairs, linked = duplicate_groups(sigs, vecs, index.config, method, representatives=survivors, texts=texts)
     counts = pairs.counts()
     note(f"choosing survivors of {len(linked)} groups ({len(pairs)} verified pairs)")
-    involved = sorted({ids[i] for g in linked for i in g.members})
-    degrees = store.degrees(involved) if involved else {}
-    candidates = {
-        pid: Candidate(id=pid, degree=degrees.get(pid, 0), created_at=index.created_at(pid)) for pid in involved
-    }
     groups = survivor_groups(ids, linked, candidates)
     report = DedupReport(personas=len(ids), pairs=counts, groups=finished.groups + groups, dry_run=dry_run,
                          merged=finished.merged, write=finished.write)
