@@ -28,7 +28,7 @@ Modes decide what `${demonstrations}` holds:
   theirs: the `Sample` nodes of neighbours in the graph (an earlier run with write-back), or the rows
   of an earlier output file given as examples. The row lists the neighbours used (`neighbourhood`).
 
-Personas come from `pipeline.sample` (any strategy). One output row per persona, written in input
+Personas come from `pipeline.sample` (any strategy). One output row per persona (edge, cluster), written in input
 order, so a rerun with the same seed on the same graph writes the same file; answers come from the
 LLM cache on a rerun, so an interrupted run resumes without paying twice.
 
