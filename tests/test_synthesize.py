@@ -312,6 +312,12 @@ def test_write_back_links_every_persona_involved_and_the_ready_made_query_counts
     counted = {(r["relationship"], r["task"]): r["samples"] for r in g.query("samples_by_relationship")}
     assert {k: v for k, v in counted.items() if k[1] == "dialogue"} == dict(by_type)
     assert sum(v for k, v in counted.items() if k[1] == "npc_cast") >= 3  # each cast counts once per type it used
+    # Neighbourhood few-shot shows a persona only samples its neighbours took part in without it.
+    involved = {r["id"]: set(r["persona_ids"]) for r in rows}
+    again = run(store, fake_llm, tmp_path, "again.jsonl", task="dialogue", count=40, mode="neighbourhood_few_shot", seed=5)
+    assert any(r["demonstrations"] for r in again)
+    for r in again:
+        assert all(r["persona_id"] not in involved[d] for d in r["demonstrations"])
 
 
 def test_relationship_task_reruns_with_the_same_seed_write_the_same_file(store: GraphStore, graph: nx.Graph,
