@@ -18,7 +18,6 @@ from personagraph.api import Graph
 from personagraph.config import SynthesisConfig
 from personagraph.errors import NothingToDo
 from personagraph.graph.model import Persona
-from personagraph.prompts import PROMPTS_DIR
 from personagraph.relations import relation_words
 from personagraph.synthesize import (Synthesize, SynthesisRow, Synthesizer, available_tasks, load_task, pick_units,
                                      task_kind)
@@ -306,9 +305,7 @@ def test_write_back_links_every_persona_involved_and_the_ready_made_query_counts
         "MATCH (s:Sample)-[:GENERATED_BY]->(p:Persona) RETURN s.id AS id, collect(p.id) AS ids")}
     written = [*rows, *(json.loads(line) for line in (tmp_path / "casts.jsonl").read_text().splitlines())]
     assert linked == {r["id"]: sorted(r["persona_ids"]) for r in written}
-    by_type = Counter()
-    for r in rows:
-        by_type[(r["edge_types"][0], "dialogue")] += 1
+    by_type = Counter((r["edge_types"][0], "dialogue") for r in rows)
     counted = {(r["relationship"], r["task"]): r["samples"] for r in g.query("samples_by_relationship")}
     assert {k: v for k, v in counted.items() if k[1] == "dialogue"} == dict(by_type)
     assert sum(v for k, v in counted.items() if k[1] == "npc_cast") >= 3  # each cast counts once per type it used
