@@ -631,18 +631,34 @@ class GraphStore(ABC):
             rows += self.run_named("synth_neighbour_samples", params).records()
         return rows
 
+    def incident_edges(self, ids: Sequence[str], statuses: Sequence[str] = LIVE_STATUSES) -> dict[str, list[dict[str, str]]]:
+        """Relationship edges of each persona (either direction) to another persona with one of `statuses`,
+        as {source, target, type} in their stored direction, sorted; personas without such an edge are absent.
+
+            >>> store.incident_edges(["p_nurse"])
+            {'p_nurse': [{'source': 'p_patient', 'target': 'p_nurse', 'type': 'PATIENT_OF'}]}
+        """
+        out: dict[str, list[dict[str, str]]] = {}
+        for chunk in self._batched(list(dict.fromkeys(ids))):
+            for anchor, source, rel_type, target in self.run_named("synth_incident_edges", {"ids": chunk, "statuses": list(statuses)}).rows:
+                out.setdefault(anchor, []).append({"source": source, "target": target, "type": rel_type})
+        for edges in out.values():
+            edges.sort(key=lambda e: (e["source"], e["type"], e["target"]))
+        return out
+
     def upsert_samples(self, samples: Sequence[dict[str, Any]]) -> WriteStats:
-        """MERGE `Sample` nodes `{"id", "persona_id", "props"}` by id, each with a `GENERATED_BY` edge to its persona.
+        """MERGE `Sample` nodes `{"id", "persona_ids", "props"}` by id, each with a `GENERATED_BY` edge to
+        every persona involved (one for a persona task, both ends of an edge, every member of a cluster).
 
         Batch by batch, the nodes then their edges; a sample already there keeps its properties.
-        `matched` in the result counts the samples linked to a persona that exists.
+        `matched` in the result counts the GENERATED_BY edges to a persona that exists.
         """
         total = WriteStats()
         query = self.q("synth_upsert_samples")
         for chunk in self._batched(samples):
             total.add_batch(self.run(query, {"rows": [{"id": s["id"], "props": s["props"]} for s in chunk]}, write=True))
-            total += self.add_edges([Edge(source=s["id"], target=s["persona_id"], type="GENERATED_BY") for s in chunk],
-                                    source_label="Sample")
+            total += self.add_edges([Edge(source=s["id"], target=pid, type="GENERATED_BY")
+                                     for s in chunk for pid in s["persona_ids"]], source_label="Sample")
         return total
 
     # -- merge ------------------------------------------------------------------------------------

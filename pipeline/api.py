@@ -260,7 +260,11 @@ class Graph:
 
     async def asynthesize(self, task: str, output: str | Path, *, count: int = 10, examples: str | Path | None = None,
                           world: str = "", **settings: Any) -> SynthesisSummary:
-        """`count` rows of `task` from sampled personas into `output` (`[synthesis]` settings: mode, lang, strategy, ...)."""
+        """`count` rows of `task` from sampled personas into `output` (`[synthesis]` settings: mode, lang, strategy, ...).
+
+        A relationship task (`dialogue`, `relation_problem`, `npc_cast`, or any whose prompt uses
+        `${other}`, `${edge}` or `${neighbours}`) writes one row per relationship edge or connected cluster.
+        """
         return await self.arun_stage(self.synthesize_stage(task, output, count=count, examples=examples, world=world, **settings))
 
     def synthesize_stage(self, task: str, output: str | Path, *, count: int = 10, examples: str | Path | None = None,

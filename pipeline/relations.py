@@ -67,6 +67,11 @@ def edge_type_for(name: str) -> str:
     return base if base.endswith("_OF") or base.endswith("_WITH") else f"{base}_OF"
 
 
+def relation_words(edge_type: str) -> str:
+    """How an edge type reads inside a sentence, from its source to its target: 'PATIENT_OF' -> 'patient of'."""
+    return edge_type.lower().replace("_", " ")
+
+
 class Relation(BaseModel):
     """One relation of the vocabulary: how the prompt names it and the edge it becomes."""
 

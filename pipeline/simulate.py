@@ -27,6 +27,7 @@ from pydantic import BaseModel, Field
 from personagraph import prompts
 from personagraph.config import Lang, SampleConfig, Strategy
 from personagraph.llm import LLMClient, LLMRequest
+from personagraph.relations import relation_words
 from personagraph.sample import GraphSample, draw_samples
 from personagraph.stage import Stage, StageContext, StageSummary
 
@@ -92,11 +93,6 @@ def export_clusters(samples: Sequence[GraphSample]) -> list[Cluster]:
     return clusters
 
 
-def _relation_words(rel_type: str) -> str:
-    """PATIENT_OF -> 'patient of': how a relationship type reads inside a sentence."""
-    return rel_type.lower().replace("_", " ")
-
-
 def turn_messages(cluster: Cluster, rel: Relationship, round_no: int, lang: str, scenario: str) -> tuple[str, str, list[dict[str, str]]]:
     """(speaker id, listener id, chat messages) for the message `rel` carries in round `round_no`."""
     speaker, listener = (rel.source, rel.target) if round_no % 2 == 0 else (rel.target, rel.source)
@@ -110,7 +106,7 @@ def turn_messages(cluster: Cluster, rel: Relationship, round_no: int, lang: str,
     situation = scenario.strip() or prompts.load("default_scenario", lang, [SIMULATE_DIR]).render()[0]["content"]
     messages = prompts.load("turn", lang, [SIMULATE_DIR]).render(
         speaker=persona[speaker], listener=persona[listener], source=persona[rel.source],
-        relation=_relation_words(rel.type), target=persona[rel.target], scenario=situation, history=history,
+        relation=relation_words(rel.type), target=persona[rel.target], scenario=situation, history=history,
     )
     return speaker, listener, messages
 

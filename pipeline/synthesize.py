@@ -1,9 +1,23 @@
 """Persona-driven data synthesis: put sampled personas into a task prompt and collect what the model writes.
 
 A *task* is a prompt file `prompts/synthesis/<task>.<lang>.md` (math_problem, logical_reasoning,
-absurd_premise (弱智吧-style), user_instruction, knowledge_article, game_npc, tool_spec) with the
-variables `${persona}`, `${demonstrations}` and, for game_npc, `${world}`. A user adds a task by
-dropping `<task>.<lang>.md` into a folder listed in `[synthesis] task_dirs`.
+absurd_premise (弱智吧-style), user_instruction, knowledge_article, game_npc, tool_spec, dialogue,
+relation_problem, npc_cast) with the variables `${persona}`, `${demonstrations}`, `${world}` (the
+game world), `${other}`, `${edge}` and `${neighbours}`. A user adds a task by dropping
+`<task>.<lang>.md` into a folder listed in `[synthesis] task_dirs`.
+
+What one row is written about follows from the variables the prompt uses (`task_kind`):
+
+- a *persona task* (neither of the below): one sampled persona, `${persona}`.
+- an *edge task* (`${other}` or `${edge}`): one relationship edge, `(persona)-[edge]->(other)`, picked
+  from the edges of personas the strategy draws (`pick_edges`); `${edge}` is its type in words
+  ('patient of'), read from `${persona}` to `${other}`.
+- a *cluster task* (`${neighbours}`): one connected cluster (the `cluster` strategy, whatever the
+  configured one), `${persona}` its seed and `${neighbours}` the other members (P2, P3, ...) with
+  every relationship among them (`P1 -[patient of]-> P2`).
+
+Rows carry every persona involved (`persona_ids`, the main one first and also in `persona_id`) and
+the edge types used (`edge_types`); written back, a `Sample` node is GENERATED_BY each of them.
 
 Modes decide what `${demonstrations}` holds:
 
@@ -14,7 +28,7 @@ Modes decide what `${demonstrations}` holds:
   theirs: the `Sample` nodes of neighbours in the graph (an earlier run with write-back), or the rows
   of an earlier output file given as examples. The row lists the neighbours used (`neighbourhood`).
 
-Personas come from `pipeline.sample` (any strategy). One output row per persona, written in input
+Personas come from `pipeline.sample` (any strategy). One output row per persona (edge, cluster), written in input
 order, so a rerun with the same seed on the same graph writes the same file; answers come from the
 LLM cache on a rerun, so an interrupted run resumes without paying twice.
 
@@ -29,7 +43,8 @@ import math
 import random
 from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
-from typing import Any, ClassVar
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, Field
 
@@ -38,12 +53,17 @@ from personagraph.graph.model import content_id
 from personagraph.graph.store import GraphStore
 from personagraph.llm import LLMRequest, LLMResult
 from personagraph.readers import InputError, iter_records
-from personagraph.config import SampleConfig, SynthesisConfig
-from personagraph.sample import GraphSample, sample_personas
+from personagraph.config import SampleConfig, Strategy, SynthesisConfig
+from personagraph.errors import NothingToDo
+from personagraph.relations import relation_words
+from personagraph.sample import GraphSample, draw_samples, sample_personas
 from personagraph.stage import Stage, StageContext, StageEstimate, StageSummary
 
 SYNTHESIS_DIR = prompts.PROMPTS_DIR / "synthesis"
-TASK_VARIABLES = {"persona", "demonstrations", "world"}
+TASK_VARIABLES = {"persona", "demonstrations", "world", "other", "edge", "neighbours"}
+EDGE_VARIABLES = {"other", "edge"}
+
+TaskKind = Literal["persona", "edge", "cluster"]
 
 
 class Demonstration(BaseModel):
@@ -59,8 +79,10 @@ class SynthesisRow(BaseModel):
     """One synthesized sample with its provenance (one output row, one optional `Sample` node)."""
 
     id: str
-    persona_id: str
+    persona_id: str = Field(description="the main persona: the persona, the edge's source, the cluster's seed")
     persona: str
+    persona_ids: list[str] = Field(default_factory=list, description="every persona involved, the main one first")
+    edge_types: list[str] = Field(default_factory=list, description="the edge's type, or the types among the cluster")
     task: str
     mode: str
     lang: str
@@ -82,7 +104,10 @@ class SynthesisSummary(StageSummary):
     not_recorded: ClassVar[frozenset[str]] = frozenset({"failures"})
 
     task: str = ""
-    personas: int = 0
+    kind: str = Field(default="persona", description="what a row is written about: persona, edge or cluster")
+    personas: int = Field(default=0, description="distinct personas prompted with")
+    edges: int = Field(default=0, description="relationship edges drawn (edge tasks)")
+    clusters: int = Field(default=0, description="connected clusters drawn (cluster tasks)")
     written: int = 0
     failed: int = 0
     cached: int = 0
@@ -119,7 +144,24 @@ def load_task(task: str, lang: str, task_dirs: Sequence[Path] = ()) -> prompts.P
     if unknown:
         raise ValueError(f"{prompt.path}: unknown variables {sorted(unknown)}; a task prompt may use "
                          f"{', '.join('${' + v + '}' for v in sorted(TASK_VARIABLES))}")
+    task_kind(prompt)
     return prompt
+
+
+def task_kind(prompt: prompts.Prompt) -> TaskKind:
+    """What one row of a task is written about, from the variables its prompt uses: a cluster with
+    `${neighbours}`, an edge with `${other}` or `${edge}`, otherwise a persona.
+
+        >>> task_kind(load_task("dialogue", "en"))
+        'edge'
+    """
+    variables = prompt.variables()
+    if "neighbours" in variables:
+        if variables & EDGE_VARIABLES:
+            raise ValueError(f"{prompt.path}: a prompt with ${{neighbours}} is written about a cluster, which has no one "
+                             "${other} or ${edge}; use ${persona} (the seed) and ${neighbours} (the others and their relationships)")
+        return "cluster"
+    return "edge" if variables & EDGE_VARIABLES else "persona"
 
 
 def load_demonstrations(path: Path, task: str, lang: str) -> list[Demonstration]:
@@ -158,6 +200,58 @@ def neighbour_samples(store: GraphStore, persona_ids: Sequence[str], task: str, 
     return out
 
 
+@dataclass(frozen=True)
+class SynthesisUnit:
+    """What one row is written about: a persona; an edge, its source then its target; or a connected
+    cluster, its seed first, with the relationships among its members (no self-loops)."""
+
+    sample: GraphSample
+    members: list[dict[str, Any]]
+    edges: list[dict[str, str]] = field(default_factory=list)
+
+    @property
+    def persona_ids(self) -> list[str]:
+        return [m["id"] for m in self.members]
+
+    @property
+    def edge_types(self) -> list[str]:
+        """The types of the edges used, distinct, sorted."""
+        return sorted({e["type"] for e in self.edges})
+
+    @property
+    def key(self) -> str:
+        """Identity of the unit within a task: the persona id; `source|TYPE|target`; member ids joined by '+'."""
+        if not self.edges:
+            return self.members[0]["id"]
+        if len(self.members) == 2 and len(self.edges) == 1:
+            e = self.edges[0]
+            return f"{e['source']}|{e['type']}|{e['target']}"
+        return "+".join(self.persona_ids)
+
+    def variables(self) -> dict[str, str]:
+        """`${persona}`, `${other}`, `${edge}` and `${neighbours}` for this unit ('' where they do not apply)."""
+        values = {"persona": self.members[0]["description"], "other": "", "edge": "", "neighbours": ""}
+        if len(self.members) == 2 and len(self.edges) == 1:
+            values |= {"other": self.members[1]["description"], "edge": relation_words(self.edges[0]["type"])}
+        elif self.edges or len(self.members) > 2:
+            values["neighbours"] = describe_cluster(self.members, self.edges)
+        return values
+
+
+def describe_cluster(members: Sequence[dict[str, Any]], edges: Sequence[dict[str, str]]) -> str:
+    """`${neighbours}`: the members after the first (labelled P2, P3, ...; the first is P1), then one
+    line per relationship in its stored direction, in words.
+
+        >>> describe_cluster([{"id": "a", "description": "a nurse"}, {"id": "b", "description": "a patient"}],
+        ...                  [{"source": "b", "target": "a", "type": "PATIENT_OF"}])
+        'P2: a patient\\n\\nP2 -[patient of]-> P1'
+    """
+    label = {m["id"]: f"P{n}" for n, m in enumerate(members, start=1)}
+    people = [f"{label[m['id']]}: {m['description']}" for m in members[1:]]
+    relationships = [f"{label[e['source']]} -[{relation_words(e['type'])}]-> {label[e['target']]}" for e in edges]
+    return "\n".join(people) + "\n\n" + "\n".join(relationships)
+
+
 def pick_personas(store: GraphStore, spec: SampleConfig, count: int) -> list[tuple[GraphSample, dict[str, Any]]]:
     """`count` distinct personas (fewer if the graph runs out), each with the sample it was drawn in.
 
@@ -172,6 +266,62 @@ def pick_personas(store: GraphStore, spec: SampleConfig, count: int) -> list[tup
     return list(picked.values())
 
 
+def pick_edges(store: GraphStore, spec: SampleConfig, count: int) -> list[SynthesisUnit]:
+    """`count` distinct relationship edges between sampleable personas (fewer if the graph runs out).
+
+    Anchor personas are drawn as a persona task draws them (`spec.strategy`); each anchor gives one
+    of its edges (either direction, to another persona with one of `spec.statuses`) not taken yet,
+    chosen by a generator seeded with (seed, anchor), so the same seed picks the same edges. Anchors
+    without an edge are passed over; anchors are drawn in doubling rounds until `count` edges are found
+    or the draw gives no more. The edge keeps its stored direction: its source is the main persona.
+    """
+    want = count
+    while True:
+        anchors = pick_personas(store, spec, want)
+        incident = store.incident_edges([member["id"] for _, member in anchors], spec.statuses)
+        picked: dict[tuple[str, str, str], tuple[GraphSample, dict[str, str]]] = {}
+        for sample, member in anchors:
+            edges = incident.get(member["id"], [])
+            rng = random.Random(f"{spec.seed}:{member['id']}:edge")
+            for edge in rng.sample(edges, len(edges)):
+                key = (edge["source"], edge["type"], edge["target"])
+                if key not in picked:
+                    picked[key] = (sample, edge)
+                    break
+            if len(picked) == count:
+                break
+        if len(picked) >= count or len(anchors) < want:
+            break
+        want *= 2
+    people = store.sample_members(list(dict.fromkeys(i for source, _, target in picked for i in (source, target))))
+    return [SynthesisUnit(sample=sample, members=[people[edge["source"]], people[edge["target"]]], edges=[edge])
+            for sample, edge in picked.values()]
+
+
+def pick_clusters(store: GraphStore, spec: SampleConfig, count: int) -> list[SynthesisUnit]:
+    """`count` connected clusters of `spec.size` personas (`min_size` accepts smaller ones), drawn by
+    the `cluster` strategy whatever `spec.strategy` says; fewer if the graph has fewer, none raises
+    NothingToDo saying why. Each unit: the seed first, then the other members, with the edges among them."""
+    draw = draw_samples(store, spec.model_copy(update={"strategy": Strategy.cluster, "count": count}))
+    if not draw.samples:
+        draw.check_complete()
+    units = []
+    for sample in draw.samples:
+        members = sorted(sample.members, key=lambda m: m["id"] != sample.seed_persona)  # the seed first, the rest in order
+        edges = [e for e in sample.edges if e["source"] != e["target"]]
+        units.append(SynthesisUnit(sample=sample, members=members, edges=edges))
+    return units
+
+
+def pick_units(store: GraphStore, spec: SampleConfig, count: int, kind: TaskKind) -> list[SynthesisUnit]:
+    """What `count` rows of a task of `kind` are written about: personas, edges or clusters."""
+    if kind == "edge":
+        return pick_edges(store, spec, count)
+    if kind == "cluster":
+        return pick_clusters(store, spec, count)
+    return [SynthesisUnit(sample=sample, members=[member]) for sample, member in pick_personas(store, spec, count)]
+
+
 class Synthesizer:
     """Builds the prompt of each persona for one spec (demonstrations chosen reproducibly per persona)."""
 
@@ -180,6 +330,7 @@ class Synthesizer:
         self.spec = spec
         self.prompt = load_task(spec.task, spec.config.lang, spec.config.task_dirs)
         self.variables = self.prompt.variables()
+        self.kind = task_kind(self.prompt)
         if "world" in self.variables and not spec.world.strip():
             raise ValueError(f"task {spec.task!r} needs a description of the game world: pass --world FILE")
         self.pool: list[Demonstration] = []
@@ -212,12 +363,16 @@ class Synthesizer:
             pid: [d for n in neighbours.get(pid, []) if n != pid for d in by_persona.get(n, [])] for pid in persona_ids
         }
 
-    def demonstrations(self, persona_id: str) -> list[Demonstration]:
-        """The demonstrations shown to this persona's prompt: a seeded choice, the same on every rerun."""
+    def demonstrations(self, persona_id: str, key: str | None = None) -> list[Demonstration]:
+        """The demonstrations shown to this persona's prompt: a seeded choice, the same on every rerun.
+
+        `key` names the unit when it is more than the persona (`SynthesisUnit.key`: an edge, a
+        cluster), so two edges of one persona may see different ones; neighbours are the main persona's.
+        """
         if self.spec.config.mode == "zero_shot":
             return []
         pool = self.neighbour_pool.get(persona_id, []) if self.spec.config.mode == "neighbourhood_few_shot" else self.pool
-        rng = random.Random(f"{self.spec.config.seed}:{persona_id}:{self.spec.task}")
+        rng = random.Random(f"{self.spec.config.seed}:{key or persona_id}:{self.spec.task}")
         return sorted(rng.sample(pool, min(self.spec.config.shots, len(pool))), key=lambda d: d.id)
 
     def render_demonstrations(self, demos: Sequence[Demonstration]) -> str:
@@ -229,25 +384,29 @@ class Synthesizer:
         )
         return self.header.render(examples=examples)[0]["content"] + "\n\n"
 
-    def messages(self, persona: str, demos: Sequence[Demonstration]) -> list[dict[str, str]]:
-        """The chat messages for one persona."""
-        values = {"persona": persona, "demonstrations": self.render_demonstrations(demos), "world": self.spec.world.strip()}
+    def messages(self, persona: str, demos: Sequence[Demonstration], other: str = "", edge: str = "",
+                 neighbours: str = "") -> list[dict[str, str]]:
+        """The chat messages for one persona (with the other end and the edge, or the cluster's other members)."""
+        values = {"persona": persona, "demonstrations": self.render_demonstrations(demos), "world": self.spec.world.strip(),
+                  "other": other, "edge": edge, "neighbours": neighbours}
         return self.prompt.render(**{k: v for k, v in values.items() if k in self.variables})
 
-    def requests(self, picked: Sequence[tuple[GraphSample, dict[str, Any]]], model: str) -> Iterator[LLMRequest]:
-        """One request per persona; `meta` is (input position, the row without its text)."""
+    def requests(self, units: Sequence[SynthesisUnit], model: str) -> Iterator[LLMRequest]:
+        """One request per unit (persona, edge or cluster); `meta` is (input position, the row without its text)."""
         spec = self.spec
-        for position, (sample, member) in enumerate(picked):
-            demos = self.demonstrations(member["id"])
+        for position, unit in enumerate(units):
+            main = unit.members[0]
+            demos = self.demonstrations(main["id"], unit.key)
             row = {
-                "id": content_id(f"{member['id']}|{spec.task}|{spec.config.mode}|{spec.config.lang}|{spec.config.seed}|{model}", "smp"),
-                "persona_id": member["id"], "persona": member["description"], "task": spec.task, "mode": spec.config.mode,
+                "id": content_id(f"{unit.key}|{spec.task}|{spec.config.mode}|{spec.config.lang}|{spec.config.seed}|{model}", "smp"),
+                "persona_id": main["id"], "persona": main["description"], "persona_ids": unit.persona_ids,
+                "edge_types": unit.edge_types, "task": spec.task, "mode": spec.config.mode,
                 "lang": spec.config.lang, "prompt_file": self.prompt.path.name, "model": model,
-                "sampling_strategy": sample.strategy, "sample_id": sample.sample_id, "seed": spec.config.seed,
+                "sampling_strategy": unit.sample.strategy, "sample_id": unit.sample.sample_id, "seed": spec.config.seed,
                 "neighbourhood": sorted({d.persona_id for d in demos}) if spec.config.mode == "neighbourhood_few_shot" else [],
                 "demonstrations": [d.id for d in demos],
             }
-            yield LLMRequest(key=row["id"], messages=self.messages(member["description"], demos), meta=(position, row))
+            yield LLMRequest(key=row["id"], messages=self.messages(demos=demos, **unit.variables()), meta=(position, row))
 
 
 async def in_input_order(results: AsyncIterator[LLMResult]) -> AsyncIterator[LLMResult]:
@@ -263,6 +422,9 @@ async def in_input_order(results: AsyncIterator[LLMResult]) -> AsyncIterator[LLM
             expected += 1
     while heap:
         yield heapq.heappop(heap)[2]
+
+
+LIST_COLUMNS = frozenset({"persona_ids", "edge_types", "neighbourhood", "demonstrations"})
 
 
 class RowWriter:
@@ -291,56 +453,81 @@ class RowWriter:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        fields = [pa.field(name, pa.list_(pa.string()) if name in ("neighbourhood", "demonstrations")
+        fields = [pa.field(name, pa.list_(pa.string()) if name in LIST_COLUMNS
                            else pa.int64() if name == "seed" else pa.string())
                   for name in SynthesisRow.model_fields]
         pq.write_table(pa.Table.from_pylist(self.rows, schema=pa.schema(fields)), self.path)
 
 
 def write_samples_to_graph(store: GraphStore, rows: Sequence[SynthesisRow], run_id: str) -> int:
-    """Store rows as `(:Sample)-[:GENERATED_BY]->(:Persona)` in batches; returns the samples linked."""
-    samples = [{"id": r.id, "persona_id": r.persona_id, "props": {**r.model_dump(exclude={"id", "persona"}), "run_id": run_id}}
+    """Store rows as `(:Sample)-[:GENERATED_BY]->(:Persona)`, one edge to every persona involved, in
+    batches; returns the GENERATED_BY edges made (one per row for persona tasks)."""
+    samples = [{"id": r.id, "persona_ids": r.persona_ids or [r.persona_id],
+                "props": {**r.model_dump(exclude={"id", "persona"}), "run_id": run_id}}
                for r in rows]
     return store.upsert_samples(samples).matched
 
 
-def plan_synthesis(store: GraphStore, spec: Synthesize) -> tuple[Synthesizer, list[tuple[GraphSample, dict[str, Any]]]]:
-    """The prompt builder and the personas a run would prompt (neighbours' samples looked up): what
-    `synthesize` and `estimate_synthesis` share."""
+def plan_synthesis(store: GraphStore, spec: Synthesize) -> tuple[Synthesizer, list[SynthesisUnit]]:
+    """The prompt builder and the units (personas, edges or clusters) a run would prompt with
+    (neighbours' samples looked up): what `run` and `estimate` share."""
     synth = Synthesizer(store, spec)
-    picked = pick_personas(store, spec.config, spec.count)
-    if not picked:
-        raise ValueError(f"no persona with status {'/'.join(spec.config.statuses)} to synthesize with: "
+    units = pick_units(store, spec.config, spec.count, synth.kind)
+    statuses = "/".join(spec.config.statuses)
+    if not units and synth.kind == "edge":
+        raise NothingToDo(f"task {spec.task!r} is written about a relationship edge, and no {statuses} persona has an edge "
+                          f"to another: grow the graph with `personagraph expand` first")
+    if not units:
+        raise ValueError(f"no persona with status {statuses} to synthesize with: "
                          "import or extract personas first (`personagraph stats` shows what the graph holds)")
-    synth.prepare_neighbourhoods([member["id"] for _, member in picked])
-    return synth, picked
+    synth.prepare_neighbourhoods(list(dict.fromkeys(unit.members[0]["id"] for unit in units)))
+    return synth, units
+
+
+def unit_counts(kind: TaskKind, units: Sequence[SynthesisUnit]) -> dict[str, int]:
+    """The summary's `personas`, `edges` and `clusters` for the units drawn."""
+    return {"personas": len({i for u in units for i in u.persona_ids}),
+            "edges": len(units) if kind == "edge" else 0, "clusters": len(units) if kind == "cluster" else 0}
+
+
+def sampled_lines(summary: SynthesisSummary, config: SynthesisConfig) -> list[tuple[str, str]]:
+    """What a run drew, as (label, value) lines for the CLI's table and `--dry-run`."""
+    how = f"seed {config.seed}"
+    if summary.kind == "edge":
+        return [("edges sampled", f"{summary.edges:,} (from {config.strategy} anchors, {how})"),
+                ("personas involved", f"{summary.personas:,}")]
+    if summary.kind == "cluster":
+        return [("clusters sampled", f"{summary.clusters:,} (cluster, size {config.size}, {how})"),
+                ("personas involved", f"{summary.personas:,}")]
+    return [("personas sampled", f"{summary.personas:,} ({config.strategy}, {how})")]
 
 
 class Synthesize(Stage[SynthesisSummary]):
-    """Synthesize `count` rows of `task` with sampled personas into `output` (JSONL or Parquet), one row per persona."""
+    """Synthesize `count` rows of `task` into `output` (JSONL or Parquet): one row per persona, per edge
+    (edge tasks) or per connected cluster (cluster tasks), as the task's prompt decides (`task_kind`)."""
 
     name: ClassVar[str] = "synthesize"
     config: SynthesisConfig = Field(default_factory=SynthesisConfig)
     task: str
     output: Path
-    count: int = Field(default=10, ge=1, description="Rows to write (fewer when the graph has fewer personas)")
+    count: int = Field(default=10, ge=1, description="Rows to write (fewer when the graph has fewer personas, edges or clusters)")
     examples: Path | None = Field(default=None, description="Demonstrations: JSONL/Parquet with `text` (and `persona`)")
-    world: str = Field(default="", description="The game world (game_npc)")
+    world: str = Field(default="", description="The game world (game_npc, npc_cast)")
 
     def run_facts(self) -> dict[str, Any]:
         c = self.config
         return {"task": self.task, "mode": c.mode, "lang": c.lang, "strategy": c.strategy, "seed": c.seed}
 
     async def run(self, ctx: StageContext, run_id: str) -> SynthesisSummary:
-        """Draw personas, prompt the model for each, write one row per answer to `output` in input order."""
+        """Draw personas (edges, clusters), prompt the model for each, write one row per answer to `output` in input order."""
         client, store = ctx.llm, ctx.store
-        synth, picked = plan_synthesis(store, self)
-        summary = SynthesisSummary(task=self.task, personas=len(picked), output=str(self.output))
+        synth, units = plan_synthesis(store, self)
+        summary = SynthesisSummary(task=self.task, kind=synth.kind, output=str(self.output), **unit_counts(synth.kind, units))
         writer = RowWriter(self.output)
         back: list[SynthesisRow] = []
         label = f"{self.task} ({self.config.mode}, {self.config.lang})"
         try:
-            async for result in in_input_order(client.stream(synth.requests(picked, client.config.model))):
+            async for result in in_input_order(client.stream(synth.requests(units, client.config.model))):
                 _, row = result.request.meta
                 summary.cached += result.cached
                 if self.config.mode == "neighbourhood_few_shot" and not row["demonstrations"]:
@@ -354,8 +541,8 @@ class Synthesize(Stage[SynthesisSummary]):
                 else:
                     summary.failed += 1
                     if len(summary.failures) < 5:
-                        summary.failures.append(f"{row['persona_id']}: {result.error}")
-                ctx.progress(label, summary.written + summary.failed, len(picked))
+                        summary.failures.append(f"{' / '.join(row['persona_ids'])}: {result.error}")
+                ctx.progress(label, summary.written + summary.failed, len(units))
         finally:
             writer.close()
         if back:
@@ -363,8 +550,8 @@ class Synthesize(Stage[SynthesisSummary]):
         return summary
 
     async def estimate(self, ctx: StageContext) -> StageEstimate:
-        """The personas a run would draw, and the calls and rough tokens it would spend (the cache consulted)."""
-        synth, picked = plan_synthesis(ctx.store, self)
-        llm = ctx.llm.estimate(synth.requests(picked, ctx.llm.config.model))
-        return StageEstimate(stage=self.name, llm=llm, lines=[
-            ("personas sampled", f"{len(picked):,} ({self.config.strategy}, seed {self.config.seed})")])
+        """The personas (edges, clusters) a run would draw, and the calls and rough tokens it would spend (the cache consulted)."""
+        synth, units = plan_synthesis(ctx.store, self)
+        llm = ctx.llm.estimate(synth.requests(units, ctx.llm.config.model))
+        return StageEstimate(stage=self.name, llm=llm, lines=sampled_lines(SynthesisSummary(
+            kind=synth.kind, **unit_counts(synth.kind, units)), self.config))

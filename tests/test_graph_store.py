@@ -379,7 +379,7 @@ def stage_graph(store: GraphStore) -> dict[str, Any]:
                      for i, p in enumerate([*proposed, rejected])]
                     + [Edge(source=proposed[0].id, target=proposed[1].id, type="FRIEND_OF")])
     store.merge_nodes(proposed[2].id, [proposed[3].id])
-    store.upsert_samples([{"id": f"s_{i}", "persona_id": p.id, "props": {"task": "math_problem", "lang": "en", "text": f"problem {i}"}}
+    store.upsert_samples([{"id": f"s_{i}", "persona_ids": [p.id], "props": {"task": "math_problem", "lang": "en", "text": f"problem {i}"}}
                           for i, p in enumerate(people[:4])])
     ids = [p.id for p in people]
     return {"ids": ids, "roots": [p.id for p in roots],
@@ -409,11 +409,13 @@ NAMED_READS: dict[str, Callable[[GraphStore, dict[str, Any]], Any]] = {
     "region_ids": lambda store, g: store.region_ids("age_group"),
     "edges_among_groups": lambda store, g: store.edges_among_groups(g["groups"]),
     "sample_members": lambda store, g: store.sample_members(g["ids"]),
+    "incident_edges": lambda store, g: store.incident_edges(g["ids"]),
     "neighbour_samples": lambda store, g: sorted(store.neighbour_samples(g["ids"], "math_problem", "en"),
                                                  key=lambda r: (r["persona"], r["id"])),
 }
 # Those that take many ids (or groups) and split them into batches.
-BATCHED = {"match_ids", "amatch_ids", "seeds_of", "persona_ids_at", "edges_among_groups", "sample_members", "neighbour_samples"}
+BATCHED = {"match_ids", "amatch_ids", "seeds_of", "persona_ids_at", "edges_among_groups", "sample_members", "neighbour_samples",
+           "incident_edges"}
 
 
 @pytest.mark.parametrize("name", sorted(NAMED_READS))
@@ -450,7 +452,7 @@ def test_named_reads_return_plain_data_about_the_graph(store: GraphStore) -> Non
 def test_upserting_samples_in_small_batches_writes_what_one_batch_writes(store: GraphStore, monkeypatch: pytest.MonkeyPatch) -> None:
     people = personas(3, prefix="samples")
     store.upsert_personas(people)
-    samples = [{"id": f"s_{i}", "persona_id": people[i % 3].id if i != 4 else "p_not_there", "props": {"text": f"problem {i}"}}
+    samples = [{"id": f"s_{i}", "persona_ids": [people[i % 3].id if i != 4 else "p_not_there"], "props": {"text": f"problem {i}"}}
                for i in range(7)]
 
     def write() -> tuple[Any, ...]:

@@ -16,13 +16,18 @@ from personagraph.graph.store import GraphStore, StoreConfig
 from personagraph.cli import app
 from personagraph.api import Graph
 from personagraph.config import SynthesisConfig
-from personagraph.synthesize import Synthesize, SynthesisRow, Synthesizer, available_tasks
+from personagraph.errors import NothingToDo
+from personagraph.graph.model import Persona
+from personagraph.relations import relation_words
+from personagraph.synthesize import (Synthesize, SynthesisRow, Synthesizer, available_tasks, load_task, pick_units,
+                                     task_kind)
 from tests.conftest import graph_on
 from tests.fake_llm_server import FakeLLM, Faults
 from tests.test_sample import build_graph
 
 TASKS = ("math_problem", "logical_reasoning", "absurd_premise", "user_instruction", "knowledge_article",
          "game_npc", "tool_spec")
+RELATION_TASKS = {"dialogue": "edge", "relation_problem": "edge", "npc_cast": "cluster"}
 WORLD = "A drowned archipelago where lighthouse keepers trade in stored sunlight."
 
 
@@ -63,7 +68,7 @@ def write_examples(path: Path, n: int = 6) -> list[str]:
 
 def test_every_packaged_task_has_both_languages() -> None:
     tasks = available_tasks()
-    assert set(TASKS) <= set(tasks) and all(tasks[t] == ["en", "zh"] for t in TASKS)
+    assert {*TASKS, *RELATION_TASKS} <= set(tasks) and all(tasks[t] == ["en", "zh"] for t in [*TASKS, *RELATION_TASKS])
 
 
 @pytest.mark.parametrize("lang", ["en", "zh"])
@@ -215,3 +220,131 @@ def test_cli_synthesize(store: GraphStore, store_options: StoreConfig, graph: nx
     dry = CliRunner().invoke(app, [*args, "--dry-run"], env=env).output
     assert "6 (6 answered by the cache)" in dry  # every request of the rerun is cached ...
     assert re.search(r"LLM calls\s*│\s*0\s", dry)  # ... so it would make no call
+
+
+# -- relationship tasks: rows written about an edge or a connected cluster ---------------------------
+
+def typed_edges(store: GraphStore) -> set[tuple[str, str, str]]:
+    """Every relationship edge between personas as (source, TYPE, target), as stored."""
+    return {tuple(row) for row in store.run("MATCH (a:Persona)-[e]->(b:Persona) RETURN a.id, type(e), b.id").rows}
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+@pytest.mark.parametrize("task", sorted(RELATION_TASKS))
+def test_relationship_prompt_files_render_with_their_variables(task: str, lang: str) -> None:
+    prompt = load_task(task, lang)
+    assert task_kind(prompt) == RELATION_TASKS[task]
+    values = {v: f"<{v.upper()}>" for v in prompt.variables()}
+    text = "\n".join(m["content"] for m in prompt.render(**values))
+    assert all(marker in text for marker in values.values())
+    assert {"persona", "demonstrations"} <= set(values)
+    assert {"other", "edge"} <= set(values) if RELATION_TASKS[task] == "edge" else {"neighbours", "world"} <= set(values)
+
+
+def test_the_variables_a_prompt_uses_decide_what_a_row_is_written_about(tmp_path: Path) -> None:
+    for name, body, kind in [("solo", "${persona}", "persona"), ("pair", "${persona} and ${other}", "edge"),
+                             ("typed", "${persona} is ${edge} someone", "edge"), ("crowd", "${persona}\n${neighbours}", "cluster")]:
+        (tmp_path / f"{name}.en.md").write_text(body, encoding="utf-8")
+        assert task_kind(load_task(name, "en", [tmp_path])) == kind
+    (tmp_path / "mixed.en.md").write_text("${persona} ${other} ${neighbours}", encoding="utf-8")
+    with pytest.raises(ValueError, match="cluster"):
+        load_task("mixed", "en", [tmp_path])
+
+
+@pytest.mark.parametrize(("task", "lang", "strategy"), [("dialogue", "en", "uniform"), ("relation_problem", "zh", "cluster")])
+def test_edge_tasks_pair_only_personas_joined_by_the_edge_they_name(store: GraphStore, graph: nx.Graph, fake_llm: FakeLLM,
+                                                                    tmp_path: Path, task: str, lang: str, strategy: str) -> None:
+    rows = run(store, fake_llm, tmp_path, "pairs.jsonl", task=task, lang=lang, count=25, strategy=strategy, size=5, seed=2)
+    edges = typed_edges(store)
+    assert len(rows) == 25
+    assert len({(r["persona_ids"][0], r["edge_types"][0], r["persona_ids"][1]) for r in rows}) == 25  # no edge twice
+    for r in rows:
+        source, target = r["persona_ids"]
+        assert r["persona_id"] == source and source != target and source in graph and target in graph
+        assert len(r["edge_types"]) == 1 and (source, r["edge_types"][0], target) in edges
+    # The prompt names both people and the relationship, from the source to the target.
+    synth = Synthesizer(store, spec(task=task, lang=lang, count=25, strategy=strategy, size=5, seed=2))
+    for unit, r in zip(pick_units(store, synth.spec.config, 25, synth.kind), rows):
+        assert unit.persona_ids == r["persona_ids"]
+        user = synth.messages(demos=[], **unit.variables())[-1]["content"]
+        other = unit.members[1]["description"]
+        assert r["persona"] in user and other in user and f"-[{relation_words(r['edge_types'][0])}]->" in user
+
+
+def test_a_cluster_task_casts_connected_members_whose_prompt_relationships_follow_the_edges(
+        store: GraphStore, graph: nx.Graph, fake_llm: FakeLLM, tmp_path: Path) -> None:
+    settings: dict = dict(task="npc_cast", world=WORLD, count=4, size=4, seed=3)
+    rows = run(store, fake_llm, tmp_path, "cast.jsonl", **settings)
+    edges = typed_edges(store)
+    synth = Synthesizer(store, spec(**settings))
+    units = pick_units(store, synth.spec.config, 4, synth.kind)
+    assert len(rows) == len(units) == 4
+    for unit, r in zip(units, rows):
+        ids = r["persona_ids"]
+        among = {e for e in edges if e[0] in ids and e[2] in ids and e[0] != e[2]}
+        assert len(set(ids)) == 4 and r["persona_id"] == ids[0] and r["sampling_strategy"] == "cluster"
+        assert nx.is_connected(graph.subgraph(ids))
+        assert r["edge_types"] == sorted({t for _, t, _ in among})
+        user = synth.messages(demos=[], **unit.variables())[-1]["content"]
+        label = {f"P{n}": pid for n, pid in enumerate(ids, start=1)}
+        shown = {(label[a], rel, label[b]) for a, rel, b in re.findall(r"^(P\d+) -\[(.+)\]-> (P\d+)$", user, re.MULTILINE)}
+        assert shown == {(a, relation_words(t), b) for a, t, b in among}  # every relationship, and only those
+        assert all(f"P{n}: {member['description']}" in user for n, member in enumerate(unit.members, start=1))
+        assert WORLD in user
+
+
+def test_write_back_links_every_persona_involved_and_the_ready_made_query_counts_relationships(
+        store: GraphStore, graph: nx.Graph, fake_llm: FakeLLM, tmp_path: Path) -> None:
+    g = api(store, fake_llm, tmp_path)
+    pairs = g.synthesize("dialogue", tmp_path / "pairs.parquet", count=12, write_back=True, seed=4)
+    casts = g.synthesize("npc_cast", tmp_path / "casts.jsonl", count=3, size=3, world=WORLD, write_back=True, seed=4)
+    assert pairs.written_back == 2 * 12 and casts.written_back == 3 * 3  # one GENERATED_BY per persona involved
+    rows = load_dataset("parquet", data_files=str(tmp_path / "pairs.parquet"), split="train", cache_dir=str(tmp_path / "hf"))
+    assert rows.features["persona_ids"].feature.dtype == "string" and rows.features["edge_types"].feature.dtype == "string"
+    linked = {r["id"]: sorted(r["ids"]) for r in g.query(
+        "MATCH (s:Sample)-[:GENERATED_BY]->(p:Persona) RETURN s.id AS id, collect(p.id) AS ids")}
+    written = [*rows, *(json.loads(line) for line in (tmp_path / "casts.jsonl").read_text().splitlines())]
+    assert linked == {r["id"]: sorted(r["persona_ids"]) for r in written}
+    by_type = Counter((r["edge_types"][0], "dialogue") for r in rows)
+    counted = {(r["relationship"], r["task"]): r["samples"] for r in g.query("samples_by_relationship")}
+    assert {k: v for k, v in counted.items() if k[1] == "dialogue"} == dict(by_type)
+    assert sum(v for k, v in counted.items() if k[1] == "npc_cast") >= 3  # each cast counts once per type it used
+    # Neighbourhood few-shot shows a persona only samples its neighbours took part in without it.
+    involved = {r["id"]: set(r["persona_ids"]) for r in rows}
+    again = run(store, fake_llm, tmp_path, "again.jsonl", task="dialogue", count=40, mode="neighbourhood_few_shot", seed=5)
+    assert any(r["demonstrations"] for r in again)
+    for r in again:
+        assert all(r["persona_id"] not in involved[d] for d in r["demonstrations"])
+
+
+def test_relationship_task_reruns_with_the_same_seed_write_the_same_file(store: GraphStore, graph: nx.Graph,
+                                                                        fake_llm: FakeLLM, tmp_path: Path) -> None:
+    for task, settings in [("relation_problem", dict(count=10, seed=6)), ("npc_cast", dict(count=3, size=4, seed=6))]:
+        first = run(store, fake_llm, tmp_path, f"{task}-a.jsonl", task=task, **settings)
+        run(store, fake_llm, tmp_path, f"{task}-b.jsonl", task=task, **settings)
+        assert (tmp_path / f"{task}-a.jsonl").read_bytes() == (tmp_path / f"{task}-b.jsonl").read_bytes()
+        other = run(store, fake_llm, tmp_path, f"{task}-c.jsonl", task=task, **{**settings, "seed": 7})
+        assert [r["persona_ids"] for r in other] != [r["persona_ids"] for r in first]
+
+
+def test_an_edge_task_on_a_graph_without_edges_says_to_expand(store: GraphStore, fake_llm: FakeLLM, tmp_path: Path) -> None:
+    store.upsert_personas([Persona(description=f"a lone lighthouse keeper number {i}") for i in range(3)])
+    store.run("MATCH (p:Persona) SET p.status = 'accepted'")
+    with pytest.raises(NothingToDo, match="personagraph expand"):
+        api(store, fake_llm, tmp_path).synthesize("dialogue", tmp_path / "none.jsonl", count=2)
+
+
+def test_cli_synthesize_a_relationship_task_counts_edges_in_the_dry_run(
+        store: GraphStore, store_options: StoreConfig, graph: nx.Graph, fake_llm: FakeLLM, tmp_path: Path) -> None:
+    out = tmp_path / "dialogue.jsonl"
+    env = {"OPENAI_BASE_URL": fake_llm.base_url, "OPENAI_MODEL": "fake-model"}
+    args = ["--data-dir", str(store_options.data_dir), "--graph", store_options.graph, "synthesize",
+            "--task", "dialogue", "-n", "7", "--seed", "5", "-o", str(out)]
+    planned = CliRunner().invoke(app, [*args, "--dry-run"], env=env)
+    assert planned.exit_code == 0, planned.output
+    assert re.search(r"edges sampled\s*│\s*7 ", planned.output) and re.search(r"LLM calls\s*│\s*7\s", planned.output)
+    result = CliRunner().invoke(app, args, env=env)
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(rows) == 7 and all(len(r["persona_ids"]) == 2 and len(r["edge_types"]) == 1 for r in rows)
+    assert "edges sampled" in result.output

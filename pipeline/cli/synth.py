@@ -19,7 +19,7 @@ app = typer.Typer()
 def synthesize(
     ctx: typer.Context,
     task: Annotated[str, typer.Option("--task", "-t", help="Task prompt name (see --list)")] = "",
-    count: Annotated[int, typer.Option("-n", "--count", help="Rows to synthesize (one per persona)", min=1)] = 10,
+    count: Annotated[int, typer.Option("-n", "--count", help="Rows to synthesize (one per persona, or per edge / cluster for relationship tasks)", min=1)] = 10,
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Output .jsonl or .parquet (loads with `datasets`)")] = None,
     mode: Annotated[Optional[Mode], typer.Option("--mode", "-m", help="How the prompt's demonstrations are chosen")] = None,
     lang: Annotated[Optional[str], typer.Option("--lang", help="en or zh (or a language of your own task files)")] = None,
@@ -27,12 +27,12 @@ def synthesize(
     size: Annotated[Optional[int], typer.Option("--size", help="Members per sample")] = None,
     seed: Annotated[Optional[int], typer.Option("--seed", help="Random seed (same seed, same graph: same rows)")] = None,
     examples: Annotated[Optional[Path], typer.Option("--examples", help="Demonstrations (JSONL/Parquet with `text`, `persona`, `persona_id`), e.g. an earlier output")] = None,
-    world: Annotated[Optional[Path], typer.Option("--world", help="Text file describing the game world (game_npc)")] = None,
+    world: Annotated[Optional[Path], typer.Option("--world", help="Text file describing the game world (game_npc, npc_cast)")] = None,
     write_back: Annotated[Optional[bool], typer.Option("--write-back/--no-write-back", help="Store rows as (:Sample)-[:GENERATED_BY]->(:Persona)")] = None,
     list_tasks: Annotated[bool, typer.Option("--list", help="List the tasks and their languages, then exit")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Count the personas, calls and rough tokens it would spend (cache consulted); call and write nothing")] = False,
 ) -> None:
-    """Synthesize data with sampled personas: one row per persona, with the persona, task, mode and neighbourhood used."""
+    """Synthesize data with sampled personas: one row per persona (per edge or cluster for relationship tasks), with its provenance."""
     st = state(ctx)
     with user_errors(st):
         if list_tasks:
@@ -50,16 +50,18 @@ def synthesize(
             return
         summary = g.run_stage(stage)
         config = stage.config
+        from personagraph.synthesize import sampled_lines  # the stage's module, loaded only by a command that runs it
         notes("failed", summary.failures)
         usage = g.llm.usage
         table = Table(title=f"synthesize {task} -> {output}", show_header=False)
-        table.add_row("personas sampled", f"{summary.personas:,} ({config.strategy}, seed {config.seed})")
+        for label, value in sampled_lines(summary, config):
+            table.add_row(label, value)
         table.add_row("rows written", f"{summary.written:,} ({summary.cached:,} answered from the cache)")
         table.add_row("failed", f"{summary.failed:,}" + (" (rerun to retry them)" if summary.failed else ""))
         if config.mode == Mode.neighbourhood_few_shot:
             table.add_row("no neighbour samples", f"{summary.without_neighbour_samples:,} (prompted without demonstrations)")
         if config.write_back:
-            table.add_row("Sample nodes linked", f"{summary.written_back:,}")
+            table.add_row("GENERATED_BY links", f"{summary.written_back:,} (Sample node to each persona involved)")
         table.add_row("tokens", f"{usage.prompt_tokens:,} prompt, {usage.completion_tokens:,} completion")
         console.print(table)
 
