@@ -25,7 +25,7 @@ from pydantic_settings import (
 from personagraph.graph.model import canonical_language
 from personagraph.graph.store import StoreConfig
 from personagraph.relations import RelationSpec
-from personagraph.targets import load_targets
+from personagraph.targets import TargetShares
 
 CONFIG_FILE_NAME = "personagraph.toml"
 # The TOML file `load_settings` was given (read by the settings source; no environment variable is written).
@@ -267,7 +267,7 @@ class ExpandConfig(BaseModel):
     max_new: int | None = Field(default=None, ge=0, description="Stop after creating this many personas")
     max_calls: int | None = Field(default=None, ge=0, description="Stop after sending this many LLM requests")
     focus: dict[str, list[str]] = Field(default_factory=dict, description="Regions to aim at: {attribute: [values]}")
-    target: dict[str, dict[str, float]] = Field(
+    target: TargetShares = Field(
         default_factory=dict,
         description="Shares wanted per region value ({attribute: {value: share}}, or a targets TOML file); each round "
         "focuses on the values furthest below target",
@@ -276,12 +276,6 @@ class ExpandConfig(BaseModel):
     target_values: int = Field(default=2, ge=1, description="Targeted values a round focuses on (those furthest below)")
 
     model_config = {"populate_by_name": True}
-
-    @field_validator("target", mode="before")
-    @classmethod
-    def _load_target(cls, value: Any) -> Any:
-        """A file path is read; either way the targets are checked against the region vocabulary."""
-        return {} if value is None else load_targets(value).root
 
     @model_validator(mode="after")
     def _focus_or_target(self) -> ExpandConfig:

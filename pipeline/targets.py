@@ -24,9 +24,9 @@ from __future__ import annotations
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-from pydantic import BaseModel, RootModel, ValidationError, model_validator
+from pydantic import BaseModel, BeforeValidator, RootModel, ValidationError, model_validator
 
 from personagraph.graph.model import REGION_ATTRIBUTES, REGION_VOCABULARY, canonical_region_value
 
@@ -83,6 +83,10 @@ def load_targets(source: str | Path | Mapping[str, Any] | CoverageTargets) -> Co
             raise ValueError(f"{path}: not valid TOML ({exc})") from None
         return parse_targets(data, str(path))
     return parse_targets(source)
+
+
+# A config field holding targets: given a file path or a mapping, it keeps the checked {attribute: {value: share}}.
+TargetShares = Annotated[dict[str, dict[str, float]], BeforeValidator(lambda v: {} if v is None else load_targets(v).root)]
 
 
 class TargetGap(BaseModel):
