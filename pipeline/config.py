@@ -226,6 +226,11 @@ class SampleConfig(BaseModel):
     )
     hops: int = Field(default=2, ge=1, le=6, description="Radius of ego networks (and of the subgraph communities are found in)")
     stratify_by: str = Field(default="age_group", description="Persona attribute whose values get equal shares")
+    weights: TargetShares = Field(
+        default_factory=dict,
+        description="Stratified: shares per value instead of equal ones ({attribute: {value: share}} or a targets TOML "
+        "file; a single table also names the attribute stratified by)",
+    )
     statuses: list[str] = Field(default_factory=lambda: ["accepted"], description="Persona statuses that may be sampled")
     seed: int = Field(default=0, description="Random seed: the same seed on the same graph gives the same samples and rows")
 

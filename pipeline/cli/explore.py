@@ -204,6 +204,7 @@ def sample(
     seed: Annotated[Optional[int], typer.Option("--seed", help="Random seed (same seed, same graph: same samples)")] = None,
     hops: Annotated[Optional[int], typer.Option("--hops", help="Ego-network radius")] = None,
     stratify_by: Annotated[Optional[str], typer.Option("--by", help="Attribute whose values get equal shares (stratified)")] = None,
+    weights: Annotated[Optional[Path], typer.Option("--weights", help="stratified: a targets TOML giving each value's share instead of equal ones")] = None,
     min_size: Annotated[Optional[int], typer.Option("--min-size", min=1, help="cluster: smallest cluster accepted (default: --size)")] = None,
     allow_smaller: Annotated[bool, typer.Option("--allow-smaller", help="cluster: accept clusters smaller than --size (= --min-size 1)")] = False,
 ) -> None:
@@ -218,8 +219,10 @@ def sample(
         chosen = strategy or st.settings.synthesis.strategy
         if chosen != Strategy.cluster and (min_size is not None or allow_smaller):
             fail(f"--min-size and --allow-smaller apply to --strategy cluster, not {chosen}", 2)
+        if weights is not None and chosen != Strategy.stratified:
+            fail(f"--weights applies to --strategy stratified, not {chosen}", 2)
         draw = st.graph.sample(strategy=strategy, size=size, count=count, seed=seed, hops=hops, stratify_by=stratify_by,
-                               min_size=smallest)
+                               min_size=smallest, weights=weights)
         draw.check_complete()
         draw.write_jsonl(output)
         spec = draw.spec
