@@ -7,10 +7,12 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
 import networkx as nx
+from pydantic import BaseModel, Field
 
 from personagraph.graph.store import LIVE_STATUSES, GraphStore
 
@@ -60,3 +62,46 @@ def flatten_for_graphml(props: dict[str, Any]) -> dict[str, Any]:
             continue
         out[k] = json.dumps(v, ensure_ascii=False) if isinstance(v, (list, dict)) else v
     return out
+
+
+class GraphMetrics(BaseModel):
+    """The shape of the persona graph: how deep, how connected, how far expansion has yet to go."""
+
+    personas: int = 0
+    edges: int = 0
+    hops: dict[int, int] = Field(default_factory=dict, description="Personas per hop depth")
+    components: int = Field(default=0, description="Connected components (edge direction ignored)")
+    component_sizes: dict[int, int] = Field(default_factory=dict, description="Components per size")
+    largest_component: int = 0
+    degrees: dict[int, int] = Field(default_factory=dict, description="Personas per total degree")
+    relation_types: dict[str, int] = Field(default_factory=dict, description="Relationship edges per type")
+    frontier: int = Field(default=0, description="Accepted personas not expanded yet")
+    isolated: int = Field(default=0, description="Personas without any relationship")
+
+
+def graph_metrics(g: nx.MultiDiGraph) -> GraphMetrics:
+    """Hop depths, components, degrees, relation types, frontier and isolated personas of a persona graph.
+
+        >>> g = nx.MultiDiGraph()
+        >>> g.add_node("a", hop=0, status="accepted", expanded=True); g.add_node("b", hop=1, status="accepted")
+        >>> _ = g.add_edge("a", "b", key="PARENT_OF", type="PARENT_OF"); g.add_node("c", hop=0, status="accepted")
+        >>> m = graph_metrics(g)
+        >>> m.hops, m.component_sizes, m.relation_types, m.frontier, m.isolated
+        ({0: 2, 1: 1}, {1: 1, 2: 1}, {'PARENT_OF': 1}, 2, 1)
+    """
+    sizes = [len(c) for c in nx.connected_components(g.to_undirected(as_view=True))] if len(g) else []
+    hops: dict[int, int] = {}
+    for _, hop in g.nodes(data="hop"):
+        if hop is not None:
+            hops[int(hop)] = hops.get(int(hop), 0) + 1
+    types: dict[str, int] = {}
+    for *_, kind in g.edges(data="type"):
+        types[str(kind)] = types.get(str(kind), 0) + 1
+    degrees = degree_histogram(g)
+    return GraphMetrics(
+        personas=g.number_of_nodes(), edges=g.number_of_edges(), hops=dict(sorted(hops.items())),
+        components=len(sizes), component_sizes=dict(sorted(Counter(sizes).items())), largest_component=max(sizes, default=0),
+        degrees=degrees, relation_types=dict(sorted(types.items(), key=lambda kv: (-kv[1], kv[0]))),
+        frontier=sum(1 for _, p in g.nodes(data=True) if p.get("status") == "accepted" and not p.get("expanded")),
+        isolated=degrees.get(0, 0),
+    )

@@ -243,12 +243,18 @@ class Graph:
 
         return Expand(config=with_overrides(self.settings.expand, **settings), filter=self.settings.filter)
 
-    async def acoverage(self, attributes: Sequence[str] | None = None, *, top: int = 12) -> CoverageReport:
-        """Live personas per region value (age group, occupation, domain, visibility, language)."""
+    async def acoverage(self, attributes: Sequence[str] | None = None, *, top: int = 12,
+                        target: str | Path | dict[str, dict[str, float]] | None = None, graph: bool = False) -> CoverageReport:
+        """Live personas per region value (age group, occupation, domain, visibility, language).
+
+        `target` (a targets TOML file or {attribute: {value: share}}) adds target, actual and gap per
+        targeted value (`report.targets`); `graph=True` adds the graph's shape (`report.graph`: hop
+        depths, components, degrees, relation types, unexpanded frontier, isolated personas).
+        """
         from personagraph.coverage import Coverage
 
-        stage = Coverage(top=top) if attributes is None else Coverage(attributes=list(attributes), top=top)
-        return await self.arun_stage(stage)
+        options = {"top": top, "target": target, "graph": graph} | ({} if attributes is None else {"attributes": list(attributes)})
+        return await self.arun_stage(Coverage(**options))
 
     async def asample(self, **settings: Any) -> SampleDraw:
         """Draw samples of personas by where they sit in the graph (`[synthesis]` sampling: strategy, size, count, seed, ...)."""

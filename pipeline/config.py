@@ -14,7 +14,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator
+from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -25,6 +25,7 @@ from pydantic_settings import (
 from personagraph.graph.model import canonical_language
 from personagraph.graph.store import StoreConfig
 from personagraph.relations import RelationSpec
+from personagraph.targets import TargetShares
 
 CONFIG_FILE_NAME = "personagraph.toml"
 # The TOML file `load_settings` was given (read by the settings source; no environment variable is written).
@@ -225,6 +226,11 @@ class SampleConfig(BaseModel):
     )
     hops: int = Field(default=2, ge=1, le=6, description="Radius of ego networks (and of the subgraph communities are found in)")
     stratify_by: str = Field(default="age_group", description="Persona attribute whose values get equal shares")
+    weights: TargetShares = Field(
+        default_factory=dict,
+        description="Stratified: shares per value instead of equal ones ({attribute: {value: share}} or a targets TOML "
+        "file; a single table also names the attribute stratified by)",
+    )
     statuses: list[str] = Field(default_factory=lambda: ["accepted"], description="Persona statuses that may be sampled")
     seed: int = Field(default=0, description="Random seed: the same seed on the same graph gives the same samples and rows")
 
@@ -266,8 +272,21 @@ class ExpandConfig(BaseModel):
     max_new: int | None = Field(default=None, ge=0, description="Stop after creating this many personas")
     max_calls: int | None = Field(default=None, ge=0, description="Stop after sending this many LLM requests")
     focus: dict[str, list[str]] = Field(default_factory=dict, description="Regions to aim at: {attribute: [values]}")
+    target: TargetShares = Field(
+        default_factory=dict,
+        description="Shares wanted per region value ({attribute: {value: share}}, or a targets TOML file); each round "
+        "focuses on the values furthest below target",
+    )
+    tolerance: float = Field(default=0.02, ge=0, lt=1, description="A target counts as met within this share of it")
+    target_values: int = Field(default=2, ge=1, description="Targeted values a round focuses on (those furthest below)")
 
     model_config = {"populate_by_name": True}
+
+    @model_validator(mode="after")
+    def _focus_or_target(self) -> ExpandConfig:
+        if self.focus and self.target:
+            raise ValueError("give focus or target, not both: with targets each round picks its own focus")
+        return self
 
 
 class ExtractConfig(BaseModel):

@@ -40,6 +40,7 @@ from personagraph.filter import cheap_checks, verdict_reasons
 from personagraph.llm import Estimate, LLMClient, LLMRequest, LLMResult
 from personagraph.relations import Relation, RelationError, RelationVocabulary, normalise_relation, relation_key
 from personagraph.stage import Stage, StageContext, StageEstimate, StageSummary
+from personagraph.targets import TargetGap, focus_from_gaps, load_targets, target_gaps, targets_met
 
 MAX_ERRORS_KEPT = 100
 
@@ -89,6 +90,7 @@ class RoundStats(BaseModel):
     """One round (hop) of expansion: its size and where its time went."""
 
     hop: int
+    focus: dict[str, list[str]] = Field(default_factory=dict, description="The regions the round aimed at")
     seeds: int = 0
     requests: int = 0
     wall_seconds: float = 0.0
@@ -116,6 +118,7 @@ class ExpandSummary(StageSummary):
     rounds: list[RoundStats] = Field(default_factory=list)
     usage: dict[str, int] = Field(default_factory=dict)
     errors: list[str] = Field(default_factory=list, description=f"The first {MAX_ERRORS_KEPT} failed requests")
+    target_gaps: list[TargetGap] = Field(default_factory=list, description="With targets: each targeted value's share at the end")
 
     def run_props(self) -> dict[str, Any]:
         """Flat numbers for the Run node."""
@@ -130,6 +133,8 @@ class ExpandSummary(StageSummary):
             "graph_seconds": round(sum(r.graph_seconds for r in self.rounds), 3),
             "filter_seconds": round(sum(r.filter_seconds for r in self.rounds), 3),
             "wall_seconds": round(sum(r.wall_seconds for r in self.rounds), 3),
+            **({"target_gaps": [f"{g.attribute}={g.value}: {g.actual:.3f} of {g.target:.3f}" for g in self.target_gaps]}
+               if self.target_gaps else {}),
         }
 
 
@@ -265,15 +270,25 @@ class Expander:
         self.on_progress = on_progress
         self.prompt = prompts.load("expand/propose", options.lang)
         self.summary = ExpandSummary(run_id=run_id)
+        self.targets = load_targets(options.target) if options.target else None
+        self.focus: dict[str, list[str]] = dict(options.focus)
         self.candidates = self._candidate_relations()
         self._stop = ""
 
     def _candidate_relations(self) -> list[Relation]:
         """Relations seeds are asked about: the chosen ones, narrowed to those leading to the focus."""
         pool = [self.vocabulary[name] for name in self.options.relations] if self.options.relations else list(self.vocabulary)
-        if self.options.focus:
-            pool = RelationVocabulary(pool).leading_to(self.options.focus)
+        if self.focus:
+            pool = RelationVocabulary(pool).leading_to(self.focus)
         return pool
+
+    def _aim(self, gaps: list[TargetGap]) -> None:
+        """Point the next round at the targeted values furthest below their share (or stop: all are met)."""
+        if targets_met(gaps, self.options.tolerance):
+            self._stop = "targets met"
+            return
+        self.focus = focus_from_gaps(gaps, self.options.tolerance, self.options.target_values)
+        self.candidates = self._candidate_relations()
 
     # -- the loop -----------------------------------------------------------------------------------
     async def run(self) -> ExpandSummary:
@@ -281,9 +296,18 @@ class Expander:
         usage_before = self.client.usage.model_copy()
         try:
             for hop in range(self.options.hops):
+                if self.targets is not None and not self._stop:
+                    # Coverage is recomputed between rounds, so each aims at what is still short.
+                    self._aim(await asyncio.to_thread(target_gaps, self.store, self.targets))
                 if self._stop:
                     break
                 await self._round(hop)
+            if self.targets is not None:
+                self.summary.target_gaps = await asyncio.to_thread(target_gaps, self.store, self.targets)
+                if not self._stop and targets_met(self.summary.target_gaps, self.options.tolerance):
+                    self._stop = "targets met"
+                elif not self._stop and any(r.hop == self.options.hops - 1 and r.seeds for r in self.summary.rounds):
+                    self._stop = "hops"
         finally:
             await self.store.aclose()
         if self._stop:
@@ -296,8 +320,10 @@ class Expander:
 
         Later rounds depend on this one's answers, so they cannot be counted before it runs.
         """
+        if self.targets is not None:
+            self._aim(target_gaps(self.store, self.targets))
         for hop in range(self.options.hops):
-            seeds = self.store.frontier(hop, self.options.focus)
+            seeds = self.store.frontier(hop, self.focus)
             if seeds:
                 stats = RoundStats(hop=hop, seeds=len(seeds))
                 size = self.options.chunk_seeds
@@ -307,8 +333,8 @@ class Expander:
 
     async def _round(self, hop: int) -> None:
         started = time.perf_counter()
-        stats = RoundStats(hop=hop)
-        seeds = await self.store.afrontier(hop, self.options.focus)
+        stats = RoundStats(hop=hop, focus=self.focus)
+        seeds = await self.store.afrontier(hop, self.focus)
         stats.graph_seconds += time.perf_counter() - started
         stats.seeds = len(seeds)
         if not seeds:
@@ -349,7 +375,7 @@ class Expander:
     def _requests(self, chunks: list[_Chunk], stats: RoundStats) -> Iterator[LLMRequest]:
         """The round's requests, seed by seed, until a budget stops them (pulled lazily by the LLM pool)."""
         opts = self.options
-        region = describe_region(opts.focus)
+        region = describe_region(self.focus)
         for chunk in chunks:
             for seed_pos, seed in enumerate(chunk.seeds):
                 for rel_pos, relation in enumerate(choose_relations(seed["id"], self.candidates, opts.relations_per_seed)):
@@ -513,7 +539,8 @@ class Expand(Stage[ExpandSummary]):
 
     def run_facts(self) -> dict[str, Any]:
         return {"hops": self.config.hops, "fanout": self.config.fanout,
-                "focus": [f"{k}={v}" for k, vs in self.config.focus.items() for v in vs]}
+                "focus": [f"{k}={v}" for k, vs in self.config.focus.items() for v in vs],
+                "target": [f"{k}={v}:{s}" for k, shares in self.config.target.items() for v, s in shares.items()]}
 
     def expander(self, ctx: StageContext, run_id: str, index: DedupIndex | None = None) -> Expander:
         """The engine with the vocabulary, inline filter and (given an index) dedup-on-insert this stage's config chooses."""

@@ -5,6 +5,8 @@ Strategies (`SampleConfig.strategy`, `personagraph.config.Strategy`):
 - `uniform`: personas drawn uniformly without replacement, `size` per sample (`draw_personas`).
 - `stratified`: equal shares per value of one attribute (`stratify_by`, e.g. age_group); members are
   dealt round-robin over the regions, so any sample, and the whole draw, is balanced within one row.
+  With `weights` ({attribute: {value: share}}, a targets file's tables) the shares are those instead:
+  each sample gets its seats by largest remainder (`weighted_regions`), within one of its share.
 - `ego`: the `hops`-hop ego network of a seed, nearest first, at most `size` members.
 - `walk`: the distinct personas a random walk of `size - 1` steps from a seed visits (at most `size`).
 - `community`: the seed's Louvain community (networkx) within its `hops`-hop ego network, at most
@@ -33,7 +35,8 @@ import asyncio
 import itertools
 import math
 import random
-from collections.abc import Iterator, Sequence
+from collections import Counter
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -137,6 +140,56 @@ def interleave_regions(regions: dict[str, list[str]], rng: random.Random, total:
     return out[:total]
 
 
+def stratum_weights(regions: Mapping[str, Sequence[str]], shares: Mapping[str, float]) -> dict[str, float]:
+    """The share each region present gets: the listed ones theirs, the spare share (1 - their sum) split
+    equally over the unlisted ones, all scaled to sum to 1 (so a listed value missing from the graph
+    passes its share on to the others in proportion)."""
+    weights = {v: share for v, share in shares.items() if regions.get(v)}
+    rest = [v for v in regions if v not in shares and regions[v]]
+    spare = 1 - sum(shares.values())
+    if rest and spare > 1e-9:
+        weights.update({v: spare / len(rest) for v in rest})
+    total = sum(weights.values())
+    return {v: w / total for v, w in weights.items()} if total else {}
+
+
+def weighted_regions(regions: Mapping[str, Sequence[str]], shares: Mapping[str, float], rng: random.Random,
+                     size: int, count: int) -> list[list[str]]:
+    """`count` samples of `size` ids with each region's share of seats (`stratum_weights`), drawn without replacement.
+
+    Largest remainder within each sample: every region gets the whole seats of `size * share`, and the
+    seats left go to the regions furthest behind their share of the whole draw so far, so a sample is
+    within one of its shares and the draw as a whole stays on them too. A region that runs out gives
+    its seats to the others.
+
+        >>> weighted_regions({"a": list("abcdefgh"), "b": list("ABCDEFGH")}, {"a": 0.75}, random.Random(0), 4, 2)
+        [['d', 'E', 'g', 'h'], ['f', 'a', 'D', 'c']]
+    """
+    weights = stratum_weights(regions, shares)
+    queues = {v: rng.sample(list(regions[v]), len(regions[v])) for v in sorted(weights)}
+    taken: Counter[str] = Counter()
+    samples: list[list[str]] = []
+    for n in range(count):
+        left = {v: len(queues[v]) - taken[v] for v in queues if len(queues[v]) > taken[v]}
+        if not left:
+            break
+        scale = sum(weights[v] for v in left)
+        share = {v: weights[v] / scale for v in left}
+        seats = {v: min(math.floor(size * share[v]), left[v]) for v in left}
+        behind = sorted(left, key=lambda v: (taken[v] + seats[v] - (n + 1) * size * share[v], v))
+        spare = min(size, sum(left.values())) - sum(seats.values())
+        while spare > 0:
+            for v in behind:
+                if spare and seats[v] < left[v]:
+                    seats[v] += 1
+                    spare -= 1
+        members = [i for v in queues if v in seats for i in queues[v][taken[v] : taken[v] + seats[v]]]
+        taken.update(seats)
+        rng.shuffle(members)
+        samples.append(members)
+    return samples
+
+
 def _chunks(ids: list[str], size: int) -> list[list[str]]:
     return [ids[i : i + size] for i in range(0, len(ids), size)]
 
@@ -208,16 +261,33 @@ def _cluster_groups(store: GraphStore, spec: SampleConfig, rng: random.Random, s
     return groups
 
 
+def stratum_shares(spec: SampleConfig) -> tuple[str, dict[str, float]]:
+    """The attribute a stratified draw splits by, and its weights ({} = equal shares): the weights' table
+    for `stratify_by`, or their only table (which then names the attribute)."""
+    if not spec.weights:
+        return spec.stratify_by, {}
+    if spec.stratify_by in spec.weights:
+        return spec.stratify_by, spec.weights[spec.stratify_by]
+    if len(spec.weights) == 1:
+        [(attribute, shares)] = spec.weights.items()
+        return attribute, shares
+    raise ValueError(f"the weights have tables for {', '.join(spec.weights)}, not for {spec.stratify_by!r}: "
+                     "stratify by one of them (--by), or give weights for one attribute")
+
+
 def _seeded_groups(store: GraphStore, spec: SampleConfig, rng: random.Random, seeds: _Seeds) -> list[tuple[str | None, list[str]]]:
     """(seed persona, member ids) for each sample, before members and edges are fetched; `seeds` counts the seeds."""
     if spec.strategy == "uniform":
         drawn = draw_personas(store, spec.statuses, spec.size * spec.count, rng)
         return [(None, chunk) for chunk in _chunks(drawn, spec.size)]
     if spec.strategy == "stratified":
-        regions = store.region_ids(spec.stratify_by, spec.statuses)
+        attribute, shares = stratum_shares(spec)
+        regions = store.region_ids(attribute, spec.statuses)
         if not regions:
-            raise ValueError(f"no persona with status {'/'.join(spec.statuses)} has the attribute {spec.stratify_by!r} "
+            raise ValueError(f"no persona with status {'/'.join(spec.statuses)} has the attribute {attribute!r} "
                              "to stratify by; `personagraph coverage` shows the attributes there are")
+        if shares:
+            return [(None, ids) for ids in weighted_regions(regions, shares, rng, spec.size, spec.count)]
         drawn = interleave_regions(regions, rng, spec.size * spec.count)
         return [(None, chunk) for chunk in _chunks(drawn, spec.size)]
     if spec.strategy == "cluster":

@@ -264,3 +264,46 @@ def test_proposed_attributes_are_normalised_to_the_region_vocabulary() -> None:
     assert p.attributes() == {"age_group": "young_adult", "visibility": "behind-the-scenes", "language": "en",
                               "occupation": "night cleaner"}
     assert ProposedPersona(description="x", age_group="toddler", language="中文").attributes() == {"language": "zh"}
+
+
+def test_a_target_run_aims_at_the_shortest_region_and_stops_when_within_tolerance(store: GraphStore, g: Graph) -> None:
+    seed_graph(store, age_group="adult", visibility="public-facing")
+    target = {"age_group": {"child": 0.3}, "visibility": {"behind-the-scenes": 0.2}}
+    summary = run(g, hops=4, fanout=3, relations_per_seed=2, target=target, tolerance=0.05)
+    assert summary.stopped_by == "targets met", summary
+    assert summary.rounds[0].focus == {"age_group": ["child"], "visibility": ["behind-the-scenes"]}
+    assert {(t.attribute, t.value) for t in summary.target_gaps} == {("age_group", "child"), ("visibility", "behind-the-scenes")}
+    assert all(t.gap <= 0.05 for t in summary.target_gaps)
+    report = region_coverage(store)
+    assert report.share("age_group", "child") >= 0.25
+
+    # met already: the next run sends nothing
+    again = run(g, hops=6, target=target, tolerance=0.05)
+    assert (again.stopped_by, again.requests) == ("targets met", 0)
+
+
+def test_a_target_run_stops_at_its_budget_and_reports_the_gaps_left(store: GraphStore, g: Graph) -> None:
+    seed_graph(store, age_group="adult")
+    summary = run(g, hops=3, fanout=2, relations_per_seed=1, target={"age_group": {"child": 0.9}}, max_new=5)
+    assert summary.stopped_by == "max_new"
+    [child] = summary.target_gaps
+    assert 0 < child.actual < child.target and child.gap > 0.02
+    assert child.personas == 5
+
+
+def test_a_targets_file_with_an_unknown_value_is_refused_naming_it(tmp_path: Path) -> None:
+    from personagraph.targets import load_targets
+
+    path = tmp_path / "targets.toml"
+    path.write_text('[age_group]\nkid = 0.1\n', encoding="utf-8")
+    with pytest.raises(ValueError, match=r"unknown value 'kid' of age_group: use one of child, teenager"):
+        load_targets(path)
+    path.write_text('[shoe_size]\n"42" = 0.1\n', encoding="utf-8")
+    with pytest.raises(ValueError, match="unknown attribute 'shoe_size'"):
+        load_targets(path)
+    path.write_text('[age_group]\nchild = 0.7\nadult = 0.6\n', encoding="utf-8")
+    with pytest.raises(ValueError, match="add up to 1.30: at most 1"):
+        load_targets(path)
+    path.write_text('[age_group]\nchild = 0\n', encoding="utf-8")
+    with pytest.raises(ValueError, match=r"a share is a fraction in \(0, 1\]"):
+        load_targets(path)

@@ -241,3 +241,35 @@ def test_cli_cluster_sample_reports_skipped_seeds_and_refuses_a_short_draw(
     ego = [a if a != "cluster" else "ego" for a in base]
     result = CliRunner().invoke(app, [*ego, "--allow-smaller"])
     assert result.exit_code == 2 and "apply to --strategy cluster, not ego" in " ".join(result.output.split())
+
+
+def test_weighted_stratified_samples_honour_the_weights_within_one_row(store: GraphStore, graph: nx.Graph) -> None:
+    # child 60%, adult 30%, and the spare 10% to the unlisted value (senior)
+    weights = {"child": 0.6, "adult": 0.3}
+    samples = sample_personas(store, SampleConfig(strategy="stratified", size=7, count=4, weights={"age_group": weights}, seed=5))
+    wanted = {"child": 0.6, "adult": 0.3, "senior": 0.1}
+    everyone: Counter[str] = Counter()
+    for s in samples:
+        seats = Counter(m["age_group"] for m in s.members)
+        assert len(s.members) == 7
+        assert all(abs(seats[v] - 7 * share) < 1 for v, share in wanted.items()), seats
+        everyone.update(seats)
+    assert all(abs(everyone[v] - 28 * share) < 1 for v, share in wanted.items()), everyone
+    ids = [i for s in samples for i in s.member_ids()]
+    assert len(set(ids)) == len(ids)
+
+
+def test_weights_from_a_targets_file_name_the_attribute_and_bad_ones_are_refused(store: GraphStore, graph: nx.Graph,
+                                                                                 tmp_path: Path) -> None:
+    weights = tmp_path / "weights.toml"
+    weights.write_text("[domain]\nd0 = 0.5\n", encoding="utf-8")
+    out = tmp_path / "s.jsonl"
+    result = CliRunner().invoke(app, ["--data-dir", str(store.options.data_dir), "--graph", store.options.graph, "sample",
+                                      "-o", str(out), "-s", "stratified", "--size", "8", "-n", "2", "--weights", str(weights)])
+    assert result.exit_code == 0, result.output
+    for line in out.read_text(encoding="utf-8").splitlines():
+        assert Counter(m["domain"] for m in json.loads(line)["members"])["d0"] == 4
+    weights.write_text("[age_group]\nchild = 2\n", encoding="utf-8")
+    bad = CliRunner().invoke(app, ["--data-dir", str(store.options.data_dir), "--graph", store.options.graph, "sample",
+                                   "-o", str(out), "-s", "stratified", "--weights", str(weights)])
+    assert bad.exit_code == 2 and "a share is a fraction in (0, 1]" in bad.output

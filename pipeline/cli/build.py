@@ -200,13 +200,15 @@ def expand(
     max_new: Annotated[Optional[int], typer.Option("--max-new", help="Stop after creating this many personas", min=0)] = None,
     max_calls: Annotated[Optional[int], typer.Option("--max-calls", help="Stop after sending this many LLM requests", min=0)] = None,
     focus: Annotated[Optional[list[str]], typer.Option("--focus", help="Aim at a region ATTRIBUTE=VALUE, e.g. age_group=child (repeatable)")] = None,
+    target: Annotated[Optional[Path], typer.Option("--target", help="Targets TOML (share per region value): each round aims at the values furthest below")] = None,
+    tolerance: Annotated[Optional[float], typer.Option("--tolerance", help="With --target: a share within this of its target is met (default 0.02)", min=0, max=0.99)] = None,
     relation: Annotated[Optional[list[str]], typer.Option("--relation", "-r", help="Relation to ask about (repeatable; default: all, see --list-relations)")] = None,
     lang: Annotated[Optional[Lang], typer.Option("--lang", help="Prompt language")] = None,
     list_relations: Annotated[bool, typer.Option("--list-relations", help="List the relation vocabulary and exit")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Count the next round's calls and tokens (cache consulted), call nothing")] = False,
 ) -> None:
     """Persona-to-Persona: propose related personas from the frontier, hop by hop, as typed edges (rerun to resume)."""
-    from personagraph.expand import no_frontier
+    from personagraph.expand import describe_region, no_frontier
     from personagraph.relations import parse_focus
 
     st = state(ctx)
@@ -220,7 +222,8 @@ def expand(
             return
         g = st.graph
         options = {"hops": hops, "fanout": fanout, "max_new": max_new, "max_calls": max_calls,
-                   "focus": parse_focus(focus or []) or None, "relations": relation or None, "lang": lang}
+                   "focus": parse_focus(focus or []) or None, "relations": relation or None, "lang": lang,
+                   "target": target, "tolerance": tolerance}
         stage = g.expand_stage(**options)
         if dry_run:
             print_estimate("expand", g.estimate(stage))
@@ -228,8 +231,11 @@ def expand(
         summary = g.run_stage(stage)
         notes("failed request", summary.errors[:5])
         table = Table(title=f"expand {summary.run_id} ({summary.seconds:.1f}s, stopped: {summary.stopped_by})", show_header=False)
-        table.add_row("rounds (hops)", ", ".join(f"{r.hop}->{r.hop + 1}: {r.seeds:,} seeds" for r in summary.rounds)
-                      or no_frontier(stage.config.hops))
+        table.add_row("rounds (hops)", ", ".join(f"{r.hop}->{r.hop + 1}: {r.seeds:,} seeds" + (f" ({describe_region(r.focus)})" if target else "")
+                                                 for r in summary.rounds) or no_frontier(stage.config.hops))
+        if summary.target_gaps:
+            table.add_row("targets (now / wanted)", ", ".join(f"{t.attribute}={t.value} {t.actual:.1%} / {t.target:.1%}"
+                                                               for t in summary.target_gaps))
         table.add_row("seeds expanded", f"{summary.seeds_expanded:,}")
         table.add_row("LLM requests", f"{summary.requests:,} ({summary.usage.get('llm_cached', 0):,} cached, {summary.failed_requests:,} failed)")
         table.add_row("tokens", f"{summary.usage.get('llm_prompt_tokens', 0):,} prompt + {summary.usage.get('llm_completion_tokens', 0):,} completion")

@@ -7,7 +7,7 @@ import json
 import sys
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 from rich.table import Table
@@ -15,6 +15,9 @@ from rich.table import Table
 from personagraph import cypher
 from personagraph.cli.common import console, fail, state, user_errors
 from personagraph.config import Strategy
+
+if TYPE_CHECKING:
+    from personagraph.graph.analysis import GraphMetrics
 
 app = typer.Typer()
 
@@ -115,25 +118,52 @@ def coverage(
     chart: Annotated[Optional[Path], typer.Option("--chart", help="Also draw the shares as a PNG chart")] = None,
     save: Annotated[Optional[Path], typer.Option("--save", help="Save the report as JSON (to --compare against later)")] = None,
     compare: Annotated[Optional[Path], typer.Option("--compare", help="An earlier --save report: show the change in share")] = None,
+    target: Annotated[Optional[Path], typer.Option("--target", help="Targets TOML (share per region value): show target and gap")] = None,
+    graph: Annotated[bool, typer.Option("--graph", help="Also measure the graph: hops, components, degrees, relation types, frontier")] = False,
 ) -> None:
     """How live personas spread over the regions (age group, domain, visibility, ...): counts and shares."""
-    from personagraph.coverage import CoverageReport
+    from personagraph.coverage import CoverageReport, RegionCount
 
     st = state(ctx)
     with user_errors(st):
         before = CoverageReport.model_validate_json(compare.read_text(encoding="utf-8")) if compare else None
-        report = st.graph.coverage(attribute or None, top=top)
+        report = st.graph.coverage(attribute or None, top=top, target=target, graph=graph)
         for name, rows in report.attributes.items():
-            table = Table("value", "personas", "share", *(["change"] if before else []), title=f"{name} ({report.total:,} live personas)")
-            for r in rows:
+            targeted = [t for t in report.targets if t.attribute == name]
+            table = Table("value", "personas", "share", *(["change"] if before else []), *(["target", "gap"] if targeted else []),
+                          title=f"{name} ({report.total:,} live personas)")
+            listed = {r.value for r in rows}
+            for r in [*rows, *(RegionCount(value=t.value, personas=0, share=0.0) for t in targeted if t.value not in listed)]:
                 change = [f"{100 * (r.share - before.share(name, r.value)):+.1f} pts"] if before else []
-                table.add_row(r.value, f"{r.personas:,}", f"{r.share:.1%}", *change)
+                wanted = report.target(name, r.value)
+                aim = ([f"{wanted.target:.1%}", f"{100 * wanted.gap:+.1f} pts short" if wanted.gap > 0 else "met"] if wanted
+                       else ["", ""]) if targeted else []
+                share = wanted.actual if wanted else r.share
+                table.add_row(r.value, f"{wanted.personas if wanted else r.personas:,}", f"{share:.1%}", *change, *aim)
             console.print(table)
+        if report.graph is not None:
+            print_graph_metrics(report.graph)
         if save:
             save.write_text(report.model_dump_json(indent=2), encoding="utf-8")
             console.print(f"saved the report to {save}")
         if chart:
             console.print(f"wrote the chart to {report.plot(chart, before)}")
+
+
+def print_graph_metrics(m: GraphMetrics) -> None:
+    """The graph's shape as one table: depth, connectedness, degrees, relation types, what is left to expand."""
+    def spread(counts: dict[Any, int], limit: int = 10) -> str:
+        shown = ", ".join(f"{k}: {v:,}" for k, v in list(counts.items())[:limit])
+        return shown + (f", ... ({len(counts) - limit} more)" if len(counts) > limit else "")
+
+    table = Table(title=f"graph ({m.personas:,} live personas, {m.edges:,} relationships)", show_header=False)
+    table.add_row("personas per hop", spread(m.hops))
+    table.add_row("connected components", f"{m.components:,} (largest {m.largest_component:,}; per size: {spread(m.component_sizes)})")
+    table.add_row("personas per degree", spread(m.degrees))
+    table.add_row("relationship types", spread(m.relation_types))
+    table.add_row("unexpanded frontier", f"{m.frontier:,} accepted personas not expanded yet")
+    table.add_row("isolated personas", f"{m.isolated:,}")
+    console.print(table)
 
 
 @app.command()
@@ -174,6 +204,7 @@ def sample(
     seed: Annotated[Optional[int], typer.Option("--seed", help="Random seed (same seed, same graph: same samples)")] = None,
     hops: Annotated[Optional[int], typer.Option("--hops", help="Ego-network radius")] = None,
     stratify_by: Annotated[Optional[str], typer.Option("--by", help="Attribute whose values get equal shares (stratified)")] = None,
+    weights: Annotated[Optional[Path], typer.Option("--weights", help="stratified: a targets TOML giving each value's share instead of equal ones")] = None,
     min_size: Annotated[Optional[int], typer.Option("--min-size", min=1, help="cluster: smallest cluster accepted (default: --size)")] = None,
     allow_smaller: Annotated[bool, typer.Option("--allow-smaller", help="cluster: accept clusters smaller than --size (= --min-size 1)")] = False,
 ) -> None:
@@ -188,8 +219,10 @@ def sample(
         chosen = strategy or st.settings.synthesis.strategy
         if chosen != Strategy.cluster and (min_size is not None or allow_smaller):
             fail(f"--min-size and --allow-smaller apply to --strategy cluster, not {chosen}", 2)
+        if weights is not None and chosen != Strategy.stratified:
+            fail(f"--weights applies to --strategy stratified, not {chosen}", 2)
         draw = st.graph.sample(strategy=strategy, size=size, count=count, seed=seed, hops=hops, stratify_by=stratify_by,
-                               min_size=smallest)
+                               min_size=smallest, weights=weights)
         draw.check_complete()
         draw.write_jsonl(output)
         spec = draw.spec
