@@ -1,4 +1,4 @@
-"""Commands that make data from the graph: synthesize and simulate (thin layers over the API)."""
+"""Commands that make data from the graph and measure it: synthesize, report and simulate (thin layers over the API)."""
 
 from __future__ import annotations
 
@@ -64,6 +64,35 @@ def synthesize(
             table.add_row("GENERATED_BY links", f"{summary.written_back:,} (Sample node to each persona involved)")
         table.add_row("tokens", f"{usage.prompt_tokens:,} prompt, {usage.completion_tokens:,} completion")
         console.print(table)
+
+
+@app.command()
+def report(
+    ctx: typer.Context,
+    file: Annotated[Path, typer.Argument(help="A `synthesize` output (.jsonl or .parquet)")],
+    baseline: Annotated[Optional[Path], typer.Option("--baseline", "-b", help="The same task synthesized with --mode no_persona")] = None,
+    json_out: Annotated[Optional[Path], typer.Option("--json", help="Write the measures as JSON here")] = None,
+    chart: Annotated[Optional[Path], typer.Option("--chart", help="Draw the measures into this PNG")] = None,
+) -> None:
+    """Does persona-driven data differ? Distinct n-grams, embedding spread, nearest-neighbour and persona similarity.
+
+    Compare a run with its baseline: `personagraph synthesize --task T -n N --mode no_persona -o base.jsonl`.
+    """
+    st = state(ctx)
+    with user_errors(st):
+        result = st.graph.report(file, baseline, json=json_out, chart=chart)
+        table = Table(title=f"report {file}" + (f" vs {baseline}" if baseline else ""))
+        table.add_column("measure")
+        table.add_column(f"run ({result.run.rows:,} rows)", justify="right")
+        if result.baseline is not None:
+            table.add_column(f"baseline ({result.baseline.rows:,} rows)", justify="right")
+            table.add_column("more diverse")
+        for label, mine, theirs, verdict in result.rows():
+            table.add_row(label, mine, *((theirs, verdict) if result.baseline is not None else ()))
+        console.print(table)
+        for label, path in (("measures", json_out), ("chart", chart)):
+            if path is not None:
+                console.print(f"{label} written to {path}")
 
 
 @app.command()
