@@ -287,15 +287,16 @@ class Graph:
         return await self.arun_stage(Simulate(config=config, output=Path(output), rounds=rounds,
                                               lang=lang or self.settings.synthesis.lang, scenario=scenario))
 
-    def report(self, path: str | Path, baseline: str | Path | None = None, *, json: str | Path | None = None,
-               chart: str | Path | None = None) -> DiversityReport:
+    def report(self, path: str | Path, baseline: str | Path | None = None, *, sample: int = 1000, seed: int = 0,
+               json: str | Path | None = None, chart: str | Path | None = None) -> DiversityReport:
         """Diversity of a `synthesize` output (distinct-n, embedding spread, nearest-neighbour and persona
-        similarity), beside `baseline` (the same task run with `mode="no_persona"`) when given; `json`
-        and `chart` (a PNG) write it out too. Reads the files only: no store, no LLM.
+        similarity), beside `baseline` (the same task run with `mode="no_persona"`) when given; the
+        embedding measures on a seeded sample of `sample` rows (0 = all); `json` and `chart` (a PNG)
+        write it out too. Reads the files only: no store, no LLM.
         """
         from personagraph.report import diversity_report, draw_chart
 
-        result = diversity_report(path, baseline, batch_size=self.settings.dedup.embed_batch_size)
+        result = diversity_report(path, baseline, batch_size=self.settings.dedup.embed_batch_size, sample=sample, seed=seed)
         if json is not None:
             Path(json).parent.mkdir(parents=True, exist_ok=True)
             Path(json).write_text(result.model_dump_json(indent=2), encoding="utf-8")

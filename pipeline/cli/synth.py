@@ -71,6 +71,8 @@ def report(
     ctx: typer.Context,
     file: Annotated[Path, typer.Argument(help="A `synthesize` output (.jsonl or .parquet)")],
     baseline: Annotated[Optional[Path], typer.Option("--baseline", "-b", help="The same task synthesized with --mode no_persona")] = None,
+    sample: Annotated[int, typer.Option("--sample", min=0, help="Rows (seeded sample) the embedding measures are taken on; 0 = all")] = 1000,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of that sample")] = 0,
     json_out: Annotated[Optional[Path], typer.Option("--json", help="Write the measures as JSON here")] = None,
     chart: Annotated[Optional[Path], typer.Option("--chart", help="Draw the measures into this PNG")] = None,
 ) -> None:
@@ -80,12 +82,13 @@ def report(
     """
     st = state(ctx)
     with user_errors(st):
-        result = st.graph.report(file, baseline, json=json_out, chart=chart)
+        result = st.graph.report(file, baseline, sample=sample, seed=seed, json=json_out, chart=chart)
         table = Table(title=f"report {file}" + (f" vs {baseline}" if baseline else ""))
         table.add_column("measure")
-        table.add_column(f"run ({result.run.rows:,} rows)", justify="right")
+        table.add_column(f"run ({result.run.rows:,} rows, {result.run.embedded_rows:,} embedded)", justify="right")
         if result.baseline is not None:
-            table.add_column(f"baseline ({result.baseline.rows:,} rows)", justify="right")
+            table.add_column(f"baseline ({result.baseline.rows:,} rows, {result.baseline.embedded_rows:,} embedded)",
+                             justify="right")
             table.add_column("more diverse")
         for label, mine, theirs, verdict in result.rows():
             table.add_row(label, mine, *((theirs, verdict) if result.baseline is not None else ()))
