@@ -277,15 +277,17 @@ class Graph:
                           count=count, examples=Path(examples) if examples else None, world=world)
 
     async def asimulate(self, output: str | Path, *, count: int = 5, rounds: int = 0, lang: str | None = None,
-                        scenario: str = "", **settings: Any) -> SimulationSummary:
-        """Write `count` connected clusters (one JSON each) for multi-agent simulation, with `rounds` of conversation."""
+                        scenario: str = "", format: str = "json", **settings: Any) -> SimulationSummary:  # noqa: A002
+        """Write `count` connected clusters for multi-agent simulation, with `rounds` of conversation:
+        one JSON each, or (`format`) the files OASIS or TinyTroupe load (`oasis`, `tinytroupe`)."""
         from personagraph.config import SampleConfig, Strategy
         from personagraph.simulate import Simulate
 
         base = SampleConfig.model_validate(self.settings.synthesis.model_dump(include=set(SampleConfig.model_fields)))
         config = with_overrides(base, **settings, strategy=Strategy.cluster, count=count)
         return await self.arun_stage(Simulate(config=config, output=Path(output), rounds=rounds,
-                                              lang=lang or self.settings.synthesis.lang, scenario=scenario))
+                                              lang=lang or self.settings.synthesis.lang, scenario=scenario,
+                                              format=format))
 
     def report(self, path: str | Path, baseline: str | Path | None = None, *, sample: int = 1000, seed: int = 0,
                json: str | Path | None = None, chart: str | Path | None = None) -> DiversityReport:

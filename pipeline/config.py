@@ -62,6 +62,14 @@ class Mode(StrEnum):
     no_persona = "no_persona"
 
 
+class SimulationFormat(StrEnum):
+    """The files `simulate` writes a cluster as: our JSON, or what a simulator loads (see personagraph.simulate)."""
+
+    json = "json"
+    oasis = "oasis"
+    tinytroupe = "tinytroupe"
+
+
 class DedupMethod(StrEnum):
     """Which detectors propose duplicate pairs."""
 

@@ -10,7 +10,7 @@ from rich.table import Table
 
 from personagraph.cli.common import console, fail, notes, print_estimate, state, user_errors
 from personagraph.cli.explore import smaller_clusters
-from personagraph.config import Lang, Mode, Strategy
+from personagraph.config import Lang, Mode, SimulationFormat, Strategy
 
 app = typer.Typer()
 
@@ -101,13 +101,14 @@ def report(
 @app.command()
 def simulate(
     ctx: typer.Context,
-    output: Annotated[Path, typer.Option("--output", "-o", help="Folder: one <cluster_id>.json per cluster")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Folder: one <cluster_id>.json per cluster (a <cluster_id>/ folder for oasis, tinytroupe)")],
     count: Annotated[int, typer.Option("-n", "--count", help="Number of clusters")] = 5,
     size: Annotated[Optional[int], typer.Option("--size", help="Personas per cluster")] = None,
     seed: Annotated[Optional[int], typer.Option("--seed", help="Random seed (same seed, same graph: same clusters)")] = None,
     rounds: Annotated[int, typer.Option("--rounds", help="Conversation rounds along the edges (0 = export only)", min=0)] = 0,
     lang: Annotated[Optional[Lang], typer.Option("--lang", help="Conversation language")] = None,
     scenario: Annotated[str, typer.Option("--scenario", help="The situation the members meet in")] = "",
+    format: Annotated[SimulationFormat, typer.Option("--format", help="json, or the files OASIS or TinyTroupe load")] = SimulationFormat.json,  # noqa: A002
     min_size: Annotated[Optional[int], typer.Option("--min-size", min=1, help="Smallest cluster accepted (default: --size)")] = None,
     allow_smaller: Annotated[bool, typer.Option("--allow-smaller", help="Accept clusters smaller than --size (= --min-size 1)")] = False,
 ) -> None:
@@ -118,7 +119,7 @@ def simulate(
     """
     st = state(ctx)
     with user_errors(st):
-        summary = st.graph.simulate(output, count=count, rounds=rounds, lang=lang, scenario=scenario, size=size,
+        summary = st.graph.simulate(output, count=count, rounds=rounds, lang=lang, scenario=scenario, format=format, size=size,
                                     seed=seed, min_size=smaller_clusters(min_size, allow_smaller))
         talk = summary.conversation
         line = f"; {talk.messages:,} messages in {rounds} rounds ({talk.cached:,} cached, {talk.failed:,} failed)" if talk else ""
