@@ -231,8 +231,9 @@ def write_tinytroupe(cluster: Cluster, folder: Path) -> list[Path]:
         if r.source == r.target:
             continue
         words = relation_words(r.type)
-        ties[r.source].append({"name": names[r.target], "description": f"you are their {words}"})
-        ties[r.target].append({"name": names[r.source], "description": f"they are your {words}"})
+        # The edge's words read from source to target ('patient of'): say them that way round.
+        ties[r.source].append({"name": names[r.target], "description": f"you are {words} {names[r.target]}"})
+        ties[r.target].append({"name": names[r.source], "description": f"{names[r.source]} is {words} you"})
         relations.setdefault(words, []).append([names[r.source], names[r.target]])
     paths = []
     for a in cluster.agents:
