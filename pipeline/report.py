@@ -34,9 +34,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, Field
-
 from personagraph.readers import InputError, iter_records
+from pydantic import BaseModel, Field
 
 # One token per CJK character (no spaces to split Chinese or Japanese on), words elsewhere.
 CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
@@ -145,7 +144,7 @@ def nearest_neighbour_similarity(vectors: np.ndarray) -> np.ndarray:
         sims[np.arange(len(sims)), np.arange(start, start + len(sims))] = -np.inf  # not its own neighbour
         if n > 1:
             out[start : start + len(sims)] = sims.max(axis=1)
-    return out
+    return np.clip(out, -1.0, 1.0)  # float32 rounding puts exact repeats a hair above 1
 
 
 def read_rows(path: Path) -> list[dict[str, Any]]:
