@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from personagraph.importer import ImportSummary
     from personagraph.llm import LLMClient
     from personagraph.relations import Relation
+    from personagraph.report import DiversityReport
     from personagraph.run import RunSummary
     from personagraph.sample import SampleDraw
     from personagraph.simulate import SimulationSummary
@@ -282,15 +283,34 @@ class Graph:
                           count=count, examples=Path(examples) if examples else None, world=world)
 
     async def asimulate(self, output: str | Path, *, count: int = 5, rounds: int = 0, lang: str | None = None,
-                        scenario: str = "", **settings: Any) -> SimulationSummary:
-        """Write `count` connected clusters (one JSON each) for multi-agent simulation, with `rounds` of conversation."""
+                        scenario: str = "", format: str = "json", **settings: Any) -> SimulationSummary:  # noqa: A002
+        """Write `count` connected clusters for multi-agent simulation, with `rounds` of conversation:
+        one JSON each, or (`format`) the files OASIS or TinyTroupe load (`oasis`, `tinytroupe`)."""
         from personagraph.config import SampleConfig, Strategy
         from personagraph.simulate import Simulate
 
         base = SampleConfig.model_validate(self.settings.synthesis.model_dump(include=set(SampleConfig.model_fields)))
         config = with_overrides(base, **settings, strategy=Strategy.cluster, count=count)
         return await self.arun_stage(Simulate(config=config, output=Path(output), rounds=rounds,
-                                              lang=lang or self.settings.synthesis.lang, scenario=scenario))
+                                              lang=lang or self.settings.synthesis.lang, scenario=scenario,
+                                              format=format))
+
+    def report(self, path: str | Path, baseline: str | Path | None = None, *, sample: int = 1000, seed: int = 0,
+               json: str | Path | None = None, chart: str | Path | None = None) -> DiversityReport:
+        """Diversity of a `synthesize` output (distinct-n, embedding spread, nearest-neighbour and persona
+        similarity), beside `baseline` (the same task run with `mode="no_persona"`) when given; the
+        embedding measures on a seeded sample of `sample` rows (0 = all); `json` and `chart` (a PNG)
+        write it out too. Reads the files only: no store, no LLM.
+        """
+        from personagraph.report import diversity_report, draw_chart
+
+        result = diversity_report(path, baseline, batch_size=self.settings.dedup.embed_batch_size, sample=sample, seed=seed)
+        if json is not None:
+            Path(json).parent.mkdir(parents=True, exist_ok=True)
+            Path(json).write_text(result.model_dump_json(indent=2), encoding="utf-8")
+        if chart is not None:
+            draw_chart(result, chart)
+        return result
 
     async def aexport(self, output: str | Path, *, format: str | None = None, all_statuses: bool = False) -> ExportSummary:  # noqa: A002
         """Personas to JSONL or Parquet (loadable with `datasets`), the graph to GraphML, or neo4j-admin CSVs."""

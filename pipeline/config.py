@@ -53,12 +53,22 @@ class Strategy(StrEnum):
 
 
 class Mode(StrEnum):
-    """How a synthesis prompt is built: no examples, examples, examples with their authors, or the neighbours' samples."""
+    """How a synthesis prompt is built: no examples, examples, examples with their authors, the neighbours' samples,
+    or the baseline without a persona (`no_persona`: the task as it reads with no one behind it, for `report`)."""
 
     zero_shot = "zero_shot"
     few_shot = "few_shot"
     persona_few_shot = "persona_few_shot"
     neighbourhood_few_shot = "neighbourhood_few_shot"
+    no_persona = "no_persona"
+
+
+class SimulationFormat(StrEnum):
+    """The files `simulate` writes a cluster as: our JSON, or what a simulator loads (see personagraph.simulate)."""
+
+    json = "json"
+    oasis = "oasis"
+    tinytroupe = "tinytroupe"
 
 
 class DedupMethod(StrEnum):
@@ -497,7 +507,7 @@ stratify_by = "age_group"     # equal shares per value of this attribute
 statuses = ["accepted"]
 seed = 0                      # same seed + same graph = same samples and rows
 lang = "en"                   # or "zh"
-mode = "zero_shot"            # few_shot | persona_few_shot | neighbourhood_few_shot
+mode = "zero_shot"            # few_shot | persona_few_shot | neighbourhood_few_shot | no_persona
 shots = 3
 task_dirs = []                # folders with your own <task>.<lang>.md prompts
 write_back = false            # store rows as (:Sample)-[:GENERATED_BY]->(:Persona)

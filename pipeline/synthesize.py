@@ -27,6 +27,11 @@ Modes decide what `${demonstrations}` holds:
 - `neighbourhood_few_shot`: samples already generated for the persona's graph neighbours, and only
   theirs: the `Sample` nodes of neighbours in the graph (an earlier run with write-back), or the rows
   of an earlier output file given as examples. The row lists the neighbours used (`neighbourhood`).
+- `no_persona`: the baseline `report` compares with: no demonstrations, and `${persona}` holds the
+  neutral placeholder `prompts/synthesis/modes/no_persona.<lang>.md` instead of the persona. Rows
+  still name the persona slot they filled (`persona_id`, `persona`: who *would* have been shown), and
+  each request carries a `seed` of its own, since identical prompts would otherwise get one cached
+  answer. Persona tasks only: an edge or a cluster without its people is not the same task.
 
 Personas come from `pipeline.sample` (any strategy). One output row per persona (edge, cluster), written in input
 order, so a rerun with the same seed on the same graph writes the same file; answers come from the
@@ -344,7 +349,14 @@ class Synthesizer:
                 raise ValueError(f"mode persona_few_shot needs examples with a `persona` field in {spec.examples}")
         self.neighbour_pool: dict[str, list[Demonstration]] = {}
         modes = [SYNTHESIS_DIR / "modes"]
-        self.header = None if spec.config.mode == "zero_shot" else prompts.load(spec.config.mode, spec.config.lang, modes)
+        self.placeholder: str | None = None
+        if spec.config.mode == "no_persona":
+            if self.kind != "persona":
+                raise ValueError(f"mode no_persona is a baseline for persona tasks; {spec.task!r} is written about "
+                                 f"a relationship {self.kind}, which without its people is another task")
+            self.placeholder = prompts.load("no_persona", spec.config.lang, modes).render()[0]["content"].strip()
+        no_header = ("zero_shot", "no_persona")
+        self.header = None if spec.config.mode in no_header else prompts.load(spec.config.mode, spec.config.lang, modes)
         self.item = prompts.load("example" if spec.config.mode == "few_shot" else "persona_example", spec.config.lang, modes)
 
     def prepare_neighbourhoods(self, persona_ids: Sequence[str]) -> None:
@@ -369,7 +381,7 @@ class Synthesizer:
         `key` names the unit when it is more than the persona (`SynthesisUnit.key`: an edge, a
         cluster), so two edges of one persona may see different ones; neighbours are the main persona's.
         """
-        if self.spec.config.mode == "zero_shot":
+        if self.spec.config.mode in ("zero_shot", "no_persona"):
             return []
         pool = self.neighbour_pool.get(persona_id, []) if self.spec.config.mode == "neighbourhood_few_shot" else self.pool
         rng = random.Random(f"{self.spec.config.seed}:{key or persona_id}:{self.spec.task}")
@@ -387,7 +399,7 @@ class Synthesizer:
     def messages(self, persona: str, demos: Sequence[Demonstration], other: str = "", edge: str = "",
                  neighbours: str = "") -> list[dict[str, str]]:
         """The chat messages for one persona (with the other end and the edge, or the cluster's other members)."""
-        values = {"persona": persona, "demonstrations": self.render_demonstrations(demos), "world": self.spec.world.strip(),
+        values = {"persona": self.placeholder or persona, "demonstrations": self.render_demonstrations(demos), "world": self.spec.world.strip(),
                   "other": other, "edge": edge, "neighbours": neighbours}
         return self.prompt.render(**{k: v for k, v in values.items() if k in self.variables})
 
@@ -406,7 +418,11 @@ class Synthesizer:
                 "neighbourhood": sorted({d.persona_id for d in demos}) if spec.config.mode == "neighbourhood_few_shot" else [],
                 "demonstrations": [d.id for d in demos],
             }
-            yield LLMRequest(key=row["id"], messages=self.messages(demos=demos, **unit.variables()), meta=(position, row))
+            # Without a persona every prompt is the same: a seed per row makes each an independent draw
+            # (and a cache entry of its own), reproducible on a rerun.
+            params = {"seed": int(row["id"][-8:], 16) % 2**31} if self.placeholder is not None else {}
+            yield LLMRequest(key=row["id"], messages=self.messages(demos=demos, **unit.variables()), params=params,
+                             meta=(position, row))
 
 
 async def in_input_order(results: AsyncIterator[LLMResult]) -> AsyncIterator[LLMResult]:

@@ -113,3 +113,80 @@ def test_cli_simulate_clusters_have_the_size_asked_or_fail_before_any_call(
     result = CliRunner().invoke(app, [*base, "-n", "60", "--rounds", "2", "-o", str(tmp_path / "short")], env=env)
     assert result.exit_code == 1 and "can supply only 48 connected clusters of 5" in " ".join(result.output.split())
     assert fake_llm.stats.requests == 0 and not (tmp_path / "short").exists()
+
+
+# -- the files simulators load: OASIS (camel-ai/oasis) and TinyTroupe (microsoft/TinyTroupe) ----------
+# The columns and keys their loaders index (oasis/social_agent/agents_generator.py at 1e53712;
+# tinytroupe/agent/tiny_person.py load_specification and environment/tiny_social_network.py).
+OASIS_TWITTER_COLUMNS = {"user_id", "name", "username", "description", "user_char", "following_agentid_list",
+                         "previous_tweets"}
+OASIS_REDDIT_KEYS = {"realname", "username", "bio", "persona", "age", "gender", "mbti", "country"}
+
+
+def talked_clusters(store: GraphStore, fake_llm: FakeLLM, tmp_path: Path) -> list[Cluster]:
+    clusters = clusters_of(store, count=3, size=4)
+    settings = Settings(llm={"base_url": fake_llm.base_url, "model": "fake-model", "timeout": 5.0},
+                        store={"data_dir": tmp_path})
+    with LLMClient.from_settings(settings) as client:
+        asyncio.run(converse(client, clusters, rounds=1))
+    return clusters
+
+
+def test_oasis_files_carry_the_profile_columns_and_the_follow_graph(store: GraphStore, graph: nx.Graph,
+                                                                    fake_llm: FakeLLM, tmp_path: Path) -> None:
+    import ast
+    import csv
+
+    clusters = talked_clusters(store, fake_llm, tmp_path)
+    paths = write_clusters(clusters, tmp_path / "oasis", format="oasis")
+    assert len(paths) == 2 * len(clusters)
+    for cluster in clusters:
+        folder = tmp_path / "oasis" / cluster.cluster_id
+        with (folder / "twitter_profiles.csv").open(encoding="utf-8", newline="") as fh:
+            rows = list(csv.DictReader(fh))
+        assert OASIS_TWITTER_COLUMNS <= set(rows[0])
+        assert [r["user_char"] for r in rows] == [a.persona for a in cluster.agents]
+        assert [int(r["user_id"]) for r in rows] == list(range(len(rows)))  # OASIS agent ids are row numbers
+        follows = {(int(r["user_id"]), f) for r in rows for f in ast.literal_eval(r["following_agentid_list"])}
+        row_of = {a.id: n for n, a in enumerate(cluster.agents)}
+        ties = {(row_of[r.source], row_of[r.target]) for r in cluster.relationships}
+        assert follows == ties | {(b, a) for a, b in ties}  # each relationship, followed both ways
+        tweets = [t for r in rows for t in ast.literal_eval(r["previous_tweets"])]
+        assert sorted(tweets) == sorted(m.text for m in cluster.transcript)
+        reddit = json.loads((folder / "reddit_profiles.json").read_text(encoding="utf-8"))
+        assert len(reddit) == len(cluster.agents) and all(OASIS_REDDIT_KEYS <= set(p) for p in reddit)
+        assert [p["persona"] for p in reddit] == [a.persona for a in cluster.agents]
+
+
+def test_tinytroupe_files_are_agent_specifications_and_the_networks_relations(store: GraphStore, graph: nx.Graph,
+                                                                              tmp_path: Path) -> None:
+    clusters = clusters_of(store, count=3, size=4)
+    write_clusters(clusters, tmp_path / "tt", format="tinytroupe")
+    for cluster in clusters:
+        folder = tmp_path / "tt" / cluster.cluster_id
+        specs = {p.name: json.loads(p.read_text(encoding="utf-8")) for p in sorted(folder.glob("*.agent.json"))}
+        assert len(specs) == len(cluster.agents)
+        names = set()
+        for file, spec in specs.items():
+            assert spec["type"] == "TinyPerson" and isinstance(spec["persona"], dict)
+            assert file == f"{spec['persona']['name']}.agent.json"
+            names.add(spec["persona"]["name"])
+            assert all({"name", "description"} == set(r) for r in spec["persona"]["relationships"])
+        assert {s["persona"]["description"] for s in specs.values()} == {a.persona for a in cluster.agents}
+        network = json.loads((folder / "social_network.json").read_text(encoding="utf-8"))
+        assert sorted(network["agents"]) == sorted(specs)
+        pairs = [pair for pairs in network["relations"].values() for pair in pairs]
+        assert len(pairs) == len([r for r in cluster.relationships if r.source != r.target])
+        assert all(len(p) == 2 and set(p) <= names for p in pairs)
+        g = nx.Graph(pairs)
+        assert set(g) == names and nx.is_connected(g)
+
+
+def test_cli_simulate_writes_the_format_asked(store: GraphStore, store_options: StoreConfig, graph: nx.Graph,
+                                              tmp_path: Path) -> None:
+    args = ["--data-dir", str(store_options.data_dir), "--graph", store_options.graph, "simulate",
+            "-n", "2", "--size", "4", "--seed", "5", "--format", "tinytroupe", "-o", str(tmp_path / "sim")]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert len(list((tmp_path / "sim").glob("*/*.agent.json"))) == 8
+    assert len(list((tmp_path / "sim").glob("*/social_network.json"))) == 2

@@ -2,7 +2,7 @@
 
 - `build`: init, run, import, extract, filter, dedup, expand
 - `explore`: query, stats, coverage, sample, export
-- `synth`: synthesize, simulate
+- `synth`: synthesize, report, simulate
 - `servers`: doctor, db start/stop/status, model start/stop/status
 
 The global options (--config, --store, --data-dir, --graph) go into an `AppState` in typer's context.

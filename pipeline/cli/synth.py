@@ -1,4 +1,4 @@
-"""Commands that make data from the graph: synthesize and simulate (thin layers over the API)."""
+"""Commands that make data from the graph and measure it: synthesize, report and simulate (thin layers over the API)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from rich.table import Table
 
 from personagraph.cli.common import console, fail, notes, print_estimate, state, user_errors
 from personagraph.cli.explore import smaller_clusters
-from personagraph.config import Lang, Mode, Strategy
+from personagraph.config import Lang, Mode, SimulationFormat, Strategy
 
 app = typer.Typer()
 
@@ -67,15 +67,48 @@ def synthesize(
 
 
 @app.command()
+def report(
+    ctx: typer.Context,
+    file: Annotated[Path, typer.Argument(help="A `synthesize` output (.jsonl or .parquet)")],
+    baseline: Annotated[Optional[Path], typer.Option("--baseline", "-b", help="The same task synthesized with --mode no_persona")] = None,
+    sample: Annotated[int, typer.Option("--sample", min=0, help="Rows (seeded sample) the embedding measures are taken on; 0 = all")] = 1000,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of that sample")] = 0,
+    json_out: Annotated[Optional[Path], typer.Option("--json", help="Write the measures as JSON here")] = None,
+    chart: Annotated[Optional[Path], typer.Option("--chart", help="Draw the measures into this PNG")] = None,
+) -> None:
+    """Does persona-driven data differ? Distinct n-grams, embedding spread, nearest-neighbour and persona similarity.
+
+    Compare a run with its baseline: `personagraph synthesize --task T -n N --mode no_persona -o base.jsonl`.
+    """
+    st = state(ctx)
+    with user_errors(st):
+        result = st.graph.report(file, baseline, sample=sample, seed=seed, json=json_out, chart=chart)
+        table = Table(title=f"report {file}" + (f" vs {baseline}" if baseline else ""))
+        table.add_column("measure")
+        table.add_column(f"run ({result.run.rows:,} rows, {result.run.embedded_rows:,} embedded)", justify="right")
+        if result.baseline is not None:
+            table.add_column(f"baseline ({result.baseline.rows:,} rows, {result.baseline.embedded_rows:,} embedded)",
+                             justify="right")
+            table.add_column("more diverse")
+        for label, mine, theirs, verdict in result.rows():
+            table.add_row(label, mine, *((theirs, verdict) if result.baseline is not None else ()))
+        console.print(table)
+        for label, path in (("measures", json_out), ("chart", chart)):
+            if path is not None:
+                console.print(f"{label} written to {path}")
+
+
+@app.command()
 def simulate(
     ctx: typer.Context,
-    output: Annotated[Path, typer.Option("--output", "-o", help="Folder: one <cluster_id>.json per cluster")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Folder: one <cluster_id>.json per cluster (a <cluster_id>/ folder for oasis, tinytroupe)")],
     count: Annotated[int, typer.Option("-n", "--count", help="Number of clusters")] = 5,
     size: Annotated[Optional[int], typer.Option("--size", help="Personas per cluster")] = None,
     seed: Annotated[Optional[int], typer.Option("--seed", help="Random seed (same seed, same graph: same clusters)")] = None,
     rounds: Annotated[int, typer.Option("--rounds", help="Conversation rounds along the edges (0 = export only)", min=0)] = 0,
     lang: Annotated[Optional[Lang], typer.Option("--lang", help="Conversation language")] = None,
     scenario: Annotated[str, typer.Option("--scenario", help="The situation the members meet in")] = "",
+    format: Annotated[SimulationFormat, typer.Option("--format", help="json, or the files OASIS or TinyTroupe load")] = SimulationFormat.json,  # noqa: A002
     min_size: Annotated[Optional[int], typer.Option("--min-size", min=1, help="Smallest cluster accepted (default: --size)")] = None,
     allow_smaller: Annotated[bool, typer.Option("--allow-smaller", help="Accept clusters smaller than --size (= --min-size 1)")] = False,
 ) -> None:
@@ -86,7 +119,7 @@ def simulate(
     """
     st = state(ctx)
     with user_errors(st):
-        summary = st.graph.simulate(output, count=count, rounds=rounds, lang=lang, scenario=scenario, size=size,
+        summary = st.graph.simulate(output, count=count, rounds=rounds, lang=lang, scenario=scenario, format=format, size=size,
                                     seed=seed, min_size=smaller_clusters(min_size, allow_smaller))
         talk = summary.conversation
         line = f"; {talk.messages:,} messages in {rounds} rounds ({talk.cached:,} cached, {talk.failed:,} failed)" if talk else ""
