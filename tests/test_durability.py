@@ -66,10 +66,12 @@ def raw_server(data_dir: Path, *args: str) -> Iterator[redis.Redis]:
     sock = data_dir / server.SOCKET_NAME
     proc = subprocess.Popen([redis_server, "--port", "0", "--unixsocket", str(sock), "--dir", str(data_dir), *args,
                              "--loadmodule", module], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    client = redis.Redis(unix_socket_path=str(sock))
+    client = redis.Redis(unix_socket_path=str(sock), socket_timeout=60)
     try:
-        deadline = time.monotonic() + 10
-        while not server._ping(sock) and time.monotonic() < deadline:
+        deadline = time.monotonic() + 60  # a loaded machine takes its time to load the files
+        while time.monotonic() < deadline:
+            if server._ping(sock) and not client.info("persistence").get("loading"):
+                break
             time.sleep(0.05)
         yield client
     finally:
