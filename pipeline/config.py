@@ -71,6 +71,7 @@ class DedupMethod(StrEnum):
 # The sentence encoder dedup uses: ONNX Runtime (CPU, no torch), sentence-transformers (torch), or
 # auto (torch only with a CUDA device).
 EmbeddingBackend = Literal["auto", "onnx", "torch"]
+EmbeddingPrecision = Literal["int8", "fp32"]
 
 
 class Lang(StrEnum):
@@ -161,6 +162,11 @@ class DedupConfig(BaseModel):
     embed_batch_size: int = Field(default=64, ge=1)
     embedding_backend: EmbeddingBackend = Field(
         default="auto", description="Encoder: ONNX Runtime on the CPU, or sentence-transformers (auto: torch only with a CUDA device)"
+    )
+    embedding_precision: EmbeddingPrecision = Field(
+        default="int8",
+        description="ONNX encoder: int8 dense layers with float32 outlier channels (cosine >= 0.99 to fp32, faster) "
+                    "or fp32 (sentence-transformers' vectors); the index re-embeds when it changes",
     )
     seed: int = Field(default=1, description="MinHash permutation seed (indexes are rebuilt if it changes)")
 
@@ -458,6 +464,7 @@ link_cosine = 0.5             # every two members of a merged group reach this c
 min_jaccard = 0.1             # "both": an embedding pair shares this much too (the model reads English only)
 link_jaccard = 0.5            # every two members reach this Jaccard with method "minhash"
 embedding_backend = "auto"    # "onnx" (CPU, no torch), "torch" (sentence-transformers), auto: torch only with CUDA
+embedding_precision = "int8"  # onnx: "int8" (faster, cosine >= 0.99 to fp32) or "fp32" (sentence-transformers' vectors)
 
 [filter]
 min_words = 2                 # words that say something; Chinese/Japanese/Thai count characters per word

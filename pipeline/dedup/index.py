@@ -215,7 +215,7 @@ class DedupIndex:
             sigs, vecs = self._last_arrays
             return (None if sigs is None else sigs[rows]), (None if vecs is None else vecs[rows])
         sigs = self.hasher.signatures(texts) if self.use_minhash else None
-        vecs = embed(texts, self.config.embed_batch_size) if self.use_embedding else None
+        vecs = embed(texts, self.config.embed_batch_size, self.config.embedding_precision) if self.use_embedding else None
         return sigs, vecs
 
     def _minhash_match(self, sig: np.ndarray, vec: np.ndarray | None, text: str) -> Match | None:
@@ -263,7 +263,7 @@ class DedupIndex:
         return {
             "version": FORMAT_VERSION, "method": c.method, "num_perm": c.num_perm, "shingles": c.shingles,
             "shingle_size": c.shingle_size,
-            "seed": c.seed, "model": "all-MiniLM-L6-v2",
+            "seed": c.seed, "model": "all-MiniLM-L6-v2", "precision": c.embedding_precision,
         }
 
     def live_rows(self) -> np.ndarray:
