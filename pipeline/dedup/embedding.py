@@ -55,9 +55,9 @@ GRAPH_VERSION = 1
 # channel's stay float32, at most OUTLIER_CHANNELS of them; the calibration is CALIBRATION_TEXTS
 # sequences of CALIBRATION_WORDS random whole-word tokens (seeded): BERT's outlier channels are the
 # same whatever the text (measured: the same channels as on real personas, and the same agreement).
-INT8_VERSION = 1
-OUTLIER_FACTOR = 2.5
-OUTLIER_CHANNELS = 32
+INT8_VERSION = 2
+OUTLIER_FACTOR = 4.0
+OUTLIER_CHANNELS = 16
 CALIBRATION_TEXTS = 256
 CALIBRATION_WORDS = 20
 # Mean pooling divides by the number of real tokens, at least this (sentence-transformers' clamp);
