@@ -160,7 +160,7 @@ class DedupConfig(BaseModel):
         default=16, ge=1, description="Most similar MinHash pairs kept per persona (templated text floods LSH buckets)"
     )
     ann_min_size: int | None = Field(
-        default=200_000, ge=2,
+        default=20_000, ge=2,
         description="Personas from which embedding neighbours come from an approximate faiss IVF index instead of "
                     "exact search (None: always exact; docs/benchmarks.md)",
     )
@@ -469,7 +469,7 @@ shape_cosine = 0.3            # "both": ... or this, if the words that differ ar
 link_cosine = 0.5             # every two members of a merged group reach this cosine (or shape_cosine, one-sided)
 min_jaccard = 0.1             # "both": an embedding pair shares this much too (the model reads English only)
 link_jaccard = 0.5            # every two members reach this Jaccard with method "minhash"
-ann_min_size = 200000         # from this many personas, embedding neighbours come from an IVF index (approximate)
+ann_min_size = 20000          # from this many personas, embedding neighbours come from an IVF index (approximate)
 ann_nprobe = 16               # IVF lists searched per persona
 embedding_backend = "auto"    # "onnx" (CPU, no torch), "torch" (sentence-transformers), auto: torch only with CUDA
 embedding_precision = "int8"  # onnx: "int8" (faster, cosine >= 0.99 to fp32) or "fp32" (sentence-transformers' vectors)
