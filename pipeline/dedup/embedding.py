@@ -56,6 +56,8 @@ GRAPH_VERSION = 1
 # sequences of CALIBRATION_WORDS random whole-word tokens (seeded): BERT's outlier channels are the
 # same whatever the text (measured: the same channels as on real personas, and the same agreement).
 INT8_VERSION = 2
+# OnnxEncoder sorts by length and tokenises within slices of this many texts.
+TOKENISE_CHUNK = 16_384
 OUTLIER_FACTOR = 4.0
 OUTLIER_CHANNELS = 16
 CALIBRATION_TEXTS = 256
@@ -193,9 +195,15 @@ class OnnxEncoder:
 
     def encode(self, texts: Sequence[str], batch_size: int) -> np.ndarray:
         """(n, DIM) float32 unit vectors."""
+        out = np.empty((len(texts), DIM), dtype=np.float32)
+        # Tokenised a slice at a time: a million texts' token ids as Python ints would take ~1 GB.
+        for start in range(0, len(texts), TOKENISE_CHUNK):
+            self._encode_into(out[start : start + TOKENISE_CHUNK], texts[start : start + TOKENISE_CHUNK], batch_size)
+        return out
+
+    def _encode_into(self, out: np.ndarray, texts: Sequence[str], batch_size: int) -> None:
         ids = [e.ids for e in self.tokenizer.encode_batch(list(texts))]
         order = np.argsort([len(i) for i in ids], kind="stable")
-        out = np.empty((len(ids), DIM), dtype=np.float32)
         for start in range(0, len(order), batch_size):
             rows = order[start : start + batch_size]
             input_ids = np.zeros((len(rows), max(len(ids[r]) for r in rows)), dtype=np.int64)
@@ -204,7 +212,6 @@ class OnnxEncoder:
                 input_ids[k, : len(ids[r])] = ids[r]
                 mask[k, : len(ids[r])] = 1
             out[rows] = self.session.run(None, {"input_ids": input_ids, "attention_mask": mask})[0]
-        return out
 
 
 # -- the ONNX file: built from the weights once, then cached -------------------------------------
