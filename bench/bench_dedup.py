@@ -2,7 +2,8 @@
 
     python -m bench.bench_dedup hashing --n 20000          # signatures/s, ours vs MinHash.update / bulk
     python -m bench.bench_dedup embedding --n 2000         # texts/s of all-MiniLM-L6-v2 on this CPU
-    python -m bench.bench_dedup full --n 1000000 --method minhash --minhash-threshold 0.7   # a real graph
+    python -m bench.bench_dedup ann --n 100000             # IVF vs exact neighbours: time and recall of the pairs
+    python -m bench.bench_dedup full --n 1000000 --method both   # a real graph
 
 Ratios are measured in one run on the same texts. `full` builds a planted corpus of about `n`
 personas, imports it into a fresh embedded FalkorDB in a temporary folder, runs the dedup stage and
@@ -66,6 +67,37 @@ def bench_embedding(n: int, batch_size: int) -> None:
     print(f"{n} texts, batch {batch_size}, torch threads {torch.get_num_threads()}: {n / took:.0f} texts/s")
 
 
+def bench_ann(n: int, sizes: list[int], nprobes: list[int], threshold: float, k: int) -> None:
+    """Exact vs IVF neighbour pairs on embeddings of a planted templated corpus: seconds and recall
+    of the exact pairs at each size (nested prefixes of one corpus), for each nprobe."""
+    import numpy as np
+
+    from personagraph.dedup.embedding import embed, similar_pairs
+
+    cache = Path(tempfile.gettempdir()) / f"personagraph-bench-ann-{n}.npy"
+    if cache.is_file():
+        vectors = np.load(cache)
+    else:
+        t0 = time.perf_counter()
+        vectors = embed(make_corpus(int(n / 1.6), seed=4, activities=2, min_differing=1).texts[:n])
+        print(f"embedded {len(vectors)} planted personas in {time.perf_counter() - t0:.0f}s (cached in {cache})")
+        np.save(cache, vectors)
+    for size in sizes:
+        sub = vectors[:size]
+        t0 = time.perf_counter()
+        exact = similar_pairs(sub, threshold, k)
+        flat = time.perf_counter() - t0
+        truth = set(zip(exact[0].tolist(), exact[1].tolist()))
+        print(f"{size:>8} vectors: exact {flat:7.1f}s, {len(truth)} pairs at cosine >= {threshold}", flush=True)
+        for nprobe in nprobes:
+            t0 = time.perf_counter()
+            a, b, _ = similar_pairs(sub, threshold, k, ann_min_size=2, nprobe=nprobe)
+            took = time.perf_counter() - t0
+            recall = len(truth & set(zip(a.tolist(), b.tolist()))) / max(len(truth), 1)
+            print(f"          IVF nprobe {nprobe:3d}: {took:7.1f}s ({flat / took:5.1f}x faster), recall {recall:.4f}",
+                  flush=True)
+
+
 def _rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
@@ -125,6 +157,12 @@ def main() -> None:
     e = sub.add_parser("embedding")
     e.add_argument("--n", type=int, default=2000)
     e.add_argument("--batch-size", type=int, default=64)
+    a = sub.add_parser("ann")
+    a.add_argument("--n", type=int, default=100_000, help="planted personas to embed (cached in the temp folder)")
+    a.add_argument("--sizes", type=int, nargs="+", default=[10_000, 30_000, 100_000])
+    a.add_argument("--nprobe", type=int, nargs="+", default=[8, 16, 32])
+    a.add_argument("--threshold", type=float, default=DedupConfig().embedding_threshold)
+    a.add_argument("--k", type=int, default=DedupConfig().embedding_neighbours)
     f = sub.add_parser("full")
     f.add_argument("--n", type=int, default=1_000_000)
     f.add_argument("--method", default="minhash", choices=["minhash", "embedding", "both"])
@@ -132,6 +170,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.what == "hashing":
         bench_hashing(args.n, args.num_perm, args.shingle)
+    elif args.what == "ann":
+        bench_ann(args.n, args.sizes, args.nprobe, args.threshold, args.k)
     elif args.what == "embedding":
         bench_embedding(args.n, args.batch_size)
     else:

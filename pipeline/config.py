@@ -82,6 +82,7 @@ class DedupMethod(StrEnum):
 # The sentence encoder dedup uses: ONNX Runtime (CPU, no torch), sentence-transformers (torch), or
 # auto (torch only with a CUDA device).
 EmbeddingBackend = Literal["auto", "onnx", "torch"]
+EmbeddingPrecision = Literal["int8", "fp32"]
 
 
 class Lang(StrEnum):
@@ -169,9 +170,21 @@ class DedupConfig(BaseModel):
     minhash_neighbours: int = Field(
         default=16, ge=1, description="Most similar MinHash pairs kept per persona (templated text floods LSH buckets)"
     )
+    ann_min_size: int | None = Field(
+        default=20_000, ge=2,
+        description="Personas from which embedding neighbours come from an approximate faiss IVF index instead of "
+                    "exact search (None: always exact; docs/benchmarks.md)",
+    )
+    ann_nprobe: int = Field(default=16, ge=1, description="IVF lists searched per persona (recall of the exact pairs)")
     embed_batch_size: int = Field(default=64, ge=1)
     embedding_backend: EmbeddingBackend = Field(
         default="auto", description="Encoder: ONNX Runtime on the CPU, or sentence-transformers (auto: torch only with a CUDA device)"
+    )
+    embedding_precision: EmbeddingPrecision = Field(
+        default="fp32",
+        description="ONNX encoder: fp32 (sentence-transformers' vectors, the same whatever the batch) or int8 dense "
+                    "layers with float32 outlier channels (cosine >= 0.99 to fp32, ~1.3x faster, but a vector shifts "
+                    "slightly with its batch-mates); the index re-embeds when it changes",
     )
     seed: int = Field(default=1, description="MinHash permutation seed (indexes are rebuilt if it changes)")
 
@@ -486,7 +499,10 @@ shape_cosine = 0.3            # "both": ... or this, if the words that differ ar
 link_cosine = 0.5             # every two members of a merged group reach this cosine (or shape_cosine, one-sided)
 min_jaccard = 0.1             # "both": an embedding pair shares this much too (the model reads English only)
 link_jaccard = 0.5            # every two members reach this Jaccard with method "minhash"
+ann_min_size = 20000          # from this many personas, embedding neighbours come from an IVF index (approximate)
+ann_nprobe = 16               # IVF lists searched per persona
 embedding_backend = "auto"    # "onnx" (CPU, no torch), "torch" (sentence-transformers), auto: torch only with CUDA
+embedding_precision = "fp32"  # onnx: "fp32" (sentence-transformers' vectors) or "int8" (faster, cosine >= 0.99 to fp32)
 
 [filter]
 min_words = 2                 # words that say something; Chinese/Japanese/Thai count characters per word

@@ -206,7 +206,7 @@ def test_adding_what_was_just_looked_up_embeds_it_once(tmp_path, monkeypatch) ->
 
     calls: list[int] = []
     real_embed = index_module.embed
-    monkeypatch.setattr(index_module, "embed", lambda texts, bs=64: calls.append(len(texts)) or real_embed(texts, bs))
+    monkeypatch.setattr(index_module, "embed", lambda texts, *args: calls.append(len(texts)) or real_embed(texts, *args))
     index = DedupIndex(DedupConfig(), tmp_path)
     index.add(["p_1"], [TEACHER])
     assert index.lookup_many([NURSE, DRIVER]) == [None, None]

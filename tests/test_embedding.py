@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import subprocess
 import sys
 import tempfile
@@ -11,6 +12,7 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
+from bench.bench_embed import PERSONAS as REAL_PERSONAS
 from bench.make_embedding_reference import OUT as REFERENCE
 from personagraph.config import DedupConfig
 from personagraph.dedup import embedding
@@ -26,7 +28,18 @@ def reference() -> tuple[list[str], np.ndarray]:
 
 @pytest.fixture(scope="module")
 def onnx_encoder() -> OnnxEncoder:
-    return embedding.load_encoder("onnx")
+    return embedding.load_encoder("onnx", "fp32")
+
+
+@pytest.fixture(scope="module")
+def int8_encoder() -> OnnxEncoder:
+    return embedding.load_encoder("onnx", "int8")
+
+
+@pytest.fixture(scope="module")
+def real_personas() -> list[str]:
+    with REAL_PERSONAS.open() as f:
+        return [json.loads(line)["persona"] for line in f]
 
 
 def test_onnx_vectors_agree_with_sentence_transformers_on_every_text(reference, onnx_encoder) -> None:
@@ -36,6 +49,33 @@ def test_onnx_vectors_agree_with_sentence_transformers_on_every_text(reference, 
     worst = int(cosine.argmin())
     assert cosine.min() >= 0.999, f"cosine {cosine.min():.5f} on {texts[worst][:60]!r}"
     assert np.allclose(np.linalg.norm(vecs, axis=1), 1.0, atol=1e-5)
+
+
+def test_int8_vectors_agree_with_sentence_transformers_on_every_reference_text(reference, int8_encoder) -> None:
+    texts, expected = reference
+    vecs = int8_encoder.encode(texts, batch_size=8)
+    cosine = (vecs * expected).sum(axis=1)
+    worst = int(cosine.argmin())
+    assert cosine.min() >= 0.99, f"cosine {cosine.min():.5f} on {texts[worst][:60]!r}"
+    assert np.allclose(np.linalg.norm(vecs, axis=1), 1.0, atol=1e-5)
+
+
+def test_int8_vectors_agree_with_fp32_on_every_one_of_3000_real_personas(real_personas, onnx_encoder, int8_encoder) -> None:
+    assert len(real_personas) >= 2000
+    cosine = (int8_encoder.encode(real_personas, 64) * onnx_encoder.encode(real_personas, 64)).sum(axis=1)
+    worst = int(cosine.argmin())
+    assert cosine.min() >= 0.99, f"cosine {cosine.min():.5f} on {real_personas[worst][:60]!r}"
+    assert cosine.mean() >= 0.998
+
+
+def test_int8_keeps_the_outlier_channels_in_float32(int8_encoder) -> None:
+    import onnx
+
+    nodes = onnx.load(str(int8_encoder.path)).graph.node
+    quantised = {n.name.removesuffix("_quant") for n in nodes if n.op_type in ("MatMulInteger", "MatMulIntegerToFloat")}
+    outliers = [n.name for n in nodes if n.op_type == "MatMul" and n.name.endswith(".outliers")]
+    assert len(quantised) == 36  # 6 layers x (q, k, v, attention output, intermediate, output)
+    assert "encoder.layer.0.intermediate.dense.outliers" in outliers  # channel 99 of the LayerNorm output, at least
 
 
 def test_batching_and_order_do_not_change_a_text_vector(reference, onnx_encoder) -> None:
@@ -57,8 +97,11 @@ def test_auto_is_onnx_unless_sentence_transformers_and_a_gpu_are_there(monkeypat
         embedding.set_backend("cuda")  # type: ignore[arg-type]
 
 
-def test_the_backend_is_a_dedup_setting() -> None:
+def test_the_backend_and_precision_are_dedup_settings() -> None:
     assert DedupConfig().embedding_backend == "auto"
+    assert DedupConfig().embedding_precision == "fp32"  # the same vector whatever the batch
+    with pytest.raises(ValidationError):
+        DedupConfig(embedding_precision="fp16")
     assert DedupConfig(embedding_backend="onnx").embedding_backend == "onnx"
     with pytest.raises(ValidationError):
         DedupConfig(embedding_backend="cuda")

@@ -194,7 +194,7 @@ def find_duplicates(texts: Sequence[str], config: DedupConfig, method: DedupMeth
     """
     method = method or config.method
     sigs = minhasher(config).signatures(texts) if method in ("minhash", "both") else None
-    vecs = embed(texts, config.embed_batch_size) if method in ("embedding", "both") else None
+    vecs = embed(texts, config.embed_batch_size, config.embedding_precision) if method in ("embedding", "both") else None
     return duplicate_groups(sigs, vecs, config, method, texts=texts)[1]
 
 

@@ -70,14 +70,20 @@ class DedupIndex:
         self._last_lookup: dict[str, int] = {}
         self._last_arrays: tuple[np.ndarray | None, np.ndarray | None] = (None, None)
         self._lsh: MinHashLSH | None = None  # built on the first lookup: the batch pass never needs it
-        self._faiss = self._new_faiss()
+        self._faiss = None  # the same: it holds a second copy of the vectors (1.5 GB at 1M)
 
     # -- building ----------------------------------------------------------------------------------
-    @staticmethod
-    def _new_faiss():  # noqa: ANN205 - faiss has no type stubs
-        import faiss
+    @property
+    def faiss(self):  # noqa: ANN201 - faiss has no type stubs
+        """An exact faiss index over the live vectors, ids = row positions, built when first asked for."""
+        if self._faiss is None:
+            import faiss
 
-        return faiss.IndexIDMap2(faiss.IndexFlatIP(DIM))
+            self._faiss = faiss.IndexIDMap2(faiss.IndexFlatIP(DIM))
+            rows = self.live_rows()
+            if len(rows):
+                self._faiss.add_with_ids(self.live_arrays()[1], rows)
+        return self._faiss
 
     def __len__(self) -> int:
         return len(self._pos)
@@ -105,13 +111,15 @@ class DedupIndex:
         for k, pid in enumerate(ids):
             self._pos[pid] = start + k
         positions = np.arange(start, start + len(ids), dtype=np.int64)
+        # The first batch is taken as it is: a copy of a million vectors would double the peak.
         if sigs is not None:
-            self.signatures = np.concatenate([self.signatures, sigs])
+            self.signatures = np.concatenate([self.signatures, sigs]) if len(self.signatures) else sigs
             if self._lsh is not None:
                 self._lsh_insert(self._lsh, positions.tolist())
         if vecs is not None:
-            self.vectors = np.concatenate([self.vectors, vecs])
-            self._faiss.add_with_ids(vecs, positions)
+            self.vectors = np.concatenate([self.vectors, vecs]) if len(self.vectors) else vecs
+            if self._faiss is not None:
+                self._faiss.add_with_ids(vecs, positions)
 
     def _lsh_insert(self, lsh: MinHashLSH, positions: Sequence[int]) -> None:
         with lsh.insertion_session() as session:
@@ -134,7 +142,7 @@ class DedupIndex:
         if self._lsh is not None:
             for pos in gone:
                 self._lsh.remove(pos)
-        if self.use_embedding:
+        if self._faiss is not None:
             self._faiss.remove_ids(np.asarray(gone, dtype=np.int64))
 
     def sync(self, store: GraphStore) -> int:
@@ -198,7 +206,7 @@ class DedupIndex:
             for k, (i, sig) in enumerate(zip(pending, sigs)):
                 out[i] = self._best(out[i], self._minhash_match(sig, None if vecs is None else vecs[k], texts[k]))
         if vecs is not None:
-            sims, poss = self._faiss.search(vecs, 1)
+            sims, poss = self.faiss.search(vecs, 1)
             for k, (i, s, pos) in enumerate(zip(pending, sims[:, 0].tolist(), poss[:, 0].tolist())):
                 if pos < 0 or s < self.config.embedding_threshold:
                     continue
@@ -215,7 +223,7 @@ class DedupIndex:
             sigs, vecs = self._last_arrays
             return (None if sigs is None else sigs[rows]), (None if vecs is None else vecs[rows])
         sigs = self.hasher.signatures(texts) if self.use_minhash else None
-        vecs = embed(texts, self.config.embed_batch_size) if self.use_embedding else None
+        vecs = embed(texts, self.config.embed_batch_size, self.config.embedding_precision) if self.use_embedding else None
         return sigs, vecs
 
     def _minhash_match(self, sig: np.ndarray, vec: np.ndarray | None, text: str) -> Match | None:
@@ -263,12 +271,22 @@ class DedupIndex:
         return {
             "version": FORMAT_VERSION, "method": c.method, "num_perm": c.num_perm, "shingles": c.shingles,
             "shingle_size": c.shingle_size,
-            "seed": c.seed, "model": "all-MiniLM-L6-v2",
+            "seed": c.seed, "model": "all-MiniLM-L6-v2", "precision": c.embedding_precision,
         }
 
     def live_rows(self) -> np.ndarray:
         """Row positions of personas still indexed, in insertion order."""
         return np.asarray(sorted(self._pos.values()), dtype=np.int64)
+
+    def live_arrays(self) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """Signatures and vectors of the live rows (`live_rows` order; None for an unused method):
+        views of the stored arrays when no row was removed since they were built, else copies."""
+        rows = self.live_rows()
+        if len(rows) == len(self.ids):  # every row is live: rows == 0..n-1
+            pick = slice(None)
+        else:
+            pick = rows  # type: ignore[assignment]
+        return (self.signatures[pick] if self.use_minhash else None), (self.vectors[pick] if self.use_embedding else None)
 
     def save(self) -> None:
         """Write the index (compacted to live rows) as one file, replaced atomically."""
@@ -283,10 +301,11 @@ class DedupIndex:
             "created": np.array([self.created[r] for r in rows], dtype=np.float64),
             "texts": np.array([self.texts[r] for r in rows], dtype=str),
         }
-        if self.use_minhash:
-            arrays["signatures"] = self.signatures[rows]
-        if self.use_embedding:
-            arrays["vectors"] = self.vectors[rows]
+        sigs, vecs = self.live_arrays()
+        if sigs is not None:
+            arrays["signatures"] = sigs
+        if vecs is not None:
+            arrays["vectors"] = vecs
         tmp = self.folder / "index.tmp.npz"
         with open(tmp, "wb") as f:
             np.savez(f, **arrays)

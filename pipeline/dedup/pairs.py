@@ -202,7 +202,8 @@ def differs_on_one_side(a: str, b: str) -> bool:
 
 def embedding_pairs(vectors: np.ndarray, config: DedupConfig) -> Pairs:
     """Pairs among each item's nearest neighbours whose cosine reaches the threshold."""
-    a, b, sims = similar_pairs(vectors, config.embedding_threshold, k=config.embedding_neighbours)
+    a, b, sims = similar_pairs(vectors, config.embedding_threshold, k=config.embedding_neighbours,
+                               ann_min_size=config.ann_min_size, nprobe=config.ann_nprobe)
     return Pairs.of(a, b, sims, "embedding")
 
 

@@ -123,8 +123,7 @@ def merge_duplicates(
         index.sync(store)
     rows = index.live_rows()
     ids = [index.ids[r] for r in rows]
-    sigs = index.signatures[rows] if index.use_minhash else None
-    vecs = index.vectors[rows] if index.use_embedding else None
+    sigs, vecs = index.live_arrays()  # views, not copies, unless rows were removed since the last save
     note(f"finding duplicate pairs among {len(ids)} personas ({method})")
     # The survivor rule picks each group's representative, so the closure check (groups.duplicate_groups)
     # runs on the personas that will be left, and a rerun finds nothing more to merge.
