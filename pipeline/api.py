@@ -259,10 +259,9 @@ class Graph:
 
     async def asample(self, **settings: Any) -> SampleDraw:
         """Draw samples of personas by where they sit in the graph (`[synthesis]` sampling: strategy, size, count, seed, ...)."""
-        from personagraph.config import SampleConfig
         from personagraph.sample import Sample
 
-        base = SampleConfig.model_validate(self.settings.synthesis.model_dump(include=set(SampleConfig.model_fields)))
+        base = self.settings.synthesis.sampling()
         return await self.arun_stage(Sample(config=with_overrides(base, **settings)))
 
     async def asynthesize(self, task: str, output: str | Path, *, count: int = 10, examples: str | Path | None = None,
@@ -286,10 +285,10 @@ class Graph:
                         scenario: str = "", format: str = "json", **settings: Any) -> SimulationSummary:  # noqa: A002
         """Write `count` connected clusters for multi-agent simulation, with `rounds` of conversation:
         one JSON each, or (`format`) the files OASIS or TinyTroupe load (`oasis`, `tinytroupe`)."""
-        from personagraph.config import SampleConfig, Strategy
+        from personagraph.config import Strategy
         from personagraph.simulate import Simulate
 
-        base = SampleConfig.model_validate(self.settings.synthesis.model_dump(include=set(SampleConfig.model_fields)))
+        base = self.settings.synthesis.sampling()
         config = with_overrides(base, **settings, strategy=Strategy.cluster, count=count)
         return await self.arun_stage(Simulate(config=config, output=Path(output), rounds=rounds,
                                               lang=lang or self.settings.synthesis.lang, scenario=scenario,

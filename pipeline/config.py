@@ -274,6 +274,10 @@ class SynthesisConfig(SampleConfig):
     task_dirs: list[Path] = Field(default_factory=list, description="Folders of your own task prompts (<task>.<lang>.md), searched first")
     write_back: bool = Field(default=False, description="Also store each row as a (:Sample)-[:GENERATED_BY]->(:Persona) node")
 
+    def sampling(self) -> SampleConfig:
+        """This section's sampling settings alone (what `sample` and `simulate` draw with)."""
+        return SampleConfig.model_validate(self.model_dump(include=set(SampleConfig.model_fields)))
+
 
 class ExpandConfig(BaseModel):
     """Persona-to-Persona expansion (see personagraph.expand and personagraph.relations), with a run's budgets."""
