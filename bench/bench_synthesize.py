@@ -1,12 +1,13 @@
 """Synthesis throughput (rows/s) against the LLM bench's bare client loop, same endpoint, same run.
 
     python -m bench.bench_synthesize --n 2000 --concurrency 64 --latency 0.2
+    python -m bench.bench_synthesize --task dialogue          # a relationship task: one row per edge
 
 A fresh embedded store gets `--personas` template personas and 3x as many power-law edges (the
 generator of bench/bench_graph.py). The project's fake endpoint runs in a child process with
 `--latency` seconds per answer. Each round runs the bare openai+aiohttp worker pool of
 bench/bench_llm.py on the `--n` prompts synthesis sends (text answers, as synthesis asks), then `personagraph synthesize`'s whole path on `--n` personas
-(sampling them from the graph, rendering the task prompt, the LLM layer with the cache off, rows
+(or edges, or clusters, for `--task dialogue|relation_problem|npc_cast`: sampling them from the graph, rendering the task prompt, the LLM layer with the cache off, rows
 re-ordered and written to JSONL), and between them the LLM layer alone on the same prompts.
 Reported: rows/s per side (best round), the ratios synthesis/bare (target >= 0.9) and
 synthesis/LLM layer, and CPU ms per row in this process (when the CPU is the bottleneck, the ratio
@@ -29,7 +30,7 @@ from personagraph.graph.store import GraphStore, StoreConfig, open_store
 from personagraph.api import Graph
 from personagraph.config import Settings
 from personagraph.llm import LLMClient, LLMRequest
-from personagraph.synthesize import Synthesizer, pick_personas
+from personagraph.synthesize import plan_synthesis
 from tests.fake_llm_server import Faults, fake_llm_subprocess
 
 
@@ -53,6 +54,8 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--personas", type=int, default=5000)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--task", default="math_problem", help="any packaged task; relationship tasks pick edges or clusters")
+    ap.add_argument("--size", type=int, default=5, help="cluster size for cluster tasks (npc_cast)")
     args = ap.parse_args()
     data_dir = Path(tempfile.mkdtemp(prefix="pgsyn-", dir="/tmp"))
     try:
@@ -60,20 +63,22 @@ def main() -> None:
         build_graph(store, args.personas, args.seed)
         settings = Settings(llm={"model": "fake-model", "cache": False, "concurrency": args.concurrency, "timeout": 60.0},
                             store=store.options)
-        sampling = {"strategy": "uniform", "size": args.n, "seed": args.seed}
+        cluster_task = args.task == "npc_cast"
+        sampling = {"strategy": "uniform", "size": args.size if cluster_task else args.n, "seed": args.seed}
+        extra = {"world": "A river-port town in a low-fantasy world."} if cluster_task else {}
         with fake_llm_subprocess(Faults(latency=args.latency)) as base_url:
             llm_settings = settings.model_copy(update={"llm": settings.llm.model_copy(update={"base_url": base_url})})
 
             async def ours() -> int:
                 with Graph(llm_settings, store=store, progress=False) as g:  # the Python API, as a user calls it
-                    summary = await g.asynthesize("math_problem", data_dir / "rows.jsonl", count=args.n, **sampling)
+                    summary = await g.asynthesize(args.task, data_dir / "rows.jsonl", count=args.n, **sampling, **extra)
                 return summary.written
 
             # The bare loop sends the very prompts synthesis renders (prepared outside its timing).
-            stage = Graph(llm_settings, store=store).synthesize_stage("math_problem", data_dir / "rows.jsonl", count=args.n,
-                                                                     **sampling)
-            synth = Synthesizer(store, stage)
-            prompts = [synth.messages(member["description"], []) for _, member in pick_personas(store, stage.config, args.n)]
+            stage = Graph(llm_settings, store=store).synthesize_stage(args.task, data_dir / "rows.jsonl", count=args.n,
+                                                                     **sampling, **extra)
+            synth, units = plan_synthesis(store, stage)
+            prompts = [request.messages for request in synth.requests(units, "fake-model")]
             async def layer() -> int:
                 with LLMClient.from_settings(llm_settings) as client:
                     requests = (LLMRequest(key=str(i), messages=m) for i, m in enumerate(prompts))
@@ -89,7 +94,7 @@ def main() -> None:
     finally:
         server.stop(data_dir)
         shutil.rmtree(data_dir, ignore_errors=True)
-    print(f"n={args.n} concurrency={args.concurrency} latency={args.latency}s rounds={args.rounds} "
+    print(f"task={args.task} n={len(prompts)} concurrency={args.concurrency} latency={args.latency}s rounds={args.rounds} "
           f"graph={args.personas:,} personas (best round) at {time.strftime('%Y-%m-%d %H:%M')}")
     best = {label: max(runs) for label, runs in rows.items()}
     for label, (rate, cpu_ms, ok) in best.items():

@@ -640,10 +640,9 @@ class GraphStore(ABC):
         """
         out: dict[str, list[dict[str, str]]] = {}
         for chunk in self._batched(list(dict.fromkeys(ids))):
-            for anchor, source, rel_type, target in self.run_named("synth_incident_edges", {"ids": chunk, "statuses": list(statuses)}).rows:
-                out.setdefault(anchor, []).append({"source": source, "target": target, "type": rel_type})
-        for edges in out.values():
-            edges.sort(key=lambda e: (e["source"], e["type"], e["target"]))
+            for anchor, packed in self.run_named("synth_incident_edges", {"ids": chunk, "statuses": list(statuses)}).rows:
+                edges = [dict(zip(("source", "target", "type"), edge.split(" "))) for edge in packed]
+                out[anchor] = sorted(edges, key=lambda e: (e["source"], e["type"], e["target"]))
         return out
 
     def upsert_samples(self, samples: Sequence[dict[str, Any]]) -> WriteStats:

@@ -281,9 +281,11 @@ def pick_edges(store: GraphStore, spec: SampleConfig, count: int) -> list[Synthe
     or the draw gives no more. The edge keeps its stored direction: its source is the main persona.
     """
     want = count
+    incident: dict[str, list[dict[str, str]]] = {}
     while True:
         anchors = pick_personas(store, spec, want)
-        incident = store.incident_edges([member["id"] for _, member in anchors], spec.statuses)
+        # A doubling round draws many of the same anchors again: ask the store only about new ones.
+        incident.update(store.incident_edges([m["id"] for _, m in anchors if m["id"] not in incident], spec.statuses))
         picked: dict[tuple[str, str, str], tuple[GraphSample, dict[str, str]]] = {}
         for sample, member in anchors:
             edges = incident.get(member["id"], [])
@@ -298,7 +300,8 @@ def pick_edges(store: GraphStore, spec: SampleConfig, count: int) -> list[Synthe
         if len(picked) >= count or len(anchors) < want:
             break
         want *= 2
-    people = store.sample_members(list(dict.fromkeys(i for source, _, target in picked for i in (source, target))))
+    people = {member["id"]: member for _, member in anchors}
+    people.update(store.sample_members(list(dict.fromkeys(i for source, _, target in picked for i in (source, target) if i not in people))))
     return [SynthesisUnit(sample=sample, members=[people[edge["source"]], people[edge["target"]]], edges=[edge])
             for sample, edge in picked.values()]
 
