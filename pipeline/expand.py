@@ -116,7 +116,7 @@ class ExpandSummary(StageSummary):
     edge_types: Counter[str] = Field(default_factory=Counter)
     stopped_by: str = "frontier empty"
     rounds: list[RoundStats] = Field(default_factory=list)
-    usage: dict[str, int] = Field(default_factory=dict)
+    usage: dict[str, int | list[str]] = Field(default_factory=dict)
     errors: list[str] = Field(default_factory=list, description=f"The first {MAX_ERRORS_KEPT} failed requests")
     target_gaps: list[TargetGap] = Field(default_factory=list, description="With targets: each targeted value's share at the end")
 

@@ -93,7 +93,7 @@ class ExtractSummary(StageSummary):
     attributes_dropped: Counter[str] = Field(default_factory=Counter, description="Attribute values that fit no value, per attribute")
     problems: list[str] = Field(default_factory=list)
     failures_file: str = ""
-    llm: dict[str, int] = Field(default_factory=dict)
+    llm: dict[str, int | list[str]] = Field(default_factory=dict)
 
     def skip(self, where: str, reason: str, detail: str) -> None:
         """Count a skipped text under `reason`, keeping the first messages."""

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from personagraph.cli.common import console, counts, dropped, fail, notes, print_estimate, state, user_errors
+from personagraph.cli.common import console, counts, dropped, endpoint_rows, fail, notes, print_estimate, state, user_errors
 from personagraph.config import CONFIG_FILE_NAME, DedupMethod, Lang, Stance, write_default_config
 
 app = typer.Typer()
@@ -64,7 +64,7 @@ def run(
         console.print(table)
         u = st.graph.llm.usage if st.graph.llm_started else None
         llm = (f"; LLM: {u.requests:,} requests ({u.cached:,} cached), {u.prompt_tokens:,} + {u.completion_tokens:,} tokens"
-               if u else "")
+               + (f" ({u.endpoint_line()})" if u.endpoint_line() else "") if u else "")
         console.print(f"graph: {summary.live_personas:,} live personas, {summary.edges:,} edges{llm}")
         console.print(f"wrote {summary.personas_file}" + (f" and {summary.samples_file}" if summary.samples_file else "")
                       + "; explore with `personagraph stats`, `personagraph coverage`, `personagraph query --list`")
@@ -135,6 +135,7 @@ def extract(
             table.add_row("attribute values dropped", dropped(summary.attributes_dropped))
         table.add_row("LLM requests", f"{llm.get('llm_requests', 0):,} ({llm.get('llm_cached', 0):,} cached, {llm.get('llm_failed', 0):,} failed, {llm.get('llm_calls', 0):,} calls)")
         table.add_row("tokens", f"{llm.get('llm_prompt_tokens', 0):,} prompt + {llm.get('llm_completion_tokens', 0):,} completion")
+        endpoint_rows(table, llm)
         console.print(table)
         if summary.texts_skipped - summary.skipped["already extracted"] == summary.texts_read:
             fail(f"nothing to extract from {file}: none of its {summary.texts_read:,} records has usable text in {summary.field!r}")
@@ -239,6 +240,7 @@ def expand(
         table.add_row("seeds expanded", f"{summary.seeds_expanded:,}")
         table.add_row("LLM requests", f"{summary.requests:,} ({summary.usage.get('llm_cached', 0):,} cached, {summary.failed_requests:,} failed)")
         table.add_row("tokens", f"{summary.usage.get('llm_prompt_tokens', 0):,} prompt + {summary.usage.get('llm_completion_tokens', 0):,} completion")
+        endpoint_rows(table, summary.usage)
         table.add_row("proposals", f"{summary.proposals:,}")
         table.add_row("personas created", f"{summary.created:,}")
         table.add_row("linked to existing personas", f"{summary.linked:,}")

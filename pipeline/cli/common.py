@@ -145,6 +145,13 @@ def print_estimate(title: str, estimate: StageEstimate) -> None:
     console.print(table)
 
 
+def endpoint_rows(table: Table, llm: dict[str, Any]) -> None:
+    """Add a row of calls answered per endpoint (`llm_endpoint_calls` of `Usage.as_dict`) when there were several."""
+    calls = llm.get("llm_endpoint_calls") or []
+    if len(calls) > 1:
+        table.add_row("calls by endpoint", ", ".join(calls))
+
+
 def counts(counter: Counter[str] | dict[str, int], top: int | None = None) -> str:
     """Per-reason counts as indented lines under a table cell."""
     items = counter.most_common(top) if isinstance(counter, Counter) else sorted(counter.items(), key=lambda kv: -kv[1])[:top]

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from personagraph.cli.common import console, fail, notes, print_estimate, state, user_errors
+from personagraph.cli.common import console, endpoint_rows, fail, notes, print_estimate, state, user_errors
 from personagraph.cli.explore import smaller_clusters
 from personagraph.config import Lang, Mode, SimulationFormat, Strategy
 
@@ -63,6 +63,7 @@ def synthesize(
         if config.write_back:
             table.add_row("GENERATED_BY links", f"{summary.written_back:,} (Sample node to each persona involved)")
         table.add_row("tokens", f"{usage.prompt_tokens:,} prompt, {usage.completion_tokens:,} completion")
+        endpoint_rows(table, usage.as_dict())
         console.print(table)
 
 
