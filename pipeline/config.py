@@ -370,6 +370,15 @@ class RunConfig(BaseModel):
         default_factory=lambda: {"hops": 2, "fanout": 2, "relations_per_seed": 2, "max_new": 60},
         description="`[expand]` values for the run's expansion (a first run should take a minute or two); hops 0 = none",
     )
+    executor: Literal["local", "ray"] = Field(
+        default="local",
+        description="Where the LLM stages (extract, expand, the filter's judge, synthesize) run: this process, or "
+                    "shards on Ray workers (pip install 'personagraph[ray]'; docs/scale.md)",
+    )
+    workers: int = Field(default=2, ge=1, description="Ray executor: shards, one Ray task each")
+    ray_address: str | None = Field(
+        default=None, description="Ray executor: a cluster to join ('auto', 'ray://head:10001'); unset = a local Ray"
+    )
 
     @field_validator("expand")
     @classmethod
@@ -567,6 +576,9 @@ task = "math_problem"
 count = 10                    # synthesized rows (0 = none)
 # judge = true                # LLM judge in the filter (default: only with a configured endpoint)
 expand = { hops = 2, fanout = 2, relations_per_seed = 2, max_new = 60 }   # [expand] values for the run (hops 0 = none)
+executor = "local"            # or "ray": the LLM stages as shards on Ray workers (pip install 'personagraph[ray]')
+workers = 2                   # ray: shards, one Ray task each
+# ray_address = "auto"        # ray: join this cluster (unset = a local Ray on this machine)
 
 [expand]
 hops = 6                      # deepest hop (six degrees); --hops

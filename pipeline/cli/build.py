@@ -8,7 +8,20 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from personagraph.cli.common import console, counts, dropped, endpoint_rows, fail, notes, print_estimate, state, user_errors
+from personagraph.cli.common import (
+    ExecutorOption,
+    WorkersOption,
+    console,
+    counts,
+    dropped,
+    endpoint_rows,
+    fail,
+    notes,
+    print_estimate,
+    state,
+    use_executor,
+    user_errors,
+)
 from personagraph.config import CONFIG_FILE_NAME, DedupMethod, Lang, Stance, write_default_config
 
 app = typer.Typer()
@@ -107,10 +120,13 @@ def extract(
     concurrency: Annotated[Optional[int], typer.Option("--concurrency", help="LLM calls in flight", min=1)] = None,
     limit: Annotated[Optional[int], typer.Option("--limit", help="Read only the first N records", min=1)] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Count the calls and rough tokens it would spend; call and write nothing")] = False,
+    executor: ExecutorOption = None,
+    workers: WorkersOption = None,
 ) -> None:
     """Text-to-Persona: infer who would read / write / like each text; personas, sources and edges go into the graph."""
     st = state(ctx)
     with user_errors(st):
+        use_executor(st, executor, workers)
         if concurrency:
             st.settings.llm = st.settings.llm.model_copy(update={"concurrency": concurrency})
         g = st.graph
@@ -148,10 +164,13 @@ def filter_cmd(
     purge: Annotated[bool, typer.Option("--purge", help="Delete the rejected personas and their edges")] = False,
     no_llm: Annotated[bool, typer.Option("--no-llm", help="Cheap checks only, no LLM judge")] = False,
     lang: Annotated[Lang, typer.Option("--lang", help="Judge prompt language")] = Lang.en,
+    executor: ExecutorOption = None,
+    workers: WorkersOption = None,
 ) -> None:
     """Judge personas on relevance, plausibility, specificity and readability: cheap checks, then an LLM."""
     st = state(ctx)
     with user_errors(st):
+        use_executor(st, executor, workers)
         if report:
             rep = st.graph.filter_report()
             console.print("status: " + ", ".join(f"{k} {v:,}" for k, v in sorted(rep.status.items())))
@@ -207,12 +226,15 @@ def expand(
     lang: Annotated[Optional[Lang], typer.Option("--lang", help="Prompt language")] = None,
     list_relations: Annotated[bool, typer.Option("--list-relations", help="List the relation vocabulary and exit")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Count the next round's calls and tokens (cache consulted), call nothing")] = False,
+    executor: ExecutorOption = None,
+    workers: WorkersOption = None,
 ) -> None:
     """Persona-to-Persona: propose related personas from the frontier, hop by hop, as typed edges (rerun to resume)."""
     from personagraph.expand import describe_region, no_frontier
     from personagraph.relations import parse_focus
 
     st = state(ctx)
+    use_executor(st, executor, workers)
     with user_errors(st):
         if list_relations:
             table = Table("relation", "edge", "leads to", "meaning", title="relations")
