@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from personagraph.extract import ExtractSummary
     from personagraph.filter import FilterReport, FilterSummary
     from personagraph.importer import ImportSummary
+    from personagraph.executor import RayExecutor
     from personagraph.llm import LLMClient
     from personagraph.relations import Relation
     from personagraph.report import DiversityReport
@@ -97,9 +98,11 @@ def open(  # noqa: A001 - `pg.open(...)`, as `h5py.File` or `zarr.open`
 class Graph:
     """A persona graph (embedded FalkorDB or Neo4j) and the method's stages over it."""
 
-    def __init__(self, settings: Settings, *, store: GraphStore | None = None, progress: bool | ProgressFn = True) -> None:
+    def __init__(self, settings: Settings, *, store: GraphStore | None = None, progress: bool | ProgressFn = True,
+                 executor: RayExecutor | None = None) -> None:
         self.settings = settings
         self.progress = progress
+        self.executor = executor  # None: `[run] executor` decides where the LLM stages run
         from personagraph.dedup.embedding import set_backend
 
         set_backend(settings.dedup.embedding_backend)  # the encoder dedup and the inline filter embed with
@@ -132,7 +135,8 @@ class Graph:
     def _context(self, on_progress: ProgressFn | None, *, connect: bool = True) -> StageContext:
         """A stage's context: this graph's store and client; an estimate gets a client that starts no model."""
         lazy = self._llm if connect else LazyLLM(functools.partial(self._make_llm, connect=False))
-        return StageContext(settings=self.settings, store=self.store, lazy_llm=lazy, on_progress=on_progress)
+        return StageContext(settings=self.settings, store=self.store, lazy_llm=lazy, on_progress=on_progress,
+                            executor=self.executor)
 
     async def arun_stage(self, stage: Stage[Any]) -> Any:
         """Run any stage (yours too) on this graph: progress as configured, its Run node recorded."""

@@ -103,7 +103,11 @@ class LLMConfig(BaseModel):
     """The chat model endpoint and how we call it: any OpenAI-compatible server, Ollama, or the embedded SmolLM2."""
 
     provider: Literal["openai", "ollama"] = Field(default="openai", description="LangChain provider")
-    base_url: str | None = Field(default=None, description="Endpoint URL (http://host:port/v1); None = embedded SmolLM2")
+    base_url: str | list[str] | None = Field(
+        default=None,
+        description="Endpoint URL (http://host:port/v1), or several (a list, or comma-separated) balanced by the "
+                    "client; None = embedded SmolLM2",
+    )
     model: str = Field(default="smollm2-135m-instruct", description="Model name sent to the endpoint")
     api_key: SecretStr = Field(default=SecretStr(""), description="API key ('' sends a placeholder, fine for local servers)")
     temperature: float = Field(default=0.7, ge=0.0, le=2.0)
@@ -115,7 +119,14 @@ class LLMConfig(BaseModel):
     max_retries: int = Field(default=5, ge=0, description="Retries on 429 / 5xx / timeouts / connection errors (backoff + jitter)")
     max_consecutive_failures: int = Field(
         default=5, ge=1,
-        description="Calls in a row that cannot connect or get no answer within `timeout` before the run stops (endpoint down)",
+        description="Calls in a row that cannot connect or get no answer within `timeout` (with several endpoints, "
+                    "also HTTP 5xx) before an endpoint is taken out; with none left the run stops",
+    )
+    endpoint_cooldown: float = Field(
+        default=5.0, gt=0, description="Seconds an endpoint that was taken out sits out before it is tried again"
+    )
+    endpoint_cooldown_max: float = Field(
+        default=300.0, gt=0, description="Longest cool-down (it doubles each time an endpoint fails again after coming back)"
     )
     concurrency: int = Field(default=16, ge=1, description="Calls in flight at once")
     requests_per_second: float | None = Field(default=None, gt=0, description="Optional ceiling on calls started per second")
@@ -126,6 +137,22 @@ class LLMConfig(BaseModel):
     cache: bool = Field(default=True, description="Answer repeated calls from the on-disk response cache")
     cache_dir: Path | None = Field(default=None, description="Folder of the response cache (default: <data_dir>/llm_cache)")
     local_port: int = Field(default=0, ge=0, description="Port of the embedded model server (0 = pick a free one)")
+
+    @field_validator("base_url", mode="before")
+    @classmethod
+    def _endpoints(cls, value: Any) -> Any:
+        """`"http://a/v1, http://b/v1"` (OPENAI_BASE_URL) or a list: one URL stays a string, several a list."""
+        if isinstance(value, str):
+            value = value.split(",")
+        if isinstance(value, (list, tuple)) and all(isinstance(u, str) for u in value):
+            urls = list(dict.fromkeys(u.strip() for u in value if u.strip()))  # the same server twice is one server
+            return None if not urls else urls[0] if len(urls) == 1 else urls
+        return value
+
+    @property
+    def base_urls(self) -> list[str]:
+        """The configured endpoints as a list ([] = the embedded model)."""
+        return [] if self.base_url is None else [self.base_url] if isinstance(self.base_url, str) else list(self.base_url)
 
 
 class DedupConfig(BaseModel):
@@ -343,6 +370,15 @@ class RunConfig(BaseModel):
         default_factory=lambda: {"hops": 2, "fanout": 2, "relations_per_seed": 2, "max_new": 60},
         description="`[expand]` values for the run's expansion (a first run should take a minute or two); hops 0 = none",
     )
+    executor: Literal["local", "ray"] = Field(
+        default="local",
+        description="Where the LLM stages (extract, expand, the filter's judge, synthesize) run: this process, or "
+                    "shards on Ray workers (pip install 'personagraph[ray]'; docs/scale.md)",
+    )
+    workers: int = Field(default=2, ge=1, description="Ray executor: shards, one Ray task each")
+    ray_address: str | None = Field(
+        default=None, description="Ray executor: a cluster to join ('auto', 'ray://head:10001'); unset = a local Ray"
+    )
 
     @field_validator("expand")
     @classmethod
@@ -468,13 +504,15 @@ max_chars = 4000
 [llm]
 provider = "openai"           # or "ollama"
 # base_url = "http://localhost:8000/v1"   # unset = embedded SmolLM2-135M (tiny, rough output)
+# base_url = ["http://gpu1:8000/v1", "http://gpu2:8000/v1"]   # a fleet: calls balanced, a failing one sat out
 model = "smollm2-135m-instruct"
 temperature = 0.7
 max_tokens = 512
 timeout = 60                  # seconds one call may take (a whole generation); raise it for slow models
 connect_timeout = 10          # seconds to open a connection
 max_retries = 5               # on 429 / 5xx / timeouts / connection errors, exponential backoff with jitter
-max_consecutive_failures = 5  # calls in a row refused, unresolvable or unanswered within `timeout`: the run stops
+max_consecutive_failures = 5  # calls in a row refused, unresolvable or unanswered within `timeout`: endpoint out
+endpoint_cooldown = 5         # seconds an endpoint that was taken out sits out (doubling, up to endpoint_cooldown_max)
 concurrency = 16              # calls in flight
 # requests_per_second = 10
 structured_output = "function_calling"   # or "json_schema" (OpenAI, vLLM) or "json_mode"
@@ -538,6 +576,9 @@ task = "math_problem"
 count = 10                    # synthesized rows (0 = none)
 # judge = true                # LLM judge in the filter (default: only with a configured endpoint)
 expand = { hops = 2, fanout = 2, relations_per_seed = 2, max_new = 60 }   # [expand] values for the run (hops 0 = none)
+executor = "local"            # or "ray": the LLM stages as shards on Ray workers (pip install 'personagraph[ray]')
+workers = 2                   # ray: shards, one Ray task each
+# ray_address = "auto"        # ray: join this cluster (unset = a local Ray on this machine)
 
 [expand]
 hops = 6                      # deepest hop (six degrees); --hops

@@ -39,7 +39,8 @@ from personagraph.dedup.index import DedupIndex, index_folder, open_index
 from personagraph.filter import cheap_checks, verdict_reasons
 from personagraph.llm import Estimate, LLMClient, LLMRequest, LLMResult
 from personagraph.relations import Relation, RelationError, RelationVocabulary, normalise_relation, relation_key
-from personagraph.stage import Stage, StageContext, StageEstimate, StageSummary
+from personagraph.executor import Shard
+from personagraph.stage import Stage, StageContext, StageEstimate, StageSummary, merge_summaries
 from personagraph.targets import TargetGap, focus_from_gaps, load_targets, target_gaps, targets_met
 
 MAX_ERRORS_KEPT = 100
@@ -116,7 +117,7 @@ class ExpandSummary(StageSummary):
     edge_types: Counter[str] = Field(default_factory=Counter)
     stopped_by: str = "frontier empty"
     rounds: list[RoundStats] = Field(default_factory=list)
-    usage: dict[str, int] = Field(default_factory=dict)
+    usage: dict[str, int | list[str]] = Field(default_factory=dict)
     errors: list[str] = Field(default_factory=list, description=f"The first {MAX_ERRORS_KEPT} failed requests")
     target_gaps: list[TargetGap] = Field(default_factory=list, description="With targets: each targeted value's share at the end")
 
@@ -259,7 +260,11 @@ class Expander:
         matcher: PersonaMatcher | None = None,
         check: ProposalCheck | None = None,
         on_progress: Callable[[str, int, int], None] | None = None,
+        shard: Shard | None = None,
+        only_hop: int | None = None,
     ) -> None:
+        self.shard = shard or Shard()
+        self.only_hop = only_hop
         self.store = store
         self.client = client
         self.options = options
@@ -295,7 +300,7 @@ class Expander:
         """Expand round by round until the hop limit, an empty frontier or a budget stops it."""
         usage_before = self.client.usage.model_copy()
         try:
-            for hop in range(self.options.hops):
+            for hop in [self.only_hop] if self.only_hop is not None else range(self.options.hops):
                 if self.targets is not None and not self._stop:
                     # Coverage is recomputed between rounds, so each aims at what is still short.
                     self._aim(await asyncio.to_thread(target_gaps, self.store, self.targets))
@@ -334,7 +339,7 @@ class Expander:
     async def _round(self, hop: int) -> None:
         started = time.perf_counter()
         stats = RoundStats(hop=hop, focus=self.focus)
-        seeds = await self.store.afrontier(hop, self.focus)
+        seeds = [seed for seed in await self.store.afrontier(hop, self.focus) if self.shard.owns(seed["id"])]
         stats.graph_seconds += time.perf_counter() - started
         stats.seeds = len(seeds)
         if not seeds:
@@ -534,8 +539,10 @@ class Expand(Stage[ExpandSummary]):
     """
 
     name: ClassVar[str] = "expand"
+    shardable: ClassVar[bool] = True
     config: ExpandConfig = Field(default_factory=ExpandConfig)
     filter: FilterConfig = Field(default_factory=FilterConfig, description="The inline filter's cheap checks")
+    only_hop: int | None = Field(default=None, description="Run the round from this hop alone (a pass of the Ray executor)")
 
     def run_facts(self) -> dict[str, Any]:
         return {"hops": self.config.hops, "fanout": self.config.fanout,
@@ -545,14 +552,38 @@ class Expand(Stage[ExpandSummary]):
     def expander(self, ctx: StageContext, run_id: str, index: DedupIndex | None = None) -> Expander:
         """The engine with the vocabulary, inline filter and (given an index) dedup-on-insert this stage's config chooses."""
         vocabulary = RelationVocabulary.default(spec.to_relation() for spec in self.config.extra_relations)
-        return Expander(ctx.store, ctx.llm, self.config, run_id=run_id, vocabulary=vocabulary,
+        config = self.config
+        if not self.shard.whole:  # a shard spends its share of the run's budgets
+            share = {k: -(-v // self.shard.count) for k in ("max_new", "max_calls") if (v := getattr(config, k)) is not None}
+            config = config.model_copy(update=share)
+        return Expander(ctx.store, ctx.llm, config, run_id=run_id, vocabulary=vocabulary,
                         matcher=IndexMatcher(index) if index is not None else ExactMatcher(ctx.store),
                         check=inline_check(self.filter, relevance=self.config.relevance_check),
-                        on_progress=ctx.progress)
+                        on_progress=ctx.progress, shard=self.shard, only_hop=self.only_hop)
+
+    def next_pass(self, passes: int, done: list[ExpandSummary]) -> Expand | None:
+        """On Ray, one pass per hop (every shard's writes of a hop land before the next hop's frontier is read),
+        until the hop limit, or a shard's budget or the targets stop it."""
+        if passes >= self.config.hops or any(s.stopped_by in ("max_new", "max_calls", "targets met", "error") for s in done):
+            return None
+        return self.model_copy(update={"only_hop": passes})
+
+    async def merge_shards(self, ctx: StageContext, run_id: str, summaries: list[ExpandSummary]) -> ExpandSummary:
+        """The shards' summaries as one, a round per hop (its numbers summed over the shards)."""
+        summary = merge_summaries(summaries)
+        rounds: dict[int, RoundStats] = {}
+        for stats in summary.rounds:
+            if stats.hop in rounds:
+                first = rounds[stats.hop]
+                stats = merge_summaries([first, stats]).model_copy(update={"hop": first.hop, "focus": first.focus})
+            rounds[stats.hop] = stats
+        stopped = [s.stopped_by for s in summaries if s.stopped_by and s.stopped_by != "hops"]
+        return summary.model_copy(update={"rounds": [rounds[h] for h in sorted(rounds)],
+                                          "stopped_by": stopped[-1] if stopped else summaries[-1].stopped_by})
 
     async def run(self, ctx: StageContext, run_id: str) -> ExpandSummary:
         index = None
-        if self.config.dedup == "index":
+        if self.config.dedup == "index" and self.shard.whole:  # workers match exact text: the index is one process's
             folder = index_folder(ctx.settings.store.data_dir, ctx.settings.store.graph)
             index = await asyncio.to_thread(open_index, ctx.store, ctx.settings.dedup, folder)
         try:

@@ -93,7 +93,7 @@ class ExtractSummary(StageSummary):
     attributes_dropped: Counter[str] = Field(default_factory=Counter, description="Attribute values that fit no value, per attribute")
     problems: list[str] = Field(default_factory=list)
     failures_file: str = ""
-    llm: dict[str, int] = Field(default_factory=dict)
+    llm: dict[str, int | list[str]] = Field(default_factory=dict)
 
     def skip(self, where: str, reason: str, detail: str) -> None:
         """Count a skipped text under `reason`, keeping the first messages."""
@@ -381,6 +381,7 @@ class Extract(Stage[ExtractSummary]):
     """Text-to-Persona on a corpus (JSONL, Parquet, CSV or a folder of texts); see the module docstring."""
 
     name: ClassVar[str] = "extract"
+    shardable: ClassVar[bool] = True
     config: ExtractConfig = Field(default_factory=ExtractConfig)
     path: Path
     field: str | None = Field(default=None, description="Field holding the text (found automatically when obvious)")
@@ -391,7 +392,10 @@ class Extract(Stage[ExtractSummary]):
         field_name = choose_field(self.path, TEXT_FIELDS, self.field or self.config.field)
         summary = ExtractSummary(path=str(self.path), field=field_name, run_id=run_id)
         planner = TextPlanner(self.config, summary, done, track=track)
-        return summary, planner, planner.requests(islice(iter_records(self.path), self.limit), field_name, run_id)
+        records = islice(iter_records(self.path), self.limit)
+        if not self.shard.whole:  # a worker reads the input and keeps the records at its positions
+            records = (record for position, record in enumerate(records) if self.shard.owns_position(position))
+        return summary, planner, planner.requests(records, field_name, run_id)
 
     async def run(self, ctx: StageContext, run_id: str) -> ExtractSummary:
         """Extract personas from the texts into the graph, writing as answers stream back."""
@@ -399,9 +403,11 @@ class Extract(Stage[ExtractSummary]):
         usage_before = client.usage.model_copy()
         summary, planner, requests = self._plan(run_id, True, extracted_sources(store))
         writer = GraphWriter(store, summary)
-        failures = _FailureLog(ctx.settings.store.data_dir / "runs" / run_id / "extract_failures.jsonl")
+        failures = _FailureLog(ctx.settings.store.data_dir / "runs" / run_id / f"extract_failures{self.shard.suffix()}.jsonl")
         total = count_records(self.path)
         total = min(total, self.limit) if total and self.limit else total or self.limit
+        if total and not self.shard.whole:
+            total = len(range(self.shard.index, total, self.shard.count))
         label = f"extracting {self.path.name}"
         try:
             async for result in client.stream(requests):

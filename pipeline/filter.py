@@ -451,6 +451,7 @@ class Filter(Stage[FilterSummary]):
     """
 
     name: ClassVar[str] = "filter"
+    shardable: ClassVar[bool] = True
     config: FilterConfig = Field(default_factory=FilterConfig)
     judge: bool = Field(default=True, description="Ask the LLM judge about what passes the cheap checks")
     lang: str = Field(default=Lang.en, description="Judge prompt language: en or zh")
@@ -461,7 +462,7 @@ class Filter(Stage[FilterSummary]):
 
     def _triage(self, store: GraphStore, summary: FilterSummary) -> tuple[list[tuple[FilterItem, dict[str, str]]], list[FilterItem]]:
         """(decided by the cheap checks with their failures, left for the judge)."""
-        items = pending_items(store)
+        items = [item for item in pending_items(store) if self.shard.owns(item.id)]
         summary.examined = len(items)
         verdicts = cheap_checks([i.description for i in items], [i.seed for i in items], self.config)
         decided: list[tuple[FilterItem, dict[str, str]]] = []

@@ -28,14 +28,16 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 from pydantic import BaseModel, ConfigDict, Field
 
 from personagraph.config import Settings
+from personagraph.executor import RayExecutor, Shard, executor_for
 from personagraph.graph.store import GraphStore
-from personagraph.llm.client import Estimate
+from personagraph.llm.client import Estimate, Usage
 
 if TYPE_CHECKING:
     from personagraph.llm import LLMClient
 
 T = TypeVar("T")
 S = TypeVar("S", bound="StageSummary")
+M = TypeVar("M", bound=BaseModel)
 
 # A progress report: (what is happening, how much is done, of how much; None = not known yet).
 ProgressFn = Callable[[str, int, "int | None"], None]
@@ -108,6 +110,40 @@ class StageSummary(BaseModel):
         return props
 
 
+def merge_summaries(summaries: list[M]) -> M:
+    """One summary of a stage's shards: numbers and counters summed, lists joined, the first text kept.
+
+        >>> a, b = StageSummary(run_id="r", seconds=1.0), StageSummary(run_id="r", seconds=2.0)
+        >>> merge_summaries([a, b]).seconds  # wall time is the driver's, not a sum
+        1.0
+    """
+    out = summaries[0].model_copy(deep=True)
+    for other in summaries[1:]:
+        for name in type(out).model_fields:
+            if name in ("run_id", "seconds"):
+                continue
+            setattr(out, name, _merged(getattr(out, name), getattr(other, name)))
+    return out
+
+
+def _merged(a: Any, b: Any) -> Any:
+    """Two shards' values of one summary field, as one."""
+    if isinstance(a, bool):
+        return a or b
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
+        return a + b
+    if isinstance(a, dict) and isinstance(b, dict):
+        out = type(a)(a) if isinstance(a, Counter) else dict(a)
+        for key, value in b.items():
+            out[key] = _merged(out[key], value) if key in out else value
+        return out
+    if isinstance(a, list) and isinstance(b, list):
+        return a + b
+    if isinstance(a, str):
+        return a or b
+    return a if a is not None else b
+
+
 class StageEstimate(BaseModel):
     """What a stage would do (`--dry-run`): its own lines, and the LLM calls and rough tokens it would spend."""
 
@@ -147,6 +183,7 @@ class StageContext:
     store: GraphStore
     lazy_llm: LazyLLM | None = None
     on_progress: ProgressFn | None = None
+    executor: RayExecutor | None = None  # None: `[run] executor` decides (a shardable stage may go to Ray)
 
     @property
     def llm(self) -> LLMClient:
@@ -173,6 +210,10 @@ class Stage(BaseModel, ABC, Generic[S]):
     name: ClassVar[str]
     # Whether a run leaves a `Run` node: stages that change the graph or write data do; queries do not.
     records_run: ClassVar[bool] = True
+    # Whether the stage restricts its work to `shard`, so the Ray executor can spread it over workers.
+    shardable: ClassVar[bool] = False
+
+    shard: Shard = Field(default_factory=Shard, description="The part of the work this run does (all of it by default)")
 
     @abstractmethod
     async def run(self, ctx: StageContext, run_id: str) -> S:
@@ -190,13 +231,28 @@ class Stage(BaseModel, ABC, Generic[S]):
         """The inputs worth keeping on the Run node beside the summary (a file, a task)."""
         return {}
 
+    def next_pass(self, passes: int, done: list[S]) -> Stage[S] | None:
+        """The stage to run as the executor's next pass over all shards, after `passes` passes that gave the
+        shard summaries `done` (None: finished). One pass by default; expansion makes one per hop."""
+        return None if passes else self
+
+    async def merge_shards(self, ctx: StageContext, run_id: str, summaries: list[S]) -> S:
+        """One summary from the shards' (in shard order), after every worker is done; a stage with
+        per-shard files joins them here."""
+        return merge_summaries(summaries)
+
     async def __call__(self, ctx: StageContext) -> S:
         """Run under a new run id, then record the `Run` node: the inputs, the summary and the LLM usage."""
         run_id = new_run_id(self.name)
         started = time.monotonic()
         usage_before = ctx.llm.usage.model_copy() if ctx.llm_started else None
+        executor = (ctx.executor or executor_for(ctx.settings)) if self.shardable and self.shard.whole else None
+        workers_usage: Usage | None = None
         try:
-            summary = await self.run(ctx, run_id)
+            if executor is not None:
+                summary, workers_usage = await executor.run(self, ctx, run_id)
+            else:
+                summary = await self.run(ctx, run_id)
         finally:
             await ctx.store.aclose()  # the asyncio connection belongs to this loop, which ends with the call
         summary.run_id = summary.run_id or run_id
@@ -204,8 +260,13 @@ class Stage(BaseModel, ABC, Generic[S]):
         if self.recorded():
             props: dict[str, Any] = {"stage": self.name, **{k: _flat(v) for k, v in self.run_facts().items()},
                                      **summary.run_props(), "seconds": summary.seconds}
+            spent = Usage()
             if ctx.llm_started:
                 usage = ctx.llm.usage
-                props |= (usage.since(usage_before) if usage_before is not None else usage).as_dict()
+                spent.merge(usage.since(usage_before) if usage_before is not None else usage)
+            if workers_usage is not None:
+                spent.merge(workers_usage)
+            if ctx.llm_started or workers_usage is not None:
+                props |= spent.as_dict()
             await asyncio.to_thread(ctx.store.record_run, summary.run_id, props)
         return summary

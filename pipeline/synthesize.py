@@ -62,7 +62,8 @@ from personagraph.config import SampleConfig, Strategy, SynthesisConfig
 from personagraph.errors import NothingToDo
 from personagraph.relations import relation_words
 from personagraph.sample import GraphSample, draw_samples, sample_personas
-from personagraph.stage import Stage, StageContext, StageEstimate, StageSummary
+from personagraph.executor import Shard
+from personagraph.stage import Stage, StageContext, StageEstimate, StageSummary, merge_summaries
 
 SYNTHESIS_DIR = prompts.PROMPTS_DIR / "synthesis"
 TASK_VARIABLES = {"persona", "demonstrations", "world", "other", "edge", "neighbours"}
@@ -478,6 +479,26 @@ class RowWriter:
         pq.write_table(pa.Table.from_pylist(self.rows, schema=pa.schema(fields)), self.path)
 
 
+def shard_file(output: Path, shard: Shard) -> Path:
+    """Where one shard writes its rows: `output` itself for the whole, else a part beside it."""
+    return output if shard.whole else output.with_name(f"{output.stem}{shard.suffix()}{output.suffix}")
+
+
+def join_row_files(parts: Sequence[Path], output: Path) -> None:
+    """Concatenate the shards' row files into `output` (JSONL line by line, Parquet table by table), then remove them."""
+    if output.suffix.lower() in (".parquet", ".pq"):
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        pq.write_table(pa.concat_tables([pq.read_table(p) for p in parts]), output)
+    else:
+        with output.open("wb") as out:
+            for part in parts:
+                out.write(part.read_bytes())
+    for part in parts:
+        part.unlink()
+
+
 def write_samples_to_graph(store: GraphStore, rows: Sequence[SynthesisRow], run_id: str) -> int:
     """Store rows as `(:Sample)-[:GENERATED_BY]->(:Persona)`, one edge to every persona involved, in
     batches; returns the GENERATED_BY edges made (one per row for persona tasks)."""
@@ -526,6 +547,7 @@ class Synthesize(Stage[SynthesisSummary]):
     (edge tasks) or per connected cluster (cluster tasks), as the task's prompt decides (`task_kind`)."""
 
     name: ClassVar[str] = "synthesize"
+    shardable: ClassVar[bool] = True
     config: SynthesisConfig = Field(default_factory=SynthesisConfig)
     task: str
     output: Path
@@ -541,8 +563,9 @@ class Synthesize(Stage[SynthesisSummary]):
         """Draw personas (edges, clusters), prompt the model for each, write one row per answer to `output` in input order."""
         client, store = ctx.llm, ctx.store
         synth, units = plan_synthesis(store, self)
+        units = [unit for unit in units if self.shard.owns(unit.key)]  # every worker draws the same units, keeps its own
         summary = SynthesisSummary(task=self.task, kind=synth.kind, output=str(self.output), **unit_counts(synth.kind, units))
-        writer = RowWriter(self.output)
+        writer = RowWriter(shard_file(self.output, self.shard))
         back: list[SynthesisRow] = []
         label = f"{self.task} ({self.config.mode}, {self.config.lang})"
         try:
@@ -567,6 +590,14 @@ class Synthesize(Stage[SynthesisSummary]):
         if back:
             summary.written_back = write_samples_to_graph(store, back, run_id)
         return summary
+
+    async def merge_shards(self, ctx: StageContext, run_id: str, summaries: list[SynthesisSummary]) -> SynthesisSummary:
+        """The shards' files joined into `output` (in shard order), and the units counted once over all shards."""
+        summary = merge_summaries(summaries)
+        parts = [shard_file(self.output, Shard(index=i, count=len(summaries))) for i in range(len(summaries))]
+        join_row_files(parts, self.output)
+        synth, units = plan_synthesis(ctx.store, self)
+        return summary.model_copy(update={**unit_counts(synth.kind, units), "output": str(self.output)})
 
     async def estimate(self, ctx: StageContext) -> StageEstimate:
         """The personas (edges, clusters) a run would draw, and the calls and rough tokens it would spend (the cache consulted)."""

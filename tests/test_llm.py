@@ -301,7 +301,8 @@ def test_usage_is_exported_for_the_run_node(fake_llm: FakeLLM, tmp_path: Path) -
         client.run_sync(requests(2))
     props = client.usage.as_dict()
     assert props["llm_requests"] == 2 and props["llm_succeeded"] == 2 and props["llm_failed"] == 0
-    assert all(isinstance(v, int) for v in props.values())
+    assert all(isinstance(v, int) for k, v in props.items() if k != "llm_endpoint_calls")
+    assert props["llm_endpoint_calls"] == [f"{fake_llm.base_url}: 2"]  # calls each endpoint answered
 
 
 def test_doctor_reports_a_healthy_endpoint_and_a_wrong_model(fake_llm: FakeLLM, tmp_path: Path) -> None:

@@ -8,7 +8,20 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from personagraph.cli.common import console, counts, dropped, fail, notes, print_estimate, state, user_errors
+from personagraph.cli.common import (
+    ExecutorOption,
+    WorkersOption,
+    console,
+    counts,
+    dropped,
+    endpoint_rows,
+    fail,
+    notes,
+    print_estimate,
+    state,
+    use_executor,
+    user_errors,
+)
 from personagraph.config import CONFIG_FILE_NAME, DedupMethod, Lang, Stance, write_default_config
 
 app = typer.Typer()
@@ -64,7 +77,7 @@ def run(
         console.print(table)
         u = st.graph.llm.usage if st.graph.llm_started else None
         llm = (f"; LLM: {u.requests:,} requests ({u.cached:,} cached), {u.prompt_tokens:,} + {u.completion_tokens:,} tokens"
-               if u else "")
+               + (f" ({u.endpoint_line()})" if u.endpoint_line() else "") if u else "")
         console.print(f"graph: {summary.live_personas:,} live personas, {summary.edges:,} edges{llm}")
         console.print(f"wrote {summary.personas_file}" + (f" and {summary.samples_file}" if summary.samples_file else "")
                       + "; explore with `personagraph stats`, `personagraph coverage`, `personagraph query --list`")
@@ -107,10 +120,13 @@ def extract(
     concurrency: Annotated[Optional[int], typer.Option("--concurrency", help="LLM calls in flight", min=1)] = None,
     limit: Annotated[Optional[int], typer.Option("--limit", help="Read only the first N records", min=1)] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Count the calls and rough tokens it would spend; call and write nothing")] = False,
+    executor: ExecutorOption = None,
+    workers: WorkersOption = None,
 ) -> None:
     """Text-to-Persona: infer who would read / write / like each text; personas, sources and edges go into the graph."""
     st = state(ctx)
     with user_errors(st):
+        use_executor(st, executor, workers)
         if concurrency:
             st.settings.llm = st.settings.llm.model_copy(update={"concurrency": concurrency})
         g = st.graph
@@ -135,6 +151,7 @@ def extract(
             table.add_row("attribute values dropped", dropped(summary.attributes_dropped))
         table.add_row("LLM requests", f"{llm.get('llm_requests', 0):,} ({llm.get('llm_cached', 0):,} cached, {llm.get('llm_failed', 0):,} failed, {llm.get('llm_calls', 0):,} calls)")
         table.add_row("tokens", f"{llm.get('llm_prompt_tokens', 0):,} prompt + {llm.get('llm_completion_tokens', 0):,} completion")
+        endpoint_rows(table, llm)
         console.print(table)
         if summary.texts_skipped - summary.skipped["already extracted"] == summary.texts_read:
             fail(f"nothing to extract from {file}: none of its {summary.texts_read:,} records has usable text in {summary.field!r}")
@@ -147,10 +164,13 @@ def filter_cmd(
     purge: Annotated[bool, typer.Option("--purge", help="Delete the rejected personas and their edges")] = False,
     no_llm: Annotated[bool, typer.Option("--no-llm", help="Cheap checks only, no LLM judge")] = False,
     lang: Annotated[Lang, typer.Option("--lang", help="Judge prompt language")] = Lang.en,
+    executor: ExecutorOption = None,
+    workers: WorkersOption = None,
 ) -> None:
     """Judge personas on relevance, plausibility, specificity and readability: cheap checks, then an LLM."""
     st = state(ctx)
     with user_errors(st):
+        use_executor(st, executor, workers)
         if report:
             rep = st.graph.filter_report()
             console.print("status: " + ", ".join(f"{k} {v:,}" for k, v in sorted(rep.status.items())))
@@ -206,12 +226,15 @@ def expand(
     lang: Annotated[Optional[Lang], typer.Option("--lang", help="Prompt language")] = None,
     list_relations: Annotated[bool, typer.Option("--list-relations", help="List the relation vocabulary and exit")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Count the next round's calls and tokens (cache consulted), call nothing")] = False,
+    executor: ExecutorOption = None,
+    workers: WorkersOption = None,
 ) -> None:
     """Persona-to-Persona: propose related personas from the frontier, hop by hop, as typed edges (rerun to resume)."""
     from personagraph.expand import describe_region, no_frontier
     from personagraph.relations import parse_focus
 
     st = state(ctx)
+    use_executor(st, executor, workers)
     with user_errors(st):
         if list_relations:
             table = Table("relation", "edge", "leads to", "meaning", title="relations")
@@ -239,6 +262,7 @@ def expand(
         table.add_row("seeds expanded", f"{summary.seeds_expanded:,}")
         table.add_row("LLM requests", f"{summary.requests:,} ({summary.usage.get('llm_cached', 0):,} cached, {summary.failed_requests:,} failed)")
         table.add_row("tokens", f"{summary.usage.get('llm_prompt_tokens', 0):,} prompt + {summary.usage.get('llm_completion_tokens', 0):,} completion")
+        endpoint_rows(table, summary.usage)
         table.add_row("proposals", f"{summary.proposals:,}")
         table.add_row("personas created", f"{summary.created:,}")
         table.add_row("linked to existing personas", f"{summary.linked:,}")

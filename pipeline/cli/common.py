@@ -7,7 +7,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Optional
+from enum import StrEnum
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 from rich.console import Console
@@ -143,6 +144,31 @@ def print_estimate(title: str, estimate: StageEstimate) -> None:
         table.add_row("prompt tokens (approx.)", f"{llm.prompt_tokens:,}")
         table.add_row("completion tokens (at most)", f"{llm.max_completion_tokens:,}")
     console.print(table)
+
+
+class Executor(StrEnum):
+    """Where the LLM stages run (`--executor`)."""
+
+    local = "local"
+    ray = "ray"
+
+
+ExecutorOption = Annotated[Optional[Executor], typer.Option(
+    "--executor", help="local (this process) or ray (shards on Ray workers; pip install 'personagraph\\[ray]')")]
+WorkersOption = Annotated[Optional[int], typer.Option("--workers", help="Ray workers (shards)", min=1)]
+
+
+def use_executor(app_state: AppState, executor: Executor | None, workers: int | None) -> None:
+    """Apply `--executor` / `--workers` to the run settings (the `[run]` section otherwise decides)."""
+    settings = app_state.settings
+    settings.run = with_overrides(settings.run, executor=executor.value if executor else None, workers=workers)
+
+
+def endpoint_rows(table: Table, llm: dict[str, Any]) -> None:
+    """Add a row of calls answered per endpoint (`llm_endpoint_calls` of `Usage.as_dict`) when there were several."""
+    calls = llm.get("llm_endpoint_calls") or []
+    if len(calls) > 1:
+        table.add_row("calls by endpoint", ", ".join(calls))
 
 
 def counts(counter: Counter[str] | dict[str, int], top: int | None = None) -> str:

@@ -30,7 +30,7 @@ def doctor(ctx: typer.Context) -> None:
     finally:
         st.close()
     settings = st.settings
-    endpoint = settings.llm.base_url or "embedded SmolLM2 (no OPENAI_BASE_URL / llm.base_url set)"
+    endpoint = ", ".join(settings.llm.base_urls) or "embedded SmolLM2 (no OPENAI_BASE_URL / llm.base_url set)"
     found = check_endpoint(settings)
     problems += [f"LLM: {p}" for p in found]
     if not found:

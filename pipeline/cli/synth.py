@@ -8,7 +8,18 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from personagraph.cli.common import console, fail, notes, print_estimate, state, user_errors
+from personagraph.cli.common import (
+    ExecutorOption,
+    WorkersOption,
+    console,
+    endpoint_rows,
+    fail,
+    notes,
+    print_estimate,
+    state,
+    use_executor,
+    user_errors,
+)
 from personagraph.cli.explore import smaller_clusters
 from personagraph.config import Lang, Mode, SimulationFormat, Strategy
 
@@ -31,10 +42,13 @@ def synthesize(
     write_back: Annotated[Optional[bool], typer.Option("--write-back/--no-write-back", help="Store rows as (:Sample)-[:GENERATED_BY]->(:Persona)")] = None,
     list_tasks: Annotated[bool, typer.Option("--list", help="List the tasks and their languages, then exit")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Count the personas, calls and rough tokens it would spend (cache consulted); call and write nothing")] = False,
+    executor: ExecutorOption = None,
+    workers: WorkersOption = None,
 ) -> None:
     """Synthesize data with sampled personas: one row per persona (per edge or cluster for relationship tasks), with its provenance."""
     st = state(ctx)
     with user_errors(st):
+        use_executor(st, executor, workers)
         if list_tasks:
             for name, langs in st.graph.tasks().items():
                 console.print(f"[bold]{name}[/]  {', '.join(langs)}")
@@ -63,6 +77,7 @@ def synthesize(
         if config.write_back:
             table.add_row("GENERATED_BY links", f"{summary.written_back:,} (Sample node to each persona involved)")
         table.add_row("tokens", f"{usage.prompt_tokens:,} prompt, {usage.completion_tokens:,} completion")
+        endpoint_rows(table, usage.as_dict())
         console.print(table)
 
 

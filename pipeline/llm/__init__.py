@@ -29,6 +29,9 @@ What the layer guarantees:
 - A dead endpoint stops the stream: `max_consecutive_failures` attempts in a row refused, unresolvable
   or unanswered within `timeout` raise `EndpointUnavailable` (naming the address and the cause) after
   the answers already received, instead of failing every remaining request.
+- Several endpoints (`llm.base_url` a list, or comma-separated): calls balanced by fewest outstanding,
+  an endpoint failing `max_consecutive_failures` times in a row sits out a cool-down (doubling) while
+  the others answer; only when all are out does the stream stop, naming each (`pipeline.llm.endpoints`).
 - At most `concurrency` calls in flight (a worker pool fed lazily), optional `requests_per_second`.
 - Structured answers by `structured_output` = function_calling | json_schema | json_mode, validated
   into the request's pydantic `schema`; an answer that does not fit is asked again with the error

@@ -8,14 +8,11 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import socket
-import sys
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any, TypeVar
+from typing import Any
 
-import aiohttp
 import openai
 from langchain.chat_models import init_chat_model
 from langchain_core.language_models import BaseChatModel
@@ -27,11 +24,21 @@ from pydantic import BaseModel, Field, ValidationError
 from personagraph import prompts
 from personagraph.graph.model import gc_frozen
 from personagraph.config import LLMConfig, Settings
-from personagraph.errors import UserActionNeeded
 from personagraph.llm.cache import CachedAnswer, ResponseCache, cache_key
+from personagraph.llm.endpoints import (
+    Endpoint,
+    EndpointFleet,
+    EndpointOut,
+    EndpointUnavailable,
+    WatchedAioHttpClient,
+    unreachable,
+    watched_ollama_transport,
+)
 
 _FENCE = re.compile(r"^\s*```(?:json)?\s*(.*?)\s*```\s*$", re.DOTALL)
-_T = TypeVar("_T")
+
+__all__ = ["EndpointUnavailable", "Estimate", "LLMClient", "LLMRequest", "LLMResult", "RateLimiter", "Usage",
+           "approx_tokens", "unreachable"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +68,7 @@ class LLMResult:
     attempts: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    endpoint: str = ""
 
     @property
     def key(self) -> str:
@@ -80,6 +88,8 @@ class Usage(BaseModel):
     http_errors: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    endpoint_calls: dict[str, int] = Field(default_factory=dict, description="Calls answered, by endpoint URL")
+    endpoints_taken_out: int = Field(default=0, description="Times an endpoint was taken out for a cool-down")
     last_error: str = Field(default="", exclude=True, description="The error of the latest failed request")
 
     def add(self, result: LLMResult) -> None:
@@ -98,11 +108,31 @@ class Usage(BaseModel):
 
     def since(self, before: Usage) -> Usage:
         """What was spent after the snapshot `before` (a stage's share of a shared client)."""
-        return Usage(**{k: v - getattr(before, k) for k, v in self.model_dump().items()})
+        spent = {k: v - getattr(before, k) for k, v in self.model_dump().items() if k != "endpoint_calls"}
+        calls = {url: n - before.endpoint_calls.get(url, 0) for url, n in self.endpoint_calls.items()}
+        return Usage(**spent, endpoint_calls={url: n for url, n in calls.items() if n})
 
-    def as_dict(self) -> dict[str, int]:
-        """Flat numbers, prefixed for a node's properties."""
-        return {f"llm_{k}": v for k, v in self.model_dump().items()}
+    def merge(self, other: Usage) -> None:
+        """Add another client's usage to this one (the workers of a run spread over processes)."""
+        for name, value in other.model_dump().items():
+            if name != "endpoint_calls":
+                setattr(self, name, getattr(self, name) + value)
+        for url, n in other.endpoint_calls.items():
+            self.endpoint_calls[url] = self.endpoint_calls.get(url, 0) + n
+        self.last_error = other.last_error or self.last_error
+
+    def as_dict(self) -> dict[str, int | list[str]]:
+        """Flat values for a node's properties, prefixed: numbers, and calls by endpoint as `url: n` lines."""
+        out: dict[str, int | list[str]] = {f"llm_{k}": v for k, v in self.model_dump(exclude={"endpoint_calls"}).items()}
+        if self.endpoint_calls:
+            out["llm_endpoint_calls"] = [f"{url}: {n}" for url, n in sorted(self.endpoint_calls.items())]
+        return out
+
+    def endpoint_line(self) -> str:
+        """Calls answered by each endpoint, in one line ('' with fewer than two endpoints)."""
+        if len(self.endpoint_calls) < 2:
+            return ""
+        return ", ".join(f"{url} {n:,}" for url, n in sorted(self.endpoint_calls.items()))
 
 
 class Estimate(BaseModel):
@@ -137,138 +167,28 @@ class RateLimiter:
             await asyncio.sleep(slot - now)
 
 
-class EndpointUnavailable(UserActionNeeded):
-    """The endpoint refused, could not be found, or did not answer `max_consecutive_failures` calls in a row.
-
-    Raised by `LLMClient.stream` instead of failing every remaining request: the run stops within
-    seconds, keeping what was answered before (answers are cached, so a rerun does not pay for them).
-    """
-
-    def __init__(self, base_url: str, problem: str, attempts: int, detail: str) -> None:
-        self.base_url, self.problem, self.attempts, self.detail = base_url, problem, attempts, detail
-        hang = problem.startswith("no answer")
-        advice = ("the server hangs or is overloaded: check it, or raise llm.timeout / lower llm.concurrency if the "
-                  "model needs longer" if hang else
-                  "start the server or point OPENAI_BASE_URL / llm.base_url at a running one (`personagraph doctor` checks it)")
-        super().__init__(f"LLM endpoint unavailable: {problem} at {base_url} ({attempts} attempts in a row: {detail}); "
-                         f"{advice}; answers received so far are kept, rerun to continue")
-
-    def __reduce__(self) -> tuple[Any, ...]:  # picklable (worker processes hand errors back)
-        return type(self), (self.base_url, self.problem, self.attempts, self.detail)
-
-
-def unreachable(exc: BaseException, config: LLMConfig) -> tuple[str, str] | None:
-    """(problem, detail) when a failed call never reached the endpoint or got no answer in time; None otherwise.
-
-    Reads the whole cause chain: the openai client reports a refused connection on its aiohttp
-    transport as "Request timed out" (the transport maps aiohttp's connector errors to a connect
-    timeout), so only the underlying socket or aiohttp error tells what happened.
-    """
-    chain: list[BaseException] = []
-    while exc is not None and len(chain) < 16:
-        chain.append(exc)
-        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]  (httpcore hides the socket error as context)
-    httpx = sys.modules.get("httpx")  # legacy httpx carries the Ollama client's calls, if it is loaded at all
-    for kinds, problem in (
-        ((socket.gaierror, *_classes(aiohttp, "ClientConnectorDNSError")), "unknown host"),
-        ((ConnectionRefusedError,), "connection refused"),
-        ((*_classes(aiohttp, "ConnectionTimeoutError"), *_classes(httpx, "ConnectTimeout")),
-         f"no connection within {config.connect_timeout:g} s"),
-        ((TimeoutError, *_classes(httpx, "TimeoutException")), f"no answer within {config.timeout:g} s"),
-        ((OSError, aiohttp.ClientConnectionError, *_classes(httpx, "NetworkError", "RemoteProtocolError")),
-         "connection failed"),
-    ):
-        for e in chain:
-            if isinstance(e, kinds):
-                return problem, str(e) or type(e).__name__
-    return None
-
-
-def _classes(module: Any, *names: str) -> tuple[type[BaseException], ...]:
-    """The exception classes among `names` that `module` has (none when the module is None; older versions lack some)."""
-    return tuple(kind for name in names if (kind := getattr(module, name, None)) is not None)
-
-
-class _EndpointWatch:
-    """Sees every HTTP attempt of one stream: counts error answers, and stops the stream when the endpoint is down.
-
-    Down means `max_consecutive_failures` attempts in a row that could not connect or got no answer
-    within `timeout`, with no answer of any kind (429 and 5xx included) in between. Attempts are
-    counted below the client's retries, so a dead endpoint stops the run after a handful of failed
-    attempts instead of a full round of retries per request.
-    """
-
-    def __init__(self, base_url: str, config: LLMConfig, usage: Usage) -> None:
-        self.base_url, self.config, self.usage = base_url, config, usage
-        self.failures = 0
-        self.down: EndpointUnavailable | None = None
-        self.on_down: Callable[[], None] = lambda: None
-
-    async def attempt(self, sending: Awaitable[_T]) -> _T:
-        """Await one HTTP attempt (`sending` gives a response with `status_code`) and record its outcome."""
-        try:
-            response = await sending
-        except Exception as exc:
-            self.failed(exc)
-            raise
-        self.failures = 0
-        if response.status_code >= 400:  # type: ignore[attr-defined]
-            self.usage.http_errors += 1  # the client retries 429 / 5xx out of our sight
-        return response
-
-    def failed(self, exc: Exception) -> None:
-        """Count a failed attempt; raise `EndpointUnavailable` (once) when that makes the endpoint down."""
-        found = unreachable(exc, self.config)
-        if found is None or self.down is not None:
-            return
-        self.failures += 1
-        if self.failures >= self.config.max_consecutive_failures:
-            problem, detail = found
-            self.down = EndpointUnavailable(self.base_url, problem, self.failures, detail)
-            self.on_down()
-            raise self.down from exc
-
-
-class _WatchedAioHttpClient(openai.DefaultAioHttpClient):  # type: ignore[misc, valid-type]
-    """The openai client's aiohttp transport, every attempt reported to an `_EndpointWatch`."""
-
-    def __init__(self, watch: _EndpointWatch, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self._watch = watch
-
-    async def send(self, request: Any, **kwargs: Any) -> Any:
-        return await self._watch.attempt(super().send(request, **kwargs))
-
-
-def _watched_ollama_transport(watch: _EndpointWatch) -> Any:
-    """An httpx transport for the Ollama client that reports every attempt to `watch`."""
-    import httpx
-
-    class WatchedTransport(httpx.AsyncHTTPTransport):
-        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-            return await watch.attempt(super().handle_async_request(request))
-
-    return WatchedTransport()
-
-
 @dataclass(slots=True)
 class _Schema:
-    """A schema prepared once per stream: its JSON schema (for cache keys) and the bound model that asks for it."""
+    """A schema prepared once per stream: its JSON schema (for cache keys) and the instructions json mode adds."""
 
     model: type[BaseModel]
     json_schema: dict[str, Any]
-    runnable: Runnable
     instructions: list[dict[str, str]]
 
 
 class LLMClient:
     """Calls a chat model on many requests at once, with cache, retries, validation and accounting."""
 
-    def __init__(self, config: LLMConfig, base_url: str | None, cache: ResponseCache | None = None) -> None:
+    def __init__(self, config: LLMConfig, base_url: str | Sequence[str] | None, cache: ResponseCache | None = None) -> None:
         self.config = config
-        self.base_url = base_url
+        self.base_urls: list[str] = [base_url] if isinstance(base_url, str) else list(base_url or [])
         self.cache = cache
         self.usage = Usage()
+
+    @property
+    def base_url(self) -> str | None:
+        """The endpoint, or the endpoints comma-separated (for messages); None when built with `connect=False`."""
+        return ", ".join(self.base_urls) or None
 
     @classmethod
     def from_settings(cls, settings: Settings, *, connect: bool = True) -> LLMClient:
@@ -326,8 +246,8 @@ class LLMClient:
             json_schema = request.schema.model_json_schema()
         return cache_key(self.config.model, request.messages, self._params(request), json_schema)
 
-    def _open_model(self, watch: _EndpointWatch) -> tuple[BaseChatModel, Any]:
-        """A chat model on the openai client's aiohttp transport (bound to the running event loop), watched by `watch`."""
+    def _open_model(self, endpoint: Endpoint) -> None:
+        """Give `endpoint` a chat model on the openai client's aiohttp transport (bound to the running event loop), watched by it."""
         cfg = self.config
         if cfg.provider == "ollama":
             import httpx
@@ -335,19 +255,20 @@ class LLMClient:
             model = init_chat_model(
                 cfg.model,
                 model_provider="ollama",
-                base_url=(self.base_url or "").removesuffix("/v1") or None,
+                base_url=endpoint.base_url.removesuffix("/v1") or None,
                 temperature=cfg.temperature,
                 num_predict=cfg.max_tokens,
                 client_kwargs={"timeout": httpx.Timeout(cfg.timeout, connect=cfg.connect_timeout)},
-                async_client_kwargs={"transport": _watched_ollama_transport(watch)},
+                async_client_kwargs={"transport": watched_ollama_transport(endpoint)},
             )
-            return model, None
+            endpoint.model = model
+            return
         timeout = openai.Timeout(cfg.timeout, connect=cfg.connect_timeout)
-        http_client = _WatchedAioHttpClient(watch, timeout=timeout)
+        http_client = WatchedAioHttpClient(endpoint, timeout=timeout)
         model = init_chat_model(
             cfg.model,
             model_provider="openai",
-            base_url=self.base_url,
+            base_url=endpoint.base_url,
             api_key=cfg.api_key.get_secret_value() or "not-needed",
             temperature=cfg.temperature,
             max_tokens=cfg.max_tokens,
@@ -355,7 +276,7 @@ class LLMClient:
             max_retries=cfg.max_retries,
             http_async_client=http_client,
         )
-        return model, http_client
+        endpoint.model, endpoint.http_client = model, http_client
 
     def _with_retries(self, runnable: Runnable) -> Runnable:
         """Ollama's client does not retry: LangChain's `with_retry` does it (backoff with jitter, as openai's)."""
@@ -372,9 +293,25 @@ class LLMClient:
             stop_after_attempt=self.config.max_retries + 1,
         )
 
-    def _prepare(self, model: BaseChatModel, schema: type[BaseModel]) -> _Schema:
-        """Bind the structured-output request for `schema` in the configured method."""
+    def _prepare(self, schema: type[BaseModel]) -> _Schema:
+        """What a stream needs of `schema` whatever the endpoint: its JSON schema, and json mode's instructions."""
         json_schema = schema.model_json_schema()
+        # json mode constrains the syntax only, so the fields have to be spelled out in the prompt.
+        method = self.config.structured_output
+        instructions = prompts.load("llm/json_mode").render(schema=json.dumps(json_schema)) if method == "json_mode" else []
+        return _Schema(schema, json_schema, instructions)
+
+    def _runnable(self, endpoint: Endpoint, prepared: _Schema | None) -> Runnable:
+        """The endpoint's model, bound to ask for `prepared`'s schema (plain text when None); made once per stream."""
+        runnable = endpoint.prepared.get(prepared.model if prepared else None)
+        if runnable is None:
+            runnable = self._bind(endpoint.model, prepared) if prepared else self._with_retries(endpoint.model)
+            endpoint.prepared[prepared.model if prepared else None] = runnable
+        return runnable
+
+    def _bind(self, model: BaseChatModel, prepared: _Schema) -> Runnable:
+        """Bind the structured-output request for the schema in the configured method."""
+        schema, json_schema = prepared.model, prepared.json_schema
         method = self.config.structured_output
         if self.config.provider == "ollama":
             if method == "function_calling":
@@ -393,9 +330,7 @@ class LLMClient:
             # TypedDicts (CPU per call, docs/benchmarks.md). LangChain still reads the tool calls
             # from the answer.
             runnable = model.bind(extra_body=body)
-        # json mode constrains the syntax only, so the fields have to be spelled out in the prompt.
-        instructions = prompts.load("llm/json_mode").render(schema=json.dumps(json_schema)) if method == "json_mode" else []
-        return _Schema(schema, json_schema, self._with_retries(runnable), instructions)
+        return self._with_retries(runnable)
 
     async def stream(self, requests: Iterable[LLMRequest] | AsyncIterable[LLMRequest]) -> AsyncIterator[LLMResult]:
         """Answer `requests` with at most `concurrency` calls in flight, yielding results as they complete.
@@ -404,11 +339,11 @@ class LLMClient:
         unbounded generator is fine. Every request yields exactly one result, ok or failed.
         """
         cfg = self.config
-        if self.base_url is None and cfg.provider == "openai":
+        if not self.base_urls and cfg.provider == "openai":
             raise RuntimeError("this client was built with connect=False (for estimates only); it cannot call a model")
-        watch = _EndpointWatch(self.base_url or "", cfg, self.usage)
-        model, http_client = self._open_model(watch)
-        text_model = self._with_retries(model)
+        fleet = EndpointFleet(self.base_urls or [""], cfg, self.usage)
+        for endpoint in fleet.endpoints:
+            self._open_model(endpoint)
         limiter = RateLimiter(cfg.requests_per_second) if cfg.requests_per_second else None
         schemas: dict[type[BaseModel], _Schema] = {}
         workers = cfg.concurrency
@@ -424,7 +359,7 @@ class LLMClient:
                     prepared = None
                     if request.schema is not None:
                         prepared = schemas.get(request.schema) or schemas.setdefault(
-                            request.schema, self._prepare(model, request.schema)
+                            request.schema, self._prepare(request.schema)
                         )
                     key, hit = "", None
                     if self.cache is not None:
@@ -448,7 +383,7 @@ class LLMClient:
                 while (item := await inbox.get()) is not None:
                     request, key, prepared = item
                     try:
-                        result = await self._answer(text_model, request, key, prepared, limiter)
+                        result = await self._answer(fleet, request, key, prepared, limiter)
                     except EndpointUnavailable:
                         return  # the pool is being cancelled and the reader raises it
                     except Exception as exc:  # a bug in one item must not stop the run
@@ -469,15 +404,15 @@ class LLMClient:
                 task.cancel()
             tasks.append(asyncio.create_task(outbox.put(None)))
 
-        watch.on_down = stop_calling
+        fleet.on_down = stop_calling
         try:
             with gc_frozen():  # thousands of answers: no full-heap collections while they stream
                 finished = 0
                 while finished < workers:
                     result = await outbox.get()
                     if result is None:
-                        if watch.down is not None:
-                            raise watch.down  # after the answers that were already waiting
+                        if fleet.down is not None:
+                            raise fleet.down  # after the answers that were already waiting
                         finished += 1
                         continue
                     self.usage.add(result)
@@ -487,14 +422,13 @@ class LLMClient:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-            if http_client is not None:
-                await http_client.aclose()
+            await asyncio.gather(*fleet.close_transports(), return_exceptions=True)
 
-    def describe_error(self, exc: BaseException) -> str:
+    def describe_error(self, exc: BaseException, base_url: str | None = None) -> str:
         """A failed call in one line, naming the real cause ("connection refused at URL: ...", not "Request timed out")."""
         found = unreachable(exc, self.config)
         if found is not None:
-            return f"{found[0]} at {self.base_url}: {found[1]}"
+            return f"{found[0]} at {base_url or self.base_url}: {found[1]}"
         return f"{type(exc).__name__}: {exc}"
 
     def _from_cache(self, request: LLMRequest, hit: CachedAnswer) -> LLMResult:
@@ -502,10 +436,9 @@ class LLMClient:
         return LLMResult(request, not error, value, raw_text=hit.raw_text, error=error, cached=True)
 
     async def _answer(
-        self, text_model: Runnable, request: LLMRequest, key: str, prepared: _Schema | None, limiter: RateLimiter | None
+        self, fleet: EndpointFleet, request: LLMRequest, key: str, prepared: _Schema | None, limiter: RateLimiter | None
     ) -> LLMResult:
         """Call until the answer validates (at most 1 + validation_retries calls); transport retries happen below."""
-        runnable: Runnable = prepared.runnable if prepared else text_model
         tries = 1 + (self.config.validation_retries if request.schema else 0)
         result = LLMResult(request, False, None)
         first: list[dict[str, str]] = [*request.messages, *prepared.instructions] if prepared else request.messages
@@ -514,12 +447,12 @@ class LLMClient:
             if limiter is not None:
                 await limiter.wait()
             try:
-                message = await runnable.ainvoke(messages, **self._call_kwargs(request))
+                message = await self._call(fleet, request, prepared, messages, result)
             except EndpointUnavailable:
                 raise
             except Exception as exc:
                 # The transport retries (the openai client's, or with_retry's for Ollama) are spent.
-                result.error = self.describe_error(exc)
+                result.error = self.describe_error(exc, result.endpoint)
                 return result
             result.attempts += 1
             tokens = message.usage_metadata or {}
@@ -543,6 +476,30 @@ class LLMClient:
                 *self._repair_prompt.render(error=result.error[:500]),
             ]
         return result
+
+    async def _call(self, fleet: EndpointFleet, request: LLMRequest, prepared: _Schema | None,
+                    messages: list[dict[str, str]], result: LLMResult) -> AIMessage:
+        """One call on the endpoint the fleet picks; moved to another one when that endpoint is taken out meanwhile.
+
+        `result.endpoint` names the endpoint called last. A call that failed while its endpoint stayed
+        in raises here: the server answered, just not well.
+        """
+        while True:
+            endpoint = fleet.pick()  # raises EndpointUnavailable when every endpoint is out
+            result.endpoint = endpoint.base_url
+            endpoint.outstanding += 1
+            try:
+                return await self._runnable(endpoint, prepared).ainvoke(messages, **self._call_kwargs(request))
+            except EndpointOut:
+                continue
+            except EndpointUnavailable:
+                raise
+            except Exception:
+                if endpoint.out and len(fleet.endpoints) > 1:
+                    continue  # it failed because its server is failing: another one takes the call
+                raise
+            finally:
+                endpoint.outstanding -= 1
 
     def run_sync(self, requests: Iterable[LLMRequest]) -> list[LLMResult]:
         """Answer `requests` from synchronous code (a CLI command); results in completion order."""

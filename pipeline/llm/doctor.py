@@ -1,4 +1,4 @@
-"""`personagraph doctor` for the LLM endpoint: is it there, does it serve the model, does a call work."""
+"""`personagraph doctor` for the LLM endpoints: is each there, does it serve the model, does a call work."""
 
 from __future__ import annotations
 
@@ -13,18 +13,24 @@ from personagraph.llm.local_server import LocalModelUnavailable, ensure_local_se
 
 
 def check_endpoint(settings: Settings) -> list[str]:
-    """Problems with the configured LLM endpoint, each saying what to do; empty when tiny plain and structured calls work.
+    """Problems with the configured LLM endpoints (each one of a fleet), each saying what to do; empty when tiny
+    plain and structured calls work everywhere.
 
     A structured answer that comes back but does not validate is not reported: tiny models do that,
     and the stages retry and record it; a method the server refuses outright is.
     """
     cfg = settings.llm
-    base_url = cfg.base_url
-    if base_url is None:
+    if cfg.base_url is None:
         try:
-            base_url = ensure_local_server(settings).base_url
+            return _check_one(settings, ensure_local_server(settings).base_url)
         except LocalModelUnavailable as exc:
             return [str(exc)]
+    return [problem for url in cfg.base_urls for problem in _check_one(settings, url)]
+
+
+def _check_one(settings: Settings, base_url: str) -> list[str]:
+    """Problems with one endpoint: it lists its models (the configured one among them) and answers both kinds of call."""
+    cfg = settings.llm
     problems: list[str] = []
     if cfg.provider == "openai":
         try:
@@ -54,7 +60,7 @@ def check_endpoint(settings: Settings) -> list[str]:
     elif not structured.ok and structured.attempts == 0:
         others = [m for m in ("function_calling", "json_mode", "json_schema") if m != cfg.structured_output]
         problems.append(
-            f"the endpoint refuses structured output by {cfg.structured_output} ({structured.error[:300]}); "
+            f"{base_url} refuses structured output by {cfg.structured_output} ({structured.error[:300]}); "
             f"set llm.structured_output to {' or '.join(others)}"
         )
     return problems

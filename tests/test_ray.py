@@ -1,0 +1,175 @@
+"""The LLM stages on Ray: the same graph and rows as one process, and a worker that dies is retried with nothing doubled.
+
+A local Ray of 2 CPUs for the module; the workers reach the session's embedded FalkorDB over its
+unix socket and the fake endpoint over loopback, as workers on one machine would.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import ray
+
+from personagraph.api import Graph
+from personagraph.executor import RayExecutor, RayUnavailable, Shard
+from personagraph.graph.store import FalkorStore, GraphStore, StoreConfig
+from personagraph.graph.model import Persona
+from tests.conftest import graph_on
+from tests.expand_fake import default_proposals, expand_fake_server
+from tests.fake_llm_server import FakeLLM
+from tests.ray_faults import DieOnce
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module", autouse=True)
+def local_ray() -> Iterator[None]:
+    """One local Ray for the module; workers import the project (and tests/ray_faults) from this checkout."""
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
+             runtime_env={"env_vars": {"PYTHONPATH": str(ROOT)}})
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture
+def other_store(store_options: StoreConfig) -> Iterator[GraphStore]:
+    """A second graph on the same server: where the Ray run writes, beside the one-process run's."""
+    st = FalkorStore(store_options.model_copy(update={"graph": store_options.graph + "_ray"}))
+    st.ensure_schema()
+    yield st
+    try:
+        st._graph.delete()
+    finally:
+        st.close()
+
+
+def two_graphs(store: GraphStore, other: GraphStore, fake: FakeLLM, tmp_path: Path, **llm: Any) -> tuple[Graph, Graph]:
+    """The same endpoint over two graphs, each with a response cache of its own (so both really call)."""
+    settings = {"base_url": fake.base_url, "model": "fake-model", **llm}
+    local = graph_on(store, tmp_path / "cache_local", llm=settings)
+    on_ray = graph_on(other, tmp_path / "cache_ray", llm=settings)
+    on_ray.executor = RayExecutor(workers=2)
+    return local, on_ray
+
+
+def personas_file(tmp_path: Path, n: int) -> Path:
+    path = tmp_path / "personas.jsonl"
+    path.write_text("".join(json.dumps({"persona": f"A school nurse in district {i} who runs first-aid classes for parents"}) + "\n"
+                            for i in range(n)))
+    return path
+
+
+def corpus_file(tmp_path: Path, n: int) -> Path:
+    path = tmp_path / "corpus.jsonl"
+    path.write_text("".join(json.dumps({"text": f"Notes number {i} on repairing village water pumps after the rainy season, "
+                                                f"with a parts list and the cost per household ({i * 7} shillings)."}) + "\n"
+                            for i in range(n)))
+    return path
+
+
+def rows(path: Path) -> set[str]:
+    return {line for line in path.read_text().splitlines() if line}
+
+
+def graph_content(g: Graph) -> dict[str, Any]:
+    """Personas (id, description, status, hop), sources and every edge, as sets."""
+    return {
+        "personas": {(r["id"], r["d"], r["s"], r["h"]) for r in g.query(
+            "MATCH (p:Persona) RETURN p.id AS id, p.description AS d, p.status AS s, p.hop AS h")},
+        "sources": {r["id"] for r in g.query("MATCH (s:Source) RETURN s.id AS id")},
+        "edges": {(r["a"], r["t"], r["b"]) for r in g.query("MATCH (a)-[e]->(b) RETURN a.id AS a, type(e) AS t, b.id AS b")},
+    }
+
+
+def test_synthesize_on_two_workers_writes_the_rows_of_one_process(store: GraphStore, other_store: GraphStore,
+                                                                   fake_llm: FakeLLM, tmp_path: Path) -> None:
+    local, on_ray = two_graphs(store, other_store, fake_llm, tmp_path)
+    for g in (local, on_ray):
+        g.import_personas(personas_file(tmp_path, 40))
+    one = local.synthesize("math_problem", tmp_path / "local.jsonl", count=40, write_back=True)
+    calls = fake_llm.stats.requests
+    spread = on_ray.synthesize("math_problem", tmp_path / "ray.jsonl", count=40, write_back=True)
+    assert fake_llm.stats.requests - calls == 40  # the workers called the endpoint, once per row
+    assert rows(tmp_path / "ray.jsonl") == rows(tmp_path / "local.jsonl") and len(rows(tmp_path / "ray.jsonl")) == 40
+    assert not list(tmp_path.glob("ray.shard-*"))  # the shards' parts are joined and gone
+    assert (spread.written, spread.personas, spread.written_back) == (one.written, one.personas, one.written_back) == (40, 40, 40)
+    assert graph_content(on_ray) == graph_content(local)
+    (run,) = on_ray.query("MATCH (r:Run {stage: 'synthesize'}) RETURN r.written AS written, r.llm_requests AS requests, "
+                          "r.llm_endpoint_calls AS calls")
+    assert run == {"written": 40, "requests": 40, "calls": [f"{fake_llm.base_url}: 40"]}  # one Run node for both workers
+
+
+def test_extract_and_the_judge_on_two_workers_build_the_graph_of_one_process(
+        store: GraphStore, other_store: GraphStore, fake_llm: FakeLLM, tmp_path: Path) -> None:
+    local, on_ray = two_graphs(store, other_store, fake_llm, tmp_path)
+    corpus = corpus_file(tmp_path, 30)
+    one, spread = local.extract(corpus), on_ray.extract(corpus)
+    assert (spread.texts_read, spread.texts_extracted, spread.requests) == (one.texts_read, one.texts_extracted, one.requests) == (30, 30, 30)
+    assert spread.personas_created + spread.personas_existing == one.personas_created + one.personas_existing
+    judged_one, judged_spread = local.filter(judge=True), on_ray.filter(judge=True)
+    assert (judged_spread.examined, judged_spread.accepted, judged_spread.rejected) == \
+        (judged_one.examined, judged_one.accepted, judged_one.rejected)
+    assert graph_content(on_ray) == graph_content(local)
+    assert len(on_ray.query("MATCH (r:Run) WHERE r.stage IN ['extract', 'filter'] RETURN r.stage AS stage")) == 2
+
+
+def test_expand_on_two_workers_grows_the_graph_of_one_process(store: GraphStore, other_store: GraphStore,
+                                                               tmp_path: Path) -> None:
+    seeds = [Persona(description=d) for d in (
+        "A pediatric nurse in a busy Lyon hospital who calms anxious parents during night shifts",
+        "A retired fisherman in Izmir who mends nets for the harbour cooperative every morning",
+        "A primary school teacher in Pune who runs a weekend chess club for her pupils",
+        "A small bakery owner in Leeds who buys flour from a family mill and opens at five",
+        "A night-shift crane operator at the Rotterdam port who coaches a youth football team",
+        "A village midwife in the Atlas mountains who keeps a notebook of every birth since 1998",
+    )]
+    options = {"hops": 2, "fanout": 2, "relations_per_seed": 2, "chunk_seeds": 3, "dedup": "exact", "relevance_check": False}
+    with expand_fake_server() as fake:
+        fake.propose = default_proposals
+        local, on_ray = two_graphs(store, other_store, fake, tmp_path, concurrency=8)
+        for g in (local, on_ray):
+            g.store.upsert_personas(seeds)
+        one = local.expand(**options)
+        spread = on_ray.expand(**options)
+    assert graph_content(on_ray) == graph_content(local)
+    assert {h for _, _, _, h in graph_content(on_ray)["personas"]} == {0, 1, 2}
+    assert [r.hop for r in spread.rounds] == [r.hop for r in one.rounds] == [0, 1]
+    assert [r.seeds for r in spread.rounds] == [r.seeds for r in one.rounds]  # each hop's frontier split, not repeated
+    assert (spread.requests, spread.seeds_expanded) == (one.requests, one.seeds_expanded)
+    assert spread.created + spread.linked == one.created + one.linked
+
+
+def test_a_worker_that_dies_mid_run_is_retried_with_nothing_duplicated(store: GraphStore, other_store: GraphStore,
+                                                                       fake_llm: FakeLLM, tmp_path: Path) -> None:
+    local, on_ray = two_graphs(store, other_store, fake_llm, tmp_path)
+    marker = tmp_path / "died"
+    on_ray.executor = RayExecutor(workers=2, on_shard_progress=DieOnce(marker, index=1, after=5))
+    for g in (local, on_ray):
+        g.import_personas(personas_file(tmp_path, 40))
+    local.synthesize("math_problem", tmp_path / "local.jsonl", count=40, write_back=True)
+    summary = on_ray.synthesize("math_problem", tmp_path / "ray.jsonl", count=40, write_back=True)
+    assert marker.exists()  # shard 1's worker did die mid-run
+    assert summary.written == 40 and rows(tmp_path / "ray.jsonl") == rows(tmp_path / "local.jsonl")
+    assert graph_content(on_ray) == graph_content(local)  # the rerun's Sample nodes and links MERGEd, not doubled
+    assert on_ray.query("MATCH (s:Sample) RETURN count(s) AS n") == [{"n": 40}]
+
+
+def test_shards_split_the_work_by_a_stable_hash() -> None:
+    shards = [Shard(index=i, count=3) for i in range(3)]
+    keys = [f"persona-{i}" for i in range(300)]
+    owners = [[s.index for s in shards if s.owns(k)] for k in keys]
+    assert all(len(o) == 1 for o in owners)  # each item has exactly one shard
+    assert min(sum(o == [i] for o in owners) for i in range(3)) > 70  # and the shards are near even
+    assert Shard().owns("anything") and Shard().suffix() == ""
+
+
+def test_without_ray_the_executor_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if it were not installed
+    with pytest.raises(RayUnavailable, match=r"pip install 'personagraph\[ray\]'"):
+        RayExecutor(workers=2)
