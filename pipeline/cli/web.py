@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import signal
 import socket
+from types import FrameType
 from typing import Annotated
 
 import typer
@@ -25,6 +27,10 @@ def bind(host: str, port: int) -> socket.socket:
     sock.listen(128)
     sock.set_inheritable(True)
     return sock
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
 
 
 @app.command()
@@ -64,5 +70,13 @@ def serve(
         console.print(f"personagraph serving {where} at http://{shown}:{bound}/ "
                       f"({'writes allowed' if write else 'read-only'}; Ctrl-C stops)", highlight=False, soft_wrap=True)
         server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off"))
-        server.run(sockets=[sock])
+        # uvicorn shuts down cleanly on Ctrl-C or SIGTERM, then raises the signal again: ours
+        # turns SIGTERM into the same KeyboardInterrupt, so both end here with the graph closed.
+        previous = signal.signal(signal.SIGTERM, _interrupt)
+        try:
+            server.run(sockets=[sock])
+        except KeyboardInterrupt:
+            pass
+        finally:
+            signal.signal(signal.SIGTERM, previous)
         console.print("stopped")
