@@ -59,6 +59,8 @@ function style(large, allLabels) {
     { selector: "node", style: {
       "background-color": "data(colour)", width: 14, height: 14, "border-width": 1, "border-color": "#ffffff",
       ...(allLabels ? { ...NODE_LABEL, "min-zoomed-font-size": 9 } : {}),
+      // A small graph wraps its labels (measuring them is cheap at that size).
+      ...(large ? {} : { "text-wrap": "wrap", "text-max-width": "120px" }),
     } },
     { selector: "node.center", style: { ...NODE_LABEL, width: 26, height: 26, "border-width": 3, "border-color": "#1f2430",
       "font-size": 11, "font-weight": "bold" } },
@@ -145,7 +147,7 @@ export function layoutOptions(name, nodeCount) {
   const common = { animate: false, fit: true, padding: 24 };
   if (name === "cose") {
     return { ...common, name: "cose", randomize: true, numIter: nodeCount > FORCE_LAYOUT_MAX ? 300 : 1000,
-      nodeRepulsion: () => 6000, idealEdgeLength: () => 40 };
+      nodeRepulsion: () => (nodeCount > 60 ? 6000 : 40000), idealEdgeLength: () => (nodeCount > 60 ? 40 : 90) };
   }
   if (name === "breadthfirst") {
     return { ...common, name: "breadthfirst", directed: false, roots: "node.center", spacingFactor: 0.9,
@@ -190,7 +192,7 @@ export function createGraph(container, elements, { onTap, large = false } = {}) 
 }
 
 /** Zoom and pan so that every node's centre (not its label: no text measuring) fits the view with `padding`. */
-export function fitPositions(cy, padding = 30) {
+export function fitPositions(cy, padding = 30, maxZoom = 1.25) {
   let x0 = Infinity, y0 = Infinity, x1 = -Infinity, y1 = -Infinity;
   cy.nodes().forEach((n) => {
     const { x, y } = n.position();
@@ -198,7 +200,7 @@ export function fitPositions(cy, padding = 30) {
   });
   if (!Number.isFinite(x0)) return;
   const w = cy.width(), h = cy.height();
-  const zoom = Math.min(2, (w - 2 * padding) / Math.max(x1 - x0, 1), (h - 2 * padding) / Math.max(y1 - y0, 1));
+  const zoom = Math.min(maxZoom, (w - 2 * padding) / Math.max(x1 - x0, 1), (h - 2 * padding) / Math.max(y1 - y0, 1));
   cy.viewport({ zoom, pan: { x: w / 2 - zoom * (x0 + x1) / 2, y: h / 2 - zoom * (y0 + y1) / 2 } });
 }
 

@@ -83,6 +83,8 @@ function drawResultGraph(container, result, ctx) {
     onTap: (node) => replace(detail, nodeDetail(node)),
   });
   ctx.onLeave(() => cy.destroy());
+  canvas.dataset.nodes = String(cy.nodes().length);
+  canvas.dataset.edges = String(cy.edges().length);
   runLayout(cy, layoutOptions(nodes.length > 300 ? "concentric" : "cose", nodes.length));
 }
 
@@ -166,6 +168,7 @@ export async function showConsole(ctx) {
       h("h2", { id: "ready-made-title" }, "Ready-made queries"), readyMade),
     h("div", { class: "console-main" }, h("h1", {}, "Cypher console"), limits, form, output)));
 
+  const { params } = ctx;
   try {
     const queries = await api.queries();
     replace(readyMade, queries.map((q) => {
@@ -173,6 +176,9 @@ export async function showConsole(ctx) {
       const item = h("li", { dataset: { query: q.name } });
       const submit = (e) => {
         e.preventDefault();
+        // Its text goes into the box to read or edit; it runs by name, with the parameters given beside it.
+        cypher.value = q.cypher || "";
+        paramsInput.value = "";
         runNamed(q.name, Object.fromEntries(inputs.map((i) => [i.name, i.value.trim()])));
       };
       if (inputs.length) {
@@ -184,12 +190,13 @@ export async function showConsole(ctx) {
       item.append(h("p", { class: "query-description" }, q.description || ""));
       return item;
     }));
+    const named = queries.find((q) => q.name === params.get("name"));
+    if (named && !cypher.value) cypher.value = named.cypher || "";
   } catch (err) {
     replace(readyMade, h("li", {}, errorBox(err)));
   }
 
   // A bookmarked result: run what the address says.
-  const { params } = ctx;
   if (params.has("cypher")) {
     cypher.value = params.get("cypher");
     paramsInput.value = params.get("params") || "";

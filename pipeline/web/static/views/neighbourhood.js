@@ -10,7 +10,7 @@ import { api } from "../api.js";
 import { asText, defList, fmt, h, personaLink, replace, table } from "../dom.js";
 import { FORCE_LAYOUT_MAX, colourScale, createGraph, fitPositions, hopColour, layoutOptions, nextFrame, radialPositions, runLayout, shortLabel, unknownColour } from "../graphview.js";
 
-const COLOUR_FIXED = [["distance", "distance from the centre"], ["hop", "expansion hop"], ["status", "status"]];
+const COLOUR_FIXED = [["distance", "distance from the centre"], ["status", "status"]];
 const MAX_LEGEND = 12;
 
 /** BFS from `center` over the edges, either direction: each node's distance and BFS parent, and the visiting order. */
@@ -36,8 +36,13 @@ function distances(center, nodeIds, edges) {
 function radialLayout(cy, center) {
   const { dist, parent, order } = distances(center, cy.nodes().map((n) => n.id()),
     cy.edges().map((e) => ({ source: e.data("source"), target: e.data("target") })));
-  const positions = radialPositions(center, order, parent, dist);
+  const positions = radialPositions(center, order, parent, dist, ringGap(cy.nodes().length));
   return { name: "preset", positions: (n) => positions.get(n.id()), fit: true, padding: 24, animate: false };
+}
+
+/** Spacing of the radial drawing: room for labels in a small neighbourhood, tight rings in a large one. */
+function ringGap(nodeCount) {
+  return nodeCount <= 40 ? 40 : nodeCount <= FORCE_LAYOUT_MAX ? 26 : 18;
 }
 
 function edgeKey(e) {
@@ -47,7 +52,7 @@ function edgeKey(e) {
 function nodeElement(n, distance, position) {
   return { group: "nodes", position, data: {
     id: n.id, label: shortLabel(n.description), description: n.description, hop: distance, colour: hopColour(distance),
-    personaHop: n.hop, status: n.status, attributes: n.attributes || {},
+    status: n.status, attributes: n.attributes || {},
   } };
 }
 
@@ -58,7 +63,6 @@ function edgeElement(e) {
 /** The value a node is coloured by under `mode`. */
 function colourValue(data, mode) {
   if (mode === "distance") return data.hop;
-  if (mode === "hop") return data.personaHop;
   if (mode === "status") return data.status;
   return data.attributes?.[mode];
 }
@@ -102,7 +106,7 @@ export async function showNeighbourhood(ctx) {
   const center = data.center ?? id;
   const nodeIds = data.nodes.map((n) => n.id);
   const { dist, parent, order } = distances(center, nodeIds, data.edges);
-  const positions = radialPositions(center, order, parent, dist);
+  const positions = radialPositions(center, order, parent, dist, ringGap(nodeIds.length));
   const byId = new Map(data.nodes.map((n) => [n.id, n]));
   const large = data.nodes.length > FORCE_LAYOUT_MAX;
   const elements = [
@@ -126,7 +130,7 @@ export async function showNeighbourhood(ctx) {
     const mode = colourBy.value;
     const nodes = cy.nodes();
     let entries;
-    if (mode === "distance" || mode === "hop") {
+    if (mode === "distance") {
       const values = [...new Set(nodes.map((n) => colourValue(n.data(), mode)))].sort((a, b) => (a ?? 99) - (b ?? 99));
       entries = values.map((v) => [v ?? "unknown", Number.isInteger(v) ? hopColour(v) : unknownColour]);
       if (!legendOnly) cy.batch(() => nodes.forEach((n) => n.data("colour", hopColour(colourValue(n.data(), mode)))));
@@ -161,7 +165,7 @@ export async function showNeighbourhood(ctx) {
     const d = node.data();
     replace(detail,
       h("p", { class: "description" }, asText(d.description)),
-      defList([["distance", d.hop], ["hop", d.personaHop ?? ""], ["status", d.status ?? ""], ...Object.entries(d.attributes)]),
+      defList([["distance", d.hop], ["status", d.status ?? ""], ...Object.entries(d.attributes)]),
       h("p", {}, personaLink(d.id, "Open the persona page")));
     if (!node.hasClass("expanded")) await expand(node);
   }
@@ -176,11 +180,15 @@ export async function showNeighbourhood(ctx) {
       return;
     }
     const fresh = more.nodes.filter((n) => cy.getElementById(n.id).empty());
-    const around = node.position();
-    const radius = Math.max(40, (fresh.length * 18) / (2 * Math.PI));
+    // The new personas on an arc beyond the clicked one, facing away from the centre.
+    const at = node.position();
+    const origin = cy.getElementById(center).position();
+    const facing = node.id() === center ? 0 : Math.atan2(at.y - origin.y, at.x - origin.x);
+    const spread = Math.min(2 * Math.PI, Math.max(Math.PI / 2, fresh.length * 0.3));
+    const radius = Math.max(60, (fresh.length * 20) / spread);
     cy.add(fresh.map((n, i) => {
-      const angle = (2 * Math.PI * i) / Math.max(fresh.length, 1);
-      return nodeElement(n, node.data("hop") + 1, { x: around.x + radius * Math.cos(angle), y: around.y + radius * Math.sin(angle) });
+      const angle = facing - spread / 2 + (spread * (i + 0.5)) / fresh.length;
+      return nodeElement(n, node.data("hop") + 1, { x: at.x + radius * Math.cos(angle), y: at.y + radius * Math.sin(angle) });
     }));
     const has = (nid) => !cy.getElementById(nid).empty();
     const added = cy.add(more.edges.filter((e) => !has(edgeKey(e)) && has(e.source) && has(e.target)).map(edgeElement));

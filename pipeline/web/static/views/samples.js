@@ -2,7 +2,7 @@
 // page at a time, each row's persona(s) linked to their pages.
 
 import { api } from "../api.js";
-import { asText, fmt, h, personaLink, section, table } from "../dom.js";
+import { append, asText, fmt, h, personaLink, section, table } from "../dom.js";
 
 const PAGE = 50;
 const PERSONA_KEYS = ["persona_id", "persona_ids"];
@@ -32,15 +32,18 @@ async function showFile(ctx, file) {
   const rows = page.rows || [];
   const keys = [...new Set(rows.flatMap((r) => Object.keys(r)))].filter((k) => !PERSONA_KEYS.includes(k));
   const end = offset + rows.length;
+  const total = page.total ?? (rows.length === PAGE ? end + 1 : end);  // unknown total: assume more while pages are full
   const pager = h("nav", { class: "pager", "aria-label": "Pages" },
     offset > 0 ? h("a", { href: samplesHref(file, Math.max(offset - PAGE, 0)), "data-link": true, rel: "prev" }, "← previous") : null,
-    h("span", {}, rows.length ? `rows ${fmt(offset + 1)}–${fmt(end)} of ${fmt(page.total)}` : `no rows here (${fmt(page.total)} in the file)`),
-    end < page.total ? h("a", { href: samplesHref(file, end), "data-link": true, rel: "next" }, "next →") : null);
-  root.append(h("h1", {}, "Samples"), pager,
+    h("span", {}, rows.length ? `rows ${fmt(offset + 1)}–${fmt(end)}${page.total == null ? "" : ` of ${fmt(page.total)}`}`
+      : `no rows here${page.total == null ? "" : ` (${fmt(page.total)} in the file)`}`),
+    end < total ? h("a", { href: samplesHref(file, end), "data-link": true, rel: "next" }, "next →") : null);
+  append(root, [h("h1", {}, "Samples"), pager,
     h("div", { class: "table-scroll" }, table(["#", "persona", ...keys],
       rows.map((r, i) => [String(offset + i + 1), personaCell(r), ...keys.map((k) => (k in r ? valueCell(r[k]) : ""))]),
       { className: "data samples-table" })),
-    pager.cloneNode(true));
+    (page.errors || []).length ? h("ul", { class: "error" }, page.errors.map((e) => h("li", {}, asText(e)))) : null,
+    pager.cloneNode(true)]);
 }
 
 export async function showSamples(ctx) {
@@ -55,7 +58,7 @@ export async function showSamples(ctx) {
     return;
   }
   root.append(section("Synthesized files", table(["file", "format", "rows", "size"], files.map((f) => [
-    h("a", { href: samplesHref(f.path), "data-link": true }, f.path), asText(f.format), fmt(f.rows),
+    h("a", { href: samplesHref(f.path), "data-link": true }, f.path), asText(f.format), f.rows == null ? "many" : fmt(f.rows),
     typeof f.size_bytes === "number" ? `${fmt(f.size_bytes / 1024, 1)} KiB` : "",
   ]))));
 }
