@@ -76,7 +76,8 @@ async function render({ focus = false } = {}) {
     root,
     id: arg === undefined ? undefined : decodeURIComponent(arg),
     params: new URLSearchParams(location.search),
-    info: await info().catch(() => ({})),
+    // The header's numbers count the whole graph: a view that needs them waits, the others do not.
+    info: () => info().catch(() => ({})),
     navigate,
     onLeave: (fn) => leaving.push(fn),
     setTitle: (title) => { document.title = `${title} · personagraph`; },

@@ -13,8 +13,10 @@ const CATEGORICAL = ["#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#ed
 // Hop depth 0..6: dark to light along one hue ramp (viridis stops).
 const BY_HOP = ["#440154", "#443983", "#31688e", "#21918c", "#35b779", "#90d743", "#fde725"];
 const UNKNOWN = "#c7c9ce";
-// Force layouts only below this size; above, concentric rings stay fast.
+// A large graph: no force layout by default, cheaper edges and drawing while panning.
 export const FORCE_LAYOUT_MAX = 300;
+// Above this many nodes, labels show only once zoomed in (else they pile up into a grey blur).
+export const LABELS_MAX = 80;
 
 /** A colour for each distinct value in order of first appearance: Map(value -> colour). */
 export function colourScale(values) {
@@ -60,7 +62,7 @@ function style(large, allLabels) {
       "background-color": "data(colour)", width: 14, height: 14, "border-width": 1, "border-color": "#ffffff",
       ...(allLabels ? { ...NODE_LABEL, "min-zoomed-font-size": 9 } : {}),
       // A small graph wraps its labels (measuring them is cheap at that size).
-      ...(large ? {} : { "text-wrap": "wrap", "text-max-width": "120px" }),
+      ...(allLabels ? { "text-wrap": "wrap", "text-max-width": "120px" } : {}),
     } },
     { selector: "node.center", style: { ...NODE_LABEL, width: 26, height: 26, "border-width": 3, "border-color": "#1f2430",
       "font-size": 11, "font-weight": "bold" } },
@@ -68,10 +70,12 @@ function style(large, allLabels) {
     { selector: "node.hover", style: { ...NODE_LABEL, ...selectedText } },
     { selector: "node:selected", style: { ...NODE_LABEL, ...selectedText, "border-width": 3, "border-color": "#d6336c" } },
     { selector: "edge", style: {
-      width: 1, "line-color": "#aab2bf", "curve-style": large ? "straight" : "bezier",
+      width: 1, "line-color": "#aab2bf",
+      // Haystack lines are Cytoscape's cheapest edges (no arrowheads): for a large graph seen from afar.
+      "curve-style": !large ? "bezier" : allLabels ? "straight" : "haystack",
       ...(allLabels ? { ...EDGE_ARROW, ...EDGE_LABEL, "min-zoomed-font-size": 8 } : {}),
     } },
-    { selector: "edge:selected, edge.near", style: { ...EDGE_ARROW, ...EDGE_LABEL, "line-color": "#d6336c", "target-arrow-color": "#d6336c", width: 2 } },
+    { selector: "edge:selected, edge.near", style: { ...EDGE_ARROW, ...EDGE_LABEL, "curve-style": large ? "straight" : "bezier", "line-color": "#d6336c", "target-arrow-color": "#d6336c", width: 2 } },
   ];
 }
 
@@ -87,21 +91,24 @@ function style(large, allLabels) {
 export function radialPositions(center, order, parent, distance, gap = 18) {
   const children = new Map(order.map((id) => [id, []]));
   for (const id of order) if (id !== center && parent.has(id)) children.get(parent.get(id)).push(id);
+  // A subtree's share of its parent's angle: its size, plus a little so that leaves beside a big
+  // subtree are not squeezed into a sliver.
   const size = new Map();
   for (let i = order.length - 1; i >= 0; i--) {
     const id = order[i];
     size.set(id, 1 + children.get(id).reduce((s, c) => s + size.get(c), 0));
   }
+  const share = (id) => size.get(id) + 2;
   // Angles: each node's wedge split among its children by subtree size.
   const angle = new Map([[center, 0]]);
   const wedge = new Map([[center, [0, 2 * Math.PI]]]);
   for (const id of order) {
     const [from, to] = wedge.get(id) ?? [0, 0];
     const kids = children.get(id);
-    const total = kids.reduce((s, c) => s + size.get(c), 0);
+    const total = kids.reduce((s, c) => s + share(c), 0);
     let at = from;
     for (const c of kids) {
-      const span = ((to - from) * size.get(c)) / total;
+      const span = ((to - from) * share(c)) / total;
       wedge.set(c, [at, at + span]);
       angle.set(c, at + span / 2);
       at += span;
@@ -160,11 +167,14 @@ export function layoutOptions(name, nodeCount) {
 
 /**
  * A Cytoscape instance drawing `elements` (with their positions) into `container`; `onTap(node)`
- * on a node click. A large graph draws cheaper (straight edges, a texture while panning) and shows
- * every label only once zoomed in past LABEL_ZOOM.
+ * on a node click. A large graph draws cheaper (haystack edges, a texture while panning); one with
+ * more than LABELS_MAX nodes shows every label only once zoomed in past LABEL_ZOOM.
  */
-export function createGraph(container, elements, { onTap, large = false } = {}) {
-  let allLabels = !large;
+export function createGraph(container, elements, { onTap } = {}) {
+  const nodeCount = elements.filter((e) => e.group === "nodes").length;
+  const large = nodeCount > FORCE_LAYOUT_MAX;
+  const crowded = nodeCount > LABELS_MAX;
+  let allLabels = !crowded;
   const cy = cytoscape({
     container,
     elements,
@@ -182,7 +192,7 @@ export function createGraph(container, elements, { onTap, large = false } = {}) 
   cy.on("unselect", "node", (event) => event.target.connectedEdges().removeClass("near"));
   cy.on("mouseover", "node", (event) => event.target.addClass("hover"));
   cy.on("mouseout", "node", (event) => event.target.removeClass("hover"));
-  if (large) {
+  if (crowded) {
     cy.on("zoom", () => {
       const wanted = cy.zoom() >= LABEL_ZOOM;
       if (wanted !== allLabels) cy.style(style(large, (allLabels = wanted)));

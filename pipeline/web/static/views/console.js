@@ -79,7 +79,6 @@ function drawResultGraph(container, result, ctx) {
   container.append(section(`Graph: ${fmt(nodes.length)} nodes, ${fmt(edges.length)} relationships`,
     legend, h("div", { class: "graph-wrap" }, canvas, detail)));
   const cy = createGraph(canvas, [...nodes, ...edges], {
-    large: nodes.length > 300,
     onTap: (node) => replace(detail, nodeDetail(node)),
   });
   ctx.onLeave(() => cy.destroy());
@@ -96,7 +95,7 @@ function paramsFromAddress(params) {
 
 export async function showConsole(ctx) {
   ctx.setTitle("Console");
-  const { info } = ctx;
+  const info = await ctx.info();
   const output = h("div", { class: "results-area", "aria-live": "polite" });
   const cypher = h("textarea", { id: "cypher", name: "cypher", rows: 5, spellcheck: "false",
     placeholder: "MATCH (p:Persona) RETURN p LIMIT 25" });

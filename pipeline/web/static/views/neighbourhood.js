@@ -108,13 +108,13 @@ export async function showNeighbourhood(ctx) {
   const { dist, parent, order } = distances(center, nodeIds, data.edges);
   const positions = radialPositions(center, order, parent, dist, ringGap(nodeIds.length));
   const byId = new Map(data.nodes.map((n) => [n.id, n]));
-  const large = data.nodes.length > FORCE_LAYOUT_MAX;
   const elements = [
     ...order.filter((nid) => byId.has(nid)).map((nid) => nodeElement(byId.get(nid), dist.get(nid) ?? hops + 1, positions.get(nid))),
     ...data.edges.filter((e) => byId.has(e.source) && byId.has(e.target)).map(edgeElement),
   ];
-  const cy = createGraph(canvas, elements, { large, onTap: (node) => select(node) });
+  const cy = createGraph(canvas, elements, { onTap: (node) => select(node) });
   timings.created = performance.now();
+  cy.one("render", () => { timings.rendered = performance.now(); });
   window.__pg = { cy };
   ctx.onLeave(() => { cy.destroy(); if (window.__pg?.cy === cy) delete window.__pg; });
   cy.getElementById(center).addClass("center");
@@ -198,8 +198,12 @@ export async function showNeighbourhood(ctx) {
   }
 
   colourBy.addEventListener("change", recolour);
-  layoutBy.addEventListener("change", () => runLayout(cy, layoutBy.value === "radial" ? radialLayout(cy, center)
-    : layoutOptions(layoutBy.value, cy.nodes().length)));
+  layoutBy.addEventListener("change", async () => {
+    const started = performance.now();
+    const { drawn } = await runLayout(cy, layoutBy.value === "radial" ? radialLayout(cy, center)
+      : layoutOptions(layoutBy.value, cy.nodes().length));
+    window.__pgTimings.relayout = { layout: layoutBy.value, ms: drawn - started };
+  });
   listBox.addEventListener("toggle", () => {
     if (!listBox.open || listBox.querySelector("table")) return;
     listBox.append(table(["persona", "distance", "status"], cy.nodes().map((n) =>
