@@ -22,6 +22,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from personagraph.api import Graph
+from personagraph.config import Settings
+from personagraph.graph import server
 from personagraph.graph.model import Edge, Persona, PersonaStatus, Source
 from personagraph.graph.store import GraphStore, StoreConfig
 from personagraph.web import create_app
@@ -179,6 +181,25 @@ def test_the_console_refuses_queries_that_read_files_on_the_server(graph: Graph,
     assert answer.status_code == 403 and "LOAD CSV" in answer.json()["detail"]
     quoted = client(graph).post("/api/query", json={"cypher": "RETURN 'LOAD CSV is refused' AS text"})
     assert quoted.json()["rows"] == [["LOAD CSV is refused"]]
+
+
+def test_parameter_names_cannot_smuggle_cypher_into_the_query(graph: Graph, world: World) -> None:
+    # FalkorDB reads parameters from a `CYPHER name=value` header: a name is never spliced in as it is
+    smuggled = {"cypher": "RETURN $x AS x", "params": {"x=1 MATCH (p:Persona) RETURN p.description AS x //": 1}}
+    answer = client(graph).post("/api/query", json=smuggled)
+    assert answer.status_code == 422 and "parameter name" in answer.text
+    assert client(graph).post("/api/query", json={"cypher": "RETURN $x AS x", "params": {"x": "'; MATCH (n) RETURN n //"}}).json()[
+        "rows"] == [["'; MATCH (n) RETURN n //"]]
+
+
+def test_a_stopped_database_is_503_with_what_to_do(data_dir: Path, tmp_path: Path) -> None:
+    g = Graph(Settings(store=StoreConfig(data_dir=data_dir), llm={"cache_dir": tmp_path / "cache"}), progress=False)
+    api = client(g)
+    assert api.get("/api/info").status_code == 200
+    server.stop(data_dir)
+    answer = api.get("/api/runs")
+    assert answer.status_code == 503 and "personagraph db status" in answer.json()["detail"]
+    g.close()
 
 
 # -- personas -------------------------------------------------------------------------------------

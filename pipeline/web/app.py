@@ -167,19 +167,21 @@ def create_app(graph: Graph, *, write: bool = False, row_cap: int = 1000, timeou
         response.headers["Referrer-Policy"] = "no-referrer"
         return response
 
-    def store_errors(exc: Exception) -> HTTPException:
-        """A store error as the HTTP error the page shows."""
+    @app.exception_handler(QueryError)
+    async def query_error(request: Request, exc: QueryError) -> JSONResponse:
+        """A store error as the HTTP error the page shows: 403 for a write, 408 past the timeout, 400 otherwise."""
         if isinstance(exc, ReadOnlyViolation):
-            return HTTPException(403, "this query writes to the graph, and this server is read-only "
-                                      "(start it with `personagraph serve --write` to allow writes)")
+            return JSONResponse({"detail": "this query writes to the graph, and this server is read-only (start it "
+                                           "with `personagraph serve --write` to allow writes)"}, status_code=403)
         if isinstance(exc, QueryTimeout):
-            return HTTPException(408, f"the query ran longer than {timeout_s:g} s and was stopped "
-                                      "(add a LIMIT, or start the server with a larger --timeout)")
-        if isinstance(exc, (QueryError, InvalidName)):
-            return HTTPException(400, f"the database rejected the query: {exc}")
-        if isinstance(exc, StoreUnavailable):
-            return HTTPException(503, str(exc))
-        raise exc
+            return JSONResponse({"detail": f"the query ran longer than {timeout_s:g} s and was stopped (add a LIMIT, "
+                                           "or start the server with a larger --timeout)"}, status_code=408)
+        return JSONResponse({"detail": f"the database rejected the query: {exc}"}, status_code=400)
+
+    @app.exception_handler(StoreUnavailable)
+    async def store_unavailable(request: Request, exc: StoreUnavailable) -> JSONResponse:
+        """The database is down or unreachable: say so, and what to do."""
+        return JSONResponse({"detail": f"{exc}; `personagraph db status` says why"}, status_code=503)
 
     @app.get("/api/info", response_model=Info, tags=["graph"])
     def info() -> Info:
@@ -211,8 +213,8 @@ def create_app(graph: Graph, *, write: bool = False, row_cap: int = 1000, timeou
             return run_console_query(store, text, body.params, write=write, row_cap=row_cap, timeout_s=timeout_s)
         except ConsoleRefusal as exc:
             raise HTTPException(403, str(exc)) from None
-        except (QueryError, InvalidName, StoreUnavailable) as exc:
-            raise store_errors(exc) from None
+        except ValueError as exc:  # a parameter value the database cannot be sent
+            raise HTTPException(400, str(exc)) from None
 
     @app.get("/api/persona/{persona_id}", response_model=PersonaPage, response_model_by_alias=True,
              responses=ERRORS, tags=["personas"])

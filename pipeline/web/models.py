@@ -8,7 +8,9 @@ from __future__ import annotations
 import math
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
+
+from personagraph.graph.model import PROPERTY_RE
 
 
 def jsonable(value: Any) -> Any:
@@ -66,7 +68,16 @@ class QueryRequest(BaseModel):
 
     cypher: str | None = Field(default=None, description="Cypher text (parameters as $name)")
     name: str | None = Field(default=None, description="A ready-made query's name instead of text")
-    params: dict[str, Any] = Field(default_factory=dict)
+    params: dict[str, Any] = Field(default_factory=dict, description="Parameter values by name (letters, digits, underscores)")
+
+    @field_validator("params")
+    @classmethod
+    def _names(cls, params: dict[str, Any]) -> dict[str, Any]:
+        # Names go into FalkorDB's `CYPHER name=value` header as they are: only plain names may.
+        for name in params:
+            if not PROPERTY_RE.fullmatch(name):
+                raise ValueError(f"parameter name {name!r}: use letters, digits and underscores, not starting with a digit")
+        return params
 
 
 class GNode(BaseModel):
