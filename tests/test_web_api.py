@@ -205,6 +205,7 @@ def test_a_stopped_database_is_503_with_what_to_do(data_dir: Path, tmp_path: Pat
 def test_the_persona_page_has_edges_both_ways_the_verdict_aliases_source_and_samples(served: Graph, world: World) -> None:
     page = client(served).get(f"/api/persona/{world.root.id}").json()
     assert page["description"] == world.root.description and page["status"] == "accepted" and page["hop"] == 0
+    assert page["origin"] == "text"
     assert page["attributes"] == {"age_group": "adult", "domain": "health", "occupation": "nurse"}
     assert page["scores"] == {"relevance": 5.0}
     assert page["reasons"] == [{"criterion": "relevance", "score": 5.0, "reason": "a clear reader of the text", "failed": False}]
@@ -244,6 +245,15 @@ def test_a_hostile_description_comes_back_as_the_exact_string(served: Graph, wor
     assert rows == [[HOSTILE]]
     hood = api.get(f"/api/neighbourhood/{world.hostile.id}?hops=0").json()
     assert hood["nodes"][0]["description"] == HOSTILE
+
+
+def test_the_search_box_finds_personas_by_text_or_id(served: Graph, world: World) -> None:
+    api = client(served)
+    found = api.get("/api/personas", params={"q": "LYON"}).json()
+    assert {p["id"] for p in found} == {world.root.id, world.child.id, world.grandchild.id}  # not the merged duplicate
+    assert [p["id"] for p in api.get("/api/personas", params={"q": world.hostile.id}).json()] == [world.hostile.id]
+    assert len(api.get("/api/personas", params={"q": "lyon", "limit": 2}).json()) == 2
+    assert api.get("/api/personas", params={"q": ""}).status_code == 422
 
 
 def star(store: GraphStore, leaves: int) -> tuple[str, list[str], list[str]]:

@@ -41,6 +41,7 @@ from personagraph.web.models import (
     ErrorBody,
     Info,
     Neighbourhood,
+    PersonaHit,
     PersonaPage,
     QueryAnswer,
     QueryRequest,
@@ -215,6 +216,12 @@ def create_app(graph: Graph, *, write: bool = False, row_cap: int = 1000, timeou
             raise HTTPException(403, str(exc)) from None
         except ValueError as exc:  # a parameter value the database cannot be sent
             raise HTTPException(400, str(exc)) from None
+
+    @app.get("/api/personas", response_model=list[PersonaHit], responses=ERRORS, tags=["personas"])
+    def search(q: Annotated[str, Query(min_length=1, max_length=500, description="An id, or text the description contains")],
+               limit: Annotated[int, Query(ge=1, le=200)] = 20) -> list[PersonaHit]:
+        """Personas whose id is `q` or whose description contains it (any case): a scan, bounded by the timeout."""
+        return personas.search_personas(graph.store, q, limit, timeout_s)
 
     @app.get("/api/persona/{persona_id}", response_model=PersonaPage, response_model_by_alias=True,
              responses=ERRORS, tags=["personas"])

@@ -132,6 +132,15 @@ class Neighbour(BaseModel):
     status: str | None = None
 
 
+class PersonaHit(BaseModel):
+    """A persona found by the search box."""
+
+    id: str
+    description: str
+    status: str | None = None
+    hop: int | None = None
+
+
 class PathStep(BaseModel):
     """One persona on the way back to the seed persona extracted from text."""
 
@@ -177,7 +186,8 @@ class PersonaPage(BaseModel):
     description: str
     status: str | None
     hop: int | None
-    origin: str | None = None
+    origin: str | None = Field(default=None, description="How it came in: text (extract), expand, import")
+    run_id: str | None = Field(default=None, description="The run that created it (see /api/runs)")
     attributes: dict[str, Any] = Field(description="Region attributes and other properties of the persona's own (not store bookkeeping)")
     scores: dict[str, float] = Field(description="Filter score per criterion (1-5), when the LLM judge ran")
     reasons: list[Reason] = Field(description="Filter reasons per criterion, and the cheap checks' reasons")
