@@ -26,6 +26,7 @@ from personagraph.graph import server
 from personagraph.graph.model import Edge, Persona, PersonaStatus, Source
 from personagraph.graph.store import GraphStore, StoreConfig
 from personagraph.web import create_app
+from personagraph.web.console import capped
 from tests.conftest import graph_on
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -158,6 +159,21 @@ def test_rows_past_the_cap_are_cut_off_and_said_so(served: Graph, world: World) 
     assert len(own_limit["rows"]) == 3 and own_limit["truncated"] is True
     under = api.post("/api/query", json={"cypher": "UNWIND range(1, 3) AS x RETURN x"}).json()
     assert len(under["rows"]) == 3 and under["truncated"] is False
+
+
+@pytest.mark.parametrize(("query", "capped_at"), [
+    ("MATCH (n) RETURN n", "MATCH (n) RETURN n\nLIMIT 11"),
+    ("MATCH (n) RETURN n ORDER BY n.id SKIP 2;", "MATCH (n) RETURN n ORDER BY n.id SKIP 2\nLIMIT 11"),
+    ("MATCH (n) RETURN n // all of them", "MATCH (n) RETURN n // all of them\nLIMIT 11"),
+    ("CALL { MATCH (n) RETURN n } RETURN n", "CALL { MATCH (n) RETURN n } RETURN n\nLIMIT 11"),
+    ("MATCH (n) RETURN n LIMIT 3", None),  # its own LIMIT
+    ("MATCH (n) RETURN n.a AS a UNION MATCH (m) RETURN m.a AS a", None),  # a LIMIT would bind the last part only
+    ("MATCH (n) RETURN [x IN n.list WHERE x > 1] AS xs", None),  # a WHERE after RETURN: left as it is
+    ("MATCH (n) WHERE n.x = 'RETURN n' SET n.y = 1", None),  # RETURN only inside a string
+    ("CALL db.labels()", None),
+])
+def test_a_limit_is_appended_only_where_it_binds_the_whole_result(query: str, capped_at: str | None) -> None:
+    assert capped(query, 10) == (capped_at or query)
 
 
 def test_a_query_past_the_timeout_is_stopped_with_408(served: Graph, world: World) -> None:
@@ -341,12 +357,12 @@ def test_no_path_outside_the_data_folder_is_read(served: Graph, data_folder: Pat
     (data_folder / "link.jsonl").symlink_to(secret)
     (data_folder / "linked_dir").symlink_to(tmp_path)
     api = client(served, data_folder)
-    for name in ["../secret.jsonl", str(secret), "link.jsonl", "linked_dir/secret.jsonl", "out/../../secret.jsonl",
-                 "~/secret.jsonl"]:
+    for name in ["../secret.jsonl", str(secret), "link.jsonl", "linked_dir/secret.jsonl", "out/../../secret.jsonl"]:
         answer = api.get("/api/samples", params={"file": name})
         assert answer.status_code == 403, name
         assert '"secret":' not in answer.text
     assert api.get("/api/samples?file=%2e%2e%2fsecret.jsonl").status_code == 403  # ../ percent-encoded
+    assert api.get("/api/samples", params={"file": "~/secret.jsonl"}).status_code == 404  # no ~ expansion: a name in the folder
     assert api.get("/api/samples/files").json() == []
 
 

@@ -18,7 +18,6 @@ import base64
 import hashlib
 import ipaddress
 import re
-import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Annotated, Any
@@ -56,8 +55,8 @@ STATIC_DIR = Path(__file__).resolve().parent / "static"
 CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; object-src 'none'; "
        "base-uri 'none'; frame-ancestors 'none'")
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
-PAGES = ("/", "/persona/{persona_id}", "/neighbourhood/{persona_id}", "/coverage", "/runs", "/samples", "/query")
-# Persona statuses and edge types the header counts as "personas" and "edges" (not provenance links).
+PAGES = ("/", "/persona/{persona_id}", "/neighbourhood/{persona_id}", "/coverage", "/runs", "/samples")
+# Edge types that link a persona to where it came from or what it made: not relationships between personas.
 PROVENANCE_EDGES = frozenset({"EXTRACTED_FROM", "GENERATED_BY"})
 _RUN_TIME = re.compile(r"-(\d{4})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})-")
 _COUNTER_LINE = re.compile(r"^.+: -?\d+(\.\d+)?$")
@@ -305,5 +304,4 @@ def create_app(graph: Graph, *, write: bool = False, row_cap: int = 1000, timeou
     for path in PAGES:
         app.add_api_route(path, page, methods=["GET"], include_in_schema=False, response_class=HTMLResponse)
     app.mount("/static", StaticFiles(directory=STATIC_DIR, check_dir=False), name="static")
-    app.state.started = time.time()
     return app
