@@ -108,6 +108,7 @@ def client(served: Graph, data_folder: Path | None = None, **options: object) ->
 def test_info_counts_what_the_graph_holds(served: Graph, world: World) -> None:
     info = client(served, row_cap=7, timeout_s=3.0).get("/api/info").json()
     assert info["backend"] == "falkordb" and info["write"] is False
+    assert info["data_dir"] == str(served.settings.store.data_dir.resolve())
     assert (info["row_cap"], info["timeout_s"]) == (7, 3.0)
     # root, child, grandchild, hostile are live; the duplicate is a merged tombstone
     assert info["counts"] | {"personas_by_status": None, "edges_by_type": None} == {

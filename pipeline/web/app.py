@@ -187,7 +187,7 @@ def create_app(graph: Graph, *, write: bool = False, row_cap: int = 1000, timeou
     def info() -> Info:
         """The server's settings (write, row cap, timeout) and what the graph holds."""
         store = graph.store
-        return Info(graph=store.options.graph, backend=store.dialect, where=store.describe(), write=write,
+        return Info(graph=store.options.graph, backend=store.dialect, where=store.describe(), data_dir=str(folder), write=write,
                     row_cap=row_cap, timeout_s=timeout_s, version=personagraph.__version__,
                     counts=info_counts(graph.stats()))
 

@@ -47,6 +47,7 @@ class Info(BaseModel):
     graph: str = Field(description="Graph name (FalkorDB) or database (Neo4j)")
     backend: Literal["falkordb", "neo4j"]
     where: str = Field(description="Where the store is, in words")
+    data_dir: str = Field(description="The data folder: samples files are read from under it, and nowhere else")
     write: bool = Field(description="Whether the Cypher console may change the graph (`serve --write`)")
     row_cap: int = Field(description="Most rows a console query returns; the rest are cut off")
     timeout_s: float = Field(description="Seconds a console read query may run before the database stops it")
