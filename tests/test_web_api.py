@@ -150,6 +150,11 @@ def test_a_write_is_refused_without_write_and_runs_with_it(served: Graph, world:
     done = client(served, write=True).post("/api/query", json=create)
     assert done.status_code == 200 and done.json()["wrote"]["nodes_created"] == 1
     assert served.query("MATCH (n:Note) RETURN n.text AS t") == [{"t": "hello"}]
+    # the LIMIT the row cap appends cuts the rows returned, not the writes
+    many = client(served, write=True, row_cap=2).post("/api/query", json={
+        "cypher": "UNWIND range(1, 10) AS x CREATE (n:Tick {x: x}) RETURN n.x AS x"}).json()
+    assert many["rows"] == [[1], [2]] and many["truncated"] is True
+    assert served.query("MATCH (n:Tick) RETURN count(n) AS n") == [{"n": 10}]
 
 
 def test_rows_past_the_cap_are_cut_off_and_said_so(served: Graph, world: World) -> None:
