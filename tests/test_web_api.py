@@ -12,7 +12,6 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,9 +21,12 @@ import pytest
 from fastapi.testclient import TestClient
 
 from personagraph.api import Graph
+from personagraph.config import Settings
+from personagraph.graph import server
 from personagraph.graph.model import Edge, Persona, PersonaStatus, Source
 from personagraph.graph.store import GraphStore, StoreConfig
 from personagraph.web import create_app
+from personagraph.web.console import capped
 from tests.conftest import graph_on
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -80,9 +82,9 @@ def build_world(store: GraphStore) -> World:
 
 
 @pytest.fixture
-def graph(store: GraphStore, tmp_path: Path) -> Iterator[Graph]:
-    g = graph_on(store, tmp_path / "llm_cache")
-    yield g
+def served(store: GraphStore, tmp_path: Path) -> Graph:
+    """The graph the app serves: the Python API over this test's graph (no LLM is needed)."""
+    return graph_on(store, tmp_path / "llm_cache")
 
 
 @pytest.fixture
@@ -97,15 +99,16 @@ def data_folder(tmp_path: Path) -> Path:
     return folder
 
 
-def client(graph: Graph, data_folder: Path | None = None, **options: object) -> TestClient:
+def client(served: Graph, data_folder: Path | None = None, **options: object) -> TestClient:
     """The app as a browser on this machine reaches it (Host: localhost)."""
-    return TestClient(create_app(graph, data_dir=data_folder, **options), base_url="http://localhost")  # type: ignore[arg-type]
+    return TestClient(create_app(served, data_dir=data_folder, **options), base_url="http://localhost")  # type: ignore[arg-type]
 
 
 # -- the console ----------------------------------------------------------------------------------
-def test_info_counts_what_the_graph_holds(graph: Graph, world: World) -> None:
-    info = client(graph, row_cap=7, timeout_s=3.0).get("/api/info").json()
+def test_info_counts_what_the_graph_holds(served: Graph, world: World) -> None:
+    info = client(served, row_cap=7, timeout_s=3.0).get("/api/info").json()
     assert info["backend"] == "falkordb" and info["write"] is False
+    assert info["data_dir"] == str(served.settings.store.data_dir.resolve())
     assert (info["row_cap"], info["timeout_s"]) == (7, 3.0)
     # root, child, grandchild, hostile are live; the duplicate is a merged tombstone
     assert info["counts"] | {"personas_by_status": None, "edges_by_type": None} == {
@@ -113,8 +116,8 @@ def test_info_counts_what_the_graph_holds(graph: Graph, world: World) -> None:
     assert info["counts"]["personas_by_status"]["merged"] == 1
 
 
-def test_ready_made_queries_are_listed_with_their_parameters_and_run_by_name(graph: Graph, world: World) -> None:
-    api = client(graph)
+def test_ready_made_queries_are_listed_with_their_parameters_and_run_by_name(served: Graph, world: World) -> None:
+    api = client(served)
     listed = {q["name"]: q for q in api.get("/api/queries").json()}
     assert listed["expansion_path"]["params"] == ["id"] and listed["most_connected"]["params"] == []
     answer = api.post("/api/query", json={"name": "expansion_path", "params": {"id": world.grandchild.id}}).json()
@@ -123,8 +126,8 @@ def test_ready_made_queries_are_listed_with_their_parameters_and_run_by_name(gra
     assert api.post("/api/query", json={"name": "../queries/most_connected"}).status_code == 404
 
 
-def test_cells_are_nodes_edges_and_paths_and_the_graph_gathers_them_once(graph: Graph, world: World) -> None:
-    api = client(graph)
+def test_cells_are_nodes_edges_and_paths_and_the_graph_gathers_them_once(served: Graph, world: World) -> None:
+    api = client(served)
     answer = api.post("/api/query", json={"cypher": "MATCH p = (a:Persona {id: $id})-[e:PARENT_OF]->(b) RETURN a, e, p",
                                           "params": {"id": world.grandchild.id}}).json()
     node, edge, path = answer["rows"][0]
@@ -139,18 +142,23 @@ def test_cells_are_nodes_edges_and_paths_and_the_graph_gathers_them_once(graph: 
     assert ends["graph"]["nodes"] == []
 
 
-def test_a_write_is_refused_without_write_and_runs_with_it(graph: Graph, world: World) -> None:
+def test_a_write_is_refused_without_write_and_runs_with_it(served: Graph, world: World) -> None:
     create = {"cypher": "CREATE (:Note {id: 'n1', text: 'hello'})"}
-    refused = client(graph).post("/api/query", json=create)
+    refused = client(served).post("/api/query", json=create)
     assert refused.status_code == 403 and "--write" in refused.json()["detail"]
-    assert graph.query("MATCH (n:Note) RETURN count(n) AS n")[0]["n"] == 0
-    done = client(graph, write=True).post("/api/query", json=create)
+    assert served.query("MATCH (n:Note) RETURN count(n) AS n")[0]["n"] == 0
+    done = client(served, write=True).post("/api/query", json=create)
     assert done.status_code == 200 and done.json()["wrote"]["nodes_created"] == 1
-    assert graph.query("MATCH (n:Note) RETURN n.text AS t") == [{"t": "hello"}]
+    assert served.query("MATCH (n:Note) RETURN n.text AS t") == [{"t": "hello"}]
+    # the LIMIT the row cap appends cuts the rows returned, not the writes
+    many = client(served, write=True, row_cap=2).post("/api/query", json={
+        "cypher": "UNWIND range(1, 10) AS x CREATE (n:Tick {x: x}) RETURN n.x AS x"}).json()
+    assert many["rows"] == [[1], [2]] and many["truncated"] is True
+    assert served.query("MATCH (n:Tick) RETURN count(n) AS n") == [{"n": 10}]
 
 
-def test_rows_past_the_cap_are_cut_off_and_said_so(graph: Graph, world: World) -> None:
-    api = client(graph, row_cap=3)
+def test_rows_past_the_cap_are_cut_off_and_said_so(served: Graph, world: World) -> None:
+    api = client(served, row_cap=3)
     capped = api.post("/api/query", json={"cypher": "UNWIND range(1, 10) AS x RETURN x ORDER BY x"}).json()
     assert capped["rows"] == [[1], [2], [3]] and capped["truncated"] is True and capped["row_cap"] == 3
     own_limit = api.post("/api/query", json={"cypher": "UNWIND range(1, 10) AS x RETURN x LIMIT 5 // five"}).json()
@@ -159,32 +167,67 @@ def test_rows_past_the_cap_are_cut_off_and_said_so(graph: Graph, world: World) -
     assert len(under["rows"]) == 3 and under["truncated"] is False
 
 
-def test_a_query_past_the_timeout_is_stopped_with_408(graph: Graph, world: World) -> None:
+@pytest.mark.parametrize(("query", "capped_at"), [
+    ("MATCH (n) RETURN n", "MATCH (n) RETURN n\nLIMIT 11"),
+    ("MATCH (n) RETURN n ORDER BY n.id SKIP 2;", "MATCH (n) RETURN n ORDER BY n.id SKIP 2\nLIMIT 11"),
+    ("MATCH (n) RETURN n // all of them", "MATCH (n) RETURN n // all of them\nLIMIT 11"),
+    ("CALL { MATCH (n) RETURN n } RETURN n", "CALL { MATCH (n) RETURN n } RETURN n\nLIMIT 11"),
+    ("MATCH (n) RETURN n LIMIT 3", None),  # its own LIMIT
+    ("MATCH (n) RETURN n.a AS a UNION MATCH (m) RETURN m.a AS a", None),  # a LIMIT would bind the last part only
+    ("MATCH (n) RETURN [x IN n.list WHERE x > 1] AS xs", None),  # a WHERE after RETURN: left as it is
+    ("MATCH (n) WHERE n.x = 'RETURN n' SET n.y = 1", None),  # RETURN only inside a string
+    ("CALL db.labels()", None),
+])
+def test_a_limit_is_appended_only_where_it_binds_the_whole_result(query: str, capped_at: str | None) -> None:
+    assert capped(query, 10) == (capped_at or query)
+
+
+def test_a_query_past_the_timeout_is_stopped_with_408(served: Graph, world: World) -> None:
     started = time.monotonic()
-    answer = client(graph, timeout_s=0.05).post("/api/query", json={"cypher": SLOW_QUERY})
+    answer = client(served, timeout_s=0.05).post("/api/query", json={"cypher": SLOW_QUERY})
     assert answer.status_code == 408 and "0.05 s" in answer.json()["detail"]
     assert time.monotonic() - started < 2.0  # the database stopped it: the whole query takes seconds
 
 
-def test_a_cypher_error_is_400_with_the_database_message(graph: Graph, world: World) -> None:
-    answer = client(graph).post("/api/query", json={"cypher": "MATCH (n RETURN n"})
+def test_a_cypher_error_is_400_with_the_database_message(served: Graph, world: World) -> None:
+    answer = client(served).post("/api/query", json={"cypher": "MATCH (n RETURN n"})
     assert answer.status_code == 400 and "Invalid input" in answer.json()["detail"]
-    assert client(graph).post("/api/query", json={"params": {}}).status_code == 400
+    assert client(served).post("/api/query", json={"params": {}}).status_code == 400
 
 
 @pytest.mark.parametrize("query", ["LOAD CSV FROM 'file:///etc/passwd' AS row RETURN row",
                                    "load  csv with headers from 'https://example.com/x.csv' AS r RETURN r"])
-def test_the_console_refuses_queries_that_read_files_on_the_server(graph: Graph, world: World, query: str) -> None:
-    answer = client(graph, write=True).post("/api/query", json={"cypher": query})
+def test_the_console_refuses_queries_that_read_files_on_the_server(served: Graph, world: World, query: str) -> None:
+    answer = client(served, write=True).post("/api/query", json={"cypher": query})
     assert answer.status_code == 403 and "LOAD CSV" in answer.json()["detail"]
-    quoted = client(graph).post("/api/query", json={"cypher": "RETURN 'LOAD CSV is refused' AS text"})
+    quoted = client(served).post("/api/query", json={"cypher": "RETURN 'LOAD CSV is refused' AS text"})
     assert quoted.json()["rows"] == [["LOAD CSV is refused"]]
 
 
+def test_parameter_names_cannot_smuggle_cypher_into_the_query(served: Graph, world: World) -> None:
+    # FalkorDB reads parameters from a `CYPHER name=value` header: a name is never spliced in as it is
+    smuggled = {"cypher": "RETURN $x AS x", "params": {"x=1 MATCH (p:Persona) RETURN p.description AS x //": 1}}
+    answer = client(served).post("/api/query", json=smuggled)
+    assert answer.status_code == 422 and "parameter name" in answer.text
+    assert client(served).post("/api/query", json={"cypher": "RETURN $x AS x", "params": {"x": "'; MATCH (n) RETURN n //"}}).json()[
+        "rows"] == [["'; MATCH (n) RETURN n //"]]
+
+
+def test_a_stopped_database_is_503_with_what_to_do(data_dir: Path, tmp_path: Path) -> None:
+    alone = Graph(Settings(store=StoreConfig(data_dir=data_dir), llm={"cache_dir": tmp_path / "cache"}), progress=False)
+    api = client(alone)
+    assert api.get("/api/info").status_code == 200
+    server.stop(data_dir)
+    answer = api.get("/api/runs")
+    assert answer.status_code == 503 and "personagraph db status" in answer.json()["detail"]
+    alone.close()
+
+
 # -- personas -------------------------------------------------------------------------------------
-def test_the_persona_page_has_edges_both_ways_the_verdict_aliases_source_and_samples(graph: Graph, world: World) -> None:
-    page = client(graph).get(f"/api/persona/{world.root.id}").json()
+def test_the_persona_page_has_edges_both_ways_the_verdict_aliases_source_and_samples(served: Graph, world: World) -> None:
+    page = client(served).get(f"/api/persona/{world.root.id}").json()
     assert page["description"] == world.root.description and page["status"] == "accepted" and page["hop"] == 0
+    assert page["origin"] == "text"
     assert page["attributes"] == {"age_group": "adult", "domain": "health", "occupation": "nurse"}
     assert page["scores"] == {"relevance": 5.0}
     assert page["reasons"] == [{"criterion": "relevance", "score": 5.0, "reason": "a clear reader of the text", "failed": False}]
@@ -196,34 +239,43 @@ def test_the_persona_page_has_edges_both_ways_the_verdict_aliases_source_and_sam
     assert page["samples"] == [{"id": "smp_1", "task": "math_problem", "text": "How many doses does the clinic need?"}]
 
 
-def test_the_path_leads_from_the_persona_back_to_its_seed_and_source(graph: Graph, world: World) -> None:
-    page = client(graph).get(f"/api/persona/{world.grandchild.id}").json()
+def test_the_path_leads_from_the_persona_back_to_its_seed_and_source(served: Graph, world: World) -> None:
+    page = client(served).get(f"/api/persona/{world.grandchild.id}").json()
     assert [(s["id"], s["type"]) for s in page["path"]] == [
         (world.grandchild.id, "PARENT_OF"), (world.child.id, "PATIENT_OF"), (world.root.id, None)]
     assert page["source"]["id"] == world.source.id
     assert [(e["type"], e["id"]) for e in page["out"]] == [("PARENT_OF", world.child.id)] and page["in"] == []
-    child = client(graph).get(f"/api/persona/{world.child.id}").json()
+    child = client(served).get(f"/api/persona/{world.child.id}").json()
     assert child["status"] == "candidate"
     assert child["reasons"] == [{"criterion": "specificity", "score": None, "reason": "names no place of its own", "failed": True}]
     assert "expanded_from" not in child["attributes"] and child["attributes"] == {"age_group": "child"}
 
 
-def test_a_merged_id_opens_its_survivor_and_an_unknown_one_is_404(graph: Graph, world: World) -> None:
-    api = client(graph)
+def test_a_merged_id_opens_its_survivor_and_an_unknown_one_is_404(served: Graph, world: World) -> None:
+    api = client(served)
     page = api.get(f"/api/persona/{world.duplicate.id}").json()
     assert page["id"] == world.root.id and page["resolved_from"] == world.duplicate.id
     missing = api.get("/api/persona/p_nobody")
     assert missing.status_code == 404 and "p_nobody" in missing.json()["detail"]
 
 
-def test_a_hostile_description_comes_back_as_the_exact_string(graph: Graph, world: World) -> None:
-    api = client(graph)
+def test_a_hostile_description_comes_back_as_the_exact_string(served: Graph, world: World) -> None:
+    api = client(served)
     assert api.get(f"/api/persona/{world.hostile.id}").json()["description"] == HOSTILE
     rows = api.post("/api/query", json={"cypher": "MATCH (p:Persona {id: $id}) RETURN p.description AS d",
                                         "params": {"id": world.hostile.id}}).json()["rows"]
     assert rows == [[HOSTILE]]
     hood = api.get(f"/api/neighbourhood/{world.hostile.id}?hops=0").json()
     assert hood["nodes"][0]["description"] == HOSTILE
+
+
+def test_the_search_box_finds_personas_by_text_or_id(served: Graph, world: World) -> None:
+    api = client(served)
+    found = api.get("/api/personas", params={"q": "LYON"}).json()
+    assert {p["id"] for p in found} == {world.root.id, world.child.id, world.grandchild.id}  # not the merged duplicate
+    assert [p["id"] for p in api.get("/api/personas", params={"q": world.hostile.id}).json()] == [world.hostile.id]
+    assert len(api.get("/api/personas", params={"q": "lyon", "limit": 2}).json()) == 2
+    assert api.get("/api/personas", params={"q": ""}).status_code == 422
 
 
 def star(store: GraphStore, leaves: int) -> tuple[str, list[str], list[str]]:
@@ -237,9 +289,9 @@ def star(store: GraphStore, leaves: int) -> tuple[str, list[str], list[str]]:
     return centre.id, [r.id for r in ring], [o.id for o in outer]
 
 
-def test_the_neighbourhood_grows_by_hop_nearest_first_up_to_the_limit(graph: Graph, store: GraphStore) -> None:
+def test_the_neighbourhood_grows_by_hop_nearest_first_up_to_the_limit(served: Graph, store: GraphStore) -> None:
     centre, ring, outer = star(store, 10)
-    api = client(graph)
+    api = client(served)
     one = api.get(f"/api/neighbourhood/{centre}?hops=1").json()
     assert {n["id"]: n["hop"] for n in one["nodes"]} == {centre: 0, **{r: 1 for r in ring}}
     assert len(one["edges"]) == 10 and one["truncated"] is False
@@ -255,18 +307,18 @@ def test_the_neighbourhood_grows_by_hop_nearest_first_up_to_the_limit(graph: Gra
 
 
 # -- coverage and runs ----------------------------------------------------------------------------
-def test_coverage_gives_region_shares_and_the_graph_measures(graph: Graph, world: World) -> None:
-    report = client(graph).get("/api/coverage?attribute=age_group").json()
+def test_coverage_gives_region_shares_and_the_graph_measures(served: Graph, world: World) -> None:
+    report = client(served).get("/api/coverage?attribute=age_group").json()
     assert list(report["attributes"]) == ["age_group"] and report["total"] == 4
     shares = {r["value"]: r["personas"] for r in report["attributes"]["age_group"]}
     assert shares == {"adult": 2, "child": 1, "unknown": 1}
     assert report["graph"]["personas"] == 4 and report["graph"]["relation_types"] == {"COLLEAGUE_OF": 1, "PARENT_OF": 1, "PATIENT_OF": 1}
-    assert client(graph).get("/api/coverage?attribute=bad-name").status_code == 400
-    assert client(graph).get("/api/coverage?target=../targets.toml").status_code == 403
+    assert client(served).get("/api/coverage?attribute=bad-name").status_code == 400
+    assert client(served).get("/api/coverage?target=../targets.toml").status_code == 403
 
 
-def test_runs_come_newest_first_with_counts_tokens_and_inputs(graph: Graph, world: World) -> None:
-    runs = client(graph).get("/api/runs").json()
+def test_runs_come_newest_first_with_counts_tokens_and_inputs(served: Graph, world: World) -> None:
+    runs = client(served).get("/api/runs").json()
     assert [r["stage"] for r in runs] == ["filter", "extract"]
     extract = runs[1]
     assert extract["started"] == "2024-01-02T03:04:05" and extract["elapsed_s"] == 1.5
@@ -288,9 +340,9 @@ def write_samples(folder: Path) -> None:
     (folder / "notes.txt").write_text("not samples")
 
 
-def test_samples_files_are_listed_and_read_a_page_at_a_time(graph: Graph, data_folder: Path) -> None:
+def test_samples_files_are_listed_and_read_a_page_at_a_time(served: Graph, data_folder: Path) -> None:
     write_samples(data_folder)
-    api = client(graph, data_folder)
+    api = client(served, data_folder)
     files = {f["path"]: f for f in api.get("/api/samples/files").json()}
     assert set(files) == {"out/math.jsonl", "dialogue.parquet"}
     assert (files["out/math.jsonl"]["rows"], files["dialogue.parquet"]["rows"]) == (120, 30)
@@ -305,24 +357,24 @@ def test_samples_files_are_listed_and_read_a_page_at_a_time(graph: Graph, data_f
     assert api.get("/api/samples?file=gone.jsonl").status_code == 404
 
 
-def test_no_path_outside_the_data_folder_is_read(graph: Graph, data_folder: Path, tmp_path: Path) -> None:
+def test_no_path_outside_the_data_folder_is_read(served: Graph, data_folder: Path, tmp_path: Path) -> None:
     secret = tmp_path / "secret.jsonl"
     secret.write_text(json.dumps({"secret": 1}) + "\n")
     (data_folder / "link.jsonl").symlink_to(secret)
     (data_folder / "linked_dir").symlink_to(tmp_path)
-    api = client(graph, data_folder)
-    for name in ["../secret.jsonl", str(secret), "link.jsonl", "linked_dir/secret.jsonl", "out/../../secret.jsonl",
-                 "~/secret.jsonl"]:
+    api = client(served, data_folder)
+    for name in ["../secret.jsonl", str(secret), "link.jsonl", "linked_dir/secret.jsonl", "out/../../secret.jsonl"]:
         answer = api.get("/api/samples", params={"file": name})
         assert answer.status_code == 403, name
         assert '"secret":' not in answer.text
     assert api.get("/api/samples?file=%2e%2e%2fsecret.jsonl").status_code == 403  # ../ percent-encoded
+    assert api.get("/api/samples", params={"file": "~/secret.jsonl"}).status_code == 404  # no ~ expansion: a name in the folder
     assert api.get("/api/samples/files").json() == []
 
 
 # -- what every response carries, and who may ask ---------------------------------------------------
-def test_pages_and_api_carry_the_security_headers(graph: Graph, world: World) -> None:
-    api = client(graph)
+def test_pages_and_api_carry_the_security_headers(served: Graph, world: World) -> None:
+    api = client(served)
     for path in ["/", f"/persona/{world.root.id}", "/coverage", "/api/info"]:
         answer = api.get(path)
         assert answer.status_code == 200, path
@@ -332,8 +384,8 @@ def test_pages_and_api_carry_the_security_headers(graph: Graph, world: World) ->
     assert api.get("/").headers["content-type"].startswith("text/html")
 
 
-def test_the_api_documents_itself_with_swagger_ui_from_the_package(graph: Graph) -> None:
-    api = client(graph)
+def test_the_api_documents_itself_with_swagger_ui_from_the_package(served: Graph) -> None:
+    api = client(served)
     paths = api.get("/openapi.json").json()["paths"]
     for path in ["/api/info", "/api/queries", "/api/query", "/api/persona/{persona_id}", "/api/neighbourhood/{persona_id}",
                  "/api/coverage", "/api/runs", "/api/samples/files", "/api/samples"]:
@@ -344,16 +396,16 @@ def test_the_api_documents_itself_with_swagger_ui_from_the_package(graph: Graph)
     assert inline is not None and "'sha256-" in docs.headers["content-security-policy"]
 
 
-def test_requests_naming_another_host_or_writing_from_another_origin_are_refused(graph: Graph, world: World) -> None:
-    api = client(graph, write=True)
+def test_requests_naming_another_host_or_writing_from_another_origin_are_refused(served: Graph, world: World) -> None:
+    api = client(served, write=True)
     assert api.get("/api/info", headers={"host": "evil.example:8765"}).status_code == 403
     assert api.get("/api/info", headers={"host": "127.0.0.1:8765"}).status_code == 200
     assert api.get("/api/info", headers={"host": "[::1]:8765"}).status_code == 200
     cross = api.post("/api/query", json={"cypher": "CREATE (:Note)"}, headers={"origin": "http://evil.example"})
-    assert cross.status_code == 403 and graph.query("MATCH (n:Note) RETURN count(n) AS n")[0]["n"] == 0
+    assert cross.status_code == 403 and served.query("MATCH (n:Note) RETURN count(n) AS n")[0]["n"] == 0
     same = api.post("/api/query", json={"cypher": "RETURN 1 AS one"}, headers={"origin": "http://localhost"})
     assert same.status_code == 200
-    exposed = client(graph, host="0.0.0.0")  # bound to every interface on purpose: any name reaches it
+    exposed = client(served, host="0.0.0.0")  # bound to every interface on purpose: any name reaches it
     assert exposed.get("/api/info", headers={"host": "box.lan:8765"}).status_code == 200
 
 

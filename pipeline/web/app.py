@@ -18,7 +18,6 @@ import base64
 import hashlib
 import ipaddress
 import re
-import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Annotated, Any
@@ -41,6 +40,7 @@ from personagraph.web.models import (
     ErrorBody,
     Info,
     Neighbourhood,
+    PersonaHit,
     PersonaPage,
     QueryAnswer,
     QueryRequest,
@@ -55,8 +55,8 @@ STATIC_DIR = Path(__file__).resolve().parent / "static"
 CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; object-src 'none'; "
        "base-uri 'none'; frame-ancestors 'none'")
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
-PAGES = ("/", "/persona/{persona_id}", "/neighbourhood/{persona_id}", "/coverage", "/runs", "/samples", "/query")
-# Persona statuses and edge types the header counts as "personas" and "edges" (not provenance links).
+PAGES = ("/", "/persona/{persona_id}", "/neighbourhood/{persona_id}", "/coverage", "/runs", "/samples")
+# Edge types that link a persona to where it came from or what it made: not relationships between personas.
 PROVENANCE_EDGES = frozenset({"EXTRACTED_FROM", "GENERATED_BY"})
 _RUN_TIME = re.compile(r"-(\d{4})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})-")
 _COUNTER_LINE = re.compile(r"^.+: -?\d+(\.\d+)?$")
@@ -167,25 +167,27 @@ def create_app(graph: Graph, *, write: bool = False, row_cap: int = 1000, timeou
         response.headers["Referrer-Policy"] = "no-referrer"
         return response
 
-    def store_errors(exc: Exception) -> HTTPException:
-        """A store error as the HTTP error the page shows."""
+    @app.exception_handler(QueryError)
+    async def query_error(request: Request, exc: QueryError) -> JSONResponse:
+        """A store error as the HTTP error the page shows: 403 for a write, 408 past the timeout, 400 otherwise."""
         if isinstance(exc, ReadOnlyViolation):
-            return HTTPException(403, "this query writes to the graph, and this server is read-only "
-                                      "(start it with `personagraph serve --write` to allow writes)")
+            return JSONResponse({"detail": "this query writes to the graph, and this server is read-only (start it "
+                                           "with `personagraph serve --write` to allow writes)"}, status_code=403)
         if isinstance(exc, QueryTimeout):
-            return HTTPException(408, f"the query ran longer than {timeout_s:g} s and was stopped "
-                                      "(add a LIMIT, or start the server with a larger --timeout)")
-        if isinstance(exc, (QueryError, InvalidName)):
-            return HTTPException(400, f"the database rejected the query: {exc}")
-        if isinstance(exc, StoreUnavailable):
-            return HTTPException(503, str(exc))
-        raise exc
+            return JSONResponse({"detail": f"the query ran longer than {timeout_s:g} s and was stopped (add a LIMIT, "
+                                           "or start the server with a larger --timeout)"}, status_code=408)
+        return JSONResponse({"detail": f"the database rejected the query: {exc}"}, status_code=400)
+
+    @app.exception_handler(StoreUnavailable)
+    async def store_unavailable(request: Request, exc: StoreUnavailable) -> JSONResponse:
+        """The database is down or unreachable: say so, and what to do."""
+        return JSONResponse({"detail": f"{exc}; `personagraph db status` says why"}, status_code=503)
 
     @app.get("/api/info", response_model=Info, tags=["graph"])
     def info() -> Info:
         """The server's settings (write, row cap, timeout) and what the graph holds."""
         store = graph.store
-        return Info(graph=store.options.graph, backend=store.dialect, where=store.describe(), write=write,
+        return Info(graph=store.options.graph, backend=store.dialect, where=store.describe(), data_dir=str(folder), write=write,
                     row_cap=row_cap, timeout_s=timeout_s, version=personagraph.__version__,
                     counts=info_counts(graph.stats()))
 
@@ -211,8 +213,14 @@ def create_app(graph: Graph, *, write: bool = False, row_cap: int = 1000, timeou
             return run_console_query(store, text, body.params, write=write, row_cap=row_cap, timeout_s=timeout_s)
         except ConsoleRefusal as exc:
             raise HTTPException(403, str(exc)) from None
-        except (QueryError, InvalidName, StoreUnavailable) as exc:
-            raise store_errors(exc) from None
+        except ValueError as exc:  # a parameter value the database cannot be sent
+            raise HTTPException(400, str(exc)) from None
+
+    @app.get("/api/personas", response_model=list[PersonaHit], responses=ERRORS, tags=["personas"])
+    def search(q: Annotated[str, Query(min_length=1, max_length=500, description="An id, or text the description contains")],
+               limit: Annotated[int, Query(ge=1, le=200)] = 20) -> list[PersonaHit]:
+        """Personas whose id is `q` or whose description contains it (any case): a scan, bounded by the timeout."""
+        return personas.search_personas(graph.store, q, limit, timeout_s)
 
     @app.get("/api/persona/{persona_id}", response_model=PersonaPage, response_model_by_alias=True,
              responses=ERRORS, tags=["personas"])
@@ -296,5 +304,4 @@ def create_app(graph: Graph, *, write: bool = False, row_cap: int = 1000, timeou
     for path in PAGES:
         app.add_api_route(path, page, methods=["GET"], include_in_schema=False, response_class=HTMLResponse)
     app.mount("/static", StaticFiles(directory=STATIC_DIR, check_dir=False), name="static")
-    app.state.started = time.time()
     return app

@@ -39,11 +39,9 @@ def ready_queries(dialect: str) -> list[ReadyQuery]:
     """The ready-made queries (`personagraph query --list`) with their description, parameters and text."""
     out = []
     for name in cypher.ready_made():
-        raw = cypher.CYPHER_DIR.joinpath("queries", f"{name}.cypher").read_text(encoding="utf-8")
-        first = raw.splitlines()[0] if raw else ""
         text = cypher.load(f"queries/{name}", dialect)
-        out.append(ReadyQuery(name=name, description=first.lstrip("/ ").strip(), params=list(dict.fromkeys(_PARAM.findall(text))),
-                              cypher=text))
+        out.append(ReadyQuery(name=name, description=cypher.ready_made_description(name),
+                              params=list(dict.fromkeys(_PARAM.findall(text))), cypher=text))
     return out
 
 

@@ -8,7 +8,9 @@ from __future__ import annotations
 import math
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
+
+from personagraph.graph.model import PROPERTY_RE
 
 
 def jsonable(value: Any) -> Any:
@@ -45,6 +47,7 @@ class Info(BaseModel):
     graph: str = Field(description="Graph name (FalkorDB) or database (Neo4j)")
     backend: Literal["falkordb", "neo4j"]
     where: str = Field(description="Where the store is, in words")
+    data_dir: str = Field(description="The data folder: samples files are read from under it, and nowhere else")
     write: bool = Field(description="Whether the Cypher console may change the graph (`serve --write`)")
     row_cap: int = Field(description="Most rows a console query returns; the rest are cut off")
     timeout_s: float = Field(description="Seconds a console read query may run before the database stops it")
@@ -66,7 +69,16 @@ class QueryRequest(BaseModel):
 
     cypher: str | None = Field(default=None, description="Cypher text (parameters as $name)")
     name: str | None = Field(default=None, description="A ready-made query's name instead of text")
-    params: dict[str, Any] = Field(default_factory=dict)
+    params: dict[str, Any] = Field(default_factory=dict, description="Parameter values by name (letters, digits, underscores)")
+
+    @field_validator("params")
+    @classmethod
+    def _names(cls, params: dict[str, Any]) -> dict[str, Any]:
+        # Names go into FalkorDB's `CYPHER name=value` header as they are: only plain names may.
+        for name in params:
+            if not PROPERTY_RE.fullmatch(name):
+                raise ValueError(f"parameter name {name!r}: use letters, digits and underscores, not starting with a digit")
+        return params
 
 
 class GNode(BaseModel):
@@ -121,6 +133,15 @@ class Neighbour(BaseModel):
     status: str | None = None
 
 
+class PersonaHit(BaseModel):
+    """A persona found by the search box."""
+
+    id: str
+    description: str
+    status: str | None = None
+    hop: int | None = None
+
+
 class PathStep(BaseModel):
     """One persona on the way back to the seed persona extracted from text."""
 
@@ -166,7 +187,8 @@ class PersonaPage(BaseModel):
     description: str
     status: str | None
     hop: int | None
-    origin: str | None = None
+    origin: str | None = Field(default=None, description="How it came in: text (extract), expand, import")
+    run_id: str | None = Field(default=None, description="The run that created it (see /api/runs)")
     attributes: dict[str, Any] = Field(description="Region attributes and other properties of the persona's own (not store bookkeeping)")
     scores: dict[str, float] = Field(description="Filter score per criterion (1-5), when the LLM judge ran")
     reasons: list[Reason] = Field(description="Filter reasons per criterion, and the cheap checks' reasons")

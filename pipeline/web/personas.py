@@ -20,6 +20,7 @@ from personagraph.web.models import (
     Neighbour,
     Neighbourhood,
     PathStep,
+    PersonaHit,
     PersonaPage,
     Reason,
     SampleRef,
@@ -123,11 +124,20 @@ def persona_page(store: GraphStore, persona_id: str) -> PersonaPage:
                for r in store.run_named("web/persona_samples", {"id": pid, "limit": SAMPLES_SHOWN}).records()]
     return PersonaPage(
         id=pid, description=node.get("description") or "", status=node.get("status"), hop=node.get("hop"),
-        origin=node.get("origin"), attributes=attributes_of(node), scores=scores, reasons=reasons,
+        origin=node.get("origin"), run_id=node.get("run_id") or None, attributes=attributes_of(node), scores=scores, reasons=reasons,
         filter_failed=list(node.get("filter_failed") or []), aliases=list(node.get("aliases") or []),
         merged_ids=list(node.get("merged_ids") or []), resolved_from=resolved_from, out=out, in_=into,
         out_truncated=out_cut, in_truncated=in_cut, path=path, source=source, samples=samples,
     )
+
+
+def search_personas(store: GraphStore, text: str, limit: int = 20, timeout_s: float | None = None,
+                    statuses: Sequence[str] = SHOWN_STATUSES) -> list[PersonaHit]:
+    """Personas whose id is `text` or whose description contains it (any case), at most `limit`;
+    a scan, so it runs read-only under `timeout_s` (QueryTimeout past it)."""
+    res = store.query(cypher.load("web/persona_search", store.dialect),
+                      {"q": text, "limit": limit, "statuses": list(statuses)}, timeout=timeout_s)
+    return [PersonaHit(**{**r, "description": r["description"] or ""}) for r in res.records()]
 
 
 def neighbourhood(store: GraphStore, center: str, hops: int = 2, limit: int = 1000,

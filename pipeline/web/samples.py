@@ -40,7 +40,7 @@ class NotASampleFile(ValueError):
 def inside(data_dir: Path, relative: str) -> Path:
     """The file `relative` names in `data_dir`, after symlinks; OutsideDataFolder when it leads elsewhere."""
     root = data_dir.resolve()
-    if not relative or "\x00" in relative or os.path.isabs(relative) or relative.startswith("~"):
+    if not relative or "\x00" in relative or os.path.isabs(relative):
         raise OutsideDataFolder(f"{relative!r} is not a path inside the data folder")
     path = (root / relative).resolve()
     if path != root and root not in path.parents:
