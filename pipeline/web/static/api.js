@@ -34,6 +34,7 @@ export const api = {
     body: JSON.stringify(body),
   }),
   persona: (id) => call(`/api/persona/${q(id)}`),
+  searchPersonas: (text, limit = 20) => call(`/api/personas?q=${q(text)}&limit=${q(limit)}`),
   neighbourhood: (id, hops, limit) => call(`/api/neighbourhood/${q(id)}?hops=${q(hops)}&limit=${q(limit)}`),
   coverage: () => call("/api/coverage"),
   runs: () => call("/api/runs"),

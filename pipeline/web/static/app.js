@@ -4,7 +4,7 @@
 // with history.pushState instead of reloading.
 
 import { api } from "./api.js";
-import { errorBox, fmt, replace, h } from "./dom.js";
+import { errorBox, fmt, h, personaHref, personaLink, replace } from "./dom.js";
 import { showConsole } from "./views/console.js";
 import { showCoverage } from "./views/coverage.js";
 import { showNeighbourhood } from "./views/neighbourhood.js";
@@ -102,12 +102,42 @@ document.addEventListener("click", (event) => {
 
 window.addEventListener("popstate", () => render());
 
-document.getElementById("open-persona").addEventListener("submit", (event) => {
+// The search box: an exact id opens that persona; other text lists the personas whose description
+// contains it, under the header, each a link.
+const results = document.getElementById("search-results");
+
+function closeResults() {
+  results.hidden = true;
+  results.replaceChildren();
+}
+
+document.getElementById("open-persona").addEventListener("submit", async (event) => {
   event.preventDefault();
-  const input = event.currentTarget.elements.id;
-  const id = input.value.trim();
-  if (id) navigate(`/persona/${encodeURIComponent(id)}`);
+  const text = event.currentTarget.elements.id.value.trim();
+  if (!text) return;
+  replace(results, h("p", { class: "muted" }, "Searching…"));
+  results.hidden = false;
+  let hits;
+  try {
+    hits = await api.searchPersonas(text);
+  } catch (err) {
+    replace(results, errorBox(err));
+    return;
+  }
+  if (hits.length === 1 || hits.some((hit) => hit.id === text)) {
+    closeResults();
+    navigate(personaHref((hits.find((hit) => hit.id === text) || hits[0]).id));
+    return;
+  }
+  replace(results,
+    h("p", { class: "search-note" }, hits.length ? `${hits.length} personas whose id is or description contains “${text}”:`
+      : `No persona has the id “${text}” or a description containing it.`,
+    " ", h("button", { type: "button", class: "link-button", on: { click: closeResults } }, "Close")),
+    hits.length ? h("ul", {}, hits.map((hit) => h("li", {}, personaLink(hit.id, hit.description),
+      h("span", { class: "muted small" }, ` ${hit.status ?? ""}${Number.isInteger(hit.hop) ? ` · hop ${hit.hop}` : ""}`)))) : null);
 });
+results.addEventListener("click", (event) => { if (event.target.closest("a")) closeResults(); });
+document.addEventListener("keydown", (event) => { if (event.key === "Escape" && !results.hidden) closeResults(); });
 
 info().then(showHeader, (err) => {
   document.getElementById("counts").replaceChildren(errorBox(err));

@@ -54,7 +54,10 @@ export async function showSamples(ctx) {
   root.append(h("h1", {}, "Samples"));
   const files = await api.sampleFiles();
   if (!files.length) {
-    root.append(h("p", { class: "muted" }, "No synthesized files found. `personagraph synthesize -o FILE` writes one."));
+    const info = await ctx.info();
+    root.append(h("p", { class: "muted" }, "No JSONL or Parquet files under the data folder",
+      info.data_dir ? [" (", h("code", {}, asText(info.data_dir)), ")"] : "",
+      ". `personagraph synthesize -o FILE` writes one: put it there to browse it here."));
     return;
   }
   root.append(section("Synthesized files", table(["file", "format", "rows", "size"], files.map((f) => [
