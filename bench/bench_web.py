@@ -10,6 +10,7 @@ built and fitted, first frame drawn. Reports best and median of each span and th
 
     python -m bench.bench_web                       # 20k personas, 60k edges, 7 runs
     python -m bench.bench_web --runs 3 --personas 5000
+    python -m bench.bench_web --browser-arg=--disable-gpu    # a Chromium switch (no faster here)
     python -m bench.bench_web --screenshot docs/img/explorer.png   # also regenerate the README's screenshot
 """
 
@@ -152,6 +153,7 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=1000, help="personas in the neighbourhood drawn")
     ap.add_argument("--runs", type=int, default=7)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--browser-arg", action="append", default=[], help="a Chromium switch, e.g. --browser-arg=--disable-gpu")
     ap.add_argument("--force-layout", action="store_true", help="also time Cytoscape's force layout (cose) on it: minutes")
     ap.add_argument("--screenshot", type=Path, help="also save the README's screenshot here (docs/img/explorer.png)")
     args = ap.parse_args()
@@ -167,7 +169,7 @@ def main() -> None:
             center = build(store, args.personas, args.edges, args.seed)
         print(f"imported {args.personas:,} personas and {args.edges:,} edges in {time.perf_counter() - t0:.1f} s")
         with serving(folder) as base, sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=chromium, headless=True)
+            browser = p.chromium.launch(executable_path=chromium, headless=True, args=args.browser_arg)
             url = f"{base}/neighbourhood/{center}?hops=2&limit={args.limit}"
             load_before = os.getloadavg()
             results, last = measure(browser, url, args.runs)
@@ -177,7 +179,7 @@ def main() -> None:
                 screenshot(browser, base, center, args.screenshot)
             browser.close()
         print(f"\nneighbourhood of {center}: {last['nodes']:,} personas, {last['edges']:,} relationships; "
-              f"{args.runs} runs in headless Chromium; load average {load_before[0]:.1f} before, {load_after[0]:.1f} after\n")
+              f"{args.runs} runs in headless Chromium {' '.join(args.browser_arg)}; load average {load_before[0]:.1f} before, {load_after[0]:.1f} after\n")
         print("| span | best | median |\n|---|---|---|")
         for name in results[0]:
             values = [r[name] for r in results]

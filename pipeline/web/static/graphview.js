@@ -64,8 +64,8 @@ function style(large, allLabels) {
       // A small graph wraps its labels (measuring them is cheap at that size).
       ...(allLabels ? { "text-wrap": "wrap", "text-max-width": "120px" } : {}),
     } },
-    { selector: "node.center", style: { ...NODE_LABEL, width: 26, height: 26, "border-width": 3, "border-color": "#1f2430",
-      "font-size": 11, "font-weight": "bold" } },
+    { selector: "node.center", style: { ...NODE_LABEL, ...selectedText, width: 26, height: 26, "border-width": 3,
+      "border-color": "#1f2430", "font-weight": "bold" } },
     { selector: "node.expanded", style: { "border-width": 2, "border-color": "#1f2430" } },
     { selector: "node.hover", style: { ...NODE_LABEL, ...selectedText } },
     { selector: "node:selected", style: { ...NODE_LABEL, ...selectedText, "border-width": 3, "border-color": "#d6336c" } },
