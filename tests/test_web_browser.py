@@ -125,6 +125,12 @@ def serve(data_dir: Path, graph: str) -> tuple[subprocess.Popen[str], str]:
             time.sleep(0.1)
 
 
+@pytest.fixture(scope="module", autouse=True)
+def chromium() -> str:
+    """The browser, looked for before any graph is built or server started."""
+    return browser_path()
+
+
 @pytest.fixture(scope="module")
 def world(falkordb_dir: Path) -> Iterator[World]:
     """The graph served by a `personagraph serve` process for the whole module, stopped with Ctrl-C at the end."""
@@ -152,12 +158,11 @@ def world(falkordb_dir: Path) -> Iterator[World]:
 
 
 @pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    path = browser_path()
+def browser(chromium: str) -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        launched = p.chromium.launch(executable_path=path, headless=True)
+        launched = p.chromium.launch(executable_path=chromium, headless=True)
         yield launched
         launched.close()
 
@@ -251,6 +256,11 @@ def test_the_explorer_runs_a_query_opens_a_persona_and_expands_its_neighbourhood
     expect(steps).to_have_count(4)
     assert "Vaccination days at the Lyon clinic" in steps.nth(0).inner_text()
     assert "PARENT_OF" in steps.nth(3).inner_text() and "this persona" in steps.nth(3).inner_text()
+    page.get_by_role("link", name="expansion_path in the console").click()  # the same chain as a ready-made query
+    expect(page.locator("table.results tbody tr")).to_have_count(1)
+    assert page.url.endswith(f"/?name=expansion_path&p.id={world.grandchild.id}")
+    page.goto(f"{world.base}/persona/p_nobody")
+    assert "p_nobody" in page.get_by_role("alert").inner_text()
     page.goto(f"{world.base}/persona/{world.duplicate.id}")
     page.wait_for_selector("#persona-description")
     assert "which was merged into this persona" in page.locator(".persona-head").inner_text()
