@@ -16,7 +16,7 @@ const UNKNOWN = "#c7c9ce";
 // A large graph: no force layout by default, cheaper edges and drawing while panning.
 export const FORCE_LAYOUT_MAX = 300;
 // Above this many nodes, labels show only once zoomed in (else they pile up into a grey blur).
-export const LABELS_MAX = 80;
+const LABELS_MAX = 80;
 
 /** A colour for each distinct value in order of first appearance: Map(value -> colour). */
 export function colourScale(values) {
@@ -47,7 +47,7 @@ const EDGE_LABEL = { label: "data(type)", "font-size": 7, color: "#5b6270", "tex
   "text-background-color": "#ffffff", "text-background-opacity": 0.7 };
 const EDGE_ARROW = { "target-arrow-shape": "triangle", "target-arrow-color": "#aab2bf", "arrow-scale": 0.6 };
 // Zoom from which a large graph draws every label (below it, only the centre's, the selected and hovered).
-export const LABEL_ZOOM = 1.2;
+const LABEL_ZOOM = 1.2;
 
 /**
  * The stylesheet. `allLabels` false (a large graph seen from afar) leaves text and arrowheads off
