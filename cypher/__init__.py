@@ -76,6 +76,12 @@ def ready_made() -> list[str]:
     return sorted(p.stem for p in (CYPHER_DIR / "queries").glob("*.cypher"))
 
 
+def ready_made_description(name: str) -> str:
+    """What a ready-made query does: the first line of its file, a `//` comment."""
+    lines = (CYPHER_DIR / "queries" / f"{name}.cypher").read_text(encoding="utf-8").splitlines()
+    return lines[0].lstrip("/ ").strip() if lines else ""
+
+
 def resolve_query(text: str, dialect: str = "falkordb") -> str:
     """A user's query: a `.cypher` file path, the name of a ready-made query in cypher/queries/, or literal Cypher."""
     path = Path(text)

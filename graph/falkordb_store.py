@@ -19,7 +19,18 @@ from personagraph.graph import server
 from personagraph.graph.encoding import with_params
 from personagraph.graph.model import check_label
 from personagraph.graph.server import StoreUnavailable, StoreUnreachable
-from personagraph.graph.store import GraphStore, QueryError, QueryResult, ReadOnlyViolation, StoreConfig, WriteStats
+from personagraph.graph.store import (
+    GraphEdge,
+    GraphNode,
+    GraphPath,
+    GraphStore,
+    QueryError,
+    QueryResult,
+    QueryTimeout,
+    ReadOnlyViolation,
+    StoreConfig,
+    WriteStats,
+)
 
 __all__ = ["FalkorStore"]
 
@@ -69,10 +80,28 @@ class FalkorStore(GraphStore):
             return {k: self._convert(v) for k, v in value.items()}
         return value
 
-    def run(self, query: str, params: dict[str, Any] | None = None, *, write: bool = True) -> QueryResult:
+    def _element(self, value: Any) -> Any:
+        """`_convert` for `query(..., elements=True)`: nodes, edges and paths keep their ids, labels and ends."""
+        if isinstance(value, self._node_type):
+            return GraphNode(str(value.id), tuple(value.labels or ()), self._element(dict(value.properties)))
+        if isinstance(value, self._edge_type):
+            ends = [str(end.id if isinstance(end, self._node_type) else end) for end in (value.src_node, value.dest_node)]
+            return GraphEdge(str(value.id), value.relation, ends[0], ends[1], self._element(dict(value.properties)))
+        if isinstance(value, self._path_type):
+            return GraphPath(tuple(self._element(n) for n in value.nodes()), tuple(self._element(e) for e in value.edges()))
+        if isinstance(value, list):
+            return [self._element(v) for v in value]
+        if isinstance(value, dict):
+            return {k: self._element(v) for k, v in value.items()}
+        return value
+
+    def run(self, query: str, params: dict[str, Any] | None = None, *, write: bool = True,
+            timeout: float | None = None, elements: bool = False) -> QueryResult:
         send = self._graph.query if write else self._graph.ro_query
         text = with_params(query, params)
-        return self._execute(lambda: send(text))
+        # The client takes whole milliseconds; at least 1, since 0 would mean the server's default.
+        limit = None if timeout is None else max(1, round(timeout * 1000))
+        return self._execute(lambda: send(text, None, limit), elements)
 
     def _write_many(self, jobs: Iterable[tuple[str, Sequence[Any]]], key: str = "rows") -> WriteStats:
         """Batched writes with the next batch's parameters serialised while the server runs the
@@ -92,11 +121,11 @@ class FalkorStore(GraphStore):
                 total.add_batch(pending.result())
         return total
 
-    def _execute(self, send: Callable[[], Any]) -> QueryResult:
+    def _execute(self, send: Callable[[], Any], elements: bool = False) -> QueryResult:
         """Call `send` (one FalkorDB query) and turn its result or error into ours."""
         with self._errors():
             res = send()
-        return self._result(res)
+        return self._result(res, elements)
 
     async def arun(self, query: str, params: dict[str, Any] | None = None, *, write: bool = True) -> QueryResult:
         """`run` through FalkorDB's asyncio client: parameters encoded here, the server's answer awaited."""
@@ -131,6 +160,8 @@ class FalkorStore(GraphStore):
             msg = str(exc)
             if "read-only" in msg or "RO_QUERY" in msg:
                 raise ReadOnlyViolation(f"this query writes to the graph; it was sent read-only ({msg})") from None
+            if msg.startswith("Query timed out"):
+                raise QueryTimeout(msg) from None
             raise QueryError(msg) from None
         except self._redis_errors as exc:
             full = server.disk_full(self.options.data_dir)
@@ -138,10 +169,11 @@ class FalkorStore(GraphStore):
                 raise StoreUnavailable(full) from None
             raise StoreUnreachable(f"cannot reach the embedded FalkorDB at {self.socket_path}: {str(exc).rstrip('.')}") from None
 
-    def _result(self, res: Any) -> QueryResult:
+    def _result(self, res: Any, elements: bool = False) -> QueryResult:
         """A FalkorDB result set as ours."""
         columns = [h[1] if isinstance(h, (list, tuple)) else str(h) for h in (res.header or [])]
-        rows = [[self._convert(v) for v in row] for row in (res.result_set or [])]
+        convert = self._element if elements else self._convert
+        rows = [[convert(v) for v in row] for row in (res.result_set or [])]
         return QueryResult(columns=columns, rows=rows, stats=WriteStats.from_counters(res))
 
     def _create_unique(self, label: str, prop: str) -> None:

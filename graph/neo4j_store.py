@@ -12,7 +12,18 @@ from typing import Any
 
 from personagraph.graph.model import check_label
 from personagraph.graph.server import StoreUnavailable
-from personagraph.graph.store import GraphStore, QueryError, QueryResult, ReadOnlyViolation, StoreConfig, WriteStats
+from personagraph.graph.store import (
+    GraphEdge,
+    GraphNode,
+    GraphPath,
+    GraphStore,
+    QueryError,
+    QueryResult,
+    QueryTimeout,
+    ReadOnlyViolation,
+    StoreConfig,
+    WriteStats,
+)
 
 __all__ = ["Neo4jStore"]
 
@@ -59,23 +70,44 @@ class Neo4jStore(GraphStore):
             return {k: self._convert(v) for k, v in value.items()}
         return value
 
-    def run(self, query: str, params: dict[str, Any] | None = None, *, write: bool = True) -> QueryResult:
+    def _element(self, value: Any) -> Any:
+        """`_convert` for `query(..., elements=True)`: nodes, relationships and paths keep their ids, labels and ends."""
+        graph = self._neo4j.graph
+        if isinstance(value, graph.Node):
+            return GraphNode(value.element_id, tuple(sorted(value.labels)), self._element(dict(value)))
+        if isinstance(value, graph.Relationship):
+            return GraphEdge(value.element_id, value.type, value.start_node.element_id, value.end_node.element_id,
+                             self._element(dict(value)))
+        if isinstance(value, graph.Path):
+            return GraphPath(tuple(self._element(n) for n in value.nodes), tuple(self._element(r) for r in value.relationships))
+        if isinstance(value, list):
+            return [self._element(v) for v in value]
+        if isinstance(value, dict):
+            return {k: self._element(v) for k, v in value.items()}
+        return value
+
+    def run(self, query: str, params: dict[str, Any] | None = None, *, write: bool = True,
+            timeout: float | None = None, elements: bool = False) -> QueryResult:
         from neo4j.exceptions import ClientError, ServiceUnavailable, SessionExpired
 
         mode = self._neo4j.WRITE_ACCESS if write else self._neo4j.READ_ACCESS
+        convert = self._element if elements else self._convert
+        text = query if timeout is None else self._neo4j.Query(query, timeout=timeout)
         try:
             with self._driver.session(database=self._database, default_access_mode=mode) as session:
-                result = session.run(query, params or {})
+                result = session.run(text, params or {})
                 columns = list(result.keys())
                 records = list(result)
                 summary = result.consume()
         except ClientError as exc:
+            if "TransactionTimedOut" in (exc.code or ""):
+                raise QueryTimeout(exc.message or str(exc)) from None
             if not write and "write" in (exc.message or "").lower():
                 raise ReadOnlyViolation(f"this query writes to the graph; it was sent read-only ({exc.message})") from None
             raise QueryError(exc.message or str(exc)) from None
         except (ServiceUnavailable, SessionExpired, OSError) as exc:
             raise StoreUnavailable(f"cannot reach Neo4j at {self.options.uri}: {' '.join(str(exc).split())}") from None
-        return QueryResult(columns=columns, rows=[[self._convert(v) for v in r.values()] for r in records],
+        return QueryResult(columns=columns, rows=[[convert(v) for v in r.values()] for r in records],
                            stats=WriteStats.from_counters(summary.counters))
 
     def _create_unique(self, label: str, prop: str) -> None:

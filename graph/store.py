@@ -25,6 +25,7 @@ import contextlib
 from abc import ABC, abstractmethod
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -63,7 +64,11 @@ __all__ = [
     "FalkorStore",
     "Neo4jStore",
     "QueryError",
+    "QueryTimeout",
     "ReadOnlyViolation",
+    "GraphNode",
+    "GraphEdge",
+    "GraphPath",
     "StoreUnavailable",
     "StoreUnreachable",
     "StoreConfig",
@@ -80,6 +85,39 @@ class QueryError(RuntimeError):
 
 class ReadOnlyViolation(QueryError):
     """A query that writes was sent as read-only."""
+
+
+class QueryTimeout(QueryError):
+    """The query ran past the time it was given; the database stopped it."""
+
+
+@dataclass(frozen=True, slots=True)
+class GraphNode:
+    """A node as a user's query returned it (`GraphStore.query(..., elements=True)`): what a property
+    map loses, its labels and the database's own id (`key`: FalkorDB's integer id, Neo4j's element id, as text)."""
+
+    key: str
+    labels: tuple[str, ...]
+    properties: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class GraphEdge:
+    """A relationship as a user's query returned it: its type and its two ends, by their node `key`s."""
+
+    key: str
+    type: str
+    source: str
+    target: str
+    properties: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class GraphPath:
+    """A path as a user's query returned it: its nodes in order, and the relationships between them."""
+
+    nodes: tuple[GraphNode, ...]
+    edges: tuple[GraphEdge, ...]
 
 
 class StoreConfig(BaseModel):
@@ -198,8 +236,10 @@ class GraphStore(ABC):
 
     # -- transport (backend-specific) -----------------------------------------------------------
     @abstractmethod
-    def run(self, query: str, params: dict[str, Any] | None = None, *, write: bool = True) -> QueryResult:
-        """Run one Cypher query with parameters. `write=False` makes the database refuse writes."""
+    def run(self, query: str, params: dict[str, Any] | None = None, *, write: bool = True,
+            timeout: float | None = None, elements: bool = False) -> QueryResult:
+        """Run one Cypher query with parameters. `write=False` makes the database refuse writes;
+        `timeout` and `elements` are `query`'s."""
 
     @abstractmethod
     def _create_unique(self, label: str, prop: str) -> None:
@@ -222,9 +262,15 @@ class GraphStore(ABC):
         A command calls this before it reports success, so "done" means durable.
         """
 
-    def query(self, query: str, params: dict[str, Any] | None = None, *, write: bool = False) -> QueryResult:
-        """Run a user's own Cypher: read-only unless `write=True` (the database refuses writes then)."""
-        res = self.run(query, params or {}, write=write)
+    def query(self, query: str, params: dict[str, Any] | None = None, *, write: bool = False,
+              timeout: float | None = None, elements: bool = False) -> QueryResult:
+        """Run a user's own Cypher: read-only unless `write=True` (the database refuses writes then).
+
+        `timeout` (seconds) has the database stop the query past it (`QueryTimeout`; FalkorDB
+        applies it to reads only). `elements=True` returns nodes, relationships and paths as
+        `GraphNode` / `GraphEdge` / `GraphPath` (labels, ids and ends kept) instead of property maps.
+        """
+        res = self.run(query, params or {}, write=write, timeout=timeout, elements=elements)
         if write:
             self._after_user_write()
         return res

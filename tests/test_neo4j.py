@@ -59,6 +59,23 @@ from tests.test_traversal import (  # noqa: F401
     test_random_walks_step_along_edges_and_reproduce_with_the_same_seed,
     test_traversal_steps_only_onto_live_personas,
 )
+from tests.test_web_api import (  # noqa: F401  (the web app's API over Neo4j)
+    served,
+    test_a_cypher_error_is_400_with_the_database_message,
+    test_a_hostile_description_comes_back_as_the_exact_string,
+    test_a_merged_id_opens_its_survivor_and_an_unknown_one_is_404,
+    test_a_query_past_the_timeout_is_stopped_with_408,
+    test_a_write_is_refused_without_write_and_runs_with_it,
+    test_cells_are_nodes_edges_and_paths_and_the_graph_gathers_them_once,
+    test_coverage_gives_region_shares_and_the_graph_measures,
+    test_ready_made_queries_are_listed_with_their_parameters_and_run_by_name,
+    test_rows_past_the_cap_are_cut_off_and_said_so,
+    test_runs_come_newest_first_with_counts_tokens_and_inputs,
+    test_the_neighbourhood_grows_by_hop_nearest_first_up_to_the_limit,
+    test_the_path_leads_from_the_persona_back_to_its_seed_and_source,
+    test_the_persona_page_has_edges_both_ways_the_verdict_aliases_source_and_samples,
+    world,
+)
 
 pytestmark = pytest.mark.neo4j
 

@@ -4,6 +4,7 @@
 - `explore`: query, stats, coverage, sample, export
 - `synth`: synthesize, report, simulate
 - `servers`: doctor, db start/stop/status, model start/stop/status
+- `web`: serve
 
 The global options (--config, --store, --data-dir, --graph) go into an `AppState` in typer's context.
 """
@@ -15,7 +16,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from personagraph.cli import build, explore, servers, synth
+from personagraph.cli import build, explore, servers, synth, web
 from personagraph.cli.common import AppState
 from personagraph.config import CONFIG_FILE_NAME
 
@@ -30,7 +31,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode="rich",
 )
-for group in (build, explore, synth, servers):
+for group in (build, explore, synth, servers, web):
     app.registered_commands += group.app.registered_commands
 app.add_typer(servers.db_app, name="db")
 app.add_typer(servers.model_app, name="model")

@@ -60,8 +60,7 @@ def query(
     """Run Cypher over the persona graph. Read-only unless --write."""
     if list_queries:
         for name in cypher.ready_made():
-            first = cypher.CYPHER_DIR.joinpath("queries", f"{name}.cypher").read_text(encoding="utf-8").splitlines()[0]
-            console.print(f"[bold]{name}[/]  {first.lstrip('/ ')}")
+            console.print(f"[bold]{name}[/]  {cypher.ready_made_description(name)}")
         return
     if not cypher_or_file:
         fail("give a Cypher query, a .cypher file or a ready-made query name (personagraph query --list)", 2)
