@@ -36,7 +36,7 @@ from personagraph.graph.store import GraphStore
 from personagraph.config import ExpandConfig, FilterConfig
 from personagraph.dedup.embedding import embed
 from personagraph.dedup.index import DedupIndex, index_folder, open_index
-from personagraph.filter import cheap_checks, verdict_reasons
+from personagraph.filter import cheap_checks, tidy_description, verdict_reasons
 from personagraph.llm import Estimate, LLMClient, LLMRequest, LLMResult
 from personagraph.relations import Relation, RelationError, RelationVocabulary, normalise_relation, relation_key
 from personagraph.executor import Shard
@@ -465,7 +465,7 @@ class Expander:
                 unfinished.add(meta.seed["id"])
                 continue
             for proposed in result.value.personas[: opts.fanout]:  # type: ignore[union-attr]
-                proposed.description = " ".join(proposed.description.split())
+                proposed.description = tidy_description(proposed.description)
                 summary.proposals += 1
                 summary.attributes_dropped.update(proposed.dropped.keys())
                 if not proposed.description:

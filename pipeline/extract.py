@@ -39,7 +39,7 @@ from personagraph import prompts
 from personagraph.graph.model import Edge, Persona, PersonaStatus, Source, canonical_attributes, clean_text, text_hash, text_problems
 from personagraph.graph.store import GraphStore
 from personagraph.config import ExtractConfig, FilterConfig
-from personagraph.filter import cheap_check, verdict_reasons
+from personagraph.filter import cheap_check, tidy_description, verdict_reasons
 from personagraph.llm import LLMRequest, LLMResult
 from personagraph.readers import TEXT_FIELDS, Record, choose_field, count_records, iter_records
 from personagraph.stage import Stage, StageContext, StageEstimate, StageSummary
@@ -165,7 +165,7 @@ def chunk_text(text: str, size: int) -> list[str]:
 def plain_description(answer: str) -> str:
     """The persona in a plain-format answer: the first paragraph, without a 'Persona:' label or quotes."""
     first = next((p for p in _PARAGRAPHS.split(answer.strip()) if p.strip()), "")
-    text = _LABEL.sub("", first).strip().strip('"“”*').strip()
+    text = tidy_description(_LABEL.sub("", first))
     if len(text) > MAX_PERSONA_CHARS:
         text = text[:MAX_PERSONA_CHARS].rsplit(" ", 1)[0]
     return text
@@ -335,7 +335,7 @@ def persona_from(result: LLMResult, run_id: str, source: str | None = None,
     attributes: dict[str, Any] = {}
     dropped: dict[str, str] = {}
     if isinstance(result.value, ExtractedPersona):
-        description = result.value.description.strip()
+        description = tidy_description(result.value.description)
         attributes, dropped = canonical_attributes({name: getattr(result.value, name) for name in ATTRIBUTES})
     else:
         description = plain_description(str(result.value))

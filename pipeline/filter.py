@@ -48,6 +48,9 @@ _GENERIC = re.compile(
 _PLACEHOLDER = re.compile(r"\b(?:lorem ipsum|n/a|todo|tbd|placeholder|example persona|insert (?:name|persona))\b", re.I)
 _PLACEHOLDER_KEYS = ("lorem", "n/a", "todo", "tbd", "placeholder", "example persona", "insert")
 _LIST = re.compile(r"(?:^|\n)\s*(?:\d+[.)]|[-*•])\s+\S", re.MULTILINE)
+# A list marker, heading mark or quote a model puts before one item ("1. ", "2) ", "- ", "**", "#").
+_ITEM_MARK = re.compile(r"^\s*(?:\(?\d{1,3}(?:[.)]\s+|[、：]\s*)|[-*•#>]+\s+)|^\*+|^_+|^`+")
+_QUOTES = {'"': '"', "“": "”", "'": "'", "「": "」", "『": "』"}
 # A young child described as holding an adult's position ("a 5-year-old CEO", "a toddler who runs a
 # bank"); the role must follow within three words, so "a 7-year-old who wants to become a surgeon" passes.
 _CHILD_IN_CHARGE = re.compile(
@@ -267,6 +270,25 @@ def source_overlap(description: str, source: str, n: int = 3) -> float:
     grams = {tuple(words[i : i + n]) for i in range(len(words) - n + 1)}
     found = {tuple(src[i : i + n]) for i in range(len(src) - n + 1)}
     return len(grams & found) / len(grams)
+
+
+def tidy_description(text: str) -> str:
+    """A proposed description as one line without what a model wraps one list item in: a leading
+    number or bullet, markdown emphasis, quotes; whitespace collapsed. Weak models number their answers.
+
+        >>> tidy_description('1. the supplier of climate risk modelling')
+        'the supplier of climate risk modelling'
+        >>> tidy_description('  **"A nurse  who works nights."** ')
+        'A nurse who works nights.'
+    """
+    text = " ".join(text.split())
+    while True:
+        before = text
+        text = _ITEM_MARK.sub("", text, count=1).rstrip("*_` ").strip()
+        if len(text) > 1 and _QUOTES.get(text[0]) == text[-1]:
+            text = text[1:-1].strip()
+        if text == before:
+            return text
 
 
 def _is_generic(text: str, lowered: str) -> bool:

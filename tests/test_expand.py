@@ -178,6 +178,21 @@ def test_rejected_proposals_are_counted_with_reasons_and_get_no_edge(
     assert len(edges(store)) == 1 and edges(store)[0]["source"] == nurse
 
 
+def test_a_numbered_or_quoted_proposal_is_stored_without_its_list_mark(store: GraphStore, g: Graph, fake: ExpandFakeLLM) -> None:
+    """Weak models number their answers ("1. the supplier of ..."): the persona keeps only the description."""
+    seed_graph(store, SEEDS[:1])
+    fake.propose = lambda ask: [
+        {"description": "1. A hospital pharmacist who prepares the night's medication trays for her ward"},
+        {"description": '**"A night porter who wheels patients between wards and the X-ray room"**'},
+    ]
+    summary = run(g, hops=1, fanout=2, relations=["colleague"], relations_per_seed=1)
+    assert summary.created == 2
+    assert {n["description"] for n in personas(store).values()} >= {
+        "A hospital pharmacist who prepares the night's medication trays for her ward",
+        "A night porter who wheels patients between wards and the X-ray room",
+    }
+
+
 def test_budgets_stop_the_run(store: GraphStore, g: Graph) -> None:
     seed_graph(store)
     calls = run(g, hops=3, fanout=2, relations_per_seed=2, max_calls=10)
