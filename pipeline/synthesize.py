@@ -278,10 +278,12 @@ def pick_edges(store: GraphStore, spec: SampleConfig, count: int) -> list[Synthe
     Anchor personas are drawn as a persona task draws them (`spec.strategy`); each anchor gives one
     of its edges (either direction, to another persona with one of `spec.statuses`) not taken yet,
     chosen by a generator seeded with (seed, anchor), so the same seed picks the same edges. Anchors
-    without an edge are passed over; anchors are drawn in doubling rounds until `count` edges are found
+    without an edge are passed over; anchors are drawn (a sixteenth more than `count` at first) in doubling rounds until `count` edges are found
     or the draw gives no more. The edge keeps its stored direction: its source is the main persona.
     """
-    want = count
+    # A few percent of anchors give no edge (none, or only ones taken already): draw that many more
+    # at once, so a connected graph needs one round, not a second draw of twice the anchors.
+    want = count + count // 16 + 8
     incident: dict[str, list[dict[str, str]]] = {}
     while True:
         anchors = pick_personas(store, spec, want)
