@@ -359,23 +359,44 @@ def draw_samples(store: GraphStore, spec: SampleConfig, with_edges: bool = True)
     that use only the members (synthesis): the same members, one query less. A draw holds fewer
     samples than asked when the graph runs out; for clusters, `shortfall()` then says why.
     """
-    rng = random.Random(f"{spec.strategy}:{spec.seed}")
     seeds = _Seeds()
-    groups = [(seed, ids) for seed, ids in _seeded_groups(store, spec, rng, seeds) if ids]
-    personas = store.sample_members(list(dict.fromkeys(i for _, ids in groups for i in ids)))
-    edges = store.edges_among_groups([ids for _, ids in groups]) if with_edges else [[] for _ in groups]
-    samples = [
-        GraphSample(
-            sample_id=f"{spec.strategy}-{spec.seed}-{n:06d}",
-            strategy=spec.strategy,
-            seed_persona=seed,
-            members=[personas[i] for i in ids if i in personas],
-            edges=edges[n],
-        )
-        for n, (seed, ids) in enumerate(groups)
-    ]
+    samples = [sample for part in _draw(store, spec, seeds, with_edges, None) for sample in part]
     return SampleDraw(spec=spec, samples=samples, seeds_tried=seeds.tried, seeds_skipped=seeds.skipped,
                       exhausted=seeds.exhausted)
+
+
+def draw_in_batches(store: GraphStore, spec: SampleConfig, batch: int, with_edges: bool = True) -> Iterator[SampleDraw]:
+    """The samples `draw_samples` draws, `batch` at a time: members and edges are fetched per batch, so
+    a consumer (synthesis) starts on the first batch while the rest load. Each batch is a SampleDraw
+    whose seed tally is the draw's so far; a draw that finds nothing yields one empty batch."""
+    seeds = _Seeds()
+    found = False
+    for part in _draw(store, spec, seeds, with_edges, batch):
+        found = True
+        yield SampleDraw(spec=spec, samples=part, seeds_tried=seeds.tried, seeds_skipped=seeds.skipped, exhausted=seeds.exhausted)
+    if not found:
+        yield SampleDraw(spec=spec, samples=[], seeds_tried=seeds.tried, seeds_skipped=seeds.skipped, exhausted=seeds.exhausted)
+
+
+def _draw(store: GraphStore, spec: SampleConfig, seeds: _Seeds, with_edges: bool, batch: int | None) -> Iterator[list[GraphSample]]:
+    """The draw's samples in batches of `batch` (None: one batch), numbered across batches."""
+    rng = random.Random(f"{spec.strategy}:{spec.seed}")
+    groups = [(seed, ids) for seed, ids in _seeded_groups(store, spec, rng, seeds) if ids]
+    step = batch or max(len(groups), 1)
+    for start in range(0, len(groups), step):
+        part = groups[start : start + step]
+        personas = store.sample_members(list(dict.fromkeys(i for _, ids in part for i in ids)))
+        edges = store.edges_among_groups([ids for _, ids in part]) if with_edges else [[] for _ in part]
+        yield [
+            GraphSample(
+                sample_id=f"{spec.strategy}-{spec.seed}-{start + n:06d}",
+                strategy=spec.strategy,
+                seed_persona=seed,
+                members=[personas[i] for i in ids if i in personas],
+                edges=edges[n],
+            )
+            for n, (seed, ids) in enumerate(part)
+        ]
 
 
 def sample_personas(store: GraphStore, spec: SampleConfig, with_edges: bool = True) -> list[GraphSample]:

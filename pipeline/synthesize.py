@@ -43,6 +43,7 @@ LLM cache on a rerun, so an interrupted run resumes without paying twice.
 
 from __future__ import annotations
 
+import asyncio
 import heapq
 import math
 import random
@@ -61,11 +62,13 @@ from personagraph.readers import InputError, iter_records
 from personagraph.config import SampleConfig, Strategy, SynthesisConfig
 from personagraph.errors import NothingToDo
 from personagraph.relations import relation_words
-from personagraph.sample import GraphSample, draw_samples, sample_personas
+from personagraph.sample import GraphSample, draw_in_batches, sample_personas
 from personagraph.executor import Shard
 from personagraph.stage import Stage, StageContext, StageEstimate, StageSummary, merge_summaries
 
 SYNTHESIS_DIR = prompts.PROMPTS_DIR / "synthesis"
+# Edges and clusters are drawn this many at a time while the calls for the ones before are out.
+UNIT_BATCH = 256
 TASK_VARIABLES = {"persona", "demonstrations", "world", "other", "edge", "neighbours"}
 EDGE_VARIABLES = {"other", "edge"}
 
@@ -273,64 +276,93 @@ def pick_personas(store: GraphStore, spec: SampleConfig, count: int) -> list[tup
 
 
 def pick_edges(store: GraphStore, spec: SampleConfig, count: int) -> list[SynthesisUnit]:
-    """`count` distinct relationship edges between sampleable personas (fewer if the graph runs out).
+    """`count` distinct relationship edges between sampleable personas (fewer if the graph runs out):
+    `iter_edges`'s batches, joined."""
+    return [unit for part in iter_edges(store, spec, count) for unit in part]
+
+
+def iter_edges(store: GraphStore, spec: SampleConfig, count: int, batch: int = UNIT_BATCH) -> Iterator[list[SynthesisUnit]]:
+    """`count` distinct relationship edges between sampleable personas (fewer if the graph runs out),
+    a batch of anchors at a time.
 
     Anchor personas are drawn as a persona task draws them (`spec.strategy`); each anchor gives one
     of its edges (either direction, to another persona with one of `spec.statuses`) not taken yet,
     chosen by a generator seeded with (seed, anchor), so the same seed picks the same edges. Anchors
-    without an edge are passed over; anchors are drawn (a sixteenth more than `count` at first) in doubling rounds until `count` edges are found
-    or the draw gives no more. The edge keeps its stored direction: its source is the main persona.
+    without an edge are passed over; anchors are drawn (a sixteenth more than `count` at first) in
+    doubling rounds, each round's new anchors taken in order, until `count` edges are found or the
+    draw gives no more. The edge keeps its stored direction: its source is the main persona.
     """
     # A few percent of anchors give no edge (none, or only ones taken already): draw that many more
-    # at once, so a connected graph needs one round, not a second draw of twice the anchors.
+    # at once, so a connected graph needs one round.
     want = count + count // 16 + 8
-    incident: dict[str, list[dict[str, str]]] = {}
+    taken: set[tuple[str, str, str]] = set()
+    asked: set[str] = set()
     while True:
         anchors = pick_personas(store, spec, want)
-        # A doubling round draws many of the same anchors again: ask the store only about new ones.
-        incident.update(store.incident_edges([m["id"] for _, m in anchors if m["id"] not in incident], spec.statuses))
-        picked: dict[tuple[str, str, str], tuple[GraphSample, dict[str, str]]] = {}
-        for sample, member in anchors:
-            edges = incident.get(member["id"], [])
-            rng = random.Random(f"{spec.seed}:{member['id']}:edge")
-            for edge in rng.sample(edges, len(edges)):
-                key = (edge["source"], edge["type"], edge["target"])
-                if key not in picked:
-                    picked[key] = (sample, edge)
+        fresh = [(sample, member) for sample, member in anchors if member["id"] not in asked]
+        for start in range(0, len(fresh), batch):
+            part = fresh[start : start + batch]
+            asked.update(member["id"] for _, member in part)
+            incident = store.incident_edges([member["id"] for _, member in part], spec.statuses)
+            picked: list[tuple[GraphSample, dict[str, str]]] = []
+            for sample, member in part:
+                edges = incident.get(member["id"], [])
+                rng = random.Random(f"{spec.seed}:{member['id']}:edge")
+                for edge in rng.sample(edges, len(edges)):
+                    key = (edge["source"], edge["type"], edge["target"])
+                    if key not in taken:
+                        taken.add(key)
+                        picked.append((sample, edge))
+                        break
+                if len(taken) == count:
                     break
-            if len(picked) == count:
-                break
-        if len(picked) >= count or len(anchors) < want:
-            break
+            people = {member["id"]: member for _, member in part}
+            people.update(store.sample_members(list(dict.fromkeys(
+                i for _, edge in picked for i in (edge["source"], edge["target"]) if i not in people))))
+            yield [SynthesisUnit(sample=sample, members=[people[edge["source"]], people[edge["target"]]], edges=[edge])
+                   for sample, edge in picked]
+            if len(taken) >= count:
+                return
+        if len(anchors) < want:
+            return
         want *= 2
-    people = {member["id"]: member for _, member in anchors}
-    people.update(store.sample_members(list(dict.fromkeys(i for source, _, target in picked for i in (source, target) if i not in people))))
-    return [SynthesisUnit(sample=sample, members=[people[edge["source"]], people[edge["target"]]], edges=[edge])
-            for sample, edge in picked.values()]
 
 
 def pick_clusters(store: GraphStore, spec: SampleConfig, count: int) -> list[SynthesisUnit]:
+    """`count` connected clusters of `spec.size` personas: `iter_clusters`'s batches, joined."""
+    return [unit for part in iter_clusters(store, spec, count) for unit in part]
+
+
+def iter_clusters(store: GraphStore, spec: SampleConfig, count: int, batch: int = UNIT_BATCH) -> Iterator[list[SynthesisUnit]]:
     """`count` connected clusters of `spec.size` personas (`min_size` accepts smaller ones), drawn by
-    the `cluster` strategy whatever `spec.strategy` says; fewer if the graph has fewer, none raises
-    NothingToDo saying why. Each unit: the seed first, then the other members, with the edges among them."""
-    draw = draw_samples(store, spec.model_copy(update={"strategy": Strategy.cluster, "count": count}))
-    if not draw.samples:
-        draw.check_complete()
-    units = []
-    for sample in draw.samples:
-        members = sorted(sample.members, key=lambda m: m["id"] != sample.seed_persona)  # the seed first, the rest in order
-        edges = [e for e in sample.edges if e["source"] != e["target"]]
-        units.append(SynthesisUnit(sample=sample, members=members, edges=edges))
-    return units
+    the `cluster` strategy whatever `spec.strategy` says, a batch at a time; fewer if the graph has
+    fewer, none raises NothingToDo saying why. Each unit: the seed first, then the other members,
+    with the edges among them."""
+    for draw in draw_in_batches(store, spec.model_copy(update={"strategy": Strategy.cluster, "count": count}), batch):
+        if not draw.samples:
+            draw.check_complete()
+        units = []
+        for sample in draw.samples:
+            members = sorted(sample.members, key=lambda m: m["id"] != sample.seed_persona)  # the seed first, the rest in order
+            edges = [e for e in sample.edges if e["source"] != e["target"]]
+            units.append(SynthesisUnit(sample=sample, members=members, edges=edges))
+        yield units
 
 
 def pick_units(store: GraphStore, spec: SampleConfig, count: int, kind: TaskKind) -> list[SynthesisUnit]:
     """What `count` rows of a task of `kind` are written about: personas, edges or clusters."""
+    return [unit for part in iter_units(store, spec, count, kind) for unit in part]
+
+
+def iter_units(store: GraphStore, spec: SampleConfig, count: int, kind: TaskKind,
+               batch: int = UNIT_BATCH) -> Iterator[list[SynthesisUnit]]:
+    """`pick_units` a batch at a time, so the first calls go out while the rest is drawn."""
     if kind == "edge":
-        return pick_edges(store, spec, count)
-    if kind == "cluster":
-        return pick_clusters(store, spec, count)
-    return [SynthesisUnit(sample=sample, members=[member]) for sample, member in pick_personas(store, spec, count)]
+        yield from iter_edges(store, spec, count, batch)
+    elif kind == "cluster":
+        yield from iter_clusters(store, spec, count, batch)
+    else:
+        yield [SynthesisUnit(sample=sample, members=[member]) for sample, member in pick_personas(store, spec, count)]
 
 
 class Synthesizer:
@@ -366,20 +398,21 @@ class Synthesizer:
         self.item = prompts.load("example" if spec.config.mode == "few_shot" else "persona_example", spec.config.lang, modes)
 
     def prepare_neighbourhoods(self, persona_ids: Sequence[str]) -> None:
-        """For neighbourhood few-shot: the neighbours' samples of each persona, from the examples file or the graph."""
+        """For neighbourhood few-shot: the neighbours' samples of each persona, from the examples file or
+        the graph (added to those of personas prepared before)."""
         if self.spec.config.mode != "neighbourhood_few_shot":
             return
         if self.spec.examples is None:
-            self.neighbour_pool = neighbour_samples(self.store, persona_ids, self.spec.task, self.spec.config.lang)
+            self.neighbour_pool.update(neighbour_samples(self.store, persona_ids, self.spec.task, self.spec.config.lang))
             return
         by_persona: dict[str, list[Demonstration]] = {}
         for demo in self.pool:
             if demo.persona_id:
                 by_persona.setdefault(demo.persona_id, []).append(demo)
         neighbours = self.store.neighbours(persona_ids)
-        self.neighbour_pool = {
+        self.neighbour_pool.update({
             pid: [d for n in neighbours.get(pid, []) if n != pid for d in by_persona.get(n, [])] for pid in persona_ids
-        }
+        })
 
     def demonstrations(self, persona_id: str, key: str | None = None) -> list[Demonstration]:
         """The demonstrations shown to this persona's prompt: a seeded choice, the same on every rerun.
@@ -409,10 +442,11 @@ class Synthesizer:
                   "other": other, "edge": edge, "neighbours": neighbours}
         return self.prompt.render(**{k: v for k, v in values.items() if k in self.variables})
 
-    def requests(self, units: Sequence[SynthesisUnit], model: str) -> Iterator[LLMRequest]:
-        """One request per unit (persona, edge or cluster); `meta` is (input position, the row without its text)."""
+    def requests(self, units: Sequence[SynthesisUnit], model: str, start: int = 0) -> Iterator[LLMRequest]:
+        """One request per unit (persona, edge or cluster); `meta` is (input position, counted from
+        `start`, and the row without its text)."""
         spec = self.spec
-        for position, unit in enumerate(units):
+        for position, unit in enumerate(units, start=start):
             main = unit.members[0]
             demos = self.demonstrations(main["id"], unit.key)
             row = {
@@ -515,15 +549,34 @@ def plan_synthesis(store: GraphStore, spec: Synthesize) -> tuple[Synthesizer, li
     (neighbours' samples looked up): what `run` and `estimate` share."""
     synth = Synthesizer(store, spec)
     units = pick_units(store, spec.config, spec.count, synth.kind)
-    statuses = "/".join(spec.config.statuses)
-    if not units and synth.kind == "edge":
-        raise NothingToDo(f"task {spec.task!r} is written about a relationship edge, and no {statuses} persona has an edge "
-                          f"to another: grow the graph with `personagraph expand` first")
     if not units:
-        raise ValueError(f"no persona with status {statuses} to synthesize with: "
-                         "import or extract personas first (`personagraph stats` shows what the graph holds)")
+        raise nothing_to_synthesize(spec, synth.kind)
     synth.prepare_neighbourhoods(list(dict.fromkeys(unit.members[0]["id"] for unit in units)))
     return synth, units
+
+
+def nothing_to_synthesize(spec: Synthesize, kind: TaskKind) -> Exception:
+    """The error of a draw that found nothing to write about, saying what to run first."""
+    statuses = "/".join(spec.config.statuses)
+    if kind == "edge":
+        return NothingToDo(f"task {spec.task!r} is written about a relationship edge, and no {statuses} persona has an edge "
+                           f"to another: grow the graph with `personagraph expand` first")
+    return ValueError(f"no persona with status {statuses} to synthesize with: "
+                      "import or extract personas first (`personagraph stats` shows what the graph holds)")
+
+
+async def drawn_ahead(batches: Iterator[list[SynthesisUnit]]) -> AsyncIterator[list[SynthesisUnit]]:
+    """`batches` drawn in a worker thread one batch ahead of the consumer, so the event loop keeps
+    answering while the graph is read (the store's client is thread-safe)."""
+    done = object()
+    ahead = asyncio.ensure_future(asyncio.to_thread(next, batches, done))
+    try:
+        while (batch := await ahead) is not done:
+            ahead = asyncio.ensure_future(asyncio.to_thread(next, batches, done))
+            yield batch  # type: ignore[misc]
+    finally:
+        if not ahead.done():
+            await asyncio.wait({ahead})
 
 
 def unit_counts(kind: TaskKind, units: Sequence[SynthesisUnit]) -> dict[str, int]:
@@ -564,14 +617,33 @@ class Synthesize(Stage[SynthesisSummary]):
     async def run(self, ctx: StageContext, run_id: str) -> SynthesisSummary:
         """Draw personas (edges, clusters), prompt the model for each, write one row per answer to `output` in input order."""
         client, store = ctx.llm, ctx.store
-        synth, units = plan_synthesis(store, self)
-        units = [unit for unit in units if self.shard.owns(unit.key)]  # every worker draws the same units, keeps its own
-        summary = SynthesisSummary(task=self.task, kind=synth.kind, output=str(self.output), **unit_counts(synth.kind, units))
+        synth = Synthesizer(store, self)
+        batches = drawn_ahead(iter_units(store, self.config, self.count, synth.kind))
+        first = await anext(batches, [])
+        if not first:
+            raise nothing_to_synthesize(self, synth.kind)
+        units: list[SynthesisUnit] = []
+        drawing = True
+
+        async def requests() -> AsyncIterator[LLMRequest]:
+            """Each batch's requests as soon as it is drawn; every worker draws the same units and keeps its own."""
+            nonlocal drawing
+            batch: list[SynthesisUnit] | None = first
+            while batch is not None:
+                mine = [unit for unit in batch if self.shard.owns(unit.key)]
+                await asyncio.to_thread(synth.prepare_neighbourhoods, list(dict.fromkeys(u.members[0]["id"] for u in mine)))
+                start, units[len(units):] = len(units), mine
+                for request in synth.requests(mine, client.config.model, start):
+                    yield request
+                batch = await anext(batches, None)
+            drawing = False
+
+        summary = SynthesisSummary(task=self.task, kind=synth.kind, output=str(self.output))
         writer = RowWriter(shard_file(self.output, self.shard))
         back: list[SynthesisRow] = []
         label = f"{self.task} ({self.config.mode}, {self.config.lang})"
         try:
-            async for result in in_input_order(client.stream(synth.requests(units, client.config.model))):
+            async for result in in_input_order(client.stream(requests())):
                 _, row = result.request.meta
                 summary.cached += result.cached
                 if self.config.mode == "neighbourhood_few_shot" and not row["demonstrations"]:
@@ -586,9 +658,11 @@ class Synthesize(Stage[SynthesisSummary]):
                     summary.failed += 1
                     if len(summary.failures) < 5:
                         summary.failures.append(f"{' / '.join(row['persona_ids'])}: {result.error}")
-                ctx.progress(label, summary.written + summary.failed, len(units))
+                ctx.progress(label, summary.written + summary.failed, None if drawing else len(units))
         finally:
             writer.close()
+            await batches.aclose()
+        summary = summary.model_copy(update=unit_counts(synth.kind, units))
         if back:
             summary.written_back = write_samples_to_graph(store, back, run_id)
         return summary

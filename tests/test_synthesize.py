@@ -19,8 +19,8 @@ from personagraph.config import SynthesisConfig
 from personagraph.errors import NothingToDo
 from personagraph.graph.model import Persona
 from personagraph.relations import relation_words
-from personagraph.synthesize import (Synthesize, SynthesisRow, Synthesizer, available_tasks, load_task, pick_units,
-                                     task_kind)
+from personagraph.synthesize import (Synthesize, SynthesisRow, Synthesizer, available_tasks, iter_units, load_task,
+                                     pick_units, task_kind)
 from tests.conftest import graph_on
 from tests.fake_llm_server import FakeLLM, Faults
 from tests.test_sample import build_graph
@@ -269,6 +269,17 @@ def test_edge_tasks_pair_only_personas_joined_by_the_edge_they_name(store: Graph
         user = synth.messages(demos=[], **unit.variables())[-1]["content"]
         other = unit.members[1]["description"]
         assert r["persona"] in user and other in user and f"-[{relation_words(r['edge_types'][0])}]->" in user
+
+
+@pytest.mark.parametrize("task", ["dialogue", "npc_cast"])
+def test_units_drawn_in_small_batches_are_the_units_drawn_at_once(store: GraphStore, graph: nx.Graph, task: str) -> None:
+    """A run prompts each batch as soon as it is drawn: the batch size must not change what is drawn."""
+    synth = Synthesizer(store, spec(task=task, world=WORLD, count=12, size=4, seed=5))
+    whole = pick_units(store, synth.spec.config, 12, synth.kind)
+    batches = list(iter_units(store, synth.spec.config, 12, synth.kind, batch=3))
+    assert len(batches) > 1 and all(len(b) <= 3 for b in batches)
+    assert [(u.key, u.sample.sample_id) for b in batches for u in b] == [(u.key, u.sample.sample_id) for u in whole]
+    assert len(whole) == 12
 
 
 def test_a_cluster_task_casts_connected_members_whose_prompt_relationships_follow_the_edges(
