@@ -234,6 +234,11 @@ class FilterConfig(BaseModel):
         default=0.5, gt=0, le=1,
         description="Share of an extracted description's 3-word phrases found in its source text that makes it a copy",
     )
+    max_copied_words: int = Field(
+        default=12, ge=4,
+        description="Words in a row taken verbatim from the source text that make a description a copy, "
+                    "however much it adds after them",
+    )
     max_seed_overlap: float = Field(
         default=0.85, gt=0, le=1,
         description="Share of a proposed description's 3-word phrases found in its seed persona that makes it the seed "
@@ -551,6 +556,7 @@ min_words = 2                 # words that say something; Chinese/Japanese/Thai 
 max_chars = 600
 languages = []                # [] = any language; e.g. ["en", "zh"] keeps only Latin-script and Chinese text
 max_source_overlap = 0.5      # an extracted description sharing this much of its phrasing with its text is a copy
+max_copied_words = 12         # ... or taking this many words in a row from it
 max_seed_overlap = 0.85       # a proposed description sharing this much with its seed is the seed restated
 min_relevance = 0.2           # cosine to the seed persona
 use_llm = true

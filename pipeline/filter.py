@@ -272,6 +272,22 @@ def source_overlap(description: str, source: str, n: int = 3) -> float:
     return len(grams & found) / len(grams)
 
 
+def copies_a_passage(description: str, source: str, words: int) -> bool:
+    """Whether `description` holds `words` words in a row exactly as `source` has them (a weak model
+    copies a sentence of the text and adds a clause: the share of copied phrases alone misses it).
+
+        >>> copies_a_passage("The lab spent eight months drying a flooded register, a tradition.",
+        ...                  "The lab spent eight months drying a flooded register in 2019.", 8)
+        True
+    """
+    ours = _tokens(description)
+    if len(ours) < words:
+        return False
+    theirs = _tokens(source)
+    passages = {tuple(theirs[i : i + words]) for i in range(len(theirs) - words + 1)}
+    return any(tuple(ours[i : i + words]) in passages for i in range(len(ours) - words + 1))
+
+
 def tidy_description(text: str) -> str:
     """A proposed description as one line without what a model wraps one list item in: a leading
     number or bullet, markdown emphasis, quotes; whitespace collapsed. Weak models number their answers.
@@ -327,6 +343,8 @@ def _textual_checks(text: str, config: FilterConfig, source: str | None = None) 
         failed["generic"] = "a generic or placeholder description, not a particular person"
     if source and (overlap := source_overlap(stripped, source)) >= config.max_source_overlap:
         failed["source_copy"] = f"a copy of the text it was made from ({overlap:.0%} of its phrases), not a new person"
+    elif source and copies_a_passage(stripped, source, config.max_copied_words):
+        failed["source_copy"] = f"{config.max_copied_words} or more words in a row copied from the text it was made from"
     if _may(lowered, _SLOT_KEYS) and (slot := _SLOT.search(stripped)):
         failed["template"] = f"an unfilled template slot ({slot.group(0)!r})"
     if _STATEMENT_START.search(stripped) or (_may(lowered, _STATEMENT_KEYS) and _STATEMENT_ANYWHERE.search(stripped)):

@@ -243,6 +243,8 @@ SOURDOUGH = ("Day 4 of my rye starter and it finally doubled! I keep it at 26°C
         ("Day 4 of my rye starter and it finally doubled! I keep it at 26°C on top of the fridge ...", "source_copy"),
         (("Day 4 of my rye starter and it finally doubled, I keep it at 26°C on top of the fridge, feed 1:5:5 twice a "
           "day, use a mix of whole rye and bread flour, and tomorrow is hungry — feed it more often."), "source_copy"),
+        (("I keep it at 26°C on top of the fridge, feed 1:5:5 twice a day, which is a traditional method used by home "
+          "bakers all around the world to keep their starters alive through the winter."), "source_copy"),  # copied, a clause added
         ("{ Person} is likely to read this text.", "template"),
         ("They are a skilled employee who is passionate about [industry/field].", "template"),
         ("A <occupation> from <city> who enjoys <hobby>.", "template"),
