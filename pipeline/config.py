@@ -377,7 +377,7 @@ class RunConfig(BaseModel):
     )
     executor: Literal["local", "ray"] = Field(
         default="local",
-        description="Where the LLM stages (extract, expand, the filter's judge, synthesize) run: this process, or "
+        description="Where the LLM stages (extract, expand, the filter's judge, synthesize) and dedup's MinHash pairs run: this process, or "
                     "shards on Ray workers (pip install 'personagraph[ray]'; docs/scale.md)",
     )
     workers: int = Field(default=2, ge=1, description="Ray executor: shards, one Ray task each")

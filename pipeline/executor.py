@@ -102,7 +102,7 @@ class RayExecutor:
         self.workers, self.address, self.max_retries = workers, address, max_retries
         self.on_shard_progress = on_shard_progress
 
-    def _ensure_ray(self) -> None:
+    def ensure_ray(self) -> None:
         """Join the cluster at `address`, or start a local Ray, unless this process is already connected."""
         if not self.ray.is_initialized():
             self.ray.init(address=self.address, include_dashboard=False, log_to_driver=False)
@@ -111,7 +111,7 @@ class RayExecutor:
         """Run every shard of `stage` on a worker; returns the merged summary and the LLM usage of all workers."""
         from personagraph.llm import Usage
 
-        self._ensure_ray()
+        self.ensure_ray()
         outcomes: list[ShardOutcome] = []
         # Most stages are one pass; expansion is one per hop, each over the graph the one before left.
         passes = 0

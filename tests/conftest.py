@@ -24,6 +24,7 @@ if os.environ.get("CI"):
     hypothesis_settings.load_profile("ci")
 
 _counter = itertools.count()
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="session")
@@ -63,6 +64,29 @@ def store(store_options: StoreConfig) -> Iterator[GraphStore]:
         st._graph.delete()
     finally:
         st.close()
+
+
+@pytest.fixture
+def other_store(store_options: StoreConfig) -> Iterator[GraphStore]:
+    """A second graph on the same server: where a Ray run writes, beside the one-process run's."""
+    st = FalkorStore(store_options.model_copy(update={"graph": store_options.graph + "_ray"}))
+    st.ensure_schema()
+    yield st
+    try:
+        st._graph.delete()
+    finally:
+        st.close()
+
+
+@pytest.fixture(scope="module")
+def local_ray() -> Iterator[None]:
+    """One local Ray of 2 CPUs for a module; workers import the project (and tests/) from this checkout."""
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
+             runtime_env={"env_vars": {"PYTHONPATH": str(ROOT)}})
+    yield
+    ray.shutdown()
 
 
 @pytest.fixture(scope="session")

@@ -7,44 +7,23 @@ unix socket and the fake endpoint over loopback, as workers on one machine would
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import ray
 
 from personagraph.api import Graph
 from personagraph.executor import RayExecutor, RayUnavailable, Shard
-from personagraph.graph.store import FalkorStore, GraphStore, StoreConfig
+from personagraph.graph.store import GraphStore
 from personagraph.graph.model import Persona
 from tests.conftest import graph_on
 from tests.expand_fake import default_proposals, expand_fake_server
 from tests.fake_llm_server import FakeLLM
 from tests.ray_faults import DieOnce
 
-ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture(scope="module", autouse=True)
-def local_ray() -> Iterator[None]:
-    """One local Ray for the module; workers import the project (and tests/ray_faults) from this checkout."""
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
-             runtime_env={"env_vars": {"PYTHONPATH": str(ROOT)}})
-    yield
-    ray.shutdown()
-
-
-@pytest.fixture
-def other_store(store_options: StoreConfig) -> Iterator[GraphStore]:
-    """A second graph on the same server: where the Ray run writes, beside the one-process run's."""
-    st = FalkorStore(store_options.model_copy(update={"graph": store_options.graph + "_ray"}))
-    st.ensure_schema()
-    yield st
-    try:
-        st._graph.delete()
-    finally:
-        st.close()
+pytestmark = pytest.mark.usefixtures("local_ray")
 
 
 def two_graphs(store: GraphStore, other: GraphStore, fake: FakeLLM, tmp_path: Path, **llm: Any) -> tuple[Graph, Graph]:
@@ -73,6 +52,12 @@ def corpus_file(tmp_path: Path, n: int) -> Path:
 
 def rows(path: Path) -> set[str]:
     return {line for line in path.read_text().splitlines() if line}
+
+
+def lasting(path: Path) -> set[str]:
+    """A JSONL file's rows without what differs between two runs of the same work (run ids, times)."""
+    return {json.dumps({k: v for k, v in json.loads(line).items() if not k.endswith(("run_id", "_at", "seconds"))},
+                       sort_keys=True) for line in rows(path)}
 
 
 def graph_content(g: Graph) -> dict[str, Any]:
@@ -173,3 +158,27 @@ def test_without_ray_the_executor_names_the_extra(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setitem(sys.modules, "ray", None)  # as if it were not installed
     with pytest.raises(RayUnavailable, match=r"pip install 'personagraph\[ray\]'"):
         RayExecutor(workers=2)
+
+
+def test_personagraph_run_on_two_ray_workers_ends_with_the_graph_and_rows_of_one_process(
+        store: GraphStore, other_store: GraphStore, fake_llm: FakeLLM, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.test_cli_endpoint import invoke
+
+    for name, value in {"EXPAND__DEDUP": "exact", "EXPAND__RELEVANCE_CHECK": "false", "DEDUP__METHOD": "minhash"}.items():
+        monkeypatch.setenv(f"PERSONAGRAPH_{name}", value)  # no embedding model to load
+    corpus = corpus_file(tmp_path, 12)
+    # No expansion: its budgets are split over the shards (test_expand_... compares a budget-free expansion).
+    common = ["run", str(corpus), "--hops", "0", "-n", "6"]
+    one = invoke(*common, "-o", str(tmp_path / "local"), options=store.options, base_url=fake_llm.base_url, cache="false")
+    assert one.exit_code == 0, one.output
+    spread = invoke(*common, "-o", str(tmp_path / "ray"), "--executor", "ray", "--workers", "2",
+                    options=other_store.options, base_url=fake_llm.base_url, cache="false")
+    assert spread.exit_code == 0, spread.output
+    local, on_ray = (graph_on(s, tmp_path / "unused_cache") for s in (store, other_store))
+    assert graph_content(on_ray) == graph_content(local)
+    files = sorted(p.relative_to(tmp_path / "local") for p in (tmp_path / "local").rglob("*.jsonl"))
+    assert len(files) == 2  # personas.jsonl and the synthesized rows
+    for name in files:
+        assert lasting(tmp_path / "ray" / name) == lasting(tmp_path / "local" / name) != set()
+    assert len(on_ray.query("MATCH (r:Run) WHERE r.stage = 'synthesize' RETURN r.written AS n")) == 1

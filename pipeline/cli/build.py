@@ -60,10 +60,13 @@ def run(
     lang: Annotated[Optional[Lang], typer.Option("--lang", help="Prompt language for every stage")] = None,
     seed: Annotated[Optional[int], typer.Option("--seed", help="Sampling seed for synthesis")] = None,
     judge: Annotated[Optional[bool], typer.Option("--judge/--no-judge", help="LLM judge in the filter (default: only with a configured endpoint, not the tiny embedded model)")] = None,
+    executor: ExecutorOption = None,
+    workers: WorkersOption = None,
 ) -> None:
     """The whole method on a corpus: extract, filter, dedup, expand, filter, dedup, synthesize. Rerun to resume."""
     st = state(ctx)
     with user_errors(st):
+        use_executor(st, executor, workers)
         settings = st.settings
         budget = {k: v for k, v in {"hops": hops, "fanout": fanout, "max_new": max_new}.items() if v is not None}
         if seed is not None:
@@ -195,10 +198,13 @@ def dedup(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="List the groups that would merge, with similarity; change nothing")] = False,
     method: Annotated[Optional[DedupMethod], typer.Option("--method", help="Detectors (config default: both)")] = None,
     show: Annotated[int, typer.Option("--show", help="Groups to list", min=0)] = 20,
+    executor: ExecutorOption = None,
+    workers: WorkersOption = None,
 ) -> None:
     """Merge near-duplicate personas (MinHash and embeddings) into one survivor each, moving their edges."""
     st = state(ctx)
     with user_errors(st):
+        use_executor(st, executor, workers)
         report = st.graph.dedup(method=method, dry_run=dry_run)
         shown = report.groups[:show]
         texts = st.graph.store.get_personas([i for g in shown for i in [g.survivor, *g.duplicates]])

@@ -147,7 +147,7 @@ def print_estimate(title: str, estimate: StageEstimate) -> None:
 
 
 class Executor(StrEnum):
-    """Where the LLM stages run (`--executor`)."""
+    """Where the LLM stages and dedup's MinHash pairs run (`--executor`)."""
 
     local = "local"
     ray = "ray"

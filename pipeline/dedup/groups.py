@@ -10,7 +10,15 @@ from pydantic import BaseModel, Field
 
 from personagraph.config import DedupConfig, DedupMethod
 from personagraph.dedup.embedding import embed
-from personagraph.dedup.pairs import METHODS, Pairs, differs_on_one_side, minhasher, pairs_from_arrays
+from personagraph.dedup.pairs import (
+    METHODS,
+    MinhashPairs,
+    Pairs,
+    differs_on_one_side,
+    minhash_pairs,
+    minhasher,
+    pairs_from_arrays,
+)
 
 K = TypeVar("K", bound=Hashable)
 
@@ -144,6 +152,7 @@ def cohesion(
 def duplicate_groups(
     signatures: np.ndarray | None, vectors: np.ndarray | None, config: DedupConfig, method: DedupMethod,
     representatives: Representatives = first_members, texts: Sequence[str] | None = None,
+    minhash: MinhashPairs = minhash_pairs,
 ) -> tuple[Pairs, list[LinkedGroup]]:
     """Verified pairs and the cohesive groups they form (rows of the arrays and `texts` are the items).
 
@@ -152,11 +161,12 @@ def duplicate_groups(
     rerun without merging more. Without the closure it can: A~B and B~C with A and C too far apart
     make the group {A, B}; if B survives, B~C is a cohesive pair on the next run. So the search is
     repeated on the representatives and the ungrouped items, groups it links are joined (their
-    representative chosen among the joined representatives), until it finds nothing.
+    representative chosen among the joined representatives), until it finds nothing. `minhash`
+    proposes the MinHash pairs of every search (`pairs.minhash_pairs`, or the Ray Data pass).
     """
     use_vectors = vectors if method in ("embedding", "both") else None
     use_sigs = signatures if method in ("minhash", "both") else None
-    pairs = pairs_from_arrays(signatures, vectors, config, method, texts)
+    pairs = pairs_from_arrays(signatures, vectors, config, method, texts, minhash)
     linked = link_pairs(pairs, cohesion(use_sigs, use_vectors, config, texts), representatives)
     by_rep = {g.representative: g for g in linked}
     n = len(signatures) if signatures is not None else len(vectors)  # type: ignore[arg-type]
@@ -168,7 +178,7 @@ def duplicate_groups(
         sub_vecs = vectors[left] if vectors is not None else None
         sub_texts = None if texts is None else [texts[i] for i in left]
         again = link_pairs(
-            pairs_from_arrays(sub_sigs, sub_vecs, config, method, sub_texts),
+            pairs_from_arrays(sub_sigs, sub_vecs, config, method, sub_texts, minhash),
             cohesion(sub_sigs, sub_vecs if use_vectors is not None else None, config, sub_texts),
             lambda subs: np.searchsorted(left, representatives([left[sub].tolist() for sub in subs])).tolist(),
         )

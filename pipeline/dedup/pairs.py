@@ -57,6 +57,11 @@ class Pairs:
         return {m: int(n) for m, n in zip(METHODS, found) if n}
 
 
+# Where MinHash candidate pairs come from: (signatures, config, method) -> verified pairs. `minhash_pairs`
+# in this process, or `ray_minhash.ray_minhash_pairs` on Ray Data; everything after the pairs is shared.
+MinhashPairs = Callable[[np.ndarray, DedupConfig, DedupMethod | None], Pairs]
+
+
 def minhasher(config: DedupConfig) -> MinHasher:
     """The MinHasher that `config` describes."""
     return MinHasher(num_perm=config.num_perm, shingle_size=config.shingle_size, seed=config.seed, unit=config.shingles)
@@ -90,29 +95,38 @@ def minhash_pairs(signatures: np.ndarray, config: DedupConfig, method: DedupMeth
     dict insert per band per item, which dominates at a million personas. In a bucket larger than
     `config.minhash_neighbours` each member is paired with that many next members only (union-find
     still links the rest through them), and each item keeps its `minhash_neighbours` most similar
-    pairs (`nearest`).
+    pairs (`nearest`). `ray_minhash.ray_minhash_pairs` finds the same pairs on Ray Data.
     """
-    max_bucket = config.minhash_neighbours
-    n = len(signatures)
     lsh = new_lsh(config, method)
     keys = band_keys(signatures, lsh.b, lsh.r)
-    found: list[np.ndarray] = []
-    for band in range(lsh.b):
-        order = np.argsort(keys[:, band], kind="stable")
-        sorted_keys = keys[order, band]
-        for d in range(1, max_bucket + 1):
-            same = np.flatnonzero(sorted_keys[d:] == sorted_keys[:-d])
-            if not len(same):
-                break
-            a, b = order[same], order[same + d]
-            found.append(np.minimum(a, b).astype(np.int64) * n + np.maximum(a, b))
-    if not found:
-        return Pairs.concat([])
-    codes = np.unique(np.concatenate(found))
-    a, b = codes // n, codes % n
-    sims = np.concatenate([
-        estimated_jaccard(signatures[a[i : i + 65536]], signatures[b[i : i + 65536]]) for i in range(0, len(a), 65536)
-    ])
+    n = len(signatures)
+    found = [bucket_candidates(np.full(n, band), keys[:, band], np.arange(n), n, config.minhash_neighbours)
+             for band in range(lsh.b)]
+    return verified_pairs(np.concatenate([np.empty(0, dtype=np.int64), *found]), signatures, config, method)
+
+
+def bucket_candidates(band: np.ndarray, key: np.ndarray, position: np.ndarray, n: int, max_bucket: int) -> np.ndarray:
+    """Candidate pairs as codes `a * n + b` (a < b): items with the same (band, key), each with its
+    `max_bucket` next members in position order."""
+    order = np.lexsort((position, key, band))
+    band, key, position = band[order], key[order], position[order]
+    found: list[np.ndarray] = [np.empty(0, dtype=np.int64)]
+    for d in range(1, max_bucket + 1):
+        same = np.flatnonzero((key[d:] == key[:-d]) & (band[d:] == band[:-d]))
+        if not len(same):
+            break
+        found.append(position[same].astype(np.int64) * n + position[same + d])
+    return np.concatenate(found)
+
+
+def verified_pairs(candidates: np.ndarray, signatures: np.ndarray, config: DedupConfig,
+                   method: DedupMethod | None = None) -> Pairs:
+    """The candidate codes (`a * n + b`, repeats allowed) whose estimated Jaccard reaches the floor, cut to `nearest`."""
+    n = len(signatures)
+    codes = np.unique(candidates)
+    a, b = codes // max(n, 1), codes % max(n, 1)
+    sims = np.concatenate([np.empty(0, dtype=np.float64), *(
+        estimated_jaccard(signatures[a[i : i + 65536]], signatures[b[i : i + 65536]]) for i in range(0, len(a), 65536))])
     keep = sims >= jaccard_floor(config, method)
     return nearest(Pairs.of(a[keep], b[keep], sims[keep], "minhash"), config.minhash_neighbours)
 
@@ -219,7 +233,7 @@ def confirmed(cosine: np.ndarray, one_sided: Callable[[int], bool], config: Dedu
 
 def pairs_from_arrays(
     signatures: np.ndarray | None, vectors: np.ndarray | None, config: DedupConfig, method: DedupMethod,
-    texts: Sequence[str] | None = None,
+    texts: Sequence[str] | None = None, minhash: MinhashPairs = minhash_pairs,
 ) -> Pairs:
     """Verified pairs from precomputed signatures and/or unit vectors (rows = items) and the texts.
 
@@ -228,10 +242,11 @@ def pairs_from_arrays(
     side or misspells them; a different person in the same template replaces words on both). Without
     `texts` that last route is closed. An embedding pair must also share `min_jaccard` of its
     shingles: all-MiniLM-L6-v2 reads English, and places unrelated Chinese personas at cosine 0.9.
+    `minhash` finds the MinHash candidates (in this process unless told otherwise).
     """
     parts: list[Pairs] = []
     if method in ("minhash", "both") and signatures is not None:
-        found = minhash_pairs(signatures, config, method)
+        found = minhash(signatures, config, method)
         if method == "both" and vectors is not None and len(found):
             cos = np.einsum("ij,ij->i", vectors[found.a], vectors[found.b])
             one_sided = (lambda i: differs_on_one_side(texts[found.a[i]], texts[found.b[i]])) if texts is not None \

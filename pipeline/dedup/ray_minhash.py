@@ -2,73 +2,72 @@
 
 The same pairs as `pairs.minhash_pairs`, computed as NeMo Curator's fuzzy dedup does:
 
-1. signatures in parallel (`map_batches`, the vectorised `MinHasher` of one process), each text
-   emitting one row per LSH band: (position, band, band key, signature);
-2. the rows grouped by (band, key): a shuffle, so each bucket lands whole on one worker;
-3. candidate pairs inside each bucket (each member with its `minhash_neighbours` next members in
-   position order, as the local pass pairs a sorted run) verified by estimated Jaccard there;
-4. the pairs collected, made unique across bands and cut to each persona's nearest
-   (`pairs.nearest`), ready for the union-find and merge of the batch pass (`groups.link_pairs`,
-   `GraphStore.merge_groups`).
+1. band keys in parallel (`map_batches` over blocks of rows, each reading its rows' signatures from
+   the one copy in the object store), one row per LSH band: (position, band, band key);
+2. the rows grouped by a hash of (band, key) into partitions: a shuffle, so each bucket lands whole
+   on one worker, which pairs its members as the local pass pairs a sorted run
+   (`pairs.bucket_candidates`);
+3. the candidates collected and verified by estimated Jaccard against the signatures, made unique
+   across bands and cut to each persona's nearest (`pairs.verified_pairs`, the local pass's own).
 
-Rows carry their signature into the shuffle (num_perm x 4 bytes per band row): simple, and the
-price of verifying inside the bucket; docs/scale.md puts numbers on it.
+Only (position, band, key) travel through the shuffle: 24 bytes per band row, not the signature
+(num_perm x 4 bytes), which is read where it is needed instead. The dedup stage uses this when
+`[run] executor = "ray"` (`on_ray`); the grouping, the merge and the Run node stay the local pass's.
 
-    >>> pairs = ray_minhash_pairs(texts, settings.dedup)       # ray.init() first, or it starts a local Ray
+    >>> pairs = ray_minhash_pairs(signatures, settings.dedup)   # ray.init() first, or it starts a local Ray
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
 from typing import Any
 
 import numpy as np
 
 from personagraph.config import DedupConfig, DedupMethod
-from personagraph.dedup.minhash import estimated_jaccard
-from personagraph.dedup.pairs import Pairs, band_keys, jaccard_floor, minhasher, nearest, new_lsh
-from personagraph.executor import ray_module
+from personagraph.dedup.pairs import MinhashPairs, Pairs, band_keys, bucket_candidates, new_lsh, verified_pairs
+from personagraph.executor import RayExecutor, ray_module
+
+# Band rows per shuffle partition: a partition is one `map_groups` call, so buckets are paired in
+# vectorised batches rather than one Python call per bucket (most buckets hold one persona).
+ROWS_PER_PARTITION = 250_000
 
 
-def ray_minhash_pairs(texts: Sequence[str], config: DedupConfig, method: DedupMethod | None = None,
+def ray_minhash_pairs(signatures: np.ndarray, config: DedupConfig, method: DedupMethod | None = None,
                       blocks: int = 8) -> Pairs:
-    """Pairs (positions in `texts`) that share an LSH band and reach the Jaccard floor, found on Ray Data."""
+    """Pairs (rows of `signatures`) that share an LSH band and reach the Jaccard floor, found on Ray Data."""
     ray = ray_module()
+    n = len(signatures)
+    if n < 2:
+        return verified_pairs(np.empty(0, dtype=np.int64), signatures, config, method)
     lsh = new_lsh(config, method)
-    bands, rows = lsh.b, lsh.r
-    floor, neighbours = jaccard_floor(config, method), config.minhash_neighbours
+    bands, rows, neighbours = lsh.b, lsh.r, config.minhash_neighbours
+    partitions = max(blocks, n * bands // ROWS_PER_PARTITION)
+    shared = ray.put(signatures)
 
     def band_rows(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        signatures = minhasher(config).signatures([str(t) for t in batch["text"]])
-        keys = band_keys(signatures, bands, rows)
-        n = len(signatures)
-        return {"i": np.repeat(batch["i"], bands), "band": np.tile(np.arange(bands, dtype=np.int64), n),
-                "key": keys.reshape(-1), "sig": np.repeat(signatures, bands, axis=0)}
+        position = batch["id"].astype(np.int64)
+        keys = band_keys(ray.get(shared)[position], bands, rows)
+        band = np.tile(np.arange(bands, dtype=np.int64), len(position))
+        key = keys.reshape(-1)
+        # Partition by (band, key): every row of one bucket meets in one group.
+        part = ((key ^ (band.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15))) % np.uint64(partitions)).astype(np.int64)
+        return {"i": np.repeat(position, bands), "band": band, "key": key, "part": part}
 
-    def bucket_pairs(group: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        order = np.argsort(group["i"], kind="stable")
-        positions, signatures = group["i"][order], np.asarray(group["sig"])[order]
-        found_a: list[np.ndarray] = [np.empty(0, dtype=np.int64)]
-        found_b: list[np.ndarray] = [np.empty(0, dtype=np.int64)]
-        found_sim: list[np.ndarray] = [np.empty(0, dtype=np.float32)]
-        for d in range(1, min(neighbours, len(positions) - 1) + 1):
-            sims = estimated_jaccard(signatures[:-d], signatures[d:])
-            keep = sims >= floor
-            found_a.append(positions[:-d][keep])
-            found_b.append(positions[d:][keep])
-            found_sim.append(sims[keep])
-        return {"a": np.concatenate(found_a).astype(np.int64), "b": np.concatenate(found_b).astype(np.int64),
-                "sim": np.concatenate(found_sim).astype(np.float32)}
+    def partition_candidates(group: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return {"code": bucket_candidates(group["band"], group["key"], group["i"], n, neighbours)}
 
-    items = [{"i": i, "text": t} for i, t in enumerate(texts)]
-    found = (ray.data.from_items(items, override_num_blocks=blocks)
+    found = (ray.data.range(n, override_num_blocks=blocks)
              .map_batches(band_rows, batch_format="numpy")
-             .groupby(["band", "key"], num_partitions=blocks)
-             .map_groups(bucket_pairs, batch_format="numpy")
+             .groupby("part", num_partitions=blocks)
+             .map_groups(partition_candidates, batch_format="numpy")
              .to_numpy_refs())
     parts: list[dict[str, Any]] = ray.get(found)
-    a, b, sims = (np.concatenate([np.empty(0), *(p[k] for p in parts)]) for k in ("a", "b", "sim"))
-    n = max(len(texts), 1)
-    # A pair found in several bands counts once (its estimate is the same in each).
-    codes, first = np.unique(np.minimum(a, b).astype(np.int64) * n + np.maximum(a, b).astype(np.int64), return_index=True)
-    return nearest(Pairs.of(codes // n, codes % n, sims[first], "minhash"), neighbours)
+    codes = np.concatenate([np.empty(0, dtype=np.int64), *(p["code"].astype(np.int64) for p in parts)])
+    return verified_pairs(codes, signatures, config, method)
+
+
+def on_ray(executor: RayExecutor) -> MinhashPairs:
+    """The MinHash pairs of the dedup pass on the executor's Ray (joined or started), in `workers` blocks."""
+    executor.ensure_ray()
+    return functools.partial(ray_minhash_pairs, blocks=max(executor.workers, 2))

@@ -15,6 +15,8 @@ from personagraph.graph.store import GraphStore, WriteStats
 from personagraph.config import DedupConfig, DedupMethod
 from personagraph.dedup.groups import Candidate, DuplicateGroup, LinkedGroup, duplicate_groups, survivor_order
 from personagraph.dedup.index import DedupIndex, index_folder, open_index
+from personagraph.dedup.pairs import MinhashPairs, minhash_pairs
+from personagraph.executor import executor_for
 from personagraph.stage import Stage, StageContext, StageSummary
 
 MERGE_CHUNK = 1000
@@ -100,6 +102,7 @@ def merge_duplicates(
     method: DedupMethod | None = None,
     dry_run: bool = False,
     on_progress: Callable[[str], None] | None = None,
+    minhash: MinhashPairs = minhash_pairs,
 ) -> DedupReport:
     """Find near-duplicate live personas and merge each group into its survivor (or only list them).
 
@@ -108,6 +111,7 @@ def merge_duplicates(
     so only personas new since the last run are hashed and embedded); after merging, the merged ids
     leave the index, which is saved with the graph's new fingerprint. The groups are saved before
     the first merge, so a pass stopped part-way is finished as it was chosen by the next one.
+    `minhash` proposes the MinHash pairs (`ray_minhash.on_ray` for Ray Data); nothing else differs.
     """
     method = method or config.method
     note = on_progress or (lambda _msg: None)
@@ -137,7 +141,8 @@ def merge_duplicates(
         return [min(g, key=lambda m: survivor_order(candidates[ids[m]])) for g in groups]
 
     texts = [index.texts[r] for r in rows]
-    pairs, linked = duplicate_groups(sigs, vecs, index.config, method, representatives=survivors, texts=texts)
+    pairs, linked = duplicate_groups(sigs, vecs, index.config, method, representatives=survivors, texts=texts,
+                                     minhash=minhash)
     counts = pairs.counts()
     note(f"choosing survivors of {len(linked)} groups ({len(pairs)} verified pairs)")
     groups = survivor_groups(ids, linked, candidates)
@@ -167,7 +172,16 @@ class Dedup(Stage[DedupReport]):
 
     async def run(self, ctx: StageContext, run_id: str) -> DedupReport:
         folder = index_folder(ctx.settings.store.data_dir, ctx.settings.store.graph)
+        # Not a shardable stage (one grouping and merge over all personas): only its MinHash pairs go to Ray.
+        executor = ctx.executor or executor_for(ctx.settings)
+        if executor is not None:
+            from personagraph.dedup.ray_minhash import on_ray
+
+            minhash = on_ray(executor)
+        else:
+            minhash = minhash_pairs
         report = await asyncio.to_thread(merge_duplicates, ctx.store, self.config, folder, method=self.method,
-                                         dry_run=self.dry_run, on_progress=lambda msg: ctx.progress(msg, 0, None))
+                                         dry_run=self.dry_run, on_progress=lambda msg: ctx.progress(msg, 0, None),
+                                         minhash=minhash)
         ctx.progress(f"dedup: {len(report.groups):,} groups, {report.merged:,} merged", 1, 1)
         return report
