@@ -4,6 +4,7 @@
     python -m bench.bench_dedup embedding --n 2000         # texts/s of all-MiniLM-L6-v2 on this CPU
     python -m bench.bench_dedup ann --n 100000             # IVF vs exact neighbours: time and recall of the pairs
     python -m bench.bench_dedup full --n 1000000 --method both   # a real graph
+    python -m bench.bench_dedup full --n 1000000 --ray-workers 1 2   # MinHash pairs on a local Ray of 1, then 2 CPUs
 
 Ratios are measured in one run on the same texts. `full` builds a planted corpus of about `n`
 personas, imports it into a fresh embedded FalkorDB in a temporary folder, runs the dedup stage and
@@ -18,6 +19,7 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from datasketch import MinHash
 
@@ -105,18 +107,37 @@ def _rss_mb(pid: int) -> float:
     return 0.0
 
 
-def bench_full(n: int, method: str, minhash_threshold: float | None) -> None:
-    """Import a planted corpus into a fresh embedded graph and run the dedup stage over it."""
-    from personagraph.graph import server
-    from personagraph.graph.model import Persona
-    from personagraph.graph.store import FalkorStore, StoreConfig
-    from personagraph.dedup.stage import merge_duplicates
-
+def bench_full(n: int, method: str, minhash_threshold: float | None, ray_workers: list[int] | None = None) -> None:
+    """Import a planted corpus into a fresh embedded graph and run the dedup stage over it; with
+    `ray_workers`, once per count, each on a fresh import, the MinHash pairs on a local Ray of that many CPUs."""
     n_base = int(n / 1.6)  # make_corpus adds ~0.6 copies per base at the default share
     t0 = time.perf_counter()
     # Two activities per persona: enough distinct combinations for a million personas.
     corpus = make_corpus(n_base, seed=4, activities=2, min_differing=1)
     print(f"corpus: {len(corpus.texts)} personas ({n_base} distinct) built in {time.perf_counter() - t0:.0f}s")
+    for workers in ray_workers or [0]:
+        _full_pass(corpus, method, minhash_threshold, workers)
+
+
+def _full_pass(corpus: Any, method: str, minhash_threshold: float | None, workers: int) -> None:
+    """One import and dedup pass over `corpus` (`workers` > 0: MinHash pairs on a local Ray of that many CPUs)."""
+    from personagraph.graph import server
+    from personagraph.graph.model import Persona
+    from personagraph.graph.store import FalkorStore, StoreConfig
+    from personagraph.dedup.stage import merge_duplicates
+    from personagraph.dedup.pairs import minhash_pairs
+
+    minhash = minhash_pairs
+    if workers:
+        import ray
+
+        from personagraph.dedup.ray_minhash import on_ray
+        from personagraph.executor import RayExecutor
+
+        ray.shutdown()
+        ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False)
+        minhash = on_ray(RayExecutor(workers=workers))
+        print(f"-- MinHash pairs on a local Ray of {workers} CPU(s)")
     folder = Path(tempfile.mkdtemp(prefix="pgb-", dir="/tmp"))
     try:
         server.ensure_running(folder)
@@ -130,13 +151,13 @@ def bench_full(n: int, method: str, minhash_threshold: float | None) -> None:
         config = DedupConfig() if minhash_threshold is None else DedupConfig(minhash_threshold=minhash_threshold)
         report = merge_duplicates(
             store, config, folder / "dedup", method=method,  # type: ignore[arg-type]
-            on_progress=lambda msg: print(f"  {time.perf_counter() - t0:7.1f}s  {msg}", flush=True),
+            on_progress=lambda msg: print(f"  {time.perf_counter() - t0:7.1f}s  {msg}", flush=True), minhash=minhash,
         )
         total = time.perf_counter() - t0
         groups = [[pos[g.survivor]] + [pos[d] for d in g.duplicates] for g in report.groups]
         p, r = pair_scores(groups, corpus.cluster)
         server_pid = server.status(folder).pid or 0
-        print(f"dedup pass ({method}): {total:.0f}s for {report.personas} personas, {len(report.groups)} groups, "
+        print(f"dedup pass ({method}{f', Ray {workers} CPU(s)' if workers else ''}): {total:.0f}s for {report.personas} personas, {len(report.groups)} groups, "
               f"{report.merged} merged; P={p:.3f} R={r:.3f}")
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         print(f"peak RSS: this process {peak:.0f} MB" + (f", FalkorDB {_rss_mb(server_pid):.0f} MB" if server_pid else ""))
@@ -167,6 +188,7 @@ def main() -> None:
     f.add_argument("--n", type=int, default=1_000_000)
     f.add_argument("--method", default="minhash", choices=["minhash", "embedding", "both"])
     f.add_argument("--minhash-threshold", type=float, default=None, help="override the default J (0.7+ for MinHash alone)")
+    f.add_argument("--ray-workers", type=int, nargs="+", default=None, help="run once per count with the MinHash pairs on a local Ray of that many CPUs")
     args = parser.parse_args()
     if args.what == "hashing":
         bench_hashing(args.n, args.num_perm, args.shingle)
@@ -175,7 +197,7 @@ def main() -> None:
     elif args.what == "embedding":
         bench_embedding(args.n, args.batch_size)
     else:
-        bench_full(args.n, args.method, args.minhash_threshold)
+        bench_full(args.n, args.method, args.minhash_threshold, args.ray_workers)
 
 
 if __name__ == "__main__":
