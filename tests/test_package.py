@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -53,3 +54,5 @@ def test_the_wheel_holds_the_web_apps_front_end_whatever_its_files_are(tmp_path:
             for folder in (probe.parent, probe.parent.parent, static / "vendor", static):
                 if folder.is_dir() and not any(folder.iterdir()):
                     folder.rmdir()
+            # setuptools builds in the checkout's build/, which later wheels reuse: leave no probe there.
+            shutil.rmtree(ROOT / "build" / "lib" / "personagraph" / "web" / "static" / "vendor" / "probe-lib", ignore_errors=True)

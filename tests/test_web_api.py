@@ -380,6 +380,7 @@ def test_pages_and_api_carry_the_security_headers(served: Graph, world: World) -
         assert answer.status_code == 200, path
         csp = answer.headers["content-security-policy"]
         assert "default-src 'self'" in csp and "object-src 'none'" in csp and "script-src" not in csp
+        assert "unsafe-inline" not in csp  # no inline style either: only /docs needs it
         assert answer.headers["x-content-type-options"] == "nosniff"
     assert api.get("/").headers["content-type"].startswith("text/html")
 

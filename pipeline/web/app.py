@@ -52,7 +52,7 @@ from personagraph.web.models import (
 )
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
-CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; object-src 'none'; "
+CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self'; object-src 'none'; "
        "base-uri 'none'; frame-ancestors 'none'")
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
 PAGES = ("/", "/persona/{persona_id}", "/neighbourhood/{persona_id}", "/coverage", "/runs", "/samples")
@@ -130,7 +130,9 @@ def _docs_page() -> HTMLResponse:
     html = bytes(page.body).decode("utf-8")
     inline = re.findall(r"<script>(.*?)</script>", html, re.S)
     hashes = " ".join(f"'sha256-{base64.b64encode(hashlib.sha256(s.encode()).digest()).decode()}'" for s in inline)
-    page.headers["Content-Security-Policy"] = CSP.replace("default-src 'self';", f"default-src 'self'; script-src 'self' {hashes};")
+    # Swagger UI also sets inline styles: allowed on this page only.
+    csp = CSP.replace("default-src 'self';", f"default-src 'self'; script-src 'self' {hashes};")
+    page.headers["Content-Security-Policy"] = csp.replace("style-src 'self';", "style-src 'self' 'unsafe-inline';")
     return page
 
 
