@@ -57,19 +57,18 @@ def store_options(falkordb_dir: Path) -> StoreConfig:
 @pytest.fixture
 def store(store_options: StoreConfig) -> Iterator[GraphStore]:
     """A fresh, schema-ready graph on the real embedded FalkorDB; deleted after the test."""
-    st = FalkorStore(store_options)
-    st.ensure_schema()
-    yield st
-    try:
-        st._graph.delete()
-    finally:
-        st.close()
+    yield from _fresh_graph(store_options)
 
 
 @pytest.fixture
 def other_store(store_options: StoreConfig) -> Iterator[GraphStore]:
     """A second graph on the same server: where a Ray run writes, beside the one-process run's."""
-    st = FalkorStore(store_options.model_copy(update={"graph": store_options.graph + "_ray"}))
+    yield from _fresh_graph(store_options.model_copy(update={"graph": store_options.graph + "_ray"}))
+
+
+def _fresh_graph(options: StoreConfig) -> Iterator[GraphStore]:
+    """A schema-ready graph, deleted when the fixture ends."""
+    st = FalkorStore(options)
     st.ensure_schema()
     yield st
     try:
