@@ -10,7 +10,7 @@ What one row is written about follows from the variables the prompt uses (`task_
 
 - a *persona task* (neither of the below): one sampled persona, `${persona}`.
 - an *edge task* (`${other}` or `${edge}`): one relationship edge, `(persona)-[edge]->(other)`, picked
-  from the edges of personas the strategy draws (`pick_edges`); `${edge}` is its type in words
+  from the edges of personas the strategy draws (`iter_edges`); `${edge}` is its type in words
   ('patient of'), read from `${persona}` to `${other}`.
 - a *cluster task* (`${neighbours}`): one connected cluster (the `cluster` strategy, whatever the
   configured one), `${persona}` its seed and `${neighbours}` the other members (P2, P3, ...) with
@@ -275,12 +275,6 @@ def pick_personas(store: GraphStore, spec: SampleConfig, count: int) -> list[tup
     return list(picked.values())
 
 
-def pick_edges(store: GraphStore, spec: SampleConfig, count: int) -> list[SynthesisUnit]:
-    """`count` distinct relationship edges between sampleable personas (fewer if the graph runs out):
-    `iter_edges`'s batches, joined."""
-    return [unit for part in iter_edges(store, spec, count) for unit in part]
-
-
 def iter_edges(store: GraphStore, spec: SampleConfig, count: int, batch: int = UNIT_BATCH) -> Iterator[list[SynthesisUnit]]:
     """`count` distinct relationship edges between sampleable personas (fewer if the graph runs out),
     a batch of anchors at a time.
@@ -326,11 +320,6 @@ def iter_edges(store: GraphStore, spec: SampleConfig, count: int, batch: int = U
         if len(anchors) < want:
             return
         want *= 2
-
-
-def pick_clusters(store: GraphStore, spec: SampleConfig, count: int) -> list[SynthesisUnit]:
-    """`count` connected clusters of `spec.size` personas: `iter_clusters`'s batches, joined."""
-    return [unit for part in iter_clusters(store, spec, count) for unit in part]
 
 
 def iter_clusters(store: GraphStore, spec: SampleConfig, count: int, batch: int = UNIT_BATCH) -> Iterator[list[SynthesisUnit]]:
@@ -632,7 +621,8 @@ class Synthesize(Stage[SynthesisSummary]):
             while batch is not None:
                 mine = [unit for unit in batch if self.shard.owns(unit.key)]
                 await asyncio.to_thread(synth.prepare_neighbourhoods, list(dict.fromkeys(u.members[0]["id"] for u in mine)))
-                start, units[len(units):] = len(units), mine
+                start = len(units)
+                units.extend(mine)
                 for request in synth.requests(mine, client.config.model, start):
                     yield request
                 batch = await anext(batches, None)
