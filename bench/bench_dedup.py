@@ -4,6 +4,7 @@
     python -m bench.bench_dedup embedding --n 2000         # texts/s of all-MiniLM-L6-v2 on this CPU
     python -m bench.bench_dedup ann --n 100000             # IVF vs exact neighbours: time and recall of the pairs
     python -m bench.bench_dedup full --n 1000000 --method both   # a real graph
+    python -m bench.bench_dedup full --n 1000000 --method both --corpus real --precision int8
     python -m bench.bench_dedup full --n 1000000 --ray-workers 1 2   # MinHash pairs on a local Ray of 1, then 2 CPUs
 
 Ratios are measured in one run on the same texts. `full` builds a planted corpus of about `n`
@@ -14,11 +15,13 @@ reports time per phase, peak memory of this process and of the FalkorDB server, 
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import shutil
 import tempfile
 import time
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 from datasketch import MinHash
@@ -100,6 +103,21 @@ def bench_ann(n: int, sizes: list[int], nprobes: list[int], threshold: float, k:
                   flush=True)
 
 
+def _printer(t0: float) -> Callable[[str, int, int | None], None]:
+    """A progress callback that prints each phase once and counted work every tenth of the way."""
+    last: dict[str, int] = {}
+
+    def show(msg: str, done: int, total: int | None) -> None:
+        step = max(1, (total or 1) // 10)
+        if total and last.get(msg, -step) + step > done and done < total:
+            return
+        last[msg] = done
+        counted = f" {done:,}/{total:,}" if total else ""
+        print(f"  {time.perf_counter() - t0:7.1f}s  {msg}{counted}  (RSS {_rss_mb(os.getpid()) :.0f} MB peak)", flush=True)
+
+    return show
+
+
 def _rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
@@ -107,19 +125,30 @@ def _rss_mb(pid: int) -> float:
     return 0.0
 
 
-def bench_full(n: int, method: str, minhash_threshold: float | None, ray_workers: list[int] | None = None) -> None:
+def bench_full(n: int, method: str, minhash_threshold: float | None, ray_workers: list[int] | None = None,
+               corpus_kind: str = "templated", precision: str | None = None) -> None:
     """Import a planted corpus into a fresh embedded graph and run the dedup stage over it; with
-    `ray_workers`, once per count, each on a fresh import, the MinHash pairs on a local Ray of that many CPUs."""
-    n_base = int(n / 1.6)  # make_corpus adds ~0.6 copies per base at the default share
+    `ray_workers`, once per count, each on a fresh import, the MinHash pairs on a local Ray of that many CPUs.
+
+    `corpus_kind` "templated": `planted_duplicates.make_corpus` (34.6 tokens a persona); "real": real
+    personas' openings and endings recombined, with planted edits (`planted_edits.recombined`, 20
+    tokens, as long as real personas: the encoder's cost is per token)."""
     t0 = time.perf_counter()
-    # Two activities per persona: enough distinct combinations for a million personas.
-    corpus = make_corpus(n_base, seed=4, activities=2, min_differing=1)
-    print(f"corpus: {len(corpus.texts)} personas ({n_base} distinct) built in {time.perf_counter() - t0:.0f}s")
+    if corpus_kind == "real":
+        from bench.planted_edits import recombined
+
+        corpus: Any = recombined(n, seed=4)
+        n_base = len(set(corpus.cluster))
+    else:
+        n_base = int(n / 1.6)  # make_corpus adds ~0.6 copies per base at the default share
+        # Two activities per persona: enough distinct combinations for a million personas.
+        corpus = make_corpus(n_base, seed=4, activities=2, min_differing=1)
+    print(f"corpus ({corpus_kind}): {len(corpus.texts)} personas ({n_base} distinct) built in {time.perf_counter() - t0:.0f}s")
     for workers in ray_workers or [0]:
-        _full_pass(corpus, method, minhash_threshold, workers)
+        _full_pass(corpus, method, minhash_threshold, workers, precision)
 
 
-def _full_pass(corpus: Any, method: str, minhash_threshold: float | None, workers: int) -> None:
+def _full_pass(corpus: Any, method: str, minhash_threshold: float | None, workers: int, precision: str | None) -> None:
     """One import and dedup pass over `corpus` (`workers` > 0: MinHash pairs on a local Ray of that many CPUs)."""
     from personagraph.graph import server
     from personagraph.graph.model import Persona
@@ -148,10 +177,14 @@ def _full_pass(corpus: Any, method: str, minhash_threshold: float | None, worker
         print(f"import: {time.perf_counter() - t0:.0f}s")
         pos = {Persona(description=t).id: i for i, t in enumerate(corpus.texts)}
         t0 = time.perf_counter()
-        config = DedupConfig() if minhash_threshold is None else DedupConfig(minhash_threshold=minhash_threshold)
+        config = DedupConfig(method=method)  # type: ignore[arg-type]
+        if minhash_threshold is not None:
+            config = config.model_copy(update={"minhash_threshold": minhash_threshold})
+        if precision is not None:
+            config = config.model_copy(update={"embedding_precision": precision})
         report = merge_duplicates(
             store, config, folder / "dedup", method=method,  # type: ignore[arg-type]
-            on_progress=lambda msg: print(f"  {time.perf_counter() - t0:7.1f}s  {msg}", flush=True), minhash=minhash,
+            on_progress=_printer(t0), minhash=minhash,
         )
         total = time.perf_counter() - t0
         groups = [[pos[g.survivor]] + [pos[d] for d in g.duplicates] for g in report.groups]
@@ -188,6 +221,9 @@ def main() -> None:
     f.add_argument("--n", type=int, default=1_000_000)
     f.add_argument("--method", default="minhash", choices=["minhash", "embedding", "both"])
     f.add_argument("--minhash-threshold", type=float, default=None, help="override the default J (0.7+ for MinHash alone)")
+    f.add_argument("--corpus", default="templated", choices=["templated", "real"],
+                   help="templated personas, or real personas' parts recombined (as long as real personas)")
+    f.add_argument("--precision", default=None, choices=["fp32", "int8"], help="the encoder's (default: the config's)")
     f.add_argument("--ray-workers", type=int, nargs="+", default=None, help="run once per count with the MinHash pairs on a local Ray of that many CPUs")
     args = parser.parse_args()
     if args.what == "hashing":
@@ -197,7 +233,7 @@ def main() -> None:
     elif args.what == "embedding":
         bench_embedding(args.n, args.batch_size)
     else:
-        bench_full(args.n, args.method, args.minhash_threshold, args.ray_workers)
+        bench_full(args.n, args.method, args.minhash_threshold, args.ray_workers, args.corpus, args.precision)
 
 
 if __name__ == "__main__":

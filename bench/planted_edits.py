@@ -293,6 +293,36 @@ def plant(bases: Sequence[str], seed: int = 0, dup_share: float = 0.35, max_copi
     return Planted([r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows])
 
 
+_JOINS = re.compile(r" (?:who|that|with|from|and|interested in|known for|working|living|passionate about) |, ")
+
+
+def recombined(n: int, seed: int = 0, dup_share: float = 0.35) -> Planted:
+    """About `n` persona texts as long as real ones, for a pass at scale: each distinct persona joins the
+    opening of one real English persona ("A sports journalist") to the rest of another (" who has
+    interviewed Michael Jordan ..."), and `plant` gives `dup_share` of them edited copies.
+
+    The 3,000 real personas hold too few people for a million, and the templated corpus of
+    `planted_duplicates` is twice as long (34.6 tokens against 18.5), which doubles the encoder's
+    work. Recombined personas share openings and endings with hundreds of others, so, like templated
+    ones, they are denser in near neighbours than real text.
+    """
+    rng = random.Random(seed)
+    heads: list[str] = []
+    tails: list[str] = []
+    for text in load_real():
+        if not text.isascii():
+            continue
+        cut = _JOINS.search(text)
+        if cut is not None and 0 < cut.start() < 60:
+            heads.append(text[: cut.start()])
+            tails.append(text[cut.start():])
+    bases: set[str] = set()
+    want = int(n / (1 + dup_share * 2))  # `plant` adds ~2 copies to dup_share of the bases
+    while len(bases) < want:
+        bases.add(rng.choice(heads) + rng.choice(tails))
+    return plant(sorted(bases), seed=seed, dup_share=dup_share)
+
+
 def embed_cached(texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
     """Unit vectors of `texts`, from a cache file keyed by the texts' digest when there is one."""
     from personagraph.dedup.embedding import embed

@@ -106,3 +106,18 @@ def test_an_index_saved_with_other_shingles_is_rebuilt_not_mixed(store: GraphSto
     assert len(DedupIndex.load(chars, tmp_path)) == 0  # the saved signatures are of word shingles
     index = open_index(store, chars, tmp_path)
     assert np.array_equal(index.signatures, minhasher(chars).signatures(index.texts))
+
+
+def test_the_index_file_keeps_texts_exactly_and_reads_the_earlier_fixed_width_layout(tmp_path: Path) -> None:
+    texts = ["A beekeeper in Oslo.", "一位在上海工作的护士", "", "x" * 5_000, "Emoji 🐝 and a lone \ud800 surrogate"]
+    config = DedupConfig(method="minhash")
+    index = DedupIndex(config, tmp_path)
+    index.add([f"p_{i}" for i in range(len(texts))], texts)
+    index.save()
+    with np.load(tmp_path / "index.npz") as data:
+        assert "texts" not in data and data["texts_utf8"].dtype == np.uint8  # no row padded to the longest
+        earlier = {k: data[k] for k in data.files if not k.startswith("texts_")}
+    assert DedupIndex.load(config, tmp_path).texts == texts
+    # A file written before the packed layout (one fixed-width string array) loads the same.
+    np.savez(tmp_path / "index.npz", **earlier, texts=np.array(texts[:4] + ["Emoji 🐝"], dtype=str))
+    assert DedupIndex.load(config, tmp_path).texts == texts[:4] + ["Emoji 🐝"]

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -21,11 +21,13 @@ from pydantic import BaseModel
 
 from personagraph.graph.model import persona_id
 from personagraph.graph.store import LIVE_STATUSES, GraphStore
+from personagraph.stage import ProgressFn
 from personagraph.config import DedupConfig
 from personagraph.dedup.embedding import DIM, embed
 from personagraph.dedup.minhash import estimated_jaccard
 from personagraph.dedup.pairs import confirmed, differs_on_one_side, jaccard_floor, minhasher, new_lsh
 
+ARRAY_CHUNK = 16_384  # texts hashed and embedded between two progress reports
 FORMAT_VERSION = 2  # 2: character shingles (`shingles` in the settings) and the texts; older files are rebuilt
 INDEX_FILE = "index.npz"
 
@@ -91,14 +93,15 @@ class DedupIndex:
     def __contains__(self, persona: str) -> bool:
         return persona in self._pos
 
-    def add(self, ids: Sequence[str], descriptions: Sequence[str], created_at: Sequence[float] | None = None) -> None:
-        """Index new personas (ids already indexed are skipped)."""
+    def add(self, ids: Sequence[str], descriptions: Sequence[str], created_at: Sequence[float] | None = None,
+            progress: ProgressFn | None = None) -> None:
+        """Index new personas (ids already indexed are skipped); `progress` counts the texts hashed and embedded."""
         fresh = [i for i, pid in enumerate(ids) if pid not in self._pos]
         if not fresh:
             return
         new_ids = [ids[i] for i in fresh]
         texts = [descriptions[i] for i in fresh]
-        sigs, vecs = self._arrays(texts)
+        sigs, vecs = self._arrays(texts, progress)
         created = [float(created_at[i]) if created_at is not None else 0.0 for i in fresh]
         self._append(new_ids, texts, created, sigs, vecs)
 
@@ -145,7 +148,7 @@ class DedupIndex:
         if self._faiss is not None:
             self._faiss.remove_ids(np.asarray(gone, dtype=np.int64))
 
-    def sync(self, store: GraphStore) -> int:
+    def sync(self, store: GraphStore, progress: ProgressFn | None = None) -> int:
         """Bring the index in line with the graph's live personas; returns how many rows changed."""
         now = fingerprint(store)
         if now == self.fingerprint:
@@ -156,7 +159,7 @@ class DedupIndex:
         stale = [pid for pid in self._pos if pid not in live]
         self.remove(stale)
         missing = [pid for pid in live if pid not in self._pos]
-        self.add(missing, [live[p][0] for p in missing], [live[p][1] for p in missing])
+        self.add(missing, [live[p][0] for p in missing], [live[p][1] for p in missing], progress)
         self.fingerprint = now
         return len(stale) + len(missing)
 
@@ -215,15 +218,28 @@ class DedupIndex:
                 out[i] = self._best(out[i], Match(id=self.ids[pos], similarity=s, method="embedding"))
         return out
 
-    def _arrays(self, texts: list[str]) -> tuple[np.ndarray | None, np.ndarray | None]:
+    def _arrays(self, texts: list[str], progress: ProgressFn | None = None) -> tuple[np.ndarray | None, np.ndarray | None]:
         """Signatures and vectors of `texts`, reusing the last lookup's rows (expansion looks a batch
-        up, then adds the new ones: embedding them twice would double its dedup cost)."""
+        up, then adds the new ones: embedding them twice would double its dedup cost).
+
+        Computed `ARRAY_CHUNK` texts at a time into arrays allocated once, so `progress` can count
+        them (a first pass over a million personas embeds for tens of minutes)."""
         rows = [self._last_lookup.get(t) for t in texts]
         if texts and all(r is not None for r in rows):
             sigs, vecs = self._last_arrays
             return (None if sigs is None else sigs[rows]), (None if vecs is None else vecs[rows])
-        sigs = self.hasher.signatures(texts) if self.use_minhash else None
-        vecs = embed(texts, self.config.embed_batch_size, self.config.embedding_precision) if self.use_embedding else None
+        n = len(texts)
+        sigs = np.empty((n, self.config.num_perm), dtype=np.uint32) if self.use_minhash else None
+        vecs = np.empty((n, DIM), dtype=np.float32) if self.use_embedding else None
+        for start in range(0, n, ARRAY_CHUNK):
+            chunk = texts[start : start + ARRAY_CHUNK]
+            if sigs is not None:
+                sigs[start : start + len(chunk)] = self.hasher.signatures(chunk)
+            if vecs is not None:
+                vecs[start : start + len(chunk)] = embed(chunk, self.config.embed_batch_size, self.config.embedding_precision)
+            if progress is not None:
+                progress("hashing and embedding personas" if vecs is not None else "hashing personas",
+                         start + len(chunk), n)
         return sigs, vecs
 
     def _minhash_match(self, sig: np.ndarray, vec: np.ndarray | None, text: str) -> Match | None:
@@ -299,7 +315,7 @@ class DedupIndex:
             "state": np.array(json.dumps(state)),
             "ids": np.array([self.ids[r] for r in rows], dtype=str),
             "created": np.array([self.created[r] for r in rows], dtype=np.float64),
-            "texts": np.array([self.texts[r] for r in rows], dtype=str),
+            **pack_texts([self.texts[r] for r in rows]),
         }
         sigs, vecs = self.live_arrays()
         if sigs is not None:
@@ -325,7 +341,7 @@ class DedupIndex:
             if state["meta"] != index._meta():
                 return index
             index._append(
-                data["ids"].tolist(), data["texts"].tolist(), data["created"].tolist(),
+                data["ids"].tolist(), unpack_texts(data), data["created"].tolist(),
                 data["signatures"] if index.use_minhash else None,
                 data["vectors"] if index.use_embedding else None,
             )
@@ -333,14 +349,32 @@ class DedupIndex:
         return index
 
 
+def pack_texts(texts: Sequence[str]) -> dict[str, np.ndarray]:
+    """Texts as one UTF-8 buffer and the end offset of each: a fixed-width numpy string array pads every
+    row to the longest (4 bytes a character), 1.2 GB for a million descriptions of up to 300 characters."""
+    encoded = [t.encode("utf-8", "surrogatepass") for t in texts]
+    ends = np.cumsum([len(b) for b in encoded], dtype=np.int64) if encoded else np.empty(0, dtype=np.int64)
+    return {"texts_utf8": np.frombuffer(b"".join(encoded), dtype=np.uint8), "texts_ends": ends}
+
+
+def unpack_texts(data: Mapping[str, np.ndarray]) -> list[str]:
+    """The texts `pack_texts` stored (or the fixed-width array of files written before it)."""
+    if "texts_utf8" not in data:
+        return data["texts"].tolist()
+    blob = data["texts_utf8"].tobytes()
+    ends = data["texts_ends"].tolist()
+    starts = [0, *ends[:-1]]
+    return [blob[a:b].decode("utf-8", "surrogatepass") for a, b in zip(starts, ends)]
+
+
 def index_folder(data_dir: Path, graph: str) -> Path:
     """Where the dedup index of graph `graph` lives: beside the graph, in `data_dir/dedup/<graph>`."""
     return Path(data_dir) / "dedup" / graph
 
 
-def open_index(store: GraphStore, config: DedupConfig, folder: Path) -> DedupIndex:
+def open_index(store: GraphStore, config: DedupConfig, folder: Path, progress: ProgressFn | None = None) -> DedupIndex:
     """Load the index from `folder`, sync it with the graph, and save it if that changed anything."""
     index = DedupIndex.load(config, folder)
-    if index.sync(store):
+    if index.sync(store, progress):
         index.save()
     return index

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-from collections.abc import Callable
 from pathlib import Path
 from typing import ClassVar
 
@@ -17,7 +16,7 @@ from personagraph.dedup.groups import Candidate, DuplicateGroup, LinkedGroup, du
 from personagraph.dedup.index import DedupIndex, index_folder, open_index
 from personagraph.dedup.pairs import MinhashPairs, minhash_pairs
 from personagraph.executor import executor_for
-from personagraph.stage import Stage, StageContext, StageSummary
+from personagraph.stage import ProgressFn, Stage, StageContext, StageSummary
 
 MERGE_CHUNK = 1000
 # The groups a pass is merging, written before its first merge and removed when it is done: a pass
@@ -66,17 +65,17 @@ def _save_plan(index_dir: Path, groups: list[DuplicateGroup]) -> Path:
     return plan
 
 
-def _merge(store: GraphStore, groups: list[DuplicateGroup], report: DedupReport, note: Callable[[str], None]) -> None:
+def _merge(store: GraphStore, groups: list[DuplicateGroup], report: DedupReport, progress: ProgressFn) -> None:
     """Merge `groups` into their survivors, adding to `report`."""
     # Merged in chunks: progress to show, and each chunk is a unit a crashed run does not redo.
     for start in range(0, len(groups), MERGE_CHUNK):
-        note(f"merging groups {start + 1}-{min(start + MERGE_CHUNK, len(groups))} of {len(groups)}")
         chunk = groups[start : start + MERGE_CHUNK]
         report.write += store.merge_groups([(g.survivor, g.duplicates) for g in chunk])
         report.merged += sum(len(g.duplicates) for g in chunk)
+        progress("merging duplicate groups", start + len(chunk), len(groups))
 
 
-def _finish_stopped_pass(store: GraphStore, index_dir: Path, note: Callable[[str], None]) -> DedupReport:
+def _finish_stopped_pass(store: GraphStore, index_dir: Path, progress: ProgressFn) -> DedupReport:
     """Merge the groups a stopped pass left in its plan, as that pass chose them, then drop the plan.
 
     Choosing again on the half-merged graph could pick other survivors (moved edges change degrees)
@@ -89,8 +88,8 @@ def _finish_stopped_pass(store: GraphStore, index_dir: Path, note: Callable[[str
     groups = [DuplicateGroup.model_validate(g) for g in json.loads(plan.read_text(encoding="utf-8"))]
     present = store.get_personas([g.survivor for g in groups])  # a survivor deleted since (a purge) is skipped
     finished.groups = [g for g in groups if g.survivor in present]
-    note(f"finishing the merges of {len(finished.groups)} groups a stopped dedup pass left")
-    _merge(store, finished.groups, finished, note)
+    progress(f"finishing the merges of {len(finished.groups)} groups a stopped dedup pass left", 0, None)
+    _merge(store, finished.groups, finished, progress)
     plan.unlink()
     return finished
 
@@ -101,7 +100,7 @@ def merge_duplicates(
     index_dir: Path,
     method: DedupMethod | None = None,
     dry_run: bool = False,
-    on_progress: Callable[[str], None] | None = None,
+    on_progress: ProgressFn | None = None,
     minhash: MinhashPairs = minhash_pairs,
 ) -> DedupReport:
     """Find near-duplicate live personas and merge each group into its survivor (or only list them).
@@ -114,17 +113,21 @@ def merge_duplicates(
     `minhash` proposes the MinHash pairs (`ray_minhash.on_ray` for Ray Data); nothing else differs.
     """
     method = method or config.method
-    note = on_progress or (lambda _msg: None)
-    finished = DedupReport(personas=0) if dry_run else _finish_stopped_pass(store, index_dir, note)
+    step: ProgressFn = on_progress or (lambda _msg, _done, _total: None)
+
+    def note(msg: str) -> None:
+        step(msg, 0, None)
+
+    finished = DedupReport(personas=0) if dry_run else _finish_stopped_pass(store, index_dir, step)
     note("syncing the dedup index with the graph")
     if method == config.method:
-        index: DedupIndex = open_index(store, config, index_dir)
+        index: DedupIndex = open_index(store, config, index_dir, step)
     else:
         # Another method than the persisted index serves: compute its arrays in memory only (the
         # persisted index resyncs from the changed fingerprint when it is next opened).
         index_config = config.model_copy(update={"method": method})
         index = DedupIndex(index_config)
-        index.sync(store)
+        index.sync(store, step)
     rows = index.live_rows()
     ids = [index.ids[r] for r in rows]
     sigs, vecs = index.live_arrays()  # views, not copies, unless rows were removed since the last save
@@ -151,7 +154,7 @@ def merge_duplicates(
     if dry_run or not groups:
         return report
     plan = _save_plan(index_dir, groups)
-    _merge(store, groups, report, note)
+    _merge(store, groups, report, step)
     index.forget(store, [d for g in groups for d in g.duplicates])
     if index.folder is not None:
         index.save()
@@ -181,7 +184,7 @@ class Dedup(Stage[DedupReport]):
         else:
             minhash = minhash_pairs
         report = await asyncio.to_thread(merge_duplicates, ctx.store, self.config, folder, method=self.method,
-                                         dry_run=self.dry_run, on_progress=lambda msg: ctx.progress(msg, 0, None),
+                                         dry_run=self.dry_run, on_progress=ctx.progress,
                                          minhash=minhash)
         ctx.progress(f"dedup: {len(report.groups):,} groups, {report.merged:,} merged", 1, 1)
         return report
