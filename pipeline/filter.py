@@ -117,6 +117,9 @@ _STATEMENT_START = re.compile(
     r"[^.!?\n]{0,80}\b(?:likely|probably)\b|[^。！？\n]{0,20}(?:可能是|大概是|应该是)|"
     r"the [\w'’-]+(?: [\w'’-]+){0,3} (?:is|are|was|were|will|would|has|have|had|can|could|should|may|might|must|"
     r"plans|says|said)\b|(?:if|when|once|after|before|while|although|because|since|unless)\b|"
+    # a sentence about an event, with any verb that takes a place or time after it: "The pod stays in ..."
+    r"the (?:(?!(?:who|whose|that|which)\b)[\w'’-]+ ){1,3}(?:\w+ly )?[a-z]+(?:s|ed) (?:in|on|at|to|for|after|"
+    r"before|with|from|into|up|out|down|off|over|the|a|an|his|her|their)\b|"
     r"(?!(?:an?|i)\b)[^.:：!?\n\"]{1,50}[:：]\s*\S|"
     r"(?:这|该|此)(?:段|篇)?(?:文本|文章|文字|内容)|根据(?:这|该|以上|上述))",
     re.IGNORECASE,
@@ -127,11 +130,25 @@ _STATEMENT_ANYWHERE = re.compile(
     r"\b(?:this|the above|the following|the given|the provided|the original|the source) (?:text|passage|document|"
     r"excerpt|article|post|prompt)\b|\bpersona description\b|\bdescribe (?:that|this|the|one) (?:person|individual)\b|"
     r"\bas a persona\b|\b(?:the|this|that|a|input|seed|your|my|our) persona\b|\bpersona'?s\b|"
-    r"\b(?:is|was) likely (?:to be )?(?:the|a) (?:reader|writer|author)\b|以下文本|上述文本|这段文字",
+    r"\b(?:is|was) likely (?:to be )?(?:the|a) (?:reader|writer|author)\b|以下文本|上述文本|这段文字|"
+    # someone only by a relation to the text or to a character of it
+    r"\b(?:related|connected|linked|relevant) to (?:the|this|that) (?:text|passage|article|post|story|document)\b|"
+    r"\bthe (?:protagonist|main character|narrator)\b(?! of\b)",
     re.IGNORECASE,
 )
 _STATEMENT_KEYS = ("text", "passage", "document", "excerpt", "article", "post", "prompt", "persona", "describe",
-                   "reader", "writer", "author", "likely", "文本", "文字")
+                   "reader", "writer", "author", "likely", "related", "connected", "linked", "relevant", "protagonist",
+                   "main character", "narrator", "文本", "文字")
+# A first-person account ("Surgery, not a sport. I can bend to 110 degrees", "... so I lost 20 seconds")
+# that never says who is speaking: a persona in the first person opens with the speaker ("A local
+# resident ... I follow local news", "I teach yoga ...") or says what it is ("as a ...", "I serve as
+# ..."); "I'm 34" says no more than the text did.
+_FIRST_PERSON = re.compile(r"\bI (?!am\b)|\bI'(?!m\b)")
+_SELF_DESCRIBED = re.compile(
+    r"^\W*(?:an?|I|my)\s|\b(?:I am|I'm) (?!\d)|\b(?:I was an?|as an?|my name is|I (?:serve|work|worked|served) as|"
+    r"I(?:'ve| have) been an?)\b",
+    re.IGNORECASE,
+)
 # A generic head ("a person", "someone", "they are a ...") with nothing particular after it: every word
 # after the head is one of these.
 _GENERIC_HEAD = re.compile(
@@ -150,6 +167,13 @@ _NOT_SOMEONE = re.compile(
     r"^(?:an?|the)\s+(?:[\w'’-]+,?\s+){0,3}?(?:recipe|text|article|post|blog|story|list|note|document|book|website|"
     r"tutorial|method|summary|overview|report|map|poem|song|video|podcast|newsletter)"
     r"(?:\s+(?:for|of|about|with|that|which|on|in|to)\b|[.!,]|$)|"
+    # an act or a state instead of someone: "Demonstration of a CUDA_ERROR ...", "Explanation of exit codes"
+    r"^(?:an?\s+|the\s+)?(?!(?:celebrity|personality|authority|deity)\b)[\w'’-]+(?:tion|sion|ment|ance|ence|ness|ity|ism)"
+    r"\s+(?:of|for|about)\b|"
+    # someone only by a relation to someone not described: "friend of the protagonist", "Patient of the surgeon"
+    r"^(?:an?\s+|the\s+)?(?:[\w'’-]+\s+)?(?:friend|relative|colleague|co-?worker|neighbou?r|sibling|brother|sister|son|"
+    r"daughter|parent|child|spouse|partner|acquaintance|patient|client|family member|relation)s?\s+(?:of|to)\s+"
+    r"(?:the|this|that|his|her|their|my|our|your)(?:\s+[\w'’-]+){1,2}\W*$|"
     # keywords, not a description: "Tilburg, North-West, Canada", "cleaning, delivery, maintenance"
     r"^(?!(?:an?|the|i|my|as)\b)(?:\s*[^,.;!?\s\u3000-\u9fff]+(?:\s+[^,.;!?\s\u3000-\u9fff]+){0,2}\s*)"
     r"(?:,\s*[^,.;!?\s\u3000-\u9fff]+(?:\s+[^,.;!?\s\u3000-\u9fff]+){0,2}\s*){2,}\.?$",
@@ -312,6 +336,9 @@ def _is_generic(text: str, lowered: str) -> bool:
     if _GENERIC.match(text) or _NOT_SOMEONE.match(text) or (
             any(k in lowered for k in _PLACEHOLDER_KEYS) and _PLACEHOLDER.search(text)):
         return True
+    words = [w for w in _WORD.findall(lowered) if w not in _FUNCTION_WORDS]
+    if words and all(w in _VAGUE for w in words):  # a bare role with nothing particular: "service worker"
+        return True
     head = _GENERIC_HEAD.match(text)
     if head is None:
         return False
@@ -347,7 +374,8 @@ def _textual_checks(text: str, config: FilterConfig, source: str | None = None) 
         failed["source_copy"] = f"{config.max_copied_words} or more words in a row copied from the text it was made from"
     if _may(lowered, _SLOT_KEYS) and (slot := _SLOT.search(stripped)):
         failed["template"] = f"an unfilled template slot ({slot.group(0)!r})"
-    if _STATEMENT_START.search(stripped) or (_may(lowered, _STATEMENT_KEYS) and _STATEMENT_ANYWHERE.search(stripped)):
+    if (_STATEMENT_START.search(stripped) or (_may(lowered, _STATEMENT_KEYS) and _STATEMENT_ANYWHERE.search(stripped))
+            or ("I" in stripped and _FIRST_PERSON.search(stripped) and not _SELF_DESCRIBED.search(stripped))):
         failed["statement"] = "about the text, the task or another persona, not a description of someone"
     if len(stripped) > config.max_chars:
         failed["too_long"] = f"too long ({len(stripped)} > {config.max_chars} characters)"

@@ -271,6 +271,40 @@ def test_a_persona_that_names_details_of_its_text_is_no_copy() -> None:
     assert source_overlap("今天早高峰地铁十号线又延误了二十分钟", "今天早高峰地铁十号线又延误了二十分钟,车厢里挤得连手机都拿不出来。") == 1.0
 
 
+@pytest.mark.parametrize(
+    ("rejected", "near_miss", "check"),
+    [
+        # a sentence about a thing or an event; a persona's "The ..." is someone, or a relative clause follows
+        ("The pod stays in CrashLoopBackOff and restarts every minute.", "The owner of a bakery who bakes at dawn",
+         "statement"),
+        ("The Mantis Lords skip finally clicked after 200 attempts.",
+         "The novelist whose work serves as the source material for the film", "statement"),
+        # a first-person account that never says who speaks
+        ("Surgery, not a sport. I can bend to 110 degrees but stairs still hurt.",
+         "A local resident in Tallaght who follows local news. I walk the hills every weekend.", "statement"),
+        ("Six weeks in, I'm 34 and I still cannot run.", "I teach yoga in Bristol and I volunteer at a food bank.",
+         "statement"),
+        # someone only by a relation to the text or to a character of it
+        ("A person related to the text.", "A proud parent of one of the students featured in the article", "statement"),
+        ("A friend of the protagonist.", "An actor who played the protagonist of a long-running soap opera",
+         "statement"),
+        # a bare role whose every word is vague
+        ("service worker", "PHP programmer", "generic"),
+        ("A hard worker.", "An NZR employee", "generic"),
+        # an act or a state instead of someone
+        ("Demonstration of a CUDA_ERROR_ILLEGAL_ADDRESS on driver 555.", "An authority on medieval law", "generic"),
+        ("Explanation of exit code 137 for a Kubernetes pod", "A retirement planning advisor for teachers", "generic"),
+        # someone only by a relation to someone not described
+        ("A friend of the technician.", "A friend of the family who runs a bakery in Leeds", "generic"),
+        ("Patient of the surgeon", "A patient of a Toronto heart clinic recovering from bypass surgery", "generic"),
+    ],
+)
+def test_a_description_that_names_no_one_is_rejected_and_its_near_miss_is_kept(rejected: str, near_miss: str,
+                                                                             check: str) -> None:
+    assert check in cheap_check(rejected).checks, cheap_check(rejected)
+    assert cheap_check(near_miss).ok, cheap_check(near_miss).reasons
+
+
 def test_at_most_five_percent_of_weak_model_non_personas_get_into_the_graph() -> None:
     rows, sources = weak_outputs()
     verdicts = stage_checks(rows, sources, FilterConfig())
