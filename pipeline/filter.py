@@ -312,6 +312,65 @@ def copies_a_passage(description: str, source: str, words: int) -> bool:
     return any(tuple(ours[i : i + words]) in passages for i in range(len(ours) - words + 1))
 
 
+# Words that say nothing of who someone is, left out when a proposal is compared with its seed, and the
+# words that end the seed's first noun phrase (the person it is: "A cardiac surgeon | in Toronto who ...").
+_FILLER = frozenset(
+    "a an the and or of in on at to for with about who whose who's that which is are was were be been has have had "
+    "his her its their they them he she it this these those as by from into out up".split()
+)
+_PHRASE_END = frozenset(
+    "who whose that which in at for of with from on to by and or near across around during under over into "
+    "through".split()
+)
+_PARTS = re.compile(r"[^\W_]+")
+
+
+def _same_word(ours: tuple[str, ...], theirs: tuple[str, ...]) -> bool:
+    """Whether two words (each as the parts of a hyphenated compound) are one word in other forms: every
+    part of the shorter in the longer ("year-old" of "7-year-old" in "seven-year-old"), a part the same or
+    with four letters in common at the start ("planning" and "plans", "modeling" and "modelling")."""
+    short, long = sorted((ours, theirs), key=len)
+    return all(any(a == b or (len(a) >= 4 and len(b) >= 4 and a[:4] == b[:4]) for b in long) for a in short)
+
+
+def _heads(text: str) -> list[tuple[str, ...]]:
+    """The last word of the first noun phrase of `text` (the person it is: "A cardiac surgeon | in Toronto
+    who ..."), and of the phrase after a leading name ("Echo-police, | a game modder who ...")."""
+    heads = []
+    for chunk in re.split(r"[,;:(]", text.casefold(), maxsplit=2)[:2]:
+        phrase: list[str] = []
+        for word in _WORD.findall(chunk):
+            if word in _PHRASE_END or (phrase and word.endswith("ing")):
+                break
+            if word not in _FILLER:
+                phrase.append(word)
+        if phrase:
+            heads.append(tuple(_PARTS.findall(phrase[-1])))
+    return heads
+
+
+def restates_seed(description: str, seed: str) -> bool:
+    """Whether a proposal is its seed restated: it is the person the seed is (the same head noun) and adds
+    no word of its own, or one word while it keeps all of the seed or cuts it short ("Kerbal Surgeon in
+    Toronto"). A different person of the same world names a role of their own ("A cardiac nurse in
+    Toronto", "A surgical resident mentored by a cardiac surgeon") or changes a detail: one word for
+    another ("... nurse in Osaka, ..." for "... nurse in Lima, ...").
+
+        >>> restates_seed("Kerbal Surgeon in Toronto", "A cardiac surgeon in Toronto who mentors residents")
+        True
+        >>> restates_seed("A cardiac nurse in Toronto", "A cardiac surgeon in Toronto who mentors residents")
+        False
+    """
+    ours = [tuple(_PARTS.findall(w)) for w in _WORD.findall(description.casefold()) if w not in _FILLER]
+    seed_heads = _heads(seed)[:1]
+    if len(ours) < 3 or not seed_heads or not any(_same_word(h, seed_heads[0]) for h in _heads(description)):
+        return False
+    theirs = [tuple(_PARTS.findall(w)) for w in _WORD.findall(seed.casefold()) if w not in _FILLER]
+    added = sum(1 for w in ours if not any(_same_word(w, t) for t in theirs))
+    dropped = sum(1 for t in theirs if not any(_same_word(w, t) for w in ours))
+    return added == 0 or (added == 1 and dropped != 1)
+
+
 def tidy_description(text: str) -> str:
     """A proposed description as one line without what a model wraps one list item in: a leading
     number or bullet, markdown emphasis, quotes; whitespace collapsed. Weak models number their answers.
@@ -408,34 +467,39 @@ def cheap_checks(
     config: FilterConfig | None = None,
     embed_fn: Callable[[Sequence[str]], Any] | None = None,
     sources: Sequence[str | None] | None = None,
+    relevance: bool = True,
 ) -> list[FilterVerdict]:
     """Cheap verdicts for many descriptions, each compared with the text it was extracted from
-    (`sources[i]`, if given); relevance to `seeds[i]` is one batched embedding pass."""
+    (`sources[i]`, if given) and with the persona it was proposed from (`seeds[i]`: not restated, and,
+    with `relevance`, related: one batched embedding pass)."""
     config = config or FilterConfig()
     seeds = list(seeds) if seeds is not None else [None] * len(descriptions)
     sources = list(sources) if sources is not None else [None] * len(descriptions)
     failed = [_textual_checks(d, config, src) for d, src in zip(descriptions, sources)]
-    relevance: dict[int, float] = {}
-    with_seed = [i for i, s in enumerate(seeds) if s]
+    for i, seed in enumerate(seeds):
+        if seed and "source_copy" not in failed[i] and restates_seed(descriptions[i], seed):
+            failed[i]["source_copy"] = "the seed restated: its role kept, at most one word added"
+    cosines: dict[int, float] = {}
+    with_seed = [i for i, s in enumerate(seeds) if s] if relevance else []
     if with_seed:
         if embed_fn is None:
             from personagraph.dedup.embedding import embed as embed_fn
         vecs = embed_fn([descriptions[i] for i in with_seed] + [seeds[i] for i in with_seed])
         n = len(with_seed)
         for k, i in enumerate(with_seed):
-            cos = relevance[i] = float(vecs[k] @ vecs[n + k])
+            cos = cosines[i] = float(vecs[k] @ vecs[n + k])
             if cos < config.min_relevance:
                 failed[i]["relevance"] = f"unrelated to the seed persona (cosine {cos:.2f} < {config.min_relevance})"
     verdicts = [_verdict(f) for f in failed]
-    for i, cos in relevance.items():
+    for i, cos in cosines.items():
         verdicts[i].relevance = cos
     return verdicts
 
 
 def cheap_check(description: str, seed_description: str | None = None, config: FilterConfig | None = None,
-                source: str | None = None) -> FilterVerdict:
+                source: str | None = None, relevance: bool = True) -> FilterVerdict:
     """Cheap verdict for one description (usable inline during extraction and expansion)."""
-    return cheap_checks([description], [seed_description], config, sources=[source])[0]
+    return cheap_checks([description], [seed_description], config, sources=[source], relevance=relevance)[0]
 
 def verdict_reasons(verdict: FilterVerdict) -> list[str]:
     """A failed verdict as the `filter_reasons` a persona rejected inline carries: 'criterion: reason' each."""

@@ -38,6 +38,7 @@ from personagraph.filter import (
     judge_messages,
     judged_failures,
     purge_rejected,
+    restates_seed,
     source_overlap,
     word_count,
 )
@@ -303,6 +304,26 @@ def test_a_description_that_names_no_one_is_rejected_and_its_near_miss_is_kept(r
                                                                              check: str) -> None:
     assert check in cheap_check(rejected).checks, cheap_check(rejected)
     assert cheap_check(near_miss).ok, cheap_check(near_miss).reasons
+
+
+SURGEON = "A cardiac surgeon in Toronto who mentors residents on minimally invasive techniques"
+
+
+@pytest.mark.parametrize(
+    ("proposal", "restated"),
+    [
+        ("Kerbal Surgeon in Toronto", True),  # one word added, the rest cut
+        ("A fellow cardiac surgeon in Toronto", True),
+        ("A cardiac surgeon in Toronto who mentored residents on minimally-invasive techniques", True),
+        ("A cardiac nurse in Toronto", False),  # a role of their own
+        ("A surgical resident in Toronto mentored by a cardiac surgeon", False),
+        ("A cardiac surgeon in Montreal who mentors residents on minimally invasive techniques", False),  # a detail changed
+    ],
+)
+def test_a_proposal_that_restates_its_seed_is_a_copy(proposal: str, restated: bool) -> None:
+    assert restates_seed(proposal, SURGEON) is restated
+    verdict = cheap_check(proposal, SURGEON, relevance=False)
+    assert ("source_copy" in verdict.checks) is restated, verdict.reasons
 
 
 def test_at_most_five_percent_of_weak_model_non_personas_get_into_the_graph() -> None:
