@@ -298,6 +298,13 @@ def test_a_persona_that_names_details_of_its_text_is_no_copy() -> None:
         # someone only by a relation to someone not described
         ("A friend of the technician.", "A friend of the family who runs a bakery in Leeds", "generic"),
         ("Patient of the surgeon", "A patient of a Toronto heart clinic recovering from bypass surgery", "generic"),
+        # what is written or done, a span of time, a question, a category without an article
+        ("Review of the Gaggia Classic Pro espresso machine.", "A review editor at a food magazine", "generic"),
+        ("Troubleshooting a paper jam on an HP LaserJet.", "Aspiring Brazilian neuroscientist", "generic"),
+        ("Six weeks after ACL surgery, can bend to 110 degrees.", "Twenty years a nurse, now a hospice volunteer",
+         "statement"),
+        ("How a pod ends up in CrashLoopBackOff.", "Howard Stern superfan", "statement"),
+        ("Bird lovers.", "Die-hard Yankees fan", "generic"),
     ],
 )
 def test_a_description_that_names_no_one_is_rejected_and_its_near_miss_is_kept(rejected: str, near_miss: str,
