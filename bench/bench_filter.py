@@ -80,9 +80,11 @@ def score(rows: list[dict[str, Any]], checks: list[list[str]]) -> dict[str, dict
 
 def stage_checks(rows: list[dict[str, Any]], sources: list[str], config: FilterConfig) -> list[FilterVerdict]:
     """The cheap checks as each row's stage runs them: an extracted answer against its source text
-    (`max_source_overlap`), a proposal against its seed (`max_seed_overlap`)."""
+    (`max_source_overlap`), a proposal against its seed (`max_seed_overlap`, `restates_seed`; relevance,
+    which needs the embedding model, is left out)."""
     against_seed = config.model_copy(update={"max_source_overlap": config.max_seed_overlap})
-    return [cheap_check(r["description"], config=against_seed if r["stage"] == "expand" else config, source=source)
+    return [cheap_check(r["description"], source if r["stage"] == "expand" else None,
+                        against_seed if r["stage"] == "expand" else config, source=source, relevance=False)
             for r, source in zip(rows, sources)]
 
 

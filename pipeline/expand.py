@@ -196,12 +196,13 @@ ProposalCheck = Callable[[Sequence[str], Sequence[str]], list[list[str]]]
 
 def inline_check(config: FilterConfig, relevance: bool = True) -> ProposalCheck:
     """The filter's cheap checks as reasons per proposal (relevance to the seed only if `relevance`); the
-    seed is the text a proposal was made from, so the seed restated is rejected too (`max_seed_overlap`)."""
+    seed is the text a proposal was made from, so the seed restated is rejected too (`max_seed_overlap`,
+    `restates_seed`)."""
     against_seed = config.model_copy(update={"max_source_overlap": config.max_seed_overlap})
 
     def check(descriptions: Sequence[str], seeds: Sequence[str]) -> list[list[str]]:
-        verdicts = cheap_checks(descriptions, list(seeds) if relevance else None, against_seed, embed_fn=_embed_once,
-                                sources=seeds)
+        verdicts = cheap_checks(descriptions, seeds, against_seed, embed_fn=_embed_once, sources=seeds,
+                                relevance=relevance)
         return [verdict_reasons(v) for v in verdicts]
 
     return check

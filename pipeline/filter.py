@@ -117,6 +117,12 @@ _STATEMENT_START = re.compile(
     r"[^.!?\n]{0,80}\b(?:likely|probably)\b|[^。！？\n]{0,20}(?:可能是|大概是|应该是)|"
     r"the [\w'’-]+(?: [\w'’-]+){0,3} (?:is|are|was|were|will|would|has|have|had|can|could|should|may|might|must|"
     r"plans|says|said)\b|(?:if|when|once|after|before|while|although|because|since|unless)\b|"
+    # a span of time or a question opening a retelling or a heading: "Six weeks after ...", "How a pod ..."
+    r"(?:\d+|one|two|three|four|five|six|seven|eight|nine|ten|twelve|twenty|a few|several|many) (?:days?|weeks?|"
+    r"months?|years?|hours?|decades?) (?:after|of|in|into|since|later|ago|before|on)\b|(?:how|what|why|where)\b|"
+    # a sentence about an event, with any verb that takes a place or time after it: "The pod stays in ..."
+    r"the (?:(?!(?:who|whose|that|which)\b)[\w'’-]+ ){1,3}(?:\w+ly )?[a-z]+(?:s|ed) (?:in|on|at|to|for|after|"
+    r"before|with|from|into|up|out|down|off|over|the|a|an|his|her|their)\b|"
     r"(?!(?:an?|i)\b)[^.:：!?\n\"]{1,50}[:：]\s*\S|"
     r"(?:这|该|此)(?:段|篇)?(?:文本|文章|文字|内容)|根据(?:这|该|以上|上述))",
     re.IGNORECASE,
@@ -127,11 +133,25 @@ _STATEMENT_ANYWHERE = re.compile(
     r"\b(?:this|the above|the following|the given|the provided|the original|the source) (?:text|passage|document|"
     r"excerpt|article|post|prompt)\b|\bpersona description\b|\bdescribe (?:that|this|the|one) (?:person|individual)\b|"
     r"\bas a persona\b|\b(?:the|this|that|a|input|seed|your|my|our) persona\b|\bpersona'?s\b|"
-    r"\b(?:is|was) likely (?:to be )?(?:the|a) (?:reader|writer|author)\b|以下文本|上述文本|这段文字",
+    r"\b(?:is|was) likely (?:to be )?(?:the|a) (?:reader|writer|author)\b|以下文本|上述文本|这段文字|"
+    # someone only by a relation to the text or to a character of it
+    r"\b(?:related|connected|linked|relevant) to (?:the|this|that) (?:text|passage|article|post|story|document)\b|"
+    r"\bthe (?:protagonist|main character|narrator)\b(?! of\b)",
     re.IGNORECASE,
 )
 _STATEMENT_KEYS = ("text", "passage", "document", "excerpt", "article", "post", "prompt", "persona", "describe",
-                   "reader", "writer", "author", "likely", "文本", "文字")
+                   "reader", "writer", "author", "likely", "related", "connected", "linked", "relevant", "protagonist",
+                   "main character", "narrator", "文本", "文字")
+# A first-person account ("Surgery, not a sport. I can bend to 110 degrees", "... so I lost 20 seconds")
+# that never says who is speaking: a persona in the first person opens with the speaker ("A local
+# resident ... I follow local news", "I teach yoga ...") or says what it is ("as a ...", "I serve as
+# ..."); "I'm 34" says no more than the text did.
+_FIRST_PERSON = re.compile(r"\bI (?!am\b)|\bI'(?!m\b)")
+_SELF_DESCRIBED = re.compile(
+    r"^\W*(?:an?|I|my)\s|\b(?:I am|I'm) (?!\d)|\b(?:I was an?|as an?|my name is|I (?:serve|work|worked|served) as|"
+    r"I(?:'ve| have) been an?)\b",
+    re.IGNORECASE,
+)
 # A generic head ("a person", "someone", "they are a ...") with nothing particular after it: every word
 # after the head is one of these.
 _GENERIC_HEAD = re.compile(
@@ -150,6 +170,21 @@ _NOT_SOMEONE = re.compile(
     r"^(?:an?|the)\s+(?:[\w'’-]+,?\s+){0,3}?(?:recipe|text|article|post|blog|story|list|note|document|book|website|"
     r"tutorial|method|summary|overview|report|map|poem|song|video|podcast|newsletter)"
     r"(?:\s+(?:for|of|about|with|that|which|on|in|to)\b|[.!,]|$)|"
+    # what is written or done instead of someone: "Review of the Gaggia ...", "Troubleshooting a paper jam"
+    r"^(?:an?\s+|the\s+)?(?:[\w'’-]+\s+)?(?:review|listing|report|advertisement|ad|summary|overview|analysis|"
+    r"tutorial|instructions|advice|information|relationship|comparison|introduction|discussion)\s+"
+    r"(?:of|for|about|between|on|to)\b|^[a-z]+ing\s+(?:a|an|the|his|her|their|its|it|my|your|our|\d+)\b|"
+    # a category without an article: "Bird lovers.", "Job seekers.", "Gamers who like Hollow Knight."
+    r"^(?!(?:an?|the|i|my|one)\b)(?:[\w'’-]+\s+){0,3}(?:[\w'’-]+(?:ers|ors|ists|ians|ants|ents|ees)|[\w'’-]*(?:fans|"
+    r"owners|parents|couples|families|kids|children|students|friends))\b(?:\s+(?:who|that|with|in|from|of|getting|"
+    r"looking)\b|\W*$)|"
+    # an act or a state instead of someone: "Demonstration of a CUDA_ERROR ...", "Explanation of exit codes"
+    r"^(?:an?\s+|the\s+)?(?!(?:celebrity|personality|authority|deity)\b)[\w'’-]+(?:tion|sion|ment|ance|ence|ness|ity|ism)"
+    r"\s+(?:of|for|about)\b|"
+    # someone only by a relation to someone not described: "friend of the protagonist", "Patient of the surgeon"
+    r"^(?:an?\s+|the\s+)?(?:[\w'’-]+\s+)?(?:friend|relative|colleague|co-?worker|neighbou?r|sibling|brother|sister|son|"
+    r"daughter|parent|child|spouse|partner|acquaintance|patient|client|family member|relation)s?\s+(?:of|to)\s+"
+    r"(?:the|this|that|his|her|their|my|our|your)(?:\s+[\w'’-]+){1,2}\W*$|"
     # keywords, not a description: "Tilburg, North-West, Canada", "cleaning, delivery, maintenance"
     r"^(?!(?:an?|the|i|my|as)\b)(?:\s*[^,.;!?\s\u3000-\u9fff]+(?:\s+[^,.;!?\s\u3000-\u9fff]+){0,2}\s*)"
     r"(?:,\s*[^,.;!?\s\u3000-\u9fff]+(?:\s+[^,.;!?\s\u3000-\u9fff]+){0,2}\s*){2,}\.?$",
@@ -288,6 +323,65 @@ def copies_a_passage(description: str, source: str, words: int) -> bool:
     return any(tuple(ours[i : i + words]) in passages for i in range(len(ours) - words + 1))
 
 
+# Words that say nothing of who someone is, left out when a proposal is compared with its seed, and the
+# words that end the seed's first noun phrase (the person it is: "A cardiac surgeon | in Toronto who ...").
+_FILLER = frozenset(
+    "a an the and or of in on at to for with about who whose who's that which is are was were be been has have had "
+    "his her its their they them he she it this these those as by from into out up".split()
+)
+_PHRASE_END = frozenset(
+    "who whose that which in at for of with from on to by and or near across around during under over into "
+    "through".split()
+)
+_PARTS = re.compile(r"[^\W_]+")
+
+
+def _same_word(ours: tuple[str, ...], theirs: tuple[str, ...]) -> bool:
+    """Whether two words (each as the parts of a hyphenated compound) are one word in other forms: every
+    part of the shorter in the longer ("year-old" of "7-year-old" in "seven-year-old"), a part the same or
+    with four letters in common at the start ("planning" and "plans", "modeling" and "modelling")."""
+    short, long = sorted((ours, theirs), key=len)
+    return all(any(a == b or (len(a) >= 4 and len(b) >= 4 and a[:4] == b[:4]) for b in long) for a in short)
+
+
+def _heads(text: str) -> list[tuple[str, ...]]:
+    """The last word of the first noun phrase of `text` (the person it is: "A cardiac surgeon | in Toronto
+    who ..."), and of the phrase after a leading name ("Echo-police, | a game modder who ...")."""
+    heads = []
+    for chunk in re.split(r"[,;:(]", text.casefold(), maxsplit=2)[:2]:
+        phrase: list[str] = []
+        for word in _WORD.findall(chunk):
+            if word in _PHRASE_END or (phrase and word.endswith("ing")):
+                break
+            if word not in _FILLER:
+                phrase.append(word)
+        if phrase:
+            heads.append(tuple(_PARTS.findall(phrase[-1])))
+    return heads
+
+
+def restates_seed(description: str, seed: str) -> bool:
+    """Whether a proposal is its seed restated: it is the person the seed is (the same head noun) and adds
+    no word of its own, or one word while it keeps all of the seed or cuts it short ("Kerbal Surgeon in
+    Toronto"). A different person of the same world names a role of their own ("A cardiac nurse in
+    Toronto", "A surgical resident mentored by a cardiac surgeon") or changes a detail: one word for
+    another ("... nurse in Osaka, ..." for "... nurse in Lima, ...").
+
+        >>> restates_seed("Kerbal Surgeon in Toronto", "A cardiac surgeon in Toronto who mentors residents")
+        True
+        >>> restates_seed("A cardiac nurse in Toronto", "A cardiac surgeon in Toronto who mentors residents")
+        False
+    """
+    ours = [tuple(_PARTS.findall(w)) for w in _WORD.findall(description.casefold()) if w not in _FILLER]
+    seed_heads = _heads(seed)[:1]
+    if len(ours) < 3 or not seed_heads or not any(_same_word(h, seed_heads[0]) for h in _heads(description)):
+        return False
+    theirs = [tuple(_PARTS.findall(w)) for w in _WORD.findall(seed.casefold()) if w not in _FILLER]
+    added = sum(1 for w in ours if not any(_same_word(w, t) for t in theirs))
+    dropped = sum(1 for t in theirs if not any(_same_word(w, t) for w in ours))
+    return added == 0 or (added == 1 and dropped != 1)
+
+
 def tidy_description(text: str) -> str:
     """A proposed description as one line without what a model wraps one list item in: a leading
     number or bullet, markdown emphasis, quotes; whitespace collapsed. Weak models number their answers.
@@ -311,6 +405,9 @@ def _is_generic(text: str, lowered: str) -> bool:
     """A generic or placeholder description, or a generic head with only vague words after it."""
     if _GENERIC.match(text) or _NOT_SOMEONE.match(text) or (
             any(k in lowered for k in _PLACEHOLDER_KEYS) and _PLACEHOLDER.search(text)):
+        return True
+    words = [w for w in _WORD.findall(lowered) if w not in _FUNCTION_WORDS]
+    if words and all(w in _VAGUE for w in words):  # a bare role with nothing particular: "service worker"
         return True
     head = _GENERIC_HEAD.match(text)
     if head is None:
@@ -347,7 +444,8 @@ def _textual_checks(text: str, config: FilterConfig, source: str | None = None) 
         failed["source_copy"] = f"{config.max_copied_words} or more words in a row copied from the text it was made from"
     if _may(lowered, _SLOT_KEYS) and (slot := _SLOT.search(stripped)):
         failed["template"] = f"an unfilled template slot ({slot.group(0)!r})"
-    if _STATEMENT_START.search(stripped) or (_may(lowered, _STATEMENT_KEYS) and _STATEMENT_ANYWHERE.search(stripped)):
+    if (_STATEMENT_START.search(stripped) or (_may(lowered, _STATEMENT_KEYS) and _STATEMENT_ANYWHERE.search(stripped))
+            or ("I" in stripped and _FIRST_PERSON.search(stripped) and not _SELF_DESCRIBED.search(stripped))):
         failed["statement"] = "about the text, the task or another persona, not a description of someone"
     if len(stripped) > config.max_chars:
         failed["too_long"] = f"too long ({len(stripped)} > {config.max_chars} characters)"
@@ -380,34 +478,39 @@ def cheap_checks(
     config: FilterConfig | None = None,
     embed_fn: Callable[[Sequence[str]], Any] | None = None,
     sources: Sequence[str | None] | None = None,
+    relevance: bool = True,
 ) -> list[FilterVerdict]:
     """Cheap verdicts for many descriptions, each compared with the text it was extracted from
-    (`sources[i]`, if given); relevance to `seeds[i]` is one batched embedding pass."""
+    (`sources[i]`, if given) and with the persona it was proposed from (`seeds[i]`: not restated, and,
+    with `relevance`, related: one batched embedding pass)."""
     config = config or FilterConfig()
     seeds = list(seeds) if seeds is not None else [None] * len(descriptions)
     sources = list(sources) if sources is not None else [None] * len(descriptions)
     failed = [_textual_checks(d, config, src) for d, src in zip(descriptions, sources)]
-    relevance: dict[int, float] = {}
-    with_seed = [i for i, s in enumerate(seeds) if s]
+    for i, seed in enumerate(seeds):
+        if seed and "source_copy" not in failed[i] and restates_seed(descriptions[i], seed):
+            failed[i]["source_copy"] = "the seed restated: its role kept, at most one word added"
+    cosines: dict[int, float] = {}
+    with_seed = [i for i, s in enumerate(seeds) if s] if relevance else []
     if with_seed:
         if embed_fn is None:
             from personagraph.dedup.embedding import embed as embed_fn
         vecs = embed_fn([descriptions[i] for i in with_seed] + [seeds[i] for i in with_seed])
         n = len(with_seed)
         for k, i in enumerate(with_seed):
-            cos = relevance[i] = float(vecs[k] @ vecs[n + k])
+            cos = cosines[i] = float(vecs[k] @ vecs[n + k])
             if cos < config.min_relevance:
                 failed[i]["relevance"] = f"unrelated to the seed persona (cosine {cos:.2f} < {config.min_relevance})"
     verdicts = [_verdict(f) for f in failed]
-    for i, cos in relevance.items():
+    for i, cos in cosines.items():
         verdicts[i].relevance = cos
     return verdicts
 
 
 def cheap_check(description: str, seed_description: str | None = None, config: FilterConfig | None = None,
-                source: str | None = None) -> FilterVerdict:
+                source: str | None = None, relevance: bool = True) -> FilterVerdict:
     """Cheap verdict for one description (usable inline during extraction and expansion)."""
-    return cheap_checks([description], [seed_description], config, sources=[source])[0]
+    return cheap_checks([description], [seed_description], config, sources=[source], relevance=relevance)[0]
 
 def verdict_reasons(verdict: FilterVerdict) -> list[str]:
     """A failed verdict as the `filter_reasons` a persona rejected inline carries: 'criterion: reason' each."""

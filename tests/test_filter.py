@@ -38,6 +38,7 @@ from personagraph.filter import (
     judge_messages,
     judged_failures,
     purge_rejected,
+    restates_seed,
     source_overlap,
     word_count,
 )
@@ -269,6 +270,67 @@ def test_a_persona_that_names_details_of_its_text_is_no_copy() -> None:
     assert cheap_check(persona, source=SOURDOUGH).ok
     assert source_overlap(SOURDOUGH[:120], SOURDOUGH) == 1.0
     assert source_overlap("今天早高峰地铁十号线又延误了二十分钟", "今天早高峰地铁十号线又延误了二十分钟,车厢里挤得连手机都拿不出来。") == 1.0
+
+
+@pytest.mark.parametrize(
+    ("rejected", "near_miss", "check"),
+    [
+        # a sentence about a thing or an event; a persona's "The ..." is someone, or a relative clause follows
+        ("The pod stays in CrashLoopBackOff and restarts every minute.", "The owner of a bakery who bakes at dawn",
+         "statement"),
+        ("The Mantis Lords skip finally clicked after 200 attempts.",
+         "The novelist whose work serves as the source material for the film", "statement"),
+        # a first-person account that never says who speaks
+        ("Surgery, not a sport. I can bend to 110 degrees but stairs still hurt.",
+         "A local resident in Tallaght who follows local news. I walk the hills every weekend.", "statement"),
+        ("Six weeks in, I'm 34 and I still cannot run.", "I teach yoga in Bristol and I volunteer at a food bank.",
+         "statement"),
+        # someone only by a relation to the text or to a character of it
+        ("A person related to the text.", "A proud parent of one of the students featured in the article", "statement"),
+        ("A friend of the protagonist.", "An actor who played the protagonist of a long-running soap opera",
+         "statement"),
+        # a bare role whose every word is vague
+        ("service worker", "PHP programmer", "generic"),
+        ("A hard worker.", "An NZR employee", "generic"),
+        # an act or a state instead of someone
+        ("Demonstration of a CUDA_ERROR_ILLEGAL_ADDRESS on driver 555.", "An authority on medieval law", "generic"),
+        ("Explanation of exit code 137 for a Kubernetes pod", "A retirement planning advisor for teachers", "generic"),
+        # someone only by a relation to someone not described
+        ("A friend of the technician.", "A friend of the family who runs a bakery in Leeds", "generic"),
+        ("Patient of the surgeon", "A patient of a Toronto heart clinic recovering from bypass surgery", "generic"),
+        # what is written or done, a span of time, a question, a category without an article
+        ("Review of the Gaggia Classic Pro espresso machine.", "A review editor at a food magazine", "generic"),
+        ("Troubleshooting a paper jam on an HP LaserJet.", "Aspiring Brazilian neuroscientist", "generic"),
+        ("Six weeks after ACL surgery, can bend to 110 degrees.", "Twenty years a nurse, now a hospice volunteer",
+         "statement"),
+        ("How a pod ends up in CrashLoopBackOff.", "Howard Stern superfan", "statement"),
+        ("Bird lovers.", "Die-hard Yankees fan", "generic"),
+    ],
+)
+def test_a_description_that_names_no_one_is_rejected_and_its_near_miss_is_kept(rejected: str, near_miss: str,
+                                                                             check: str) -> None:
+    assert check in cheap_check(rejected).checks, cheap_check(rejected)
+    assert cheap_check(near_miss).ok, cheap_check(near_miss).reasons
+
+
+SURGEON = "A cardiac surgeon in Toronto who mentors residents on minimally invasive techniques"
+
+
+@pytest.mark.parametrize(
+    ("proposal", "restated"),
+    [
+        ("Kerbal Surgeon in Toronto", True),  # one word added, the rest cut
+        ("A fellow cardiac surgeon in Toronto", True),
+        ("A cardiac surgeon in Toronto who mentored residents on minimally-invasive techniques", True),
+        ("A cardiac nurse in Toronto", False),  # a role of their own
+        ("A surgical resident in Toronto mentored by a cardiac surgeon", False),
+        ("A cardiac surgeon in Montreal who mentors residents on minimally invasive techniques", False),  # a detail changed
+    ],
+)
+def test_a_proposal_that_restates_its_seed_is_a_copy(proposal: str, restated: bool) -> None:
+    assert restates_seed(proposal, SURGEON) is restated
+    verdict = cheap_check(proposal, SURGEON, relevance=False)
+    assert ("source_copy" in verdict.checks) is restated, verdict.reasons
 
 
 def test_at_most_five_percent_of_weak_model_non_personas_get_into_the_graph() -> None:
