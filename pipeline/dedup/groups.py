@@ -157,39 +157,39 @@ def duplicate_groups(
     """Verified pairs and the cohesive groups they form (rows of the arrays and `texts` are the items).
 
     The groups are closed under their own linkage: with each group reduced to its representative,
-    a second search over what is left finds nothing. A pass that merges the groups can then be
-    rerun without merging more. Without the closure it can: A~B and B~C with A and C too far apart
-    make the group {A, B}; if B survives, B~C is a cohesive pair on the next run. So the search is
-    repeated on the representatives and the ungrouped items, groups it links are joined (their
-    representative chosen among the joined representatives), until it finds nothing. `minhash`
-    proposes the MinHash pairs of every search (`pairs.minhash_pairs`, or the Ray Data pass).
+    linking what is left finds nothing more. A pass that merges the groups can then be rerun without
+    merging more. Without the closure it could: A~B and B~C with A and C too far apart make the group
+    {A, B}; if B survives, B~C is a cohesive pair on the next run. So the pairs among the
+    representatives and the ungrouped items are linked again, groups it links are joined (their
+    representative chosen among the joined representatives), until nothing joins. The rounds reuse
+    the verified pairs of the one search (a pair among survivors is a pair among everyone) instead
+    of searching again: at a million personas a second search would cost as much as the first and
+    copy the arrays of everything left. `minhash` proposes the MinHash pairs (`pairs.minhash_pairs`,
+    or the Ray Data pass).
     """
     use_vectors = vectors if method in ("embedding", "both") else None
     use_sigs = signatures if method in ("minhash", "both") else None
     pairs = pairs_from_arrays(signatures, vectors, config, method, texts, minhash)
-    linked = link_pairs(pairs, cohesion(use_sigs, use_vectors, config, texts), representatives)
+    cohesive = cohesion(use_sigs, use_vectors, config, texts)
+    linked = link_pairs(pairs, cohesive, representatives)
     by_rep = {g.representative: g for g in linked}
     n = len(signatures) if signatures is not None else len(vectors)  # type: ignore[arg-type]
     while by_rep:
-        left_mask = np.ones(n, dtype=bool)
-        left_mask[[m for g in by_rep.values() for m in g.members if m != g.representative]] = False
-        left = np.flatnonzero(left_mask)  # sorted, so sub-positions map back with searchsorted
-        sub_sigs = use_sigs[left] if use_sigs is not None else None
-        sub_vecs = vectors[left] if vectors is not None else None
-        sub_texts = None if texts is None else [texts[i] for i in left]
-        again = link_pairs(
-            pairs_from_arrays(sub_sigs, sub_vecs, config, method, sub_texts, minhash),
-            cohesion(sub_sigs, sub_vecs if use_vectors is not None else None, config, sub_texts),
-            lambda subs: np.searchsorted(left, representatives([left[sub].tolist() for sub in subs])).tolist(),
-        )
+        left = np.ones(n, dtype=bool)
+        left[[m for g in by_rep.values() for m in g.members if m != g.representative]] = False
+        reps = np.zeros(n, dtype=bool)
+        reps[list(by_rep)] = True
+        # Only a pair with a representative at one end can link anything new: two ungrouped items
+        # that pair would have been linked already.
+        again = link_pairs(pairs.select(left[pairs.a] & left[pairs.b] & (reps[pairs.a] | reps[pairs.b])),
+                           cohesive, representatives)
         if not again:
             break
         for g in again:
-            joined = [by_rep.pop(r, None) for r in left[g.members].tolist()]
-            rep = int(left[g.representative])
-            by_rep[rep] = LinkedGroup(
-                members=[m for j, r in zip(joined, left[g.members].tolist()) for m in (j.members if j else [r])],
-                representative=rep, similarity=min([g.similarity] + [j.similarity for j in joined if j]),
+            joined = [by_rep.pop(r, None) for r in g.members]
+            by_rep[g.representative] = LinkedGroup(
+                members=[m for j, r in zip(joined, g.members) for m in (j.members if j else [r])],
+                representative=g.representative, similarity=min([g.similarity] + [j.similarity for j in joined if j]),
                 methods=sorted(set(g.methods).union(*(j.methods for j in joined if j))),
             )
     return pairs, list(by_rep.values())

@@ -98,9 +98,10 @@ def minhash_pairs(signatures: np.ndarray, config: DedupConfig, method: DedupMeth
     pairs (`nearest`). `ray_minhash.ray_minhash_pairs` finds the same pairs on Ray Data.
     """
     lsh = new_lsh(config, method)
-    keys = band_keys(signatures, lsh.b, lsh.r)
-    n = len(signatures)
-    found = [bucket_candidates(np.full(n, band), keys[:, band], np.arange(n), n, config.minhash_neighbours)
+    n, r = len(signatures), lsh.r
+    # One band's keys at a time: all bands' at once as uint64 would be 9 bytes per slot (1 GB at 1M).
+    found = [bucket_candidates(np.full(n, band), band_keys(signatures[:, band * r : (band + 1) * r], 1, r)[:, 0],
+                               np.arange(n), n, config.minhash_neighbours)
              for band in range(lsh.b)]
     return verified_pairs(np.concatenate([np.empty(0, dtype=np.int64), *found]), signatures, config, method)
 
@@ -125,10 +126,22 @@ def verified_pairs(candidates: np.ndarray, signatures: np.ndarray, config: Dedup
     n = len(signatures)
     codes = np.unique(candidates)
     a, b = codes // max(n, 1), codes % max(n, 1)
-    sims = np.concatenate([np.empty(0, dtype=np.float64), *(
-        estimated_jaccard(signatures[a[i : i + 65536]], signatures[b[i : i + 65536]]) for i in range(0, len(a), 65536))])
+    sims = pairwise(estimated_jaccard, signatures, a, b)
     keep = sims >= jaccard_floor(config, method)
     return nearest(Pairs.of(a[keep], b[keep], sims[keep], "minhash"), config.minhash_neighbours)
+
+
+def pairwise(similarity: Callable[[np.ndarray, np.ndarray], np.ndarray], rows: np.ndarray, a: np.ndarray,
+             b: np.ndarray, chunk: int = 65_536) -> np.ndarray:
+    """`similarity(rows[a], rows[b])` computed `chunk` pairs at a time: millions of pairs gathered at
+    once would copy gigabytes of vectors (3M pairs x 384 floats x 2 sides = 9 GB)."""
+    return np.concatenate([np.empty(0, dtype=np.float64), *(
+        similarity(rows[a[i : i + chunk]], rows[b[i : i + chunk]]) for i in range(0, len(a), chunk))])
+
+
+def cosines(u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Row-wise dot products of unit vectors."""
+    return np.einsum("ij,ij->i", u, v)
 
 
 def nearest(pairs: Pairs, k: int) -> Pairs:
@@ -248,7 +261,7 @@ def pairs_from_arrays(
     if method in ("minhash", "both") and signatures is not None:
         found = minhash(signatures, config, method)
         if method == "both" and vectors is not None and len(found):
-            cos = np.einsum("ij,ij->i", vectors[found.a], vectors[found.b])
+            cos = pairwise(cosines, vectors, found.a, found.b)
             one_sided = (lambda i: differs_on_one_side(texts[found.a[i]], texts[found.b[i]])) if texts is not None \
                 else (lambda i: False)
             found = found.select(confirmed(cos, one_sided, config))
@@ -256,6 +269,6 @@ def pairs_from_arrays(
     if method in ("embedding", "both") and vectors is not None:
         found = embedding_pairs(vectors, config)
         if method == "both" and signatures is not None and len(found):
-            found = found.select(estimated_jaccard(signatures[found.a], signatures[found.b]) >= config.min_jaccard)
+            found = found.select(pairwise(estimated_jaccard, signatures, found.a, found.b) >= config.min_jaccard)
         parts.append(found)
     return Pairs.concat(parts)
