@@ -56,10 +56,29 @@ def test_ray_data_finds_the_pairs_and_clusters_of_the_local_pass() -> None:
     config = DedupConfig(method="minhash", minhash_neighbours=4)
     signatures = minhasher(config).signatures(texts)
     local = minhash_pairs(signatures, config)
-    spread = ray_minhash_pairs(signatures, config, blocks=4)
-    as_set = lambda p: set(zip(p.a.tolist(), p.b.tolist(), np.round(p.similarity, 6).tolist()))  # noqa: E731
-    assert len(local) >= 27 and as_set(spread) == as_set(local)
+    spread = ray_minhash_pairs(signatures, config, partitions=4)
+    assert len(local) >= 27 and same_pairs(spread, local)
     assert clusters(spread) == clusters(local) and len(clusters(local)) >= 20
+
+
+def same_pairs(found: Pairs, expected: Pairs) -> bool:
+    """The same pairs in the same order, with the same similarities and methods."""
+    return all(np.array_equal(getattr(found, f), getattr(expected, f)) for f in ("a", "b", "similarity", "method"))
+
+
+@pytest.mark.parametrize("partitions", [1, 32])
+def test_ray_pairs_equal_the_local_ones_with_buckets_larger_than_the_neighbours_kept(partitions: int) -> None:
+    # Twelve copies of one text share every band's bucket; with 3 neighbours kept, the bucket is cut
+    # to each member's 3 next and the pairs to each persona's 3 most similar, over all bands: the
+    # reducers' own cut must not change which pairs survive the driver's.
+    texts = personas_with_copies(40) + ["A person who keeps bees and repairs radios in Tartu"] * 12
+    texts += [texts[-1] + f" and {word}" for word in WORDS[:6]]
+    config = DedupConfig(method="minhash", minhash_neighbours=3)
+    signatures = minhasher(config).signatures(texts)
+    local = minhash_pairs(signatures, config)
+    spread = ray_minhash_pairs(signatures, config, partitions=partitions)
+    copies = set(range(len(texts) - 18, len(texts)))
+    assert sum(a in copies for a in local.a.tolist()) > 12 and same_pairs(spread, local)
 
 
 def merged_graph(g: Graph) -> dict[str, Any]:

@@ -123,12 +123,24 @@ def bucket_candidates(band: np.ndarray, key: np.ndarray, position: np.ndarray, n
 def verified_pairs(candidates: np.ndarray, signatures: np.ndarray, config: DedupConfig,
                    method: DedupMethod | None = None) -> Pairs:
     """The candidate codes (`a * n + b`, repeats allowed) whose estimated Jaccard reaches the floor, cut to `nearest`."""
-    n = len(signatures)
+    codes, sims = jaccard_verified(candidates, signatures, jaccard_floor(config, method))
+    return nearest(coded_pairs(codes, sims, len(signatures)), config.minhash_neighbours)
+
+
+def jaccard_verified(candidates: np.ndarray, signatures: np.ndarray, floor: float) -> tuple[np.ndarray, np.ndarray]:
+    """Of the candidate codes (`a * n + b`, repeats allowed), the distinct ones (ascending) whose
+    estimated Jaccard reaches `floor`, and that Jaccard (float32, as `Pairs` keeps it)."""
+    n = max(len(signatures), 1)
     codes = np.unique(candidates)
-    a, b = codes // max(n, 1), codes % max(n, 1)
+    a, b = codes // n, codes % n
     sims = pairwise(estimated_jaccard, signatures, a, b)
-    keep = sims >= jaccard_floor(config, method)
-    return nearest(Pairs.of(a[keep], b[keep], sims[keep], "minhash"), config.minhash_neighbours)
+    keep = sims >= floor
+    return codes[keep], sims[keep].astype(np.float32)
+
+
+def coded_pairs(codes: np.ndarray, similarity: np.ndarray, n: int) -> Pairs:
+    """MinHash pairs from their codes `a * n + b` (positions among `n` items) and similarities."""
+    return Pairs.of(codes // max(n, 1), codes % max(n, 1), similarity, "minhash")
 
 
 def pairwise(similarity: Callable[[np.ndarray, np.ndarray], np.ndarray], rows: np.ndarray, a: np.ndarray,
