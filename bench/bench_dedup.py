@@ -3,6 +3,7 @@
     python -m bench.bench_dedup hashing --n 20000          # signatures/s, ours vs MinHash.update / bulk
     python -m bench.bench_dedup embedding --n 2000         # texts/s of all-MiniLM-L6-v2 on this CPU
     python -m bench.bench_dedup ann --n 100000             # IVF vs exact neighbours: time and recall of the pairs
+    python -m bench.bench_dedup codes                      # the IVF's codes: 8-bit scalar vs 4-bit PQ fast scan
     python -m bench.bench_dedup full --n 1000000 --method both   # a real graph
     python -m bench.bench_dedup full --n 1000000 --method both --corpus real --precision int8
     python -m bench.bench_dedup full --n 1000000 --ray-workers 1 2   # MinHash pairs on a local Ray of 1, then 2 CPUs
@@ -118,6 +119,59 @@ def _printer(t0: float) -> Callable[[str, int, int | None], None]:
     return show
 
 
+def bench_codes(n: int, queries: int, list_size: int, nprobe: int, threshold: float, k: int) -> None:
+    """IVF with 8-bit scalar codes (the index before) vs 4-bit PQ fast-scan codes (`ann_index` now): build
+    and search time and recall of the exact pairs, for `queries` rows of `n` vectors.
+
+    The vectors are the `ann` cache (100k planted personas) plus randomly rotated copies of it: rotated
+    copies keep the neighbourhood structure and add no duplicates. Lists hold `list_size` vectors, as
+    ~4 sqrt(n) lists do at a million (250), so the per-query scan costs what it would at 1M."""
+    import faiss
+    import numpy as np
+
+    from personagraph.dedup.embedding import ann_index, rerank
+
+    cache = Path(tempfile.gettempdir()) / "personagraph-bench-ann-100000.npy"
+    if not cache.is_file():
+        bench_ann(100_000, [], [], threshold, k)  # embeds and caches the vectors
+    base = np.load(cache)
+    rng = np.random.default_rng(0)
+    parts = [base]
+    while sum(len(p) for p in parts) < n:
+        rotation, _ = np.linalg.qr(rng.standard_normal((base.shape[1], base.shape[1])).astype(np.float32))
+        parts.append((base @ rotation).astype(np.float32))
+    x = np.ascontiguousarray(np.concatenate(parts)[:n])
+    q = x[:queries]
+    nlist = max(1, n // list_size)
+    t0 = time.perf_counter()
+    sims, ids = faiss.knn(q, x, k + 1, metric=faiss.METRIC_INNER_PRODUCT)
+    print(f"{n} vectors, {nlist} lists, {queries} queries; exact search {time.perf_counter() - t0:.1f}s", flush=True)
+    truth = {(i, j) for i, (s, row) in enumerate(zip(sims, ids)) for v, j in zip(s, row) if v >= threshold and j != i}
+
+    def scalar8() -> Any:
+        index = faiss.IndexIVFScalarQuantizer(faiss.IndexFlatIP(x.shape[1]), x.shape[1], nlist,
+                                              faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_INNER_PRODUCT)
+        index.cp.niter = 10
+        index.train(x[np.sort(rng.choice(n, min(n, 40 * nlist), replace=False))])
+        index.add(x)
+        index.nprobe = nprobe
+        return index
+
+    def pq4() -> Any:
+        return ann_index(x, nprobe, nlist=nlist)
+
+    for name, build, ask in (("IVF, 8-bit scalar codes, k+1", scalar8, k + 1), ("IVF, 4-bit PQ fast scan, 2(k+1) re-ranked", pq4, 2 * (k + 1))):
+        t0 = time.perf_counter()
+        index = build()
+        built = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        s, found_ids = rerank(q, x, index.search(q, ask)[1], k + 1)
+        took = time.perf_counter() - t0
+        found = {(i, j) for i, (row_s, row) in enumerate(zip(s, found_ids)) for v, j in zip(row_s, row) if v >= threshold and j != i}
+        print(f"  {name}: build {built:.1f}s, search {took:.2f}s ({queries / took:,.0f} rows/s), "
+              f"recall {len(truth & found) / max(len(truth), 1):.4f} of {len(truth)} pairs", flush=True)
+
+
 def _rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
@@ -217,6 +271,13 @@ def main() -> None:
     a.add_argument("--nprobe", type=int, nargs="+", default=[8, 16, 32])
     a.add_argument("--threshold", type=float, default=DedupConfig().embedding_threshold)
     a.add_argument("--k", type=int, default=DedupConfig().embedding_neighbours)
+    c = sub.add_parser("codes", help="IVF index codes: 8-bit scalar vs 4-bit PQ fast scan, at 1M's list size")
+    c.add_argument("--n", type=int, default=200_000)
+    c.add_argument("--queries", type=int, default=20_000)
+    c.add_argument("--list-size", type=int, default=250)
+    c.add_argument("--nprobe", type=int, default=DedupConfig().ann_nprobe)
+    c.add_argument("--threshold", type=float, default=DedupConfig().embedding_threshold)
+    c.add_argument("--k", type=int, default=DedupConfig().embedding_neighbours)
     f = sub.add_parser("full")
     f.add_argument("--n", type=int, default=1_000_000)
     f.add_argument("--method", default="minhash", choices=["minhash", "embedding", "both"])
@@ -230,6 +291,8 @@ def main() -> None:
         bench_hashing(args.n, args.num_perm, args.shingle)
     elif args.what == "ann":
         bench_ann(args.n, args.sizes, args.nprobe, args.threshold, args.k)
+    elif args.what == "codes":
+        bench_codes(args.n, args.queries, args.list_size, args.nprobe, args.threshold, args.k)
     elif args.what == "embedding":
         bench_embedding(args.n, args.batch_size)
     else:

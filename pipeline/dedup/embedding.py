@@ -502,8 +502,8 @@ def rerank(query: np.ndarray, vectors: np.ndarray, ids: np.ndarray, k: int) -> t
     return np.take_along_axis(sims, top, 1), np.take_along_axis(ids, top, 1)
 
 
-def ann_index(vectors: np.ndarray, nprobe: int, seed: int = 0) -> object:
-    """A faiss IVF index over unit `vectors` (inner product): ~4 sqrt(n) lists, each vector stored as a
+def ann_index(vectors: np.ndarray, nprobe: int, seed: int = 0, nlist: int | None = None) -> object:
+    """A faiss IVF index over unit `vectors` (inner product): `nlist` lists (~4 sqrt(n)), each vector stored as a
     4-bit product-quantised code (2 dimensions a byte: 24 bytes for 384), searched with faiss's
     SIMD "fast scan" in the `nprobe` lists nearest to the query.
 
@@ -515,7 +515,7 @@ def ann_index(vectors: np.ndarray, nprobe: int, seed: int = 0) -> object:
     import faiss
 
     n, dim = vectors.shape
-    nlist = max(1, int(4 * np.sqrt(n)))
+    nlist = nlist or max(1, int(4 * np.sqrt(n)))
     quantizer = faiss.IndexFlatIP(dim)
     index = faiss.IndexIVFPQFastScan(quantizer, dim, nlist, dim // 8, 4, faiss.METRIC_INNER_PRODUCT)
     index.cp.niter = 10
