@@ -7,8 +7,9 @@ one process, on the CPU, at the project's batch size, in interleaved rounds; the
 is reported (other work on the machine only ever slows a round down), with the median beside it.
 Agreement is the cosine per text between the backends' unit vectors. "onnx int8" is the shipped
 int8 encoder (`embedding_precision = "int8"`: dense layers in int8 around float32 outlier
-channels); "plain int8" is ONNX Runtime's dynamic quantisation of every dense layer (per channel),
-built here only to be measured: it moves some texts below cosine 0.99 (docs/benchmarks.md).
+channels); "plain int8" is ONNX Runtime's dynamic quantisation of every dense layer (per channel)
+in a session set up as the shipped ones are (`runtime_session`), built here only to be measured:
+it moves some texts below cosine 0.99 (docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -21,8 +22,12 @@ import time
 from pathlib import Path
 
 import numpy as np
-
-from personagraph.dedup.embedding import OnnxEncoder, TorchEncoder, model_path
+from personagraph.dedup.embedding import (
+    OnnxEncoder,
+    TorchEncoder,
+    model_path,
+    runtime_session,
+)
 
 PERSONAS = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "filter" / "real_personas.jsonl"
 
@@ -36,13 +41,12 @@ def persona_texts(n: int) -> list[str]:
 
 def plain_int8_encoder(fp32: OnnxEncoder, folder: Path) -> OnnxEncoder:
     """The fp32 encoder's graph with all its dense layers quantised to int8 (dynamic, per channel)."""
-    import onnxruntime as ort
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     path = folder / "int8.onnx"
     quantize_dynamic(fp32.path, path, weight_type=QuantType.QInt8, per_channel=True, op_types_to_quantize=["MatMul"])
     encoder = OnnxEncoder(model_path(), "fp32")
-    encoder.session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    encoder.session = runtime_session(path)
     return encoder
 
 

@@ -13,8 +13,9 @@ model hub. Two encoders give the same vectors (cosine >= 0.999 per text, tests/t
     the rest (channel 99 of every LayerNorm output, ...), which a per-tensor int8 scale would
     crush; those stay in a small float32 MatMul beside the int8 one (LLM.int8()'s mixed
     decomposition). Cosine >= 0.99 to fp32 for every one of 3,000 real personas, where plain
-    int8 left 3% below; ~1.3x faster than fp32 (docs/benchmarks.md, bench/bench_embed.py), but its
-    activations are scaled per batch, so a vector shifts slightly (~0.01) with its batch-mates.
+    int8 left 3% below; 1.9-2.5x faster than fp32 in the same process (measured under load,
+    docs/benchmarks.md, bench/bench_embed.py), but its activations are scaled per batch, so a
+    vector shifts slightly (~0.01) with its batch-mates.
 - `torch`: sentence-transformers, for users who installed it (`pip install 'personagraph[torch]'`),
   on their GPU.
 
@@ -57,7 +58,9 @@ GRAPH_VERSION = 1
 # channel's stay float32, at most OUTLIER_CHANNELS of them; the calibration is CALIBRATION_TEXTS
 # sequences of CALIBRATION_WORDS random whole-word tokens (seeded): BERT's outlier channels are the
 # same whatever the text (measured: the same channels as on real personas, and the same agreement).
-INT8_VERSION = 2
+# Bump when the int8 graph changes (3: the bias is added before the outlier product, so that ONNX
+# Runtime fuses it into the int8 MatMul).
+INT8_VERSION = 3
 # OnnxEncoder sorts by length and tokenises within slices of this many texts.
 TOKENISE_CHUNK = 16_384
 OUTLIER_FACTOR = 4.0
@@ -227,8 +230,6 @@ def onnx_session(
     Cached under $XDG_CACHE_HOME/personagraph (~/.cache/personagraph), or a temporary folder if that
     is not writable; the name holds the weights' sha256 and the graph version.
     """
-    import onnxruntime as ort
-
     with open(folder / "model.safetensors", "rb") as f:
         digest = hashlib.file_digest(f, "sha256").hexdigest()[:16]
     name = f"all-minilm-l6-v2-{digest}-g{GRAPH_VERSION}.onnx"
@@ -245,14 +246,12 @@ def onnx_session(
     else:
         def build() -> onnx.ModelProto:
             return build_onnx_model(folder)
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     errors = []
     for cache in cache_dirs():
         path = cache / name
         if path.is_file():
             try:
-                return path, ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+                return path, runtime_session(path)
             except Exception:  # noqa: BLE001 - whatever ONNX Runtime cannot load is rebuilt
                 pass
         try:
@@ -261,8 +260,25 @@ def onnx_session(
         except OSError as exc:
             errors.append(f"{cache}: {exc}")
             continue
-        return path, ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        return path, runtime_session(path)
     raise RuntimeError(f"cannot write the ONNX embedding model ({'; '.join(errors)}): set XDG_CACHE_HOME to a writable folder")
+
+
+def runtime_session(path: Path) -> onnxruntime.InferenceSession:
+    """An ONNX Runtime CPU session on the graph at `path`, set up for throughput on shared cores.
+
+    Two settings measured on this project's 2 shared cores (docs/benchmarks.md): worker threads
+    sleep between tasks instead of spinning (spinning, an encode under other load used 1.7x the
+    CPU); and ONNX Runtime's SkipLayerNormalization fusion is off, because its CPU kernel was
+    slower than the Add and LayerNormalization it replaces (15-22% of the int8 graphs' time).
+    """
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"],
+                                disabled_optimizers=["SkipLayerNormFusion"])
 
 
 def cache_dirs() -> list[Path]:
@@ -322,20 +338,21 @@ def build_onnx_model(folder: Path, outliers: Mapping[str, Sequence[int]] | None 
         # torch Linear keeps its weight as (out, in); MatMul wants (in, out). Named after the layer.
         weight = w[f"{prefix}.weight"].T * scale
         channels = tuple(outliers.get(prefix, ())) if outliers else ()
+        bias = const(f"{prefix}.bias", w[f"{prefix}.bias"] * scale)
         if not channels:
-            product = op("MatMul", x, const(f"{prefix}.weight", weight), name=prefix)
-        else:
-            # q, k and v read the same input with the same channels: mask and gather it once.
-            if (x, channels) not in split_inputs:
-                keep = np.ones(weight.shape[0], np.float32)
-                keep[list(channels)] = 0
-                split_inputs[x, channels] = (op("Mul", x, const(f"{prefix}.keep", keep)),
-                                             op("Gather", x, const(f"{prefix}.channels", np.array(channels, np.int64)), axis=-1))
-            rest, picked = split_inputs[x, channels]
-            product = op("Add", op("MatMul", rest, const(f"{prefix}.weight", weight), name=prefix),
-                         op("MatMul", picked, const(f"{prefix}.outlier_weight", weight[list(channels)]),
-                            name=f"{prefix}.outliers"))
-        return op("Add", product, const(f"{prefix}.bias", w[f"{prefix}.bias"] * scale))
+            return op("Add", op("MatMul", x, const(f"{prefix}.weight", weight), name=prefix), bias)
+        # q, k and v read the same input with the same channels: mask and gather it once.
+        if (x, channels) not in split_inputs:
+            keep = np.ones(weight.shape[0], np.float32)
+            keep[list(channels)] = 0
+            split_inputs[x, channels] = (op("Mul", x, const(f"{prefix}.keep", keep)),
+                                         op("Gather", x, const(f"{prefix}.channels", np.array(channels, np.int64)), axis=-1))
+        rest, picked = split_inputs[x, channels]
+        # The bias before the outlier product: ONNX Runtime fuses a bias Add that directly follows
+        # the int8 MatMul into its kernel, one pass over the output fewer.
+        main = op("Add", op("MatMul", rest, const(f"{prefix}.weight", weight), name=prefix), bias)
+        side = op("MatMul", picked, const(f"{prefix}.outlier_weight", weight[list(channels)]), name=f"{prefix}.outliers")
+        return op("Add", main, side)
 
     def layer_norm(x: str, prefix: str) -> str:
         return op("LayerNormalization", x, const(f"{prefix}.weight", w[f"{prefix}.weight"]),
