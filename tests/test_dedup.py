@@ -158,6 +158,19 @@ def test_merge_moves_edges_records_aliases_and_updates_the_index(store: GraphSto
     assert merge_duplicates(store, DedupConfig(), tmp_path).merged == 0
 
 
+def test_a_pass_reports_counted_progress_for_its_long_steps(store: GraphStore, tmp_path) -> None:
+    _seed(store)
+    heard: list[tuple[str, int, int | None]] = []
+    report = merge_duplicates(store, DedupConfig(), tmp_path, on_progress=lambda msg, done, total: heard.append((msg, done, total)))
+    counted = {msg: (done, total) for msg, done, total in heard if total}
+    assert counted["hashing and embedding personas"] == (5, 5)
+    assert counted["merging duplicate groups"] == (len(report.groups), len(report.groups)) == (1, 1)
+    steps = [msg for msg, _, total in heard if not total]
+    assert any(m.startswith("MinHash candidate pairs among 5") for m in steps)
+    assert any(m.startswith("nearest embedding neighbours of 5") for m in steps)
+    assert any(m.startswith("linking") for m in steps)
+
+
 def test_index_resyncs_after_writes_it_did_not_see(store: GraphStore, tmp_path) -> None:
     ids = _seed(store)
     config = DedupConfig(method="minhash")

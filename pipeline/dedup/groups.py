@@ -152,7 +152,7 @@ def cohesion(
 def duplicate_groups(
     signatures: np.ndarray | None, vectors: np.ndarray | None, config: DedupConfig, method: DedupMethod,
     representatives: Representatives = first_members, texts: Sequence[str] | None = None,
-    minhash: MinhashPairs = minhash_pairs,
+    minhash: MinhashPairs = minhash_pairs, note: Callable[[str], None] | None = None,
 ) -> tuple[Pairs, list[LinkedGroup]]:
     """Verified pairs and the cohesive groups they form (rows of the arrays and `texts` are the items).
 
@@ -169,7 +169,9 @@ def duplicate_groups(
     """
     use_vectors = vectors if method in ("embedding", "both") else None
     use_sigs = signatures if method in ("minhash", "both") else None
-    pairs = pairs_from_arrays(signatures, vectors, config, method, texts, minhash)
+    say = note or (lambda _msg: None)
+    pairs = pairs_from_arrays(signatures, vectors, config, method, texts, minhash, note)
+    say(f"linking {len(pairs):,} verified pairs into groups")
     cohesive = cohesion(use_sigs, use_vectors, config, texts)
     linked = link_pairs(pairs, cohesive, representatives)
     by_rep = {g.representative: g for g in linked}
@@ -181,6 +183,7 @@ def duplicate_groups(
         reps[list(by_rep)] = True
         # Only a pair with a representative at one end can link anything new: two ungrouped items
         # that pair would have been linked already.
+        say(f"closing {len(by_rep):,} groups under their linkage")
         again = link_pairs(pairs.select(left[pairs.a] & left[pairs.b] & (reps[pairs.a] | reps[pairs.b])),
                            cohesive, representatives)
         if not again:

@@ -272,6 +272,7 @@ def confirmed(cosine: np.ndarray, one_sided: Callable[[int], bool], config: Dedu
 def pairs_from_arrays(
     signatures: np.ndarray | None, vectors: np.ndarray | None, config: DedupConfig, method: DedupMethod,
     texts: Sequence[str] | None = None, minhash: MinhashPairs = minhash_pairs,
+    note: Callable[[str], None] | None = None,
 ) -> Pairs:
     """Verified pairs from precomputed signatures and/or unit vectors (rows = items) and the texts.
 
@@ -280,18 +281,23 @@ def pairs_from_arrays(
     side or misspells them; a different person in the same template replaces words on both). Without
     `texts` that last route is closed. An embedding pair must also share `min_jaccard` of its
     shingles: all-MiniLM-L6-v2 reads English, and places unrelated Chinese personas at cosine 0.9.
-    `minhash` finds the MinHash candidates (in this process unless told otherwise).
+    `minhash` finds the MinHash candidates (in this process unless told otherwise); `note` hears
+    each step as it starts (a million personas take minutes per step).
     """
+    say = note or (lambda _msg: None)
     parts: list[Pairs] = []
     if method in ("minhash", "both") and signatures is not None:
+        say(f"MinHash candidate pairs among {len(signatures):,} personas")
         found = minhash(signatures, config, method)
         if method == "both" and vectors is not None and len(found):
+            say(f"confirming {len(found):,} MinHash pairs by cosine and the shape of their difference")
             cos = pairwise(cosines, vectors, found.a, found.b)
             one_sided = (lambda i: differs_on_one_side(texts[found.a[i]], texts[found.b[i]])) if texts is not None \
                 else (lambda i: False)
             found = found.select(confirmed(cos, one_sided, config))
         parts.append(found)
     if method in ("embedding", "both") and vectors is not None:
+        say(f"nearest embedding neighbours of {len(vectors):,} personas")
         found = embedding_pairs(vectors, config)
         if method == "both" and signatures is not None and len(found):
             found = found.select(pairwise(estimated_jaccard, signatures, found.a, found.b) >= config.min_jaccard)

@@ -145,7 +145,7 @@ def merge_duplicates(
 
     texts = [index.texts[r] for r in rows]
     pairs, linked = duplicate_groups(sigs, vecs, index.config, method, representatives=survivors, texts=texts,
-                                     minhash=minhash)
+                                     minhash=minhash, note=note)
     counts = pairs.counts()
     note(f"choosing survivors of {len(linked)} groups ({len(pairs)} verified pairs)")
     groups = survivor_groups(ids, linked, candidates)
