@@ -70,7 +70,7 @@ def main() -> None:
         encoders = {
             "sentence-transformers": TorchEncoder(model_path()),
             "onnx fp32": fp32,
-            "onnx int8 (default)": OnnxEncoder(model_path(), "int8"),
+            "onnx int8 (shipped)": OnnxEncoder(model_path(), "int8"),
             "plain int8": plain_int8_encoder(fp32, Path(tmp)),
         }
         load = os.getloadavg()[0]
@@ -94,7 +94,7 @@ def main() -> None:
               f"median {args.n / median:6.0f} texts/s ({base_median / median:4.2f}x)")
     reference = vectors["sentence-transformers"]
     print(f"  cosine onnx fp32 vs sentence-transformers: {agreement(vectors['onnx fp32'], reference)}")
-    for name in ("onnx int8 (default)", "plain int8"):
+    for name in ("onnx int8 (shipped)", "plain int8"):
         print(f"  cosine {name:20s} vs onnx fp32:            {agreement(vectors[name], vectors['onnx fp32'])}")
         print(f"  cosine {name:20s} vs sentence-transformers: {agreement(vectors[name], reference)}")
 
