@@ -512,6 +512,7 @@ def cheap_check(description: str, seed_description: str | None = None, config: F
     """Cheap verdict for one description (usable inline during extraction and expansion)."""
     return cheap_checks([description], [seed_description], config, sources=[source], relevance=relevance)[0]
 
+
 def verdict_reasons(verdict: FilterVerdict) -> list[str]:
     """A failed verdict as the `filter_reasons` a persona rejected inline carries: 'criterion: reason' each."""
     return [f"{criterion}: {reason}" for criterion, reason in verdict.reasons.items()]
@@ -698,14 +699,18 @@ def filter_report(store: GraphStore, examples: int = 3) -> FilterReport:
     rejected_by: Counter[str] = Counter()
     shown: dict[str, list[tuple[str, str]]] = {}
     for node in store.iter_personas(statuses=None):
-        status[node.get("status", "?") if node.get("filtered_at") is not None or node.get("status") == "merged"
-               else "unfiltered"] += 1
+        inline = node.get("filter_reasons") or []  # rejected by the cheap checks as extract or expand wrote it
+        decided = node.get("filtered_at") is not None or node.get("status") == "merged" or bool(inline)
+        status[node.get("status", "?") if decided else "unfiltered"] += 1
         if node.get("status") != "rejected":
             continue
-        for c in node.get("filter_failed") or []:
+        failed = [(c, node.get(f"reason_{c}", "")) for c in node.get("filter_failed") or []]
+        if not failed:
+            failed = [(c.strip(), reason.strip()) for c, _, reason in (str(r).partition(":") for r in inline)]
+        for c, reason in failed:
             rejected_by[c] += 1
             if len(shown.setdefault(c, [])) < examples:
-                shown[c].append((node["description"], node.get(f"reason_{c}", "")))
+                shown[c].append((node["description"], reason))
     return FilterReport(status=dict(status), rejected_by=dict(rejected_by), examples=shown)
 
 

@@ -40,6 +40,7 @@ from personagraph.filter import (
     purge_rejected,
     restates_seed,
     source_overlap,
+    verdict_reasons,
     word_count,
 )
 from personagraph.api import Graph
@@ -159,6 +160,21 @@ def test_cheap_filter_run_writes_verdicts_reports_and_purges(store: GraphStore) 
     assert purge_rejected(store) == 2
     assert set(store.get_personas(list(ids.values()))) == {ids["seed"], ids["good"]}
     assert store.degrees([ids["seed"]])[ids["seed"]] == 1
+
+
+def test_the_report_counts_personas_extract_or_expand_rejected_inline(store: GraphStore) -> None:
+    copy = "Day 4 of my rye starter and it doubled! I keep it at 26 degrees and feed it twice a day."
+    verdict = cheap_check(copy, source=copy)
+    assert not verdict.ok
+    store.upsert_personas([
+        Persona(description=copy, status=PersonaStatus.rejected, attributes={"filter_reasons": verdict_reasons(verdict)}),
+        Persona(description=GOOD, status=PersonaStatus.candidate),
+    ])
+    report = filter_report(store)
+    assert report.status == {"rejected": 1, "unfiltered": 1}
+    criterion = next(iter(verdict.reasons))
+    assert report.rejected_by == {c: 1 for c in verdict.reasons}
+    assert report.examples[criterion] == [(copy, verdict.reasons[criterion])]
 
 
 def test_llm_judge_scores_what_the_cheap_checks_pass(store: GraphStore, fake_llm, tmp_path) -> None:
