@@ -116,6 +116,11 @@ def minhash_pairs(signatures: np.ndarray, config: DedupConfig, method: DedupMeth
             codes, sims = np.concatenate([codes, new_codes]), np.concatenate([sims, new_sims])
             order = np.argsort(codes, kind="stable")
             codes, sims = codes[order], sims[order]
+        if len(codes) > 2 * config.minhash_neighbours * n:
+            # Cut to each persona's nearest as we go (exact: a pair outside an item's k best of the
+            # pairs seen so far stays outside them as more are seen); bounds memory by ~k n pairs.
+            kept = nearest(coded_pairs(codes, sims, n), config.minhash_neighbours)
+            codes, sims = kept.a * n + kept.b, kept.similarity
     return nearest(coded_pairs(codes, sims, n), config.minhash_neighbours)
 
 
