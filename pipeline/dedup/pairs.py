@@ -107,8 +107,8 @@ def minhash_pairs(signatures: np.ndarray, config: DedupConfig, method: DedupMeth
     # rarely comes back (a pair below the floor collides in a band with probability J^rows).
     for band in range(lsh.b):
         keys = band_keys(signatures[:, band * r : (band + 1) * r], 1, r)[:, 0]
-        found = np.unique(bucket_candidates(np.full(n, band), keys, np.arange(n), n, config.minhash_neighbours))
-        if len(codes):
+        found = bucket_candidates(np.full(n, band), keys, np.arange(n), n, config.minhash_neighbours)
+        if len(codes):  # drop candidates verified in an earlier band (`jaccard_verified` makes the rest unique)
             at = np.minimum(np.searchsorted(codes, found), len(codes) - 1)
             found = found[codes[at] != found]
         new_codes, new_sims = jaccard_verified(found, signatures, floor)
