@@ -14,6 +14,7 @@ from personagraph.dedup import Candidate, Pairs, choose_survivor, find_duplicate
 from personagraph.dedup.embedding import embed, model_path
 from personagraph.dedup.index import DedupIndex, index_folder, open_index
 from personagraph.dedup.minhash import MinHasher, words
+from personagraph.dedup.pairs import nearest, unique_codes
 from personagraph.dedup.stage import merge_duplicates
 
 TEXTS = [
@@ -45,6 +46,25 @@ def test_signature_similarity_tracks_exact_jaccard() -> None:
     exact = len(set(words(a)) & set(words(b))) / len(set(words(a)) | set(words(b)))
     assert abs(float((sa == sb).mean()) - exact) < 0.1
     assert hasher.lean(sa).jaccard(hasher.lean(sb)) == pytest.approx(float((sa == sb).mean()))
+
+
+def test_nearest_keeps_each_items_k_most_similar_pairs_ties_in_input_order() -> None:
+    """The one-key sort of `nearest` keeps what a per-item ranking keeps: by similarity, then the pairs
+    where the item is the first end, then input order."""
+    rng = np.random.default_rng(3)
+    a = rng.integers(0, 40, 3000)
+    b = a + rng.integers(1, 40, 3000)
+    sims = rng.choice(np.array([-0.5, -0.0, 0.0, 0.3, 0.5, 0.9, 1.0], dtype=np.float32), 3000)
+    for k in (1, 3):
+        kept = nearest(Pairs.of(a, b, sims, "minhash"), k)
+        want = np.zeros(len(a), dtype=bool)
+        for item in range(80):
+            mine = np.flatnonzero((a == item) | (b == item))
+            ranked = sorted(mine, key=lambda i: (-float(sims[i]), b[i] == item, i))  # -0.0 ties with 0.0
+            want[ranked[:k]] = True
+        assert np.array_equal(np.sort(kept.a * 100 + kept.b), np.sort(a[want] * 100 + b[want]))
+    assert np.array_equal(unique_codes(np.array([5, 3, 5, 9, 3])), [3, 5, 9])
+    assert len(unique_codes(np.empty(0, dtype=np.int64))) == 0
 
 
 def test_words_ignore_case_spacing_and_punctuation() -> None:

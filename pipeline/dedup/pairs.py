@@ -107,8 +107,8 @@ def minhash_pairs(signatures: np.ndarray, config: DedupConfig, method: DedupMeth
     # rarely comes back (a pair below the floor collides in a band with probability J^rows).
     for band in range(lsh.b):
         keys = band_keys(signatures[:, band * r : (band + 1) * r], 1, r)[:, 0]
-        found = bucket_candidates(np.full(n, band), keys, np.arange(n), n, config.minhash_neighbours)
-        if len(codes):  # drop candidates verified in an earlier band (`jaccard_verified` makes the rest unique)
+        found = unique_codes(bucket_candidates(np.full(n, band), keys, np.arange(n), n, config.minhash_neighbours))
+        if len(codes):  # drop candidates verified in an earlier band (sorted queries: cache-friendly)
             at = np.minimum(np.searchsorted(codes, found), len(codes) - 1)
             found = found[codes[at] != found]
         new_codes, new_sims = jaccard_verified(found, signatures, floor)
@@ -149,11 +149,18 @@ def jaccard_verified(candidates: np.ndarray, signatures: np.ndarray, floor: floa
     """Of the candidate codes (`a * n + b`, repeats allowed), the distinct ones (ascending) whose
     estimated Jaccard reaches `floor`, and that Jaccard (float32, as `Pairs` keeps it)."""
     n = max(len(signatures), 1)
-    codes = np.unique(candidates)
+    codes = unique_codes(candidates)
     a, b = codes // n, codes % n
     sims = pairwise(estimated_jaccard, signatures, a, b)
     keep = sims >= floor
     return codes[keep], sims[keep].astype(np.float32)
+
+
+def unique_codes(codes: np.ndarray) -> np.ndarray:
+    """The distinct values of `codes`, ascending. `np.unique` on int64 hashes since numpy 2.3, which is
+    about 80x slower than a sort on millions of wide-range codes (1.3 s against 16 ms for 1.5M)."""
+    ordered = np.sort(codes)
+    return ordered[np.concatenate([[True], ordered[1:] != ordered[:-1]])] if len(ordered) else ordered
 
 
 def coded_pairs(codes: np.ndarray, similarity: np.ndarray, n: int) -> Pairs:
@@ -162,9 +169,10 @@ def coded_pairs(codes: np.ndarray, similarity: np.ndarray, n: int) -> Pairs:
 
 
 def pairwise(similarity: Callable[[np.ndarray, np.ndarray], np.ndarray], rows: np.ndarray, a: np.ndarray,
-             b: np.ndarray, chunk: int = 65_536) -> np.ndarray:
+             b: np.ndarray, chunk: int = 8_192) -> np.ndarray:
     """`similarity(rows[a], rows[b])` computed `chunk` pairs at a time: millions of pairs gathered at
-    once would copy gigabytes of vectors (3M pairs x 384 floats x 2 sides = 9 GB)."""
+    once would copy gigabytes of vectors (3M pairs x 384 floats x 2 sides = 9 GB); chunks that fit in
+    the cache are about 1.7x faster than 65k-pair ones."""
     return np.concatenate([np.empty(0, dtype=np.float64), *(
         similarity(rows[a[i : i + chunk]], rows[b[i : i + chunk]]) for i in range(0, len(a), chunk))])
 
@@ -184,14 +192,23 @@ def nearest(pairs: Pairs, k: int) -> Pairs:
     if not len(pairs):
         return pairs
     ends = np.concatenate([pairs.a, pairs.b])
-    sims = np.concatenate([pairs.similarity, pairs.similarity])
-    order = np.lexsort((-sims, ends))  # by item, most similar first
+    # By item, most similar first, ties in input order: one stable sort of an int64 key (item in the high
+    # 32 bits, the similarity's order-reversed float bits below) is 2-3x faster than lexsort's two passes.
+    key = (ends << 32) | descending_bits(np.concatenate([pairs.similarity, pairs.similarity]))
+    order = np.argsort(key, kind="stable")
     sorted_ends = ends[order]
     first = np.searchsorted(sorted_ends, sorted_ends, side="left")
     rank = np.empty(len(order), dtype=np.int64)
     rank[order] = np.arange(len(order)) - first
     m = len(pairs)
     return pairs.select((rank[:m] < k) | (rank[m:] < k))
+
+
+def descending_bits(x: np.ndarray) -> np.ndarray:
+    """uint32 keys of float32 `x` (as int64) that sort in descending order of `x`; -0.0 and 0.0 tie."""
+    bits = (np.asarray(x, dtype=np.float32) + np.float32(0)).view(np.uint32).astype(np.int64)
+    ascending = np.where(bits & 0x8000_0000, 0xFFFF_FFFF - bits, bits | 0x8000_0000)  # IEEE order as unsigned
+    return 0xFFFF_FFFF - ascending
 
 
 # Words whose presence says nothing about who someone is: "I am a nurse" and "A nurse who ..." differ only in these.
