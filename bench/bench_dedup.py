@@ -10,7 +10,8 @@
 
 Ratios are measured in one run on the same texts. `full` builds a planted corpus of about `n`
 personas, imports it into a fresh embedded FalkorDB in a temporary folder, runs the dedup stage and
-reports time per phase, peak memory of this process and of the FalkorDB server, and P/R.
+reports time per phase, peak memory of the pass (run in a child process, as `personagraph dedup`
+would be) and of the FalkorDB server, and P/R.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ import resource
 import shutil
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
 from pathlib import Path
 from collections.abc import Callable
 from typing import Any
@@ -203,12 +206,45 @@ def bench_full(n: int, method: str, minhash_threshold: float | None, ray_workers
 
 
 def _full_pass(corpus: Any, method: str, minhash_threshold: float | None, workers: int, precision: str | None) -> None:
-    """One import and dedup pass over `corpus` (`workers` > 0: MinHash pairs on a local Ray of that many CPUs)."""
+    """One import and dedup pass over `corpus` (`workers` > 0: MinHash pairs on a local Ray of that many CPUs).
+
+    The pass runs in a fresh child process, as `personagraph dedup` would: its peak memory is the pass's
+    own, not the corpus this process keeps for scoring (1.2 GB at a million personas).
+    """
     from personagraph.graph import server
     from personagraph.graph.model import Persona
     from personagraph.graph.store import FalkorStore, StoreConfig
-    from personagraph.dedup.stage import merge_duplicates
+
+    folder = Path(tempfile.mkdtemp(prefix="pgb-", dir="/tmp"))
+    try:
+        server.ensure_running(folder)
+        store = FalkorStore(StoreConfig(data_dir=folder, graph="bench", batch_size=10_000))
+        store.ensure_schema()
+        t0 = time.perf_counter()
+        store.upsert_personas([Persona(description=t) for t in corpus.texts])
+        store.close()
+        print(f"import: {time.perf_counter() - t0:.0f}s", flush=True)
+        pos = {Persona(description=t).id: i for i, t in enumerate(corpus.texts)}
+        with ProcessPoolExecutor(1, mp_context=get_context("spawn")) as child:
+            done = child.submit(_dedup_child, folder, method, minhash_threshold, precision, workers).result()
+        p, r = pair_scores([[pos[i] for i in g] for g in done["groups"]], corpus.cluster)
+        server_pid = server.status(folder).pid or 0
+        print(f"dedup pass ({method}{f', Ray {workers} CPU(s)' if workers else ''}): {done['seconds']:.0f}s for "
+              f"{done['personas']} personas, {len(done['groups'])} groups, {done['merged']} merged; P={p:.3f} R={r:.3f}")
+        print(f"peak RSS: the pass's process {done['peak_mb']:.0f} MB"
+              + (f", FalkorDB {_rss_mb(server_pid):.0f} MB" if server_pid else ""))
+    finally:
+        server.stop(folder)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _dedup_child(folder: Path, method: str, minhash_threshold: float | None, precision: str | None,
+                 workers: int) -> dict[str, Any]:
+    """The dedup pass over the store in `folder`, in this (child) process: groups as persona ids
+    (survivor first), seconds, personas, merged, and this process's peak RSS in MB."""
     from personagraph.dedup.pairs import minhash_pairs
+    from personagraph.dedup.stage import merge_duplicates
+    from personagraph.graph.store import FalkorStore, StoreConfig
 
     minhash = minhash_pairs
     if workers:
@@ -217,41 +253,25 @@ def _full_pass(corpus: Any, method: str, minhash_threshold: float | None, worker
         from personagraph.dedup.ray_minhash import on_ray
         from personagraph.executor import RayExecutor
 
-        ray.shutdown()
         ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False)
         minhash = on_ray(RayExecutor(workers=workers))
-        print(f"-- MinHash pairs on a local Ray of {workers} CPU(s)")
-    folder = Path(tempfile.mkdtemp(prefix="pgb-", dir="/tmp"))
-    try:
-        server.ensure_running(folder)
-        store = FalkorStore(StoreConfig(data_dir=folder, graph="bench", batch_size=10_000))
-        store.ensure_schema()
-        t0 = time.perf_counter()
-        store.upsert_personas([Persona(description=t) for t in corpus.texts])
-        print(f"import: {time.perf_counter() - t0:.0f}s")
-        pos = {Persona(description=t).id: i for i, t in enumerate(corpus.texts)}
-        t0 = time.perf_counter()
-        config = DedupConfig(method=method)  # type: ignore[arg-type]
-        if minhash_threshold is not None:
-            config = config.model_copy(update={"minhash_threshold": minhash_threshold})
-        if precision is not None:
-            config = config.model_copy(update={"embedding_precision": precision})
-        report = merge_duplicates(
-            store, config, folder / "dedup", method=method,  # type: ignore[arg-type]
-            on_progress=_printer(t0), minhash=minhash,
-        )
-        total = time.perf_counter() - t0
-        groups = [[pos[g.survivor]] + [pos[d] for d in g.duplicates] for g in report.groups]
-        p, r = pair_scores(groups, corpus.cluster)
-        server_pid = server.status(folder).pid or 0
-        print(f"dedup pass ({method}{f', Ray {workers} CPU(s)' if workers else ''}): {total:.0f}s for {report.personas} personas, {len(report.groups)} groups, "
-              f"{report.merged} merged; P={p:.3f} R={r:.3f}")
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        print(f"peak RSS: this process {peak:.0f} MB" + (f", FalkorDB {_rss_mb(server_pid):.0f} MB" if server_pid else ""))
-        store.close()
-    finally:
-        server.stop(folder)
-        shutil.rmtree(folder, ignore_errors=True)
+        print(f"-- MinHash pairs on a local Ray of {workers} CPU(s)", flush=True)
+    store = FalkorStore(StoreConfig(data_dir=folder, graph="bench", batch_size=10_000))
+    config = DedupConfig(method=method)  # type: ignore[arg-type]
+    if minhash_threshold is not None:
+        config = config.model_copy(update={"minhash_threshold": minhash_threshold})
+    if precision is not None:
+        config = config.model_copy(update={"embedding_precision": precision})
+    t0 = time.perf_counter()
+    report = merge_duplicates(store, config, folder / "dedup", method=method,  # type: ignore[arg-type]
+                              on_progress=_printer(t0), minhash=minhash)
+    seconds = time.perf_counter() - t0
+    store.close()
+    if workers:
+        ray.shutdown()
+    return {"groups": [[g.survivor, *g.duplicates] for g in report.groups], "seconds": seconds,
+            "personas": report.personas, "merged": report.merged,
+            "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
 def main() -> None:
