@@ -14,7 +14,7 @@ from personagraph.dedup import Candidate, Pairs, choose_survivor, find_duplicate
 from personagraph.dedup.embedding import embed, model_path
 from personagraph.dedup.index import DedupIndex, index_folder, open_index
 from personagraph.dedup.minhash import MinHasher, words
-from personagraph.dedup.pairs import nearest, unique_codes
+from personagraph.dedup.pairs import merge_sorted, nearest, nearest_codes, unique_codes
 from personagraph.dedup.stage import merge_duplicates
 
 TEXTS = [
@@ -63,7 +63,13 @@ def test_nearest_keeps_each_items_k_most_similar_pairs_ties_in_input_order() -> 
             ranked = sorted(mine, key=lambda i: (-float(sims[i]), b[i] == item, i))  # -0.0 ties with 0.0
             want[ranked[:k]] = True
         assert np.array_equal(np.sort(kept.a * 100 + kept.b), np.sort(a[want] * 100 + b[want]))
+    codes = np.flatnonzero(~want)[::2] * 7 + 3  # nearest over codes agrees with nearest over Pairs
+    assert np.array_equal(nearest_codes(codes, sims[: len(codes)], 7, 2),
+                          np.isin(codes, (lambda p: p.a * 7 + p.b)(nearest(Pairs.of(codes // 7, codes % 7, sims[: len(codes)], "minhash"), 2))))
     assert np.array_equal(unique_codes(np.array([5, 3, 5, 9, 3])), [3, 5, 9])
+    merged, merged_sims = merge_sorted(np.array([2, 5, 9]), np.array([0.2, 0.5, 0.9], dtype=np.float32),
+                                       np.array([1, 6, 10]), np.array([0.1, 0.6, 1.0], dtype=np.float32))
+    assert merged.tolist() == [1, 2, 5, 6, 9, 10] and np.allclose(merged_sims, merged / 10)
     assert len(unique_codes(np.empty(0, dtype=np.int64))) == 0
 
 

@@ -112,16 +112,36 @@ def minhash_pairs(signatures: np.ndarray, config: DedupConfig, method: DedupMeth
             at = np.minimum(np.searchsorted(codes, found), len(codes) - 1)
             found = found[codes[at] != found]
         new_codes, new_sims = jaccard_verified(found, signatures, floor)
-        if len(new_codes):
-            codes, sims = np.concatenate([codes, new_codes]), np.concatenate([sims, new_sims])
-            order = np.argsort(codes, kind="stable")
-            codes, sims = codes[order], sims[order]
-        if len(codes) > 2 * config.minhash_neighbours * n:
+        del found
+        codes, sims = merge_sorted(codes, sims, new_codes, new_sims)
+        if len(codes) > CUT_AT * config.minhash_neighbours * n:
             # Cut to each persona's nearest as we go (exact: a pair outside an item's k best of the
             # pairs seen so far stays outside them as more are seen); bounds memory by ~k n pairs.
-            kept = nearest(coded_pairs(codes, sims, n), config.minhash_neighbours)
-            codes, sims = kept.a * n + kept.b, kept.similarity
-    return nearest(coded_pairs(codes, sims, n), config.minhash_neighbours)
+            keep = nearest_codes(codes, sims, n, config.minhash_neighbours)
+            codes, sims = codes[keep], sims[keep]
+    keep = nearest_codes(codes, sims, n, config.minhash_neighbours)
+    return coded_pairs(codes[keep], sims[keep], n)
+
+
+# Verified MinHash pairs are cut to each persona's nearest once they pass CUT_AT x k x n: at a million
+# personas (k 16) that is 24M pairs, whose cut needs about 1 GB for a few seconds.
+CUT_AT = 1.5
+
+
+def merge_sorted(codes: np.ndarray, sims: np.ndarray, more: np.ndarray, more_sims: np.ndarray
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """Two ascending, disjoint code arrays merged, with their similarities: slots computed by a binary
+    search instead of an argsort of both (whose index array alone is as large as the codes)."""
+    if not len(more):
+        return codes, sims
+    at = np.searchsorted(codes, more) + np.arange(len(more))
+    total = len(codes) + len(more)
+    out, out_sims = np.empty(total, dtype=codes.dtype), np.empty(total, dtype=sims.dtype)
+    old = np.ones(len(out), dtype=bool)
+    old[at] = False
+    out[at], out_sims[at] = more, more_sims
+    out[old], out_sims[old] = codes, sims
+    return out, out_sims
 
 
 def bucket_candidates(band: np.ndarray, key: np.ndarray, position: np.ndarray, n: int, max_bucket: int) -> np.ndarray:
@@ -192,43 +212,70 @@ def nearest(pairs: Pairs, k: int) -> Pairs:
     """
     if not len(pairs):
         return pairs
-    m = len(pairs)
-    items, slot_of = _slots_by_item(pairs)
-    starts = np.flatnonzero(np.concatenate([[True], items[1:] != items[:-1]]))
-    del items
+    return pairs.select(_nearest_mask(np.concatenate([pairs.a, pairs.b]), pairs.similarity, k))
+
+
+def nearest_codes(codes: np.ndarray, sims: np.ndarray, n: int, k: int) -> np.ndarray:
+    """`nearest` of the pairs coded `a * n + b`, as a mask over `codes`, without building their `Pairs`."""
+    if not len(codes):
+        return np.zeros(0, dtype=bool)
+    ends = np.empty(2 * len(codes), dtype=np.int64)
+    np.floor_divide(codes, max(n, 1), out=ends[: len(codes)])
+    np.remainder(codes, max(n, 1), out=ends[len(codes) :])
+    return _nearest_mask(ends, sims, k)
+
+
+def _nearest_mask(ends: np.ndarray, sims: np.ndarray, k: int) -> np.ndarray:
+    """Which of m pairs are among the `k` most similar of one of their ends; `ends` (2m: every pair's
+    first end, then every second end; int64, overwritten) names the ends' items."""
+    m = len(sims)
+    key, low, slot_of = _slots_by_item(ends, sims)
+    starts = _run_starts(key, low)
     take = np.minimum(np.diff(np.append(starts, 2 * m)), k)  # each item's first `take` slots
     first_k = np.repeat(starts - (np.cumsum(take) - take), take) + np.arange(int(take.sum()))
     keep = np.zeros(2 * m, dtype=bool)
     keep[slot_of(first_k)] = True
-    return pairs.select(keep[:m] | keep[m:])
+    return keep[:m] | keep[m:]
 
 
-def _slots_by_item(pairs: Pairs) -> tuple[np.ndarray, Callable[[np.ndarray], np.ndarray]]:
+def _slots_by_item(ends: np.ndarray, sims: np.ndarray) -> tuple[np.ndarray, int, Callable[[np.ndarray], np.ndarray]]:
     """The 2m slots (pair i's first end is slot i, its second m + i) sorted by item, most similar first,
-    ties in slot order: each sorted slot's item, and a map from sorted positions to slots.
+    ties in slot order: a sorted int64 key whose bits from `low` up are the slot's item, and a map from
+    sorted positions to slots.
 
     MinHash similarities take at most num_perm + 1 values, so item, similarity rank and slot usually fit
-    one int64 that sorts in place (a million personas' 32M pairs: 0.5 GB, against 1.5 GB for an argsort);
-    otherwise one stable argsort of item and the similarity's descending float bits.
+    one int64 that sorts in place (a million personas' 24M pairs: 0.4 GB, against three times that for
+    an argsort); otherwise one stable argsort of item and the similarity's descending float bits.
     """
-    m, sims = len(pairs), pairs.similarity
+    m = len(sims)
     levels = np.sort(sims)
     levels = levels[np.concatenate([[True], levels[1:] != levels[:-1]])]  # -0.0 and 0.0 are one level
-    items_bits = int(max(pairs.a.max(), pairs.b.max())).bit_length()
     slot_bits = (2 * m).bit_length()
     low = len(levels).bit_length() + slot_bits
-    if items_bits + low <= 63:
+    if int(ends.max()).bit_length() + low <= 63:
         descending = (len(levels) - 1 - np.searchsorted(levels, sims)).astype(np.int64) << slot_bits
-        key = np.concatenate([pairs.a, pairs.b]) << low
+        del levels
+        key = ends
+        key <<= low
         key[:m] |= descending
         key[m:] |= descending
         del descending
         key |= np.arange(2 * m)
         key.sort()
-        return key >> low, lambda at: key[at] & ((1 << slot_bits) - 1)
-    key = (np.concatenate([pairs.a, pairs.b]) << 32) | descending_bits(np.concatenate([sims, sims]))
-    order = np.argsort(key, kind="stable")
-    return key[order] >> 32, lambda at: order[at]
+        return key, low, lambda at: key[at] & ((1 << slot_bits) - 1)
+    ends <<= 32
+    ends |= descending_bits(np.concatenate([sims, sims]))
+    order = np.argsort(ends, kind="stable")
+    return ends[order], 32, lambda at: order[at]
+
+
+def _run_starts(key: np.ndarray, low: int, chunk: int = 1 << 22) -> np.ndarray:
+    """Positions in sorted `key` where the value above bit `low` changes (0 included), chunk by chunk."""
+    found = [np.zeros(1, dtype=np.int64)]
+    for i in range(0, len(key) - 1, chunk):
+        high = key[i : i + chunk + 1] >> low
+        found.append(np.flatnonzero(high[1:] != high[:-1]) + (i + 1))
+    return np.concatenate(found)
 
 
 def descending_bits(x: np.ndarray) -> np.ndarray:
@@ -259,8 +306,11 @@ def _content_tokens(text: str) -> frozenset[str]:
     return frozenset(out)
 
 
+@lru_cache(maxsize=1 << 18)
 def _misspelt(a: str, b: str) -> bool:
-    """`a` and `b` are one typo apart (two for words of 8+ letters): a swap, a drop, a doubling or a wrong key."""
+    """`a` and `b` are one typo apart (two for words of 8+ letters): a swap, a drop, a doubling or a wrong key.
+
+    Cached: a corpus's word pairs repeat (a million personas ask about 30M pairs of far fewer words)."""
     if min(len(a), len(b)) < 3:
         return False
     limit = 1 if max(len(a), len(b)) < _LONG_WORD else 2
@@ -297,8 +347,21 @@ def differs_on_one_side(a: str, b: str) -> bool:
     only_a, only_b = ta - tb, tb - ta
     if not only_a or not only_b:
         return True
-    return all(any(_misspelt(w, v) for v in only_b) for w in only_a) or \
-        all(any(_misspelt(v, w) for w in only_a) for v in only_b)
+    return _misspellings_of(only_a, only_b) or _misspellings_of(only_b, only_a)
+
+
+def _misspellings_of(words_: frozenset[str], others: frozenset[str]) -> bool:
+    """Every word of `words_` is a misspelling of one of `others` (loops, not generators: this runs
+    millions of times in a large pass, mostly failing at the first word)."""
+    for w in words_:
+        if len(w) < 3:
+            return False
+        for v in others:
+            if _misspelt(w, v):
+                break
+        else:
+            return False
+    return True
 
 
 def embedding_pairs(vectors: np.ndarray, config: DedupConfig) -> Pairs:
