@@ -12,7 +12,7 @@ from personagraph.graph.store import GraphStore
 from personagraph.config import DedupConfig
 from personagraph.dedup import Candidate, Pairs, choose_survivor, find_duplicates, link_pairs
 from personagraph.dedup.embedding import embed, model_path
-from personagraph.dedup.index import DedupIndex, index_folder, open_index
+from personagraph.dedup.index import DedupIndex, index_folder, open_index, write_npz
 from personagraph.dedup.minhash import MinHasher, words
 from personagraph.dedup.pairs import merge_sorted, nearest, nearest_codes, unique_codes
 from personagraph.dedup.stage import merge_duplicates
@@ -64,13 +64,25 @@ def test_nearest_keeps_each_items_k_most_similar_pairs_ties_in_input_order() -> 
             want[ranked[:k]] = True
         assert np.array_equal(np.sort(kept.a * 100 + kept.b), np.sort(a[want] * 100 + b[want]))
     codes = np.flatnonzero(~want)[::2] * 7 + 3  # nearest over codes agrees with nearest over Pairs
-    assert np.array_equal(nearest_codes(codes, sims[: len(codes)], 7, 2),
-                          np.isin(codes, (lambda p: p.a * 7 + p.b)(nearest(Pairs.of(codes // 7, codes % 7, sims[: len(codes)], "minhash"), 2))))
+    kept = nearest(Pairs.of(codes // 7, codes % 7, sims[: len(codes)], "minhash"), 2)
+    assert np.array_equal(nearest_codes(codes, sims[: len(codes)], 7, 2), np.isin(codes, kept.a * 7 + kept.b))
     assert np.array_equal(unique_codes(np.array([5, 3, 5, 9, 3])), [3, 5, 9])
     merged, merged_sims = merge_sorted(np.array([2, 5, 9]), np.array([0.2, 0.5, 0.9], dtype=np.float32),
                                        np.array([1, 6, 10]), np.array([0.1, 0.6, 1.0], dtype=np.float32))
     assert merged.tolist() == [1, 2, 5, 6, 9, 10] and np.allclose(merged_sims, merged / 10)
     assert len(unique_codes(np.empty(0, dtype=np.int64))) == 0
+
+
+def test_write_npz_gathers_rows_in_chunks_as_np_load_reads_them(tmp_path) -> None:
+    """The index's streaming writer: picked rows across several chunks, whole arrays, a 0-d string."""
+    big = np.arange(40_000 * 3, dtype=np.uint32).reshape(40_000, 3)
+    rows = np.flatnonzero(np.arange(40_000) % 3 != 1)
+    with open(tmp_path / "x.npz", "wb") as f:
+        write_npz(f, {"state": np.array('{"a": 1}'), "ids": np.array(["p1", "p22"]), "big": (big, rows),
+                      "whole": (big, None)})
+    with np.load(tmp_path / "x.npz") as data:
+        assert str(data["state"]) == '{"a": 1}' and data["ids"].tolist() == ["p1", "p22"]
+        assert np.array_equal(data["big"], big[rows]) and np.array_equal(data["whole"], big)
 
 
 def test_words_ignore_case_spacing_and_punctuation() -> None:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from array import array
+from collections.abc import Callable, Collection, Sequence
 from functools import lru_cache
 from dataclasses import dataclass
 
@@ -248,19 +249,18 @@ def _slots_by_item(ends: np.ndarray, sims: np.ndarray) -> tuple[np.ndarray, int,
     an argsort); otherwise one stable argsort of item and the similarity's descending float bits.
     """
     m = len(sims)
-    levels = np.sort(sims)
-    levels = levels[np.concatenate([[True], levels[1:] != levels[:-1]])]  # -0.0 and 0.0 are one level
+    levels = _distinct(sims)
     slot_bits = (2 * m).bit_length()
     low = len(levels).bit_length() + slot_bits
     if int(ends.max()).bit_length() + low <= 63:
-        descending = (len(levels) - 1 - np.searchsorted(levels, sims)).astype(np.int64) << slot_bits
-        del levels
-        key = ends
-        key <<= low
-        key[:m] |= descending
-        key[m:] |= descending
-        del descending
-        key |= np.arange(2 * m)
+        key = ends  # filled in place, a chunk at a time: whole-array temporaries were 1 GB at 24M pairs
+        for i in range(0, m, _CHUNK):
+            rank = (len(levels) - 1 - np.searchsorted(levels, sims[i : i + _CHUNK])).astype(np.int64) << slot_bits
+            for side in (0, m):
+                part = key[side + i : side + i + len(rank)]
+                part <<= low
+                part |= rank
+                part |= np.arange(side + i, side + i + len(rank))
         key.sort()
         return key, low, lambda at: key[at] & ((1 << slot_bits) - 1)
     ends <<= 32
@@ -269,7 +269,18 @@ def _slots_by_item(ends: np.ndarray, sims: np.ndarray) -> tuple[np.ndarray, int,
     return ends[order], 32, lambda at: order[at]
 
 
-def _run_starts(key: np.ndarray, low: int, chunk: int = 1 << 22) -> np.ndarray:
+_CHUNK = 1 << 22  # elements per step of the chunked array passes below (32 MB of int64)
+
+
+def _distinct(values: np.ndarray) -> np.ndarray:
+    """The distinct values, ascending (-0.0 and 0.0 as one), a chunk's sort at a time."""
+    def distinct(x: np.ndarray) -> np.ndarray:
+        x = np.sort(x)
+        return x[np.concatenate([[True], x[1:] != x[:-1]])] if len(x) else x
+    return distinct(np.concatenate([distinct(values[i : i + _CHUNK]) for i in range(0, len(values), _CHUNK)]))
+
+
+def _run_starts(key: np.ndarray, low: int, chunk: int = _CHUNK) -> np.ndarray:
     """Positions in sorted `key` where the value above bit `low` changes (0 included), chunk by chunk."""
     found = [np.zeros(1, dtype=np.int64)]
     for i in range(0, len(key) - 1, chunk):
@@ -294,8 +305,7 @@ _LONG_WORD = 8  # letters from which a word may carry two typos
 _CJK = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af]")
 
 
-@lru_cache(maxsize=1 << 16)
-def _content_tokens(text: str) -> frozenset[str]:
+def _content_words(text: str) -> set[str]:
     """Words of `text` that are not function words; text without word spaces (Chinese) counts by character."""
     out: set[str] = set()
     for w in words(text):
@@ -303,7 +313,41 @@ def _content_tokens(text: str) -> frozenset[str]:
             out.update(w)
         elif w not in _FUNCTION_WORDS:
             out.add(w)
-    return frozenset(out)
+    return out
+
+
+@lru_cache(maxsize=1 << 16)
+def _content_tokens(text: str) -> frozenset[str]:
+    """`_content_words`, cached for the checks that ask about a few texts many times."""
+    return frozenset(_content_words(text))
+
+
+class ContentWords:
+    """Every text's content words (`_content_words`) as ids into one vocabulary, found once for a pass.
+
+    A pass's word-shape checks ask about most of its texts in random order (a million personas: ~11M
+    asks); a cache of their word sets would not fit (~0.8 GB), so each text was tokenised again per
+    ask. Here the ids are ~40 MB at a million texts and an ask only builds two small sets.
+    """
+
+    def __init__(self, texts: Sequence[str]) -> None:
+        vocab: dict[str, int] = {}
+        self.ids = array("i")
+        self.ends = array("q", [0])
+        for text in texts:
+            self.ids.extend(vocab.setdefault(w, len(vocab)) for w in _content_words(text))
+            self.ends.append(len(self.ids))
+        self.words = list(vocab)
+
+    def differs_on_one_side(self, a: int, b: int) -> bool:
+        """`differs_on_one_side` of texts `a` and `b` (positions)."""
+        ids, ends = self.ids, self.ends
+        ta, tb = set(ids[ends[a] : ends[a + 1]]), set(ids[ends[b] : ends[b + 1]])
+        only_a, only_b = ta - tb, tb - ta
+        if not only_a or not only_b:
+            return True
+        wa, wb = [self.words[i] for i in only_a], [self.words[i] for i in only_b]
+        return _misspellings_of(wa, wb) or _misspellings_of(wb, wa)
 
 
 @lru_cache(maxsize=1 << 18)
@@ -350,7 +394,7 @@ def differs_on_one_side(a: str, b: str) -> bool:
     return _misspellings_of(only_a, only_b) or _misspellings_of(only_b, only_a)
 
 
-def _misspellings_of(words_: frozenset[str], others: frozenset[str]) -> bool:
+def _misspellings_of(words_: Collection[str], others: Collection[str]) -> bool:
     """Every word of `words_` is a misspelling of one of `others` (loops, not generators: this runs
     millions of times in a large pass, mostly failing at the first word)."""
     for w in words_:
@@ -404,7 +448,8 @@ def pairs_from_arrays(
         if method == "both" and vectors is not None and len(found):
             say(f"confirming {len(found):,} MinHash pairs by cosine and the shape of their difference")
             cos = pairwise(cosines, vectors, found.a, found.b)
-            one_sided = (lambda i: differs_on_one_side(texts[found.a[i]], texts[found.b[i]])) if texts is not None \
+            shapes = ContentWords(texts) if texts is not None else None
+            one_sided = (lambda i: shapes.differs_on_one_side(int(found.a[i]), int(found.b[i]))) if shapes is not None \
                 else (lambda i: False)
             found = found.select(confirmed(cos, one_sided, config))
         parts.append(found)
