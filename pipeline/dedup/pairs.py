@@ -232,10 +232,11 @@ def _nearest_mask(ends: np.ndarray, sims: np.ndarray, k: int) -> np.ndarray:
     m = len(sims)
     key, low, slot_of = _slots_by_item(ends, sims)
     starts = _run_starts(key, low)
-    take = np.minimum(np.diff(np.append(starts, 2 * m)), k)  # each item's first `take` slots
-    first_k = np.repeat(starts - (np.cumsum(take) - take), take) + np.arange(int(take.sum()))
     keep = np.zeros(2 * m, dtype=bool)
-    keep[slot_of(first_k)] = True
+    for i in range(0, 2 * m, _CHUNK):  # each sorted position's rank within its item, a chunk at a time
+        at = np.arange(i, min(i + _CHUNK, 2 * m))
+        rank = at - starts[np.searchsorted(starts, at, side="right") - 1]
+        keep[slot_of(at[rank < k])] = True
     return keep[:m] | keep[m:]
 
 
