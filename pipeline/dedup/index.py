@@ -377,9 +377,14 @@ def write_npz(f: BinaryIO, arrays: Mapping[str, np.ndarray | tuple[np.ndarray, n
 def pack_texts(texts: Sequence[str]) -> dict[str, np.ndarray]:
     """Texts as one UTF-8 buffer and the end offset of each: a fixed-width numpy string array pads every
     row to the longest (4 bytes a character), 1.2 GB for a million descriptions of up to 300 characters."""
-    encoded = [t.encode("utf-8", "surrogatepass") for t in texts]
-    ends = np.cumsum([len(b) for b in encoded], dtype=np.int64) if encoded else np.empty(0, dtype=np.int64)
-    return {"texts_utf8": np.frombuffer(b"".join(encoded), dtype=np.uint8), "texts_ends": ends}
+    # One growing buffer, not a list of encoded texts joined at the end: that list and the join were
+    # two copies of the texts (0.4 GB at a million) at the moment the index is saved.
+    blob = bytearray()
+    ends = np.empty(len(texts), dtype=np.int64)
+    for i, text in enumerate(texts):
+        blob += text.encode("utf-8", "surrogatepass")
+        ends[i] = len(blob)
+    return {"texts_utf8": np.frombuffer(blob, dtype=np.uint8), "texts_ends": ends}
 
 
 def unpack_texts(data: Mapping[str, np.ndarray]) -> list[str]:
