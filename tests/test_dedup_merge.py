@@ -83,3 +83,27 @@ def test_dedup_merge_keeps_every_edge_and_creates_no_loops_or_parallels(store: G
         assert nodes[pid]["status"] == "merged" and nodes[pid]["merged_into"] == rep[pid]
         assert pid in nodes[rep[pid]]["merged_ids"]
     assert sum(1 for n in nodes.values() if n["status"] != "merged") == len(set(family))
+
+
+def test_merge_chunks_are_bounded_by_groups_and_by_personas(store: GraphStore, monkeypatch) -> None:
+    """Large groups are merged a few at a time (a group larger than the bound goes alone), every
+    group exactly once, and the report counts every duplicate."""
+    from personagraph.dedup import stage as dedup_stage
+    from personagraph.dedup.groups import DuplicateGroup
+    from personagraph.dedup.stage import DedupReport
+
+    sizes = [5, 4, 2, 2, 1, 1, 1]
+    people = [[Persona(description=f"A keeper number {g}-{i} of the lighthouse archive") for i in range(n + 1)]
+              for g, n in enumerate(sizes)]
+    store.upsert_personas([p for group in people for p in group])
+    groups = [DuplicateGroup(survivor=g[0].id, duplicates=[p.id for p in g[1:]], similarity=0.9) for g in people]
+    calls: list[int] = []
+    real = store.merge_groups
+    monkeypatch.setattr(store, "merge_groups", lambda chunk: (calls.append(sum(len(d) for _, d in chunk)), real(chunk))[1])
+    monkeypatch.setattr(dedup_stage, "MERGE_PERSONAS", 4)
+    monkeypatch.setattr(dedup_stage, "MERGE_CHUNK", 2)
+    report = DedupReport(personas=0)
+    dedup_stage._merge(store, groups, report, lambda *_: None)
+    assert calls == [5, 4, 4, 2, 1]  # 5 alone (over the bound), 4, 2+2, then 1+1 (two groups at most), 1
+    assert report.merged == sum(sizes)
+    assert {p["status"] for p in store.iter_personas(None) if p["id"] in {q.id for g in people for q in g[1:]}} == {"merged"}
