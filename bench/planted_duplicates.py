@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from personagraph.config import DedupConfig
-from personagraph.dedup.embedding import embed
+from personagraph.dedup.embedding import VECTOR_DTYPE, embed
 from personagraph.dedup.groups import duplicate_groups
 from personagraph.dedup.pairs import minhasher
 
@@ -255,7 +255,7 @@ def pair_scores(predicted: Sequence[Sequence[int]], cluster: Sequence[int]) -> t
 def score_methods(corpus: Corpus, config: DedupConfig, methods: Sequence[str] = ("minhash", "embedding", "both")) -> dict[str, tuple[float, float]]:
     """(precision, recall) of the merged groups per method on `corpus` at `config`."""
     sigs = minhasher(config).signatures(corpus.texts)
-    vecs = embed(corpus.texts, config.embed_batch_size)
+    vecs = embed(corpus.texts, config.embed_batch_size).astype(VECTOR_DTYPE)  # as the dedup keeps them
     out = {}
     for method in methods:
         _, groups = duplicate_groups(sigs, vecs, config, method, texts=corpus.texts)  # type: ignore[arg-type]
@@ -276,7 +276,7 @@ def main() -> None:
     print(f"corpus: {len(corpus.texts)} texts, {args.n} distinct personas, {n_dup} planted copies")
     cfg = DedupConfig()
     t0 = time.perf_counter()
-    vecs = embed(corpus.texts, cfg.embed_batch_size)
+    vecs = embed(corpus.texts, cfg.embed_batch_size).astype(VECTOR_DTYPE)
     print(f"embedded in {time.perf_counter() - t0:.1f}s")
 
     def line(config: DedupConfig, method: str, sigs: np.ndarray) -> str:

@@ -324,17 +324,18 @@ def recombined(n: int, seed: int = 0, dup_share: float = 0.35) -> Planted:
 
 
 def embed_cached(texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
-    """Unit vectors of `texts`, from a cache file keyed by the texts' digest when there is one."""
-    from personagraph.dedup.embedding import embed
+    """Unit vectors of `texts` as the dedup keeps them (`VECTOR_DTYPE`), from a cache file keyed by the
+    texts' digest when there is one."""
+    from personagraph.dedup.embedding import VECTOR_DTYPE, embed
 
     key = hashlib.sha256("\n".join(texts).encode("utf-8")).hexdigest()[:16]
     path = CACHE / f"{key}.npy"
     if path.is_file():
-        return np.load(path)
+        return np.load(path).astype(VECTOR_DTYPE)
     vecs = embed(texts, batch_size)
     CACHE.mkdir(parents=True, exist_ok=True)
     np.save(path, vecs)
-    return vecs
+    return vecs.astype(VECTOR_DTYPE)
 
 
 def hard_negatives(planted: Planted, vectors: np.ndarray, k: int = 200) -> list[tuple[int, int, float]]:

@@ -11,7 +11,7 @@ from personagraph.graph.model import Edge, Persona
 from personagraph.graph.store import GraphStore
 from personagraph.config import DedupConfig
 from personagraph.dedup import Candidate, Pairs, choose_survivor, find_duplicates, link_pairs
-from personagraph.dedup.embedding import embed, model_path
+from personagraph.dedup.embedding import VECTOR_DTYPE, embed, model_path
 from personagraph.dedup.index import DedupIndex, index_folder, open_index, write_npz
 from personagraph.dedup.minhash import MinHasher, words
 from personagraph.dedup.pairs import merge_sorted, nearest, nearest_codes, unique_codes
@@ -264,4 +264,4 @@ def test_adding_what_was_just_looked_up_embeds_it_once(tmp_path, monkeypatch) ->
     index.add(["p_2", "p_3"], [NURSE, DRIVER])
     assert calls == [1, 2]
     assert index.lookup(NURSE_COPY).id == "p_2"
-    assert np.array_equal(index.vectors[index.live_rows()][1:], embed([NURSE, DRIVER]))
+    assert np.array_equal(index.vectors[index.live_rows()][1:], embed([NURSE, DRIVER]).astype(VECTOR_DTYPE))

@@ -9,7 +9,7 @@ import numpy as np
 from pydantic import BaseModel, Field
 
 from personagraph.config import DedupConfig, DedupMethod
-from personagraph.dedup.embedding import embed
+from personagraph.dedup.embedding import VECTOR_DTYPE, as_float32, embed
 from personagraph.dedup.pairs import (
     METHODS,
     MinhashPairs,
@@ -133,11 +133,15 @@ def cohesion(
 
     if vectors is None:
         return lambda a, b: float(jaccard(a, b).min()) >= config.link_jaccard
+    def cross(a: list[int], b: list[int]) -> np.ndarray:
+        assert vectors is not None
+        return as_float32(vectors[a]) @ as_float32(vectors[b]).T  # float16 has no BLAS product
+
     if signatures is None or texts is None:
-        return lambda a, b: float((vectors[a] @ vectors[b].T).min()) >= config.link_cosine
+        return lambda a, b: float(cross(a, b).min()) >= config.link_cosine
 
     def cohesive(a: list[int], b: list[int]) -> bool:
-        cos = vectors[a] @ vectors[b].T
+        cos = cross(a, b)
         ok = cos >= config.link_cosine
         if ok.all():
             return True
@@ -207,7 +211,8 @@ def find_duplicates(texts: Sequence[str], config: DedupConfig, method: DedupMeth
     """
     method = method or config.method
     sigs = minhasher(config).signatures(texts) if method in ("minhash", "both") else None
-    vecs = embed(texts, config.embed_batch_size, config.embedding_precision) if method in ("embedding", "both") else None
+    vecs = embed(texts, config.embed_batch_size, config.embedding_precision).astype(VECTOR_DTYPE) \
+        if method in ("embedding", "both") else None
     return duplicate_groups(sigs, vecs, config, method, texts=texts)[1]
 
 
@@ -230,7 +235,13 @@ class Candidate(BaseModel):
 
 def survivor_order(c: Candidate) -> tuple[int, float, str]:
     """Sort key of the survivor rule: most connected, then earliest created, then smallest id."""
-    return (-c.degree, c.created_at, c.id)
+    return survivor_key(c.id, c.degree, c.created_at)
+
+
+def survivor_key(persona: str, degree: int, created_at: float) -> tuple[int, float, str]:
+    """`survivor_order` of a persona from its fields: a pass keeps one per group member, and 780k
+    `Candidate` models took 0.4 GB at a million personas, these tuples 0.13 GB."""
+    return (-degree, created_at, persona)
 
 
 def choose_survivor(members: Iterable[Candidate]) -> tuple[str, list[str]]:

@@ -25,7 +25,7 @@ from personagraph.graph.model import persona_id
 from personagraph.graph.store import LIVE_STATUSES, GraphStore
 from personagraph.stage import ProgressFn
 from personagraph.config import DedupConfig
-from personagraph.dedup.embedding import DIM, embed
+from personagraph.dedup.embedding import DIM, VECTOR_DTYPE, as_float32, embed
 from personagraph.dedup.minhash import estimated_jaccard
 from personagraph.dedup.pairs import confirmed, differs_on_one_side, jaccard_floor, minhasher, new_lsh
 
@@ -56,7 +56,7 @@ def fingerprint(store: GraphStore) -> Fingerprint:
 
 
 class DedupIndex:
-    """Signatures (n x num_perm) and unit vectors (n x 384) of live personas, with LSH and faiss over them."""
+    """Signatures (n x num_perm) and unit vectors (n x 384, `VECTOR_DTYPE`) of live personas, with LSH and faiss over them."""
 
     def __init__(self, config: DedupConfig, folder: Path | None = None) -> None:
         self.config = config
@@ -68,13 +68,13 @@ class DedupIndex:
         self.created: list[float] = []
         self.texts: list[str] = []  # the descriptions: the shape of a difference is read from the words
         self.signatures = np.empty((0, config.num_perm), dtype=np.uint32)
-        self.vectors = np.empty((0, DIM), dtype=np.float32)
+        self.vectors = np.empty((0, DIM), dtype=VECTOR_DTYPE)
         self.fingerprint = Fingerprint()
         self._pos: dict[str, int] = {}
         self._last_lookup: dict[str, int] = {}
         self._last_arrays: tuple[np.ndarray | None, np.ndarray | None] = (None, None)
         self._lsh: MinHashLSH | None = None  # built on the first lookup: the batch pass never needs it
-        self._faiss = None  # the same: it holds a second copy of the vectors (1.5 GB at 1M)
+        self._faiss = None  # the same: it holds a float32 copy of the vectors (1.5 GB at 1M)
 
     # -- building ----------------------------------------------------------------------------------
     @property
@@ -85,8 +85,9 @@ class DedupIndex:
 
             self._faiss = faiss.IndexIDMap2(faiss.IndexFlatIP(DIM))
             rows = self.live_rows()
-            if len(rows):
-                self._faiss.add_with_ids(self.live_arrays()[1], rows)
+            for start in range(0, len(rows), ARRAY_CHUNK):
+                part = rows[start : start + ARRAY_CHUNK]
+                self._faiss.add_with_ids(as_float32(self.vectors[part]), part)
         return self._faiss
 
     def __len__(self) -> int:
@@ -122,9 +123,10 @@ class DedupIndex:
             if self._lsh is not None:
                 self._lsh_insert(self._lsh, positions.tolist())
         if vecs is not None:
+            vecs = vecs.astype(VECTOR_DTYPE, copy=False)  # an index saved before vectors were float16
             self.vectors = np.concatenate([self.vectors, vecs]) if len(self.vectors) else vecs
             if self._faiss is not None:
-                self._faiss.add_with_ids(vecs, positions)
+                self._faiss.add_with_ids(as_float32(vecs), positions)
 
     def _lsh_insert(self, lsh: MinHashLSH, positions: Sequence[int]) -> None:
         with lsh.insertion_session() as session:
@@ -211,7 +213,7 @@ class DedupIndex:
             for k, (i, sig) in enumerate(zip(pending, sigs)):
                 out[i] = self._best(out[i], self._minhash_match(sig, None if vecs is None else vecs[k], texts[k]))
         if vecs is not None:
-            sims, poss = self.faiss.search(vecs, 1)
+            sims, poss = self.faiss.search(as_float32(vecs), 1)
             for k, (i, s, pos) in enumerate(zip(pending, sims[:, 0].tolist(), poss[:, 0].tolist())):
                 if pos < 0 or s < self.config.embedding_threshold:
                     continue
@@ -232,7 +234,7 @@ class DedupIndex:
             return (None if sigs is None else sigs[rows]), (None if vecs is None else vecs[rows])
         n = len(texts)
         sigs = np.empty((n, self.config.num_perm), dtype=np.uint32) if self.use_minhash else None
-        vecs = np.empty((n, DIM), dtype=np.float32) if self.use_embedding else None
+        vecs = np.empty((n, DIM), dtype=VECTOR_DTYPE) if self.use_embedding else None
         for start in range(0, n, ARRAY_CHUNK):
             chunk = texts[start : start + ARRAY_CHUNK]
             if sigs is not None:
@@ -251,7 +253,7 @@ class DedupIndex:
             return None
         sims = estimated_jaccard(self.signatures[cands], sig[None, :])
         if vec is not None:
-            keep = confirmed(self.vectors[cands] @ vec, lambda i: differs_on_one_side(self.texts[cands[i]], text),
+            keep = confirmed(as_float32(self.vectors[cands]) @ as_float32(vec), lambda i: differs_on_one_side(self.texts[cands[i]], text),
                              self.config)
             cands, sims = cands[keep], sims[keep]
         if not len(cands):

@@ -199,8 +199,8 @@ def pairwise(similarity: Callable[[np.ndarray, np.ndarray], np.ndarray], rows: n
 
 
 def cosines(u: np.ndarray, v: np.ndarray) -> np.ndarray:
-    """Row-wise dot products of unit vectors."""
-    return np.einsum("ij,ij->i", u, v)
+    """Row-wise dot products of unit vectors, in float32 (the stored vectors are float16)."""
+    return np.einsum("ij,ij->i", u, v, dtype=np.float32)
 
 
 def nearest(pairs: Pairs, k: int) -> Pairs:

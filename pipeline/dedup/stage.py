@@ -12,7 +12,7 @@ from pydantic import Field
 
 from personagraph.graph.store import GraphStore, WriteStats
 from personagraph.config import DedupConfig, DedupMethod
-from personagraph.dedup.groups import Candidate, DuplicateGroup, LinkedGroup, duplicate_groups, survivor_order
+from personagraph.dedup.groups import DuplicateGroup, LinkedGroup, duplicate_groups, survivor_key
 from personagraph.dedup.index import DedupIndex, index_folder, open_index
 from personagraph.dedup.pairs import MinhashPairs, minhash_pairs
 from personagraph.executor import executor_for
@@ -43,12 +43,13 @@ class DedupReport(StageSummary):
         return len(self.groups)
 
 
-def survivor_groups(ids: list[str], groups: list[LinkedGroup], candidates: dict[str, Candidate]) -> list[DuplicateGroup]:
-    """Each linked group (positions into `ids`) with its representative as survivor, the rest by the survivor rule."""
+def survivor_groups(ids: list[str], groups: list[LinkedGroup], keys: dict[str, tuple[int, float, str]]) -> list[DuplicateGroup]:
+    """Each linked group (positions into `ids`) with its representative as survivor, the rest ordered
+    by their `keys` (`groups.survivor_key`)."""
     out = []
     for g in groups:
-        rest = sorted((candidates[ids[m]] for m in g.members if m != g.representative), key=survivor_order)
-        out.append(DuplicateGroup(survivor=ids[g.representative], duplicates=[c.id for c in rest],
+        rest = sorted((ids[m] for m in g.members if m != g.representative), key=keys.__getitem__)
+        out.append(DuplicateGroup(survivor=ids[g.representative], duplicates=rest,
                                   similarity=g.similarity, methods=g.methods))
     out.sort(key=lambda g: (-len(g.duplicates), g.survivor))
     return out
@@ -144,21 +145,20 @@ def merge_duplicates(
     note(f"finding duplicate pairs among {len(ids)} personas ({method})")
     # The survivor rule picks each group's representative, so the closure check (groups.duplicate_groups)
     # runs on the personas that will be left, and a rerun finds nothing more to merge.
-    candidates: dict[str, Candidate] = {}
+    keys: dict[str, tuple[int, float, str]] = {}  # the survivor rule's sort key of each member met
 
     def survivors(groups: list[list[int]]) -> list[int]:
-        fresh = sorted({ids[m] for g in groups for m in g} - candidates.keys())
+        fresh = sorted({ids[m] for g in groups for m in g} - keys.keys())
         degrees = store.degrees(fresh) if fresh else {}
-        candidates.update({pid: Candidate(id=pid, degree=degrees.get(pid, 0), created_at=index.created_at(pid))
-                           for pid in fresh})
-        return [min(g, key=lambda m: survivor_order(candidates[ids[m]])) for g in groups]
+        keys.update({pid: survivor_key(pid, degrees.get(pid, 0), index.created_at(pid)) for pid in fresh})
+        return [min(g, key=lambda m: keys[ids[m]]) for g in groups]
 
     texts = [index.texts[r] for r in rows]
     pairs, linked = duplicate_groups(sigs, vecs, index.config, method, representatives=survivors, texts=texts,
                                      minhash=minhash, note=note)
     counts = pairs.counts()
     note(f"choosing survivors of {len(linked)} groups ({len(pairs)} verified pairs)")
-    groups = survivor_groups(ids, linked, candidates)
+    groups = survivor_groups(ids, linked, keys)
     report = DedupReport(personas=len(ids), pairs=counts, groups=finished.groups + groups, dry_run=dry_run,
                          merged=finished.merged, write=finished.write)
     if dry_run or not groups:
