@@ -43,7 +43,7 @@ KINDS = ("copy", "template", "statement", "generic", "garbage", "language")
 # The kind of non-persona each cheap check is meant to stop.
 CHECK_KIND = {"source_copy": "copy", "template": "template", "statement": "statement", "generic": "generic",
               "too_short": "generic", "repetition": "garbage", "list": "garbage", "too_long": "garbage",
-              "language": "language"}
+              "language": "language", "not_a_person": "generic"}
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:

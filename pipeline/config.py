@@ -245,6 +245,11 @@ class FilterConfig(BaseModel):
                     "restated (expansion); closer paraphrases are for the dedup index to link",
     )
     min_relevance: float = Field(default=0.2, ge=-1, le=1, description="Cosine to the seed persona, when there is one")
+    person_probe: bool = Field(
+        default=True,
+        description="Reject an English description that reads as a thing, an event or a text rather than a person "
+                    "(a probe on its embedding, `personagraph.probe`; it loads the embedding model)",
+    )
     use_llm: bool = Field(default=True, description="Ask the LLM judge about what passes the cheap checks")
     min_scores: dict[str, int] = Field(
         default_factory=lambda: {"relevance": 3, "plausibility": 3, "specificity": 3, "readability": 3},
@@ -559,6 +564,7 @@ max_source_overlap = 0.5      # an extracted description sharing this much of it
 max_copied_words = 12         # ... or taking this many words in a row from it
 max_seed_overlap = 0.85       # a proposed description sharing this much with its seed is the seed restated
 min_relevance = 0.2           # cosine to the seed persona
+person_probe = true           # reject English text that reads as a thing, event or text retold, not a person
 use_llm = true
 min_scores = { relevance = 3, plausibility = 3, specificity = 3, readability = 3 }
 

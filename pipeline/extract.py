@@ -342,7 +342,9 @@ def persona_from(result: LLMResult, run_id: str, source: str | None = None,
     if len(description) < MIN_PERSONA_CHARS:
         raise ValueError(f"persona description too short: {description!r}")
     description = description[:MAX_PERSONA_CHARS]
-    verdict = cheap_check(description, config=config, source=source)
+    # The person probe is left to the filter stage, which embeds its candidates in one batch: here it
+    # would embed one description per answer on the event loop (~5 ms each, more than the rest of extraction).
+    verdict = cheap_check(description, config=config, source=source, probe=False)
     if not verdict.ok:
         attributes["filter_reasons"] = verdict_reasons(verdict)
     return Persona(description=description, status=PersonaStatus.candidate if verdict.ok else PersonaStatus.rejected,

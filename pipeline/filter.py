@@ -4,13 +4,15 @@ Cheap checks run first and alone decide most rejections (`CHECKS` names them): l
 script (words, or characters where a script writes no spaces), one description only, repetition,
 accepted languages (by script; any unless configured), a copy of the source text the persona was
 extracted from, an unfilled template, a statement about the text or the task instead of a person, a
-generic non-person, an implausible child-in-charge pattern, and relevance as embedding cosine to the
-seed persona. `cheap_checks` is a pure function, so extraction and expansion call it inline before
-they write. What passes goes to an LLM judge (`prompts/filter/judge.*.md`, one rubric file per
-criterion) that returns a 1-5 score and a one-line reason per criterion. Verdicts are written on the
-node (`status` accepted / rejected, `score_<criterion>`, `reason_<criterion>`, `filter_failed`,
-`filter_stage`, `filtered_at`), so a rerun skips what is decided; `purge_rejected` deletes the
-rejected, `filter_report` counts them. Measured on real and weak-model personas: docs/benchmarks.md.
+generic non-person, an implausible child-in-charge pattern, relevance as embedding cosine to the
+seed persona, and an English description that reads as a thing, an event or a text retold rather
+than a person (`personagraph.probe`, a probe on the same embedding). `cheap_checks` is a pure
+function, so extraction and expansion call it inline before they write. What passes goes to an LLM
+judge (`prompts/filter/judge.*.md`, one rubric file per criterion) that returns a 1-5 score and a
+one-line reason per criterion. Verdicts are written on the node (`status` accepted / rejected,
+`score_<criterion>`, `reason_<criterion>`, `filter_failed`, `filter_stage`, `filtered_at`), so a
+rerun skips what is decided; `purge_rejected` deletes the rejected, `filter_report` counts them.
+Measured on real and weak-model personas: docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -22,11 +24,13 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any, ClassVar, Literal
 
+import numpy as np
 from pydantic import BaseModel, Field
 
 from personagraph import prompts
 from personagraph.graph.store import GraphStore
 from personagraph.config import FilterConfig, Lang
+from personagraph.probe import load_probe
 from personagraph.stage import Stage, StageContext, StageEstimate, StageSummary
 
 CRITERIA = ("relevance", "plausibility", "specificity", "readability")
@@ -36,6 +40,7 @@ CHECKS: dict[str, Criterion] = {
     "too_short": "specificity", "generic": "specificity", "source_copy": "specificity", "template": "specificity",
     "statement": "readability", "too_long": "readability", "repetition": "readability", "list": "readability",
     "language": "readability", "implausible": "plausibility", "relevance": "relevance",
+    "not_a_person": "specificity",
 }
 
 # Whole descriptions (after the article) that name nobody in particular.
@@ -479,10 +484,12 @@ def cheap_checks(
     embed_fn: Callable[[Sequence[str]], Any] | None = None,
     sources: Sequence[str | None] | None = None,
     relevance: bool = True,
+    probe: bool = True,
 ) -> list[FilterVerdict]:
     """Cheap verdicts for many descriptions, each compared with the text it was extracted from
     (`sources[i]`, if given) and with the persona it was proposed from (`seeds[i]`: not restated, and,
-    with `relevance`, related: one batched embedding pass)."""
+    with `relevance`, related), and, with `probe` and the config's `person_probe`, read by the person
+    probe; relevance and the probe share one batched embedding pass."""
     config = config or FilterConfig()
     seeds = list(seeds) if seeds is not None else [None] * len(descriptions)
     sources = list(sources) if sources is not None else [None] * len(descriptions)
@@ -492,15 +499,26 @@ def cheap_checks(
             failed[i]["source_copy"] = "the seed restated: its role kept, at most one word added"
     cosines: dict[int, float] = {}
     with_seed = [i for i, s in enumerate(seeds) if s] if relevance else []
-    if with_seed:
+    # The person probe reads the embedding, and the encoder reads English: Latin-script descriptions
+    # that passed every other check (the rest are decided already).
+    person = load_probe() if probe and config.person_probe else None
+    to_probe = [i for i, f in enumerate(failed) if person is not None and not f
+                and main_script(script_counts(descriptions[i])) == "LATIN"]
+    need = sorted(set(with_seed) | set(to_probe))
+    if need:
         if embed_fn is None:
             from personagraph.dedup.embedding import embed as embed_fn
-        vecs = embed_fn([descriptions[i] for i in with_seed] + [seeds[i] for i in with_seed])
-        n = len(with_seed)
+        vecs = np.asarray(embed_fn([descriptions[i] for i in need] + [seeds[i] for i in with_seed]))
+        row = {i: k for k, i in enumerate(need)}
         for k, i in enumerate(with_seed):
-            cos = cosines[i] = float(vecs[k] @ vecs[n + k])
+            cos = cosines[i] = float(vecs[row[i]] @ vecs[len(need) + k])
             if cos < config.min_relevance:
                 failed[i]["relevance"] = f"unrelated to the seed persona (cosine {cos:.2f} < {config.min_relevance})"
+        if person is not None and to_probe:
+            for i, p in zip(to_probe, person.not_person(vecs[[row[i] for i in to_probe]])):
+                if p > person.threshold:
+                    failed[i]["not_a_person"] = (f"reads as a thing, an event or a text retold, not a person "
+                                                 f"(person probe {p:.2f} > {person.threshold:.2f})")
     verdicts = [_verdict(f) for f in failed]
     for i, cos in cosines.items():
         verdicts[i].relevance = cos
@@ -508,9 +526,10 @@ def cheap_checks(
 
 
 def cheap_check(description: str, seed_description: str | None = None, config: FilterConfig | None = None,
-                source: str | None = None, relevance: bool = True) -> FilterVerdict:
+                source: str | None = None, relevance: bool = True, probe: bool = True) -> FilterVerdict:
     """Cheap verdict for one description (usable inline during extraction and expansion)."""
-    return cheap_checks([description], [seed_description], config, sources=[source], relevance=relevance)[0]
+    return cheap_checks([description], [seed_description], config, sources=[source], relevance=relevance,
+                        probe=probe)[0]
 
 
 def verdict_reasons(verdict: FilterVerdict) -> list[str]:

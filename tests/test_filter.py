@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from aiohttp import web
 from pydantic import ValidationError
@@ -44,6 +45,7 @@ from personagraph.filter import (
     word_count,
 )
 from personagraph.api import Graph
+from personagraph.probe import balanced_weights, fit_logistic
 from tests.conftest import graph_on
 from tests.expand_fake import expand_fake_server
 from tests.fake_llm_server import FakeLLM
@@ -286,6 +288,46 @@ def test_a_persona_that_names_details_of_its_text_is_no_copy() -> None:
     assert cheap_check(persona, source=SOURDOUGH).ok
     assert source_overlap(SOURDOUGH[:120], SOURDOUGH) == 1.0
     assert source_overlap("今天早高峰地铁十号线又延误了二十分钟", "今天早高峰地铁十号线又延误了二十分钟,车厢里挤得连手机都拿不出来。") == 1.0
+
+
+# Answers of the third held-out set (tests/fixtures/filter/README.md) the probe was never trained on.
+RETOLD = ["Mite drop of over 300 in the first week after an oxalic acid treatment in Devon.",
+          "Wingspan with the Oceania expansion, where nectar tokens make games 20 minutes longer."]
+HELD_OUT_PERSONAS = ["Broadband support agent", "A night-shift nurse whose video calls with her children keep freezing",
+                     "A first-time marathoner.", "Board game café owner", "A depot manager who draws up the drivers' rotas"]
+
+
+@pytest.mark.parametrize("text", RETOLD)
+def test_the_person_probe_rejects_text_retold_as_a_persona_that_the_rules_let_through(text: str) -> None:
+    verdict = cheap_check(text)
+    assert verdict.checks == ["not_a_person"], verdict
+    assert "not a person" in verdict.reasons["specificity"]
+    assert cheap_check(text, config=FilterConfig(person_probe=False)).ok  # the rules alone keep it
+
+
+def test_the_person_probe_keeps_held_out_personas_and_reads_only_latin_script() -> None:
+    assert all(v.ok for v in cheap_checks(HELD_OUT_PERSONAS)), HELD_OUT_PERSONAS
+    calls: list[list[str]] = []
+
+    def embed_fn(texts: list[str]) -> Any:
+        from personagraph.dedup.embedding import embed
+
+        calls.append(list(texts))
+        return embed(texts)
+
+    cheap_checks(["养猫的上班族，每天加班到九点", RETOLD[0]], embed_fn=embed_fn)
+    assert calls == [[RETOLD[0]]]  # the encoder reads English: a Chinese description is not scored
+
+
+def test_fit_logistic_finds_the_direction_that_separates_two_classes() -> None:
+    rng = np.random.default_rng(0)
+    direction = rng.standard_normal(16)
+    direction /= np.linalg.norm(direction)
+    x = rng.standard_normal((400, 16))
+    y = (x @ direction > 0.3).astype(float)
+    w, b = fit_logistic(x, y, balanced_weights(y), ridge=0.1)
+    assert ((x @ w + b > 0) == (y == 1)).mean() > 0.97
+    assert w @ direction / np.linalg.norm(w) > 0.9  # the learned weights point along the true direction
 
 
 @pytest.mark.parametrize(
