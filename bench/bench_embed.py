@@ -46,7 +46,8 @@ def plain_int8_encoder(fp32: OnnxEncoder, folder: Path) -> OnnxEncoder:
     path = folder / "int8.onnx"
     quantize_dynamic(fp32.path, path, weight_type=QuantType.QInt8, per_channel=True, op_types_to_quantize=["MatMul"])
     encoder = OnnxEncoder(model_path(), "fp32")
-    encoder.session = runtime_session(path)
+    encoder.sessions = [runtime_session(path)]
+    encoder._pool = None  # one session, as the shipped encoder before it ran one per core
     return encoder
 
 
