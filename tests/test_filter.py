@@ -315,7 +315,8 @@ def test_the_person_probe_keeps_held_out_personas_and_reads_only_latin_script() 
         calls.append(list(texts))
         return embed(texts)
 
-    cheap_checks(["养猫的上班族，每天加班到九点", RETOLD[0]], embed_fn=embed_fn)
+    chinese, retold = cheap_checks(["养猫的上班族，每天加班到九点", RETOLD[0]], embed_fn=embed_fn)
+    assert chinese.ok and retold.checks == ["not_a_person"]
     assert calls == [[RETOLD[0]]]  # the encoder reads English: a Chinese description is not scored
 
 
