@@ -105,7 +105,8 @@ def test_a_command_whose_every_llm_call_failed_exits_1_saying_why(
         "simulate": ["simulate", "-n", "1", "--size", "3", "--rounds", "1", "-o", str(tmp_path / "sim")],
         "run": ["run", str(texts_file(tmp_path, 3)), "--hops", "1", "-n", "2", "-o", str(tmp_path / "out")],
     }[command]
-    for name, value in {"EXPAND__DEDUP": "exact", "EXPAND__RELEVANCE_CHECK": "false", "DEDUP__METHOD": "minhash"}.items():
+    for name, value in {"EXPAND__DEDUP": "exact", "EXPAND__RELEVANCE_CHECK": "false", "DEDUP__METHOD": "minhash",
+                        "FILTER__PERSON_PROBE": "false"}.items():  # the fake's "description 3fa2..." is no person
         monkeypatch.setenv(f"PERSONAGRAPH_{name}", value)  # no embedding model to load
     fake_llm.faults = Faults(error_500=1.0)
     res = invoke(*args, options=store_options, base_url=fake_llm.base_url, max_retries=0, cache="false")

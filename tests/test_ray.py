@@ -165,8 +165,9 @@ def test_personagraph_run_on_two_ray_workers_ends_with_the_graph_and_rows_of_one
         monkeypatch: pytest.MonkeyPatch) -> None:
     from tests.test_cli_endpoint import invoke
 
-    for name, value in {"EXPAND__DEDUP": "exact", "EXPAND__RELEVANCE_CHECK": "false", "DEDUP__METHOD": "minhash"}.items():
-        monkeypatch.setenv(f"PERSONAGRAPH_{name}", value)  # no embedding model to load
+    for name, value in {"EXPAND__DEDUP": "exact", "EXPAND__RELEVANCE_CHECK": "false", "DEDUP__METHOD": "minhash",
+                        "FILTER__PERSON_PROBE": "false"}.items():
+        monkeypatch.setenv(f"PERSONAGRAPH_{name}", value)  # no embedding model to load (the fake's "description 3fa2..." is no person either)
     corpus = corpus_file(tmp_path, 12)
     # No expansion: its budgets are split over the shards (test_expand_... compares a budget-free expansion).
     common = ["run", str(corpus), "--hops", "0", "-n", "6"]
