@@ -20,7 +20,9 @@ from pathlib import Path
 import numpy as np
 
 from bench.bench_filter import FIXTURES, read_jsonl, real_personas
-from personagraph.probe import PROBE_FILE, TARGET_FALSE_REJECTION, PersonProbe, balanced_weights, fit_logistic
+from personagraph.probe import (
+    PROBE_FILE, TARGET_FALSE_REJECTION, PersonProbe, balanced_weights, fit_logistic, sigmoid,
+)
 
 TRAIN_SETS = ("weak_model_outputs.jsonl", "weak_model_heldout.jsonl", "weak_model_heldout2.jsonl")
 RIDGE = 1.0  # L2 penalty: 0.1-10 were tried, with the two held-out sets above (since read) looked at
@@ -52,8 +54,7 @@ def train(vectors: np.ndarray, y: np.ndarray, weak_person: np.ndarray, real: int
     for f in range(FOLDS):
         train_rows = fold != f
         w, b = fit_logistic(vectors[train_rows], y[train_rows], weight[train_rows], RIDGE)
-        scores = vectors[~train_rows] @ w + b
-        out_of_fold[~train_rows] = 1.0 / (1.0 + np.exp(-scores))
+        out_of_fold[~train_rows] = sigmoid(vectors[~train_rows] @ w + b)
     threshold = float(np.quantile(out_of_fold[:real], 1 - TARGET_FALSE_REJECTION))
     rejected = out_of_fold > threshold
     figures = {

@@ -37,8 +37,12 @@ class PersonProbe(BaseModel):
 
     def not_person(self, vectors: np.ndarray) -> np.ndarray:
         """Probability that each unit vector's text is not a person."""
-        logits = np.asarray(vectors, dtype=np.float64) @ np.asarray(self.weights) + self.bias
-        return 1.0 / (1.0 + np.exp(-logits))
+        return sigmoid(np.asarray(vectors, dtype=np.float64) @ np.asarray(self.weights) + self.bias)
+
+
+def sigmoid(logits: np.ndarray) -> np.ndarray:
+    """The logistic function: a logit as a probability."""
+    return 1.0 / (1.0 + np.exp(-logits))
 
 
 @lru_cache(maxsize=1)
@@ -55,7 +59,7 @@ def fit_logistic(x: np.ndarray, y: np.ndarray, weight: np.ndarray, ridge: float,
     penalty[-1] = 0.0  # the bias is not shrunk
     theta = np.zeros(xb.shape[1])
     for _ in range(rounds):
-        p = 1.0 / (1.0 + np.exp(-(xb @ theta)))
+        p = sigmoid(xb @ theta)
         grad = xb.T @ (weight * (p - y)) + penalty * theta
         hess = (xb * (weight * p * (1 - p))[:, None]).T @ xb + np.diag(penalty)
         step = np.linalg.solve(hess, grad)

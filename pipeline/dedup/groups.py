@@ -133,6 +133,7 @@ def cohesion(
 
     if vectors is None:
         return lambda a, b: float(jaccard(a, b).min()) >= config.link_jaccard
+
     def cross(a: list[int], b: list[int]) -> np.ndarray:
         assert vectors is not None
         return as_float32(vectors[a]) @ as_float32(vectors[b]).T  # float16 has no BLAS product
